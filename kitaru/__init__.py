@@ -1,0 +1,44 @@
+"""Kitaru: durable execution for Python agents.
+
+    import kitaru
+    from kitaru import flow, checkpoint, KitaruClient
+
+This package only re-exports; the engine lives in ``kitaru_core``.
+"""
+
+from kitaru_core import __version__
+from kitaru_core.client import KitaruClient
+from kitaru_core.errors import (
+    KitaruBackendError,
+    KitaruContextError,
+    KitaruDivergenceError,
+    KitaruError,
+    KitaruExecutionError,
+    KitaruStackError,
+    KitaruStateError,
+    KitaruUsageError,
+    KitaruWaitValidationError,
+)
+from kitaru_core.runtime.checkpoint import checkpoint
+from kitaru_core.runtime.flow import FlowHandle, flow
+from kitaru_core.runtime.primitives import load, log, save
+
+__all__ = [
+    "FlowHandle",
+    "KitaruBackendError",
+    "KitaruClient",
+    "KitaruContextError",
+    "KitaruDivergenceError",
+    "KitaruError",
+    "KitaruExecutionError",
+    "KitaruStackError",
+    "KitaruStateError",
+    "KitaruUsageError",
+    "KitaruWaitValidationError",
+    "__version__",
+    "checkpoint",
+    "flow",
+    "load",
+    "log",
+    "save",
+]

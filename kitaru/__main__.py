@@ -1,0 +1,3 @@
+from kitaru_core.cli.app import main
+
+main()

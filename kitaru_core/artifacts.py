@@ -1,0 +1,83 @@
+"""Typed values in and out of an artifact store, under content-addressed keys.
+
+The bytes go to the store first; the caller commits the returned record afterwards,
+so a crash in between leaves an unreferenced blob, never a record without its bytes.
+Reads verify the hash, so a corrupted blob is an error, never a wrong value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from typing import Any
+
+from kitaru_core.components.artifact_store import ArtifactStore
+from kitaru_core.errors import KitaruBackendError
+from kitaru_core.serialization import deserialize, serialize
+from kitaru_core.store.records import ArtifactRecord
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Artifacts:
+    def __init__(self, store: ArtifactStore) -> None:
+        self.store = store
+
+    def write(
+        self,
+        value: Any,
+        *,
+        exec_id: str | None,
+        name: str,
+        role: str,
+        position: int | None = None,
+        artifact_type: str = "output",
+        tags: list[str] | None = None,
+        what: str | None = None,
+    ) -> ArtifactRecord:
+        """Serialize and store ``value``; returns the record to commit."""
+        serialized = serialize(value, what=what or f"artifact {name!r}")
+        key = hashlib.sha256(serialized.data).hexdigest()
+        try:
+            self.store.put(key, serialized.data)
+        except KitaruBackendError:
+            raise
+        except Exception as exc:
+            raise KitaruBackendError(
+                f"{self.store.flavor} artifact store could not write artifact {name!r} "
+                f"({self.store.uri(key)}): {type(exc).__name__}: {exc}"
+            ) from exc
+        return ArtifactRecord(
+            id=new_id(), exec_id=exec_id, name=name, role=role, key=key,
+            serializer=serialized.serializer, type_ref=serialized.type_ref,
+            size=len(serialized.data), created_at=time.time(), artifact_type=artifact_type,
+            position=position, tags=list(tags or []),
+        )
+
+    def read(self, record: ArtifactRecord) -> Any:
+        """Load an artifact's value, checking its bytes against the recorded hash."""
+        where = f"artifact {record.name!r} ({record.id}) of execution {record.exec_id}"
+        try:
+            data = self.store.read(record.key)
+        except FileNotFoundError as exc:
+            raise KitaruBackendError(
+                f"{where} is missing from the {self.store.flavor} artifact store "
+                f"(expected at {self.store.uri(record.key)}); restore the file or re-run "
+                "the execution"
+            ) from exc
+        except KitaruBackendError:
+            raise
+        except Exception as exc:
+            raise KitaruBackendError(
+                f"{where} could not be read from {self.store.uri(record.key)}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        if hashlib.sha256(data).hexdigest() != record.key:
+            raise KitaruBackendError(
+                f"{where} is corrupted: the bytes at {self.store.uri(record.key)} do not "
+                "match their recorded hash; restore the file or re-run the execution"
+            )
+        return deserialize(data, record.serializer, record.type_ref)

@@ -1,0 +1,1 @@
+"""The ``kitaru`` command line."""

@@ -1,0 +1,37 @@
+"""The ``kitaru`` command. Subcommands import the engine only when they run, so
+``kitaru --help`` stays fast."""
+
+from __future__ import annotations
+
+import typer
+
+from kitaru_core.cli import executions
+
+app = typer.Typer(
+    name="kitaru",
+    help="Durable execution for Python agents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(executions.app, name="executions")
+app.command("run")(executions.run)
+
+
+@app.command()
+def version() -> None:
+    """Print Kitaru's version."""
+    from kitaru_core import __version__
+
+    typer.echo(__version__)
+
+
+def main() -> None:
+    from kitaru_core.errors import KitaruError
+
+    try:
+        app()
+    except KitaruError as exc:
+        from kitaru_core.cli.output import fail
+
+        raise SystemExit(fail(f"{exc}").exit_code) from None

@@ -1,0 +1,208 @@
+"""``KitaruClient``: look at executions and act on them from any process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kitaru_core.errors import KitaruStateError
+from kitaru_core.runtime.engine import get_execution_or_raise
+from kitaru_core.runtime.flow import FlowHandle
+from kitaru_core.runtime.logs import log_path
+from kitaru_core.stack import get_stack
+from kitaru_core.store.metadata_store import MetadataStore, get_store
+from kitaru_core.store.records import TERMINAL_STATUSES, ArtifactRecord, ExecutionRecord
+
+_MISSING: Any = object()
+
+
+@dataclass
+class ArtifactRef:
+    """A stored artifact; ``load()`` reads its value back with its original type."""
+
+    id: str
+    exec_id: str | None
+    name: str
+    role: str
+    artifact_type: str
+    serializer: str
+    type_ref: str
+    size: int
+    uri: str
+    created_at: float
+    position: int | None = None
+    tags: list[str] = field(default_factory=list)
+    _record: ArtifactRecord | None = field(default=None, repr=False, compare=False)
+    _stack: str = field(default="local", repr=False, compare=False)
+
+    def load(self) -> Any:
+        assert self._record is not None
+        return get_stack(self._stack).artifacts.read(self._record)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+
+@dataclass
+class CheckpointInfo:
+    position: int
+    name: str
+    status: str
+    kind: str
+    attempts: int
+    started_at: float
+    ended_at: float
+    artifact_id: str | None
+    error: dict[str, Any] | None
+    metadata: dict[str, Any]
+
+    @property
+    def duration(self) -> float:
+        return self.ended_at - self.started_at
+
+
+@dataclass
+class Execution:
+    exec_id: str
+    flow_name: str
+    status: str
+    stack: str
+    checkpoints: list[CheckpointInfo]
+    error: dict[str, Any] | None
+    original_exec_id: str | None
+    started_at: float | None
+    ended_at: float | None
+    created_at: float
+    runs: int
+    metadata: dict[str, Any]
+    lease_owner: str | None
+    pending_wait: Any = None
+    _record: ExecutionRecord | None = field(default=None, repr=False, compare=False)
+    _result: Any = field(default=_MISSING, repr=False, compare=False)
+
+    @property
+    def result(self) -> Any:
+        """The flow's return value (None until the execution completed)."""
+        if self._result is _MISSING:
+            completed = self._record is not None and self._record.status == "completed"
+            self._result = load_result(self._record) if completed else None  # type: ignore[arg-type]
+        return self._result
+
+    def to_dict(self, *, with_result: bool = True) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+        data["checkpoints"] = [dict(c.__dict__, duration=c.duration) for c in self.checkpoints]
+        if with_result:
+            data["result"] = self.result
+        return data
+
+
+def load_result(record: ExecutionRecord) -> Any:
+    store = get_store()
+    artifact = store.get_artifact(record.result_artifact_id or "")
+    if artifact is None:
+        raise KitaruStateError(f"execution {record.id} has no stored result")
+    return get_stack(record.stack).artifacts.read(artifact)
+
+
+class ExecutionsClient:
+    def __init__(self, store: MetadataStore) -> None:
+        self._store = store
+
+    def _build(self, record: ExecutionRecord) -> Execution:
+        journal = self._store.load_journal(record.id)
+        return Execution(
+            exec_id=record.id, flow_name=record.flow_name, status=record.status,
+            stack=record.stack,
+            checkpoints=[
+                CheckpointInfo(
+                    position=e.position, name=e.name, status=e.status, kind=e.kind,
+                    attempts=e.attempts, started_at=e.started_at, ended_at=e.ended_at,
+                    artifact_id=e.output_artifact_id, error=e.error, metadata=e.metadata,
+                )
+                for e in journal.values()
+            ],
+            error=record.error, original_exec_id=record.original_exec_id,
+            started_at=record.started_at, ended_at=record.ended_at,
+            created_at=record.created_at, runs=record.runs, metadata=record.metadata,
+            lease_owner=record.lease_owner, _record=record,
+        )
+
+    def get(self, exec_id: str) -> Execution:
+        return self._build(get_execution_or_raise(self._store, exec_id))
+
+    def list(
+        self, *, flow: str | None = None, status: str | None = None, limit: int | None = 50
+    ) -> list[Execution]:
+        return [
+            self._build(r)
+            for r in self._store.list_executions(flow=flow, status=status, limit=limit)
+        ]
+
+    def latest(self, *, flow: str | None = None, status: str | None = None) -> Execution | None:
+        found = self.list(flow=flow, status=status, limit=1)
+        return found[0] if found else None
+
+    def resume(self, exec_id: str) -> FlowHandle[Any]:
+        """Run a crashed or waiting execution again; completed checkpoints are not rerun."""
+        record = get_execution_or_raise(self._store, exec_id)
+        get_stack(record.stack).orchestrator.resume(record.id)
+        return FlowHandle(record.id)
+
+    def retry(self, exec_id: str) -> FlowHandle[Any]:
+        """Continue a failed execution from its last completed checkpoint."""
+        record = get_execution_or_raise(self._store, exec_id)
+        get_stack(record.stack).orchestrator.resume(record.id, retry=True)
+        return FlowHandle(record.id)
+
+    def cancel(self, exec_id: str) -> Execution:
+        record = get_execution_or_raise(self._store, exec_id)
+        if record.status in TERMINAL_STATUSES:
+            raise KitaruStateError(
+                f"execution {record.id} has already ended ({record.status}); nothing to cancel"
+            )
+        get_stack(record.stack).orchestrator.cancel(record.id)
+        return self.get(record.id)
+
+    def logs(self, exec_id: str) -> str:
+        """The execution's log: runs, retries, failures."""
+        record = get_execution_or_raise(self._store, exec_id)
+        path = log_path(record.id)
+        return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
+class ArtifactsClient:
+    def __init__(self, store: MetadataStore) -> None:
+        self._store = store
+
+    def _ref(self, record: ArtifactRecord, stack_name: str) -> ArtifactRef:
+        stack = get_stack(stack_name)
+        return ArtifactRef(
+            id=record.id, exec_id=record.exec_id, name=record.name, role=record.role,
+            artifact_type=record.artifact_type, serializer=record.serializer,
+            type_ref=record.type_ref, size=record.size,
+            uri=stack.artifact_store.uri(record.key), created_at=record.created_at,
+            position=record.position, tags=record.tags, _record=record, _stack=stack_name,
+        )
+
+    def list(self, exec_id: str, *, name: str | None = None) -> list[ArtifactRef]:
+        record = get_execution_or_raise(self._store, exec_id)
+        return [
+            self._ref(a, record.stack)
+            for a in self._store.list_artifacts(record.id, name=name)
+        ]
+
+    def get(self, artifact_id: str) -> ArtifactRef:
+        record = self._store.get_artifact(artifact_id)
+        if record is None:
+            raise KitaruStateError(f"no artifact with id {artifact_id!r}")
+        execution = self._store.get_execution(record.exec_id or "")
+        return self._ref(record, execution.stack if execution else "local")
+
+
+class KitaruClient:
+    """Entry point for reading and steering executions, from any process."""
+
+    def __init__(self) -> None:
+        store = get_store()
+        self.executions = ExecutionsClient(store)
+        self.artifacts = ArtifactsClient(store)

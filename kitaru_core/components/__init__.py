@@ -1,0 +1,1 @@
+"""The abstract interfaces of the stack components, one module per component type."""

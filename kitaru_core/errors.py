@@ -1,0 +1,63 @@
+"""The exception hierarchy users catch. Every message says what was wrong and how to fix it."""
+
+from __future__ import annotations
+
+
+class KitaruError(Exception):
+    """Base of every error Kitaru raises on purpose."""
+
+
+class KitaruUsageError(KitaruError):
+    """The API was called in a way it does not support (wrong arguments, direct flow call)."""
+
+
+class KitaruContextError(KitaruError):
+    """A primitive was called where it cannot work (a checkpoint outside a flow, nested, ...)."""
+
+
+class KitaruStateError(KitaruError):
+    """The execution is not in a state that allows the operation (already completed, running)."""
+
+
+class KitaruExecutionError(KitaruError):
+    """An execution ended without a result."""
+
+    def __init__(self, message: str, *, exec_id: str, status: str, hint: str | None = None) -> None:
+        self.exec_id = exec_id
+        self.status = status
+        self.hint = hint
+        super().__init__(f"{message}\n  hint: {hint}" if hint else message)
+
+
+class KitaruDivergenceError(KitaruExecutionError):
+    """A resumed flow body called checkpoints in another order than its journal records."""
+
+    def __init__(
+        self, *, exec_id: str, position: int, recorded: str, called: str
+    ) -> None:
+        self.position = position
+        self.recorded = recorded
+        self.called = called
+        super().__init__(
+            f"execution {exec_id} diverged from its journal at position {position}: "
+            f"the journal records checkpoint {recorded!r} there, but the flow body now "
+            f"calls {called!r}",
+            exec_id=exec_id,
+            status="failed",
+            hint=(
+                "restore the original checkpoint order (or name the checkpoint as before), "
+                f"then run `kitaru executions retry {exec_id}`"
+            ),
+        )
+
+
+class KitaruWaitValidationError(KitaruError):
+    """Input given to a wait does not fit its schema; nothing was stored."""
+
+
+class KitaruStackError(KitaruError):
+    """A stack file, flavor or plugin problem."""
+
+
+class KitaruBackendError(KitaruError):
+    """A storage or service backend failed (artifact store, database, orchestrator, ...)."""

@@ -1,0 +1,1 @@
+"""The durable engine: flows, checkpoints and the journal that makes them resumable."""

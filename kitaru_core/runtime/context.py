@@ -1,0 +1,141 @@
+"""What the running flow body and its checkpoints can see of their execution."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from kitaru_core.artifacts import Artifacts
+from kitaru_core.errors import KitaruContextError, KitaruDivergenceError
+from kitaru_core.store.metadata_store import MetadataStore
+from kitaru_core.store.records import ArtifactRecord, JournalEntry
+
+
+class ExecutionCancelled(BaseException):
+    """Unwinds a flow body whose execution was cancelled (not an ``Exception``, so user
+    code's ``except Exception`` does not swallow it)."""
+
+
+@dataclass
+class CheckpointFrame:
+    """The checkpoint body that is running in this context."""
+
+    name: str
+    position: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+    saved: list[ArtifactRecord] = field(default_factory=list)
+
+
+class ExecutionContext:
+    def __init__(
+        self,
+        *,
+        exec_id: str,
+        flow_name: str,
+        store: MetadataStore,
+        artifacts: Artifacts,
+        journal: dict[int, JournalEntry],
+        outputs: dict[str, ArtifactRecord],
+        default_retries: int,
+        cancelled: threading.Event,
+    ) -> None:
+        self.exec_id = exec_id
+        self.flow_name = flow_name
+        self.store = store
+        self.artifacts = artifacts
+        self.journal = journal
+        self.outputs = outputs
+        self.default_retries = default_retries
+        self.cancelled = cancelled
+        self._next_position = 0
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self.submitted: list[Future[Any]] = []
+
+    def reserve_position(self) -> int:
+        """The next journal position, in the order the flow body makes its calls."""
+        with self._lock:
+            position = self._next_position
+            self._next_position += 1
+            return position
+
+    def recorded(self, position: int, name: str) -> JournalEntry | None:
+        """The completed entry at ``position``, after checking it is for ``name``."""
+        entry = self.journal.get(position)
+        if entry is None or entry.status != "completed":
+            return None
+        if entry.name != name:
+            raise KitaruDivergenceError(
+                exec_id=self.exec_id, position=position, recorded=entry.name, called=name
+            )
+        return entry
+
+    def load_output(self, entry: JournalEntry) -> Any:
+        record = self.outputs.get(entry.output_artifact_id or "")
+        if record is None:
+            record = self.store.get_artifact(entry.output_artifact_id or "")
+        if record is None:
+            from kitaru_core.errors import KitaruBackendError
+
+            raise KitaruBackendError(
+                f"journal entry {entry.name!r} at position {entry.position} of execution "
+                f"{self.exec_id} names artifact {entry.output_artifact_id}, which the "
+                "metadata store does not hold"
+            )
+        return self.artifacts.read(record)
+
+    def check_cancelled(self) -> None:
+        if self.cancelled.is_set():
+            raise ExecutionCancelled()
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=16, thread_name_prefix=f"kitaru-{self.exec_id[:8]}"
+                )
+            return self._executor
+
+    def drain(self) -> None:
+        """Wait for every submitted checkpoint; re-raise the first failure nobody saw."""
+        try:
+            wait(self.submitted)
+            for future in self.submitted:
+                # Future.exception, not the override: draining is not the user looking.
+                exc = Future.exception(future, 0)
+                if exc is not None and not getattr(future, "observed", False):
+                    raise exc
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+
+
+current_execution: ContextVar[ExecutionContext | None] = ContextVar(
+    "kitaru_execution", default=None
+)
+current_checkpoint: ContextVar[CheckpointFrame | None] = ContextVar(
+    "kitaru_checkpoint", default=None
+)
+
+
+def require_flow(what: str) -> ExecutionContext:
+    ctx = current_execution.get()
+    if ctx is None:
+        raise KitaruContextError(
+            f"{what} was called outside a flow; call it from a function decorated with "
+            "@flow, started with .run()"
+        )
+    return ctx
+
+
+def require_checkpoint(what: str) -> CheckpointFrame:
+    frame = current_checkpoint.get()
+    if frame is None:
+        raise KitaruContextError(
+            f"{what} can only be called inside a @checkpoint function"
+        )
+    return frame

@@ -1,0 +1,190 @@
+"""Creating executions and running them: the one machine behind start, resume and retry.
+
+Running always means: take the lease, run the flow body from the top with the journal
+loaded, let every completed checkpoint answer from it, and record how the body ended.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from typing import TYPE_CHECKING, Any, Literal
+
+from kitaru_core.artifacts import new_id
+from kitaru_core.errors import KitaruDivergenceError, KitaruStateError, KitaruUsageError
+from kitaru_core.runtime import lease
+from kitaru_core.runtime.checkpoint import error_info
+from kitaru_core.runtime.context import ExecutionCancelled, ExecutionContext, current_execution
+from kitaru_core.runtime.flow_ref import resolve_flow
+from kitaru_core.runtime.logs import log_event
+from kitaru_core.settings import load_settings
+from kitaru_core.stack import get_stack
+from kitaru_core.store.metadata_store import MetadataStore, get_store
+from kitaru_core.store.records import ExecutionRecord
+
+if TYPE_CHECKING:
+    from kitaru_core.runtime.flow import Flow
+
+RunMode = Literal["start", "resume", "retry"]
+
+
+def create_execution(
+    flow: Flow, args: tuple[Any, ...], kwargs: dict[str, Any], *, stack_name: str | None
+) -> str:
+    """Record a new execution and its inputs; nothing is written if an input is refused."""
+    settings = load_settings()
+    stack = get_stack(stack_name, settings)
+    store = get_store(settings)
+    try:
+        bound = flow.signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise KitaruUsageError(f"flow {flow.name!r} cannot take these arguments: {exc}") from None
+    exec_id = new_id()
+    inputs = [
+        stack.artifacts.write(
+            value, exec_id=exec_id, name=param, role="input",
+            what=f"argument {param!r} of flow {flow.name!r}",
+        )
+        for param, value in bound.arguments.items()
+    ]
+    record = ExecutionRecord(
+        id=exec_id, flow_name=flow.name, flow_ref=flow.ref, status="running",
+        stack=stack.name, created_at=time.time(),
+        options={"retries": flow.retries, "cache": flow.cache},
+    )
+    store.create_execution(record, inputs)
+    return exec_id
+
+
+def get_execution_or_raise(store: MetadataStore, exec_id: str) -> ExecutionRecord:
+    record = store.get_execution(exec_id)
+    if record is not None:
+        return record
+    matches = store.find_execution_ids(exec_id) if len(exec_id) >= 4 else []
+    if len(matches) == 1:
+        record = store.get_execution(matches[0])
+        assert record is not None
+        return record
+    hint = f" (did you mean one of {', '.join(matches)}?)" if matches else ""
+    raise KitaruUsageError(
+        f"no execution with id {exec_id!r}{hint}; `kitaru executions list` shows them"
+    )
+
+
+def _check_runnable(record: ExecutionRecord, mode: RunMode) -> None:
+    status = record.status
+    allowed = {"start": ("running",), "resume": ("running", "waiting"), "retry": ("failed",)}
+    if status in allowed[mode] and not (mode == "start" and record.runs > 0):
+        return
+    exec_id = record.id
+    if status == "completed":
+        raise KitaruStateError(
+            f"execution {exec_id} has already completed; nothing to {mode}. Its result: "
+            f"`kitaru executions get {exec_id}`; to run it again, start a new execution"
+        )
+    if status == "cancelled":
+        raise KitaruStateError(f"execution {exec_id} was cancelled; start a new execution")
+    if status == "failed" and mode == "resume":
+        raise KitaruStateError(
+            f"execution {exec_id} failed; continue it with `kitaru executions retry {exec_id}`"
+        )
+    raise KitaruStateError(f"execution {exec_id} is {status}; it cannot be {mode}ed")
+
+
+def run_execution(exec_id: str, *, mode: RunMode) -> ExecutionRecord:
+    """Run an execution in this process until it completes, fails or is cancelled."""
+    settings = load_settings()
+    store = get_store(settings)
+    record = get_execution_or_raise(store, exec_id)
+    exec_id = record.id
+    _check_runnable(record, mode)
+    owner = lease.claim(store, exec_id)
+    heartbeat: lease.Heartbeat | None = None
+    try:
+        # Checked again under the lease: another process may have finished it meanwhile.
+        record = get_execution_or_raise(store, exec_id)
+        _check_runnable(record, mode)
+        stack = get_stack(record.stack, settings)
+        flow = resolve_flow(record.flow_ref)
+        args, kwargs = _load_inputs(store, stack.artifacts, record, flow.signature)
+        store.mark_started(exec_id, owner)
+        heartbeat = lease.Heartbeat(store, exec_id, owner)
+        heartbeat.start()
+        ctx = ExecutionContext(
+            exec_id=exec_id, flow_name=record.flow_name, store=store,
+            artifacts=stack.artifacts, journal=store.load_journal(exec_id),
+            outputs=store.load_journal_outputs(exec_id),
+            default_retries=int(record.options.get("retries") or 0),
+            cancelled=heartbeat.cancelled,
+        )
+        verb = {"start": "started", "resume": "resumed", "retry": "retried"}[mode]
+        log_event(exec_id, f"{verb} flow {record.flow_name} in {lease.describe_owner(owner)} "
+                  f"({len(ctx.journal)} journal entries)")
+        _run_body(flow, ctx, args, kwargs, owner)
+    except BaseException:
+        if heartbeat is None:  # failed before the body ran: leave the execution as it was
+            store.release_lease(exec_id, owner)
+        raise
+    finally:
+        if heartbeat is not None:
+            heartbeat.stop()
+    final = store.get_execution(exec_id)
+    assert final is not None
+    return final
+
+
+def _run_body(
+    flow: Flow, ctx: ExecutionContext, args: tuple[Any, ...], kwargs: dict[str, Any], owner: str
+) -> None:
+    store, exec_id = ctx.store, ctx.exec_id
+    token = current_execution.set(ctx)
+    try:
+        try:
+            result = flow.func(*args, **kwargs)
+            ctx.drain()
+        finally:
+            current_execution.reset(token)
+        output = ctx.artifacts.write(
+            result, exec_id=exec_id, name="result", role="result",
+            what=f"the result of flow {flow.name!r}",
+        )
+    except ExecutionCancelled:
+        store.finish(exec_id, owner, "cancelled")
+        log_event(exec_id, "cancelled")
+        return
+    except KitaruDivergenceError as exc:
+        store.finish(exec_id, owner, "failed", error={**error_info(exc), "divergence": True})
+        log_event(exec_id, f"failed: {exc}")
+        return
+    except Exception as exc:
+        store.finish(exec_id, owner, "failed", error=error_info(exc))
+        log_event(exec_id, f"failed: {type(exc).__name__}: {exc}")
+        return
+    except BaseException as exc:  # KeyboardInterrupt, SystemExit: record, then let it go on
+        store.finish(exec_id, owner, "failed", error=error_info(exc))
+        log_event(exec_id, f"interrupted: {type(exc).__name__}")
+        raise
+    if store.finish(exec_id, owner, "completed", result=output):
+        log_event(exec_id, "completed")
+    else:
+        log_event(exec_id, "completed its body, but was cancelled meanwhile")
+
+
+def _load_inputs(
+    store: MetadataStore, artifacts: Any, record: ExecutionRecord, signature: inspect.Signature
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    values = {a.name: artifacts.read(a) for a in store.list_artifacts(record.id, role="input")}
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for name, param in signature.parameters.items():
+        if name not in values:
+            continue
+        if param.kind is param.VAR_POSITIONAL:
+            args.extend(values[name])
+        elif param.kind is param.VAR_KEYWORD:
+            kwargs.update(values[name])
+        elif param.kind is param.POSITIONAL_ONLY:
+            args.append(values[name])
+        else:
+            kwargs[name] = values[name]
+    return tuple(args), kwargs

@@ -1,0 +1,159 @@
+"""``@flow``: an ordinary function whose executions are durable, and their handles."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import Callable
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from kitaru_core.errors import KitaruExecutionError, KitaruStateError, KitaruUsageError
+from kitaru_core.runtime.flow_ref import flow_ref_for, registry
+from kitaru_core.store.records import TERMINAL_STATUSES, ExecutionRecord
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Flow(Generic[P, R]):
+    def __init__(
+        self,
+        func: Callable[P, R],
+        *,
+        retries: int = 0,
+        cache: bool = True,
+        stack: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        if retries < 0:
+            raise ValueError("retries must be 0 or more")
+        self.func = func
+        self.name = name or func.__name__
+        self.retries = retries
+        self.cache = cache
+        self.stack = stack
+        self.ref = flow_ref_for(func)
+        functools.update_wrapper(self, func)
+        registry[self.ref] = self
+
+    @functools.cached_property
+    def signature(self) -> inspect.Signature:
+        return inspect.signature(self.func)
+
+    def __repr__(self) -> str:
+        return f"<flow {self.name}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        raise KitaruUsageError(
+            f"flow {self.name!r} was called directly; start an execution with "
+            f"{self.name}.run(...), which returns a handle (.wait() gives the result)"
+        )
+
+    def run(self, *args: P.args, stack: str | None = None, **kwargs: P.kwargs) -> FlowHandle[R]:
+        """Start an execution on the active stack's orchestrator.
+
+        With the local orchestrator the body runs in this process and this returns
+        once the execution has completed, failed or stopped to wait.
+        """
+        from kitaru_core.runtime.engine import create_execution
+        from kitaru_core.stack import get_stack
+
+        exec_id = create_execution(self, args, kwargs, stack_name=stack or self.stack)
+        get_stack(stack or self.stack).orchestrator.start(exec_id)
+        return FlowHandle(exec_id)
+
+
+class FlowHandle(Generic[R]):
+    """A started execution. ``status`` is read fresh from the store on every access."""
+
+    def __init__(self, exec_id: str) -> None:
+        self.exec_id = exec_id
+
+    def __repr__(self) -> str:
+        return f"<FlowHandle {self.exec_id} {self.status}>"
+
+    def _record(self) -> ExecutionRecord:
+        from kitaru_core.runtime.engine import get_execution_or_raise
+        from kitaru_core.store.metadata_store import get_store
+
+        return get_execution_or_raise(get_store(), self.exec_id)
+
+    @property
+    def status(self) -> str:
+        return self._record().status
+
+    def wait(self, timeout: float | None = None) -> R:
+        """Block until the execution ends; its result, or ``KitaruExecutionError``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.01
+        while True:
+            record = self._record()
+            if record.status in TERMINAL_STATUSES:
+                return self._result(record)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"execution {self.exec_id} is still {record.status} after {timeout} s"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    def get(self) -> R:
+        """The result now; ``KitaruStateError`` if the execution has not ended."""
+        record = self._record()
+        if record.status not in TERMINAL_STATUSES:
+            raise KitaruStateError(
+                f"execution {self.exec_id} is {record.status}, not finished; "
+                "use .wait() to block until it is"
+            )
+        return self._result(record)
+
+    def _result(self, record: ExecutionRecord) -> R:
+        if record.status == "completed":
+            from kitaru_core.client import load_result
+
+            return load_result(record)  # type: ignore[no-any-return]
+        raise execution_error(record)
+
+
+def execution_error(record: ExecutionRecord) -> KitaruExecutionError:
+    exec_id = record.id
+    if record.status == "cancelled":
+        return KitaruExecutionError(
+            f"execution {exec_id} was cancelled", exec_id=exec_id, status="cancelled"
+        )
+    error = record.error or {}
+    message = f"execution {exec_id} of flow {record.flow_name!r} failed"
+    if error:
+        message += f": {error.get('type', 'error').rsplit('.', 1)[-1]}: {error.get('message')}"
+    return KitaruExecutionError(
+        message, exec_id=exec_id, status=record.status,
+        hint=f"fix the cause, then `kitaru executions retry {exec_id}` continues it "
+        "from its last completed checkpoint",
+    )
+
+
+@overload
+def flow(func: Callable[P, R], /) -> Flow[P, R]: ...
+@overload
+def flow(
+    *, retries: int = 0, cache: bool = True, stack: str | None = None, name: str | None = None
+) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+def flow(
+    func: Callable[P, R] | None = None,
+    /,
+    *,
+    retries: int = 0,
+    cache: bool = True,
+    stack: str | None = None,
+    name: str | None = None,
+) -> Flow[P, R] | Callable[[Callable[P, R]], Flow[P, R]]:
+    """Make a function a durable flow; start executions with ``.run()``.
+
+    ``retries`` is the default number of retries of the flow's checkpoints.
+    """
+
+    def wrap(f: Callable[P, R]) -> Flow[P, R]:
+        return Flow(f, retries=retries, cache=cache, stack=stack, name=name)
+
+    return wrap(func) if func is not None else wrap

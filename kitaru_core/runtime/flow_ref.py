@@ -1,0 +1,111 @@
+"""Where a flow can be imported from again, so any process can run an execution by id.
+
+A flow in an importable module is recorded as ``module:qualname``. A flow in a script
+run as ``__main__`` is recorded by the script's path and re-imported under another
+module name, so the script's ``if __name__ == "__main__":`` block does not run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from kitaru_core import serialization
+from kitaru_core.errors import KitaruUsageError
+
+if TYPE_CHECKING:
+    from kitaru_core.runtime.flow import Flow
+
+# flows by reference, filled as they are defined: a process that defined a flow can run
+# its executions without importing anything.
+registry: dict[str, Flow] = {}
+# modules imported from a script path -> that path
+_script_paths: dict[str, str] = {}
+
+
+def flow_ref_for(func: Any) -> str:
+    module = func.__module__
+    qualname = func.__qualname__
+    if module == "__main__":
+        path = getattr(sys.modules["__main__"], "__file__", None)
+        if path:
+            return f"{os.path.abspath(path)}:{qualname}"
+    elif module in _script_paths:
+        return f"{_script_paths[module]}:{qualname}"
+    return f"{module}:{qualname}"
+
+
+def resolve_flow(ref: str) -> Flow:
+    from kitaru_core.runtime.flow import Flow
+
+    if ref in registry:
+        return registry[ref]
+    source, _, qualname = ref.rpartition(":")
+    if "<locals>" in qualname:
+        raise KitaruUsageError(
+            f"flow {ref!r} was defined inside a function, so no other process can import "
+            "it; define flows at module level to resume them elsewhere"
+        )
+    module = _import_script(source) if _is_path(source) else _import_module(source, ref)
+    obj: Any = module
+    try:
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except AttributeError:
+        raise KitaruUsageError(
+            f"{source} has no flow named {qualname!r} (recorded as {ref!r}); was it "
+            "renamed or removed since the execution started?"
+        ) from None
+    if not isinstance(obj, Flow):
+        raise KitaruUsageError(f"{ref!r} is not a @flow (it is {type(obj).__name__})")
+    return obj
+
+
+def _is_path(source: str) -> bool:
+    return source.endswith(".py") or os.sep in source
+
+
+def _import_module(name: str, ref: str) -> Any:
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise KitaruUsageError(
+            f"cannot import module {name!r} for flow {ref!r}: {exc}; run from the project "
+            "directory or put it on PYTHONPATH"
+        ) from exc
+
+
+def _import_script(path: str) -> Any:
+    main = sys.modules.get("__main__")
+    main_file = getattr(main, "__file__", None)
+    if main_file and os.path.abspath(main_file) == path:
+        return main
+    for name, known in _script_paths.items():
+        if known == path:
+            return sys.modules[name]
+    if not os.path.exists(path):
+        raise KitaruUsageError(
+            f"the script {path} that defines this flow no longer exists; restore it to "
+            "resume the execution"
+        )
+    stem = os.path.splitext(os.path.basename(path))[0]
+    digest = hashlib.sha1(path.encode()).hexdigest()[:8]
+    name = f"kitaru_script_{stem}_{digest}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise KitaruUsageError(f"cannot import the script {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    _script_paths[name] = path
+    serialization.script_modules.append(name)
+    script_dir = os.path.dirname(path)
+    if script_dir not in sys.path:
+        sys.path.insert(0, script_dir)  # as if the script were run: its siblings import
+    spec.loader.exec_module(module)
+    return module

@@ -1,0 +1,125 @@
+"""Leases: at most one process runs an execution at a time.
+
+The lease is a row field (owner, heartbeat), taken by compare-and-swap, so it lives in
+whatever database the executions share. It outlives its owner's death safely: an owner
+on this host is dead when its process is gone (checked by pid and start time, so a
+reused pid does not count), and an owner elsewhere when its heartbeat is older than
+``LEASE_TTL``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+
+from kitaru_core.errors import KitaruStateError
+from kitaru_core.store.metadata_store import MetadataStore
+
+LEASE_TTL = 30.0
+HEARTBEAT_INTERVAL = 5.0
+
+_HOST = socket.gethostname()
+
+
+def _process_start_ticks(pid: int) -> str:
+    """The process's start time in clock ticks since boot ('' where /proc is absent)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return ""
+    # The command name may contain spaces and parentheses: fields start after the last ')'.
+    return stat.rsplit(b")", 1)[1].split()[19].decode()
+
+
+_SELF = f"{_HOST}:{os.getpid()}:{_process_start_ticks(os.getpid())}"
+
+
+def new_owner() -> str:
+    """A lease owner id: host, pid, process start time, and a nonce for this run."""
+    return f"{_SELF}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_is_alive(owner: str, heartbeat: float | None, now: float | None = None) -> bool:
+    host, pid_text, start, _nonce = owner.rsplit(":", 3)
+    if host == _HOST:
+        pid = int(pid_text)
+        if pid == os.getpid():
+            return True  # a run in this very process (another thread) is alive
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return not start or _process_start_ticks(pid) in (start, "")
+    return heartbeat is not None and (now or time.time()) - heartbeat < LEASE_TTL
+
+
+def describe_owner(owner: str) -> str:
+    host, pid, _start, _nonce = owner.rsplit(":", 3)
+    return f"process {pid} on {host}"
+
+
+def claim(store: MetadataStore, exec_id: str) -> str:
+    """Take the execution's lease or raise ``KitaruStateError`` if a live process holds it."""
+    owner = new_owner()
+    for _ in range(5):
+        record = store.get_execution(exec_id)
+        if record is None:
+            raise KitaruStateError(f"execution {exec_id} disappeared while being claimed")
+        held_by = record.lease_owner
+        if held_by is not None and owner_is_alive(held_by, record.lease_heartbeat):
+            raise KitaruStateError(
+                f"execution {exec_id} is already being run by {describe_owner(held_by)}; "
+                "wait for it to finish, or cancel it with `kitaru executions cancel "
+                f"{exec_id}`"
+            )
+        if store.claim_lease(exec_id, owner, observed_owner=held_by):
+            return owner
+    raise KitaruStateError(f"execution {exec_id} is being claimed by another process; try again")
+
+
+class Heartbeat:
+    """Keeps a lease fresh from a daemon thread and notices cancellation.
+
+    It writes only the heartbeat: journal entries are never written in the background.
+    """
+
+    def __init__(self, store: MetadataStore, exec_id: str, owner: str) -> None:
+        self._store = store
+        self._exec_id = exec_id
+        self._owner = owner
+        self._stop = threading.Event()
+        self.cancelled = threading.Event()
+        self.lost = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"kitaru-heartbeat-{exec_id[:8]}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        store: MetadataStore | None = None
+        try:
+            while not self._stop.wait(HEARTBEAT_INTERVAL):
+                store = store or self._store.reopen()
+                status = store.renew_lease(self._exec_id, self._owner)
+                if status is None:
+                    self.lost.set()
+                    self.cancelled.set()
+                    return
+                if status == "cancelled":
+                    self.cancelled.set()
+        except Exception:  # the next checkpoint commit will surface a broken database
+            return
+        finally:
+            if store is not None:
+                store.db.close()

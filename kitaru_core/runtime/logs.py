@@ -1,0 +1,31 @@
+"""Each execution's log: a text file under the Kitaru home that ``executions logs`` reads.
+
+Only events that matter to a person are written (runs starting and ending, failures,
+retries), so the hot path of a succeeding checkpoint writes nothing here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from kitaru_core.settings import load_settings
+
+logger = logging.getLogger("kitaru")
+
+
+def log_path(exec_id: str) -> Path:
+    return load_settings().logs_dir / f"{exec_id}.log"
+
+
+def log_event(exec_id: str, message: str) -> None:
+    logger.info("[%s] %s", exec_id[:8], message)
+    path = log_path(exec_id)
+    line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line)
+    except OSError:
+        logger.warning("cannot write the execution log %s", path)

@@ -1,0 +1,55 @@
+"""``kitaru.save``, ``kitaru.load`` and ``kitaru.log``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kitaru_core.errors import KitaruContextError, KitaruUsageError
+from kitaru_core.runtime.context import current_checkpoint, current_execution, require_checkpoint
+
+
+def save(name: str, value: Any, *, type: str = "output", tags: list[str] | None = None) -> None:
+    """Keep ``value`` as a named artifact of the running checkpoint.
+
+    The bytes are stored now; the record is committed with the checkpoint's journal
+    entry, so a checkpoint that crashes before completing leaves no saved artifacts.
+    """
+    frame = require_checkpoint("kitaru.save()")
+    ctx = current_execution.get()
+    assert ctx is not None
+    if not name or not isinstance(name, str):
+        raise KitaruUsageError("kitaru.save() needs a non-empty artifact name")
+    frame.saved.append(
+        ctx.artifacts.write(
+            value, exec_id=ctx.exec_id, name=name, role="saved", position=frame.position,
+            artifact_type=type, tags=tags, what=f"artifact {name!r}",
+        )
+    )
+
+
+def load(exec_id: str, name: str) -> Any:
+    """The latest artifact called ``name`` of an execution (saved, or a checkpoint's output)."""
+    require_checkpoint("kitaru.load()")
+    from kitaru_core.client import KitaruClient
+
+    refs = KitaruClient().artifacts.list(exec_id, name=name)
+    if not refs:
+        raise KitaruUsageError(
+            f"execution {exec_id} has no artifact named {name!r}; "
+            f"`kitaru executions get {exec_id}` lists its checkpoints"
+        )
+    return refs[-1].load()
+
+
+def log(**metadata: Any) -> None:
+    """Attach metadata to the running checkpoint, or to the execution from the flow body."""
+    frame = current_checkpoint.get()
+    if frame is not None:
+        frame.metadata.update(metadata)
+        return
+    ctx = current_execution.get()
+    if ctx is None:
+        raise KitaruContextError(
+            "kitaru.log() was called outside a flow; call it in a flow body or a checkpoint"
+        )
+    ctx.store.merge_execution_metadata(ctx.exec_id, metadata)

@@ -1,0 +1,1 @@
+"""The metadata store: executions, their journals and artifact records."""

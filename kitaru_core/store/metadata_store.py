@@ -1,0 +1,272 @@
+"""Reading and writing executions, journal entries and artifact records.
+
+Every method is one statement or one transaction; the runtime commits a checkpoint's
+journal entry together with its artifact records, after the bytes are in the store.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from typing import Any
+
+from kitaru_core.errors import KitaruStateError
+from kitaru_core.settings import Settings, load_settings
+from kitaru_core.store.database import Database, sqlite_url
+from kitaru_core.store.migrations import ensure_schema
+from kitaru_core.store.records import ArtifactRecord, ExecutionRecord, JournalEntry
+
+_INSERT_ARTIFACT = (
+    f"INSERT INTO artifacts ({ArtifactRecord.COLUMNS}) VALUES (:id, :exec_id, :name, :role, "
+    ":key, :serializer, :type_ref, :size, :created_at, :artifact_type, :position, :tags)"
+)
+_INSERT_ENTRY = (
+    f"INSERT INTO journal ({JournalEntry.COLUMNS}) VALUES (:exec_id, :position, :name, "
+    ":status, :started_at, :ended_at, :kind, :output_artifact_id, :attempts, :error, :metadata)"
+)
+_DELETE_ENTRY = "DELETE FROM journal WHERE exec_id = :exec_id AND position = :position"
+
+
+class MetadataStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @classmethod
+    def open(cls, settings: Settings) -> MetadataStore:
+        url = settings.database_url or sqlite_url(settings.sqlite_path)
+        db = Database(url, durability=settings.durability)
+        ensure_schema(db)
+        return cls(db)
+
+    def reopen(self) -> MetadataStore:
+        """A second connection to the same database (for another thread's writes)."""
+        return MetadataStore(Database(self.db.url))
+
+    # -- executions ------------------------------------------------------------------
+
+    def create_execution(self, record: ExecutionRecord, inputs: list[ArtifactRecord]) -> None:
+        with self.db.transaction() as db:
+            db.execute(
+                "INSERT INTO executions (id, flow_name, flow_ref, status, stack, created_at, "
+                "original_exec_id, metadata, options, runs) VALUES (:id, :flow_name, "
+                ":flow_ref, :status, :stack, :created_at, :original_exec_id, '{}', :options, 0)",
+                {
+                    "id": record.id, "flow_name": record.flow_name, "flow_ref": record.flow_ref,
+                    "status": record.status, "stack": record.stack,
+                    "created_at": record.created_at,
+                    "original_exec_id": record.original_exec_id,
+                    "options": json.dumps(record.options),
+                },
+            )
+            if inputs:
+                db.executemany(_INSERT_ARTIFACT, [a.params() for a in inputs])
+
+    def get_execution(self, exec_id: str) -> ExecutionRecord | None:
+        row = self.db.fetchone(
+            f"SELECT {ExecutionRecord.COLUMNS} FROM executions WHERE id = :id", {"id": exec_id}
+        )
+        return ExecutionRecord.from_row(row) if row else None
+
+    def find_execution_ids(self, prefix: str) -> list[str]:
+        rows = self.db.fetchall(
+            "SELECT id FROM executions WHERE id LIKE :p ORDER BY created_at LIMIT 5",
+            {"p": prefix.replace("%", "").replace("_", "") + "%"},
+        )
+        return [r[0] for r in rows]
+
+    def list_executions(
+        self, *, flow: str | None = None, status: str | None = None, limit: int | None = 50
+    ) -> list[ExecutionRecord]:
+        where, params = [], {}
+        if flow:
+            where.append("flow_name = :flow")
+            params["flow"] = flow
+        if status:
+            where.append("status = :status")
+            params["status"] = status
+        sql = f"SELECT {ExecutionRecord.COLUMNS} FROM executions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [ExecutionRecord.from_row(r) for r in self.db.fetchall(sql, params)]
+
+    # -- leases: one process runs an execution at a time --------------------------------
+
+    def claim_lease(self, exec_id: str, owner: str, *, observed_owner: str | None) -> bool:
+        """Take the lease if it is still held by ``observed_owner`` (compare-and-swap)."""
+        params = {"id": exec_id, "owner": owner, "now": time.time(), "observed": observed_owner}
+        if observed_owner is None:
+            sql = ("UPDATE executions SET lease_owner = :owner, lease_heartbeat = :now "
+                   "WHERE id = :id AND lease_owner IS NULL")
+        else:
+            sql = ("UPDATE executions SET lease_owner = :owner, lease_heartbeat = :now "
+                   "WHERE id = :id AND lease_owner = :observed")
+        return self.db.execute(sql, params) == 1
+
+    def renew_lease(self, exec_id: str, owner: str) -> str | None:
+        """Refresh the heartbeat; returns the execution's status, None if the lease is lost."""
+        changed = self.db.execute(
+            "UPDATE executions SET lease_heartbeat = :now WHERE id = :id AND lease_owner = :owner",
+            {"id": exec_id, "owner": owner, "now": time.time()},
+        )
+        if not changed:
+            return None
+        row = self.db.fetchone("SELECT status FROM executions WHERE id = :id", {"id": exec_id})
+        return row[0] if row else None
+
+    def release_lease(self, exec_id: str, owner: str) -> None:
+        self.db.execute(
+            "UPDATE executions SET lease_owner = NULL, lease_heartbeat = NULL "
+            "WHERE id = :id AND lease_owner = :owner",
+            {"id": exec_id, "owner": owner},
+        )
+
+    def mark_started(self, exec_id: str, owner: str) -> None:
+        now = time.time()
+        self.db.execute(
+            "UPDATE executions SET status = 'running', runs = runs + 1, ended_at = NULL, "
+            "error = NULL, started_at = COALESCE(started_at, :now) "
+            "WHERE id = :id AND lease_owner = :owner",
+            {"id": exec_id, "owner": owner, "now": now},
+        )
+
+    def finish(
+        self,
+        exec_id: str,
+        owner: str,
+        status: str,
+        *,
+        error: dict[str, Any] | None = None,
+        result: ArtifactRecord | None = None,
+    ) -> bool:
+        """End the run that ``owner`` holds and release its lease, in one transaction.
+
+        Returns False if the execution was cancelled meanwhile (its status is kept).
+        """
+        with self.db.transaction() as db:
+            if result is not None:
+                db.execute(_INSERT_ARTIFACT, result.params())
+            changed = db.execute(
+                "UPDATE executions SET status = :status, error = :error, "
+                "result_artifact_id = :result, ended_at = :ended, lease_owner = NULL, "
+                "lease_heartbeat = NULL WHERE id = :id AND lease_owner = :owner "
+                "AND status = 'running'",
+                {
+                    "id": exec_id, "owner": owner, "status": status,
+                    "error": json.dumps(error) if error else None,
+                    "result": result.id if result else None,
+                    "ended": time.time() if status != "waiting" else None,
+                },
+            )
+            if not changed:
+                db.execute(
+                    "UPDATE executions SET lease_owner = NULL, lease_heartbeat = NULL "
+                    "WHERE id = :id AND lease_owner = :owner",
+                    {"id": exec_id, "owner": owner},
+                )
+        return bool(changed)
+
+    def cancel(self, exec_id: str) -> bool:
+        """Mark a non-terminal execution cancelled; its runner stops at its next checkpoint."""
+        return self.db.execute(
+            "UPDATE executions SET status = 'cancelled', ended_at = :now "
+            "WHERE id = :id AND status IN ('running', 'waiting')",
+            {"id": exec_id, "now": time.time()},
+        ) == 1
+
+    def merge_execution_metadata(self, exec_id: str, values: dict[str, Any]) -> None:
+        with self.db.transaction() as db:
+            row = db.fetchone("SELECT metadata FROM executions WHERE id = :id", {"id": exec_id})
+            merged = {**json.loads(row[0]), **values} if row else dict(values)
+            db.execute(
+                "UPDATE executions SET metadata = :m WHERE id = :id",
+                {"id": exec_id, "m": json.dumps(merged, default=str)},
+            )
+
+    # -- the journal -----------------------------------------------------------------
+
+    def load_journal(self, exec_id: str) -> dict[int, JournalEntry]:
+        rows = self.db.fetchall(
+            f"SELECT {JournalEntry.COLUMNS} FROM journal WHERE exec_id = :id ORDER BY position",
+            {"id": exec_id},
+        )
+        return {row[1]: JournalEntry.from_row(row) for row in rows}
+
+    def load_journal_outputs(self, exec_id: str) -> dict[str, ArtifactRecord]:
+        """The output artifact records of the journal's entries, by artifact id."""
+        rows = self.db.fetchall(
+            f"SELECT {ArtifactRecord.COLUMNS} FROM artifacts WHERE exec_id = :id "
+            "AND role = 'output'",
+            {"id": exec_id},
+        )
+        return {row[0]: ArtifactRecord.from_row(row) for row in rows}
+
+    def record_entry(
+        self, entry: JournalEntry, artifacts: list[ArtifactRecord], *, replace: bool
+    ) -> None:
+        """Commit a journal entry with its artifact records; ``replace`` overwrites a
+        failed entry at the same position. A completed entry is never overwritten."""
+        with self.db.transaction() as db:
+            if replace:
+                db.execute(
+                    _DELETE_ENTRY + " AND status <> 'completed'",
+                    {"exec_id": entry.exec_id, "position": entry.position},
+                )
+            for artifact in artifacts:
+                db.execute(_INSERT_ARTIFACT, artifact.params())
+            try:
+                db.execute(_INSERT_ENTRY, entry.params())
+            except db.integrity_error as exc:
+                raise KitaruStateError(
+                    f"execution {entry.exec_id} already has a completed journal entry at "
+                    f"position {entry.position}; another process is running it"
+                ) from exc
+
+    def copy_journal(self, source_id: str, target_id: str, before_position: int) -> None:
+        """Copy completed entries below ``before_position`` (for replays)."""
+        self.db.execute(
+            f"INSERT INTO journal ({JournalEntry.COLUMNS}) SELECT :target, position, name, "
+            "status, started_at, ended_at, kind, output_artifact_id, attempts, error, metadata "
+            "FROM journal WHERE exec_id = :source AND position < :before AND status = 'completed'",
+            {"source": source_id, "target": target_id, "before": before_position},
+        )
+
+    # -- artifacts -------------------------------------------------------------------
+
+    def get_artifact(self, artifact_id: str) -> ArtifactRecord | None:
+        row = self.db.fetchone(
+            f"SELECT {ArtifactRecord.COLUMNS} FROM artifacts WHERE id = :id", {"id": artifact_id}
+        )
+        return ArtifactRecord.from_row(row) if row else None
+
+    def list_artifacts(
+        self, exec_id: str, *, name: str | None = None, role: str | None = None
+    ) -> list[ArtifactRecord]:
+        sql = f"SELECT {ArtifactRecord.COLUMNS} FROM artifacts WHERE exec_id = :exec_id"
+        params: dict[str, Any] = {"exec_id": exec_id}
+        if name is not None:
+            sql += " AND name = :name"
+            params["name"] = name
+        if role is not None:
+            sql += " AND role = :role"
+            params["role"] = role
+        sql += " ORDER BY created_at, id"
+        return [ArtifactRecord.from_row(r) for r in self.db.fetchall(sql, params)]
+
+
+@functools.cache
+def _open_cached(settings: Settings) -> MetadataStore:
+    return MetadataStore.open(settings)
+
+
+def get_store(settings: Settings | None = None) -> MetadataStore:
+    """The process's store for the current settings (one connection per database)."""
+    return _open_cached(settings or load_settings())
+
+
+def reset_store_cache() -> None:
+    """Forget open stores (tests change KITARU_HOME between cases)."""
+    _open_cached.cache_clear()

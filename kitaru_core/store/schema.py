@@ -1,0 +1,70 @@
+"""The metadata schema as SQLAlchemy tables: what alembic migrations produce.
+
+Only migrations and schema tests import this module; the runtime uses plain SQL
+(see ``database.py``). ``tests/test_migrations.py`` checks that the migrated database
+and these tables agree. Times are seconds since the epoch; JSON columns hold text.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+executions = Table(
+    "executions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("flow_name", String(255), nullable=False),
+    Column("flow_ref", Text, nullable=False, comment="module:qualname or path/to/script.py:qualname"),
+    Column("status", String(16), nullable=False),
+    Column("stack", String(255), nullable=False),
+    Column("original_exec_id", String(64), nullable=True),
+    Column("result_artifact_id", String(64), nullable=True),
+    Column("error", Text, nullable=True, comment="JSON: type, message, traceback"),
+    Column("metadata", Text, nullable=False, server_default="{}"),
+    Column("options", Text, nullable=False, server_default="{}"),
+    Column("lease_owner", String(255), nullable=True),
+    Column("lease_heartbeat", Float, nullable=True),
+    Column("runs", Integer, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("ended_at", Float, nullable=True),
+    Index("ix_executions_status", "status"),
+    Index("ix_executions_flow_created", "flow_name", "created_at"),
+    Index("ix_executions_created", "created_at"),
+)
+
+journal = Table(
+    "journal",
+    metadata,
+    Column("exec_id", String(64), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("kind", String(16), nullable=False, server_default="checkpoint"),
+    Column("status", String(16), nullable=False),
+    Column("output_artifact_id", String(64), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="1"),
+    Column("error", Text, nullable=True),
+    Column("metadata", Text, nullable=False, server_default="{}"),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float, nullable=False),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("exec_id", String(64), nullable=True),
+    Column("name", String(255), nullable=False),
+    Column("role", String(16), nullable=False, comment="input, output, saved or result"),
+    Column("artifact_type", String(64), nullable=False, server_default="output"),
+    Column("position", Integer, nullable=True),
+    Column("key", String(128), nullable=False, comment="content hash in the artifact store"),
+    Column("serializer", String(16), nullable=False),
+    Column("type_ref", Text, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("tags", Text, nullable=False, server_default="[]"),
+    Column("created_at", Float, nullable=False),
+    Index("ix_artifacts_exec_name", "exec_id", "name"),
+)
