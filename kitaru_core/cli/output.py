@@ -73,6 +73,9 @@ def styled_status(status: str) -> str:
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True).print(f"[bold red]error:[/bold red] {message}", highlight=False)
+    Console(stderr=True, soft_wrap=True).print(
+        f"[bold red]error:[/bold red] {escape(message)}", highlight=False
+    )
     return typer.Exit(code)

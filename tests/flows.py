@@ -1,0 +1,107 @@
+"""Flows at module level, importable by other processes (resume runs them by reference).
+
+Side effects are counted in ``$KITARU_TEST_EFFECTS`` (one line per checkpoint body run),
+so tests can see which bodies ran, and how often, across processes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import kitaru
+from kitaru import checkpoint, flow
+
+
+def effect(name: str) -> None:
+    path = os.environ.get("KITARU_TEST_EFFECTS")
+    if path:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{name}\n".encode())
+        finally:
+            os.close(fd)
+
+
+def effects() -> list[str]:
+    path = os.environ.get("KITARU_TEST_EFFECTS", "")
+    if not path or not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return f.read().split()
+
+
+def maybe_crash(label: str) -> None:
+    """Kill this process with SIGKILL when ``KITARU_TEST_CRASH_AT`` names ``label``."""
+    if os.environ.get("KITARU_TEST_CRASH_AT") == label:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@checkpoint
+def numbered(i: int) -> dict[str, int]:
+    maybe_crash(f"before:{i}")
+    effect(f"step{i}")
+    time.sleep(float(os.environ.get("KITARU_TEST_STEP_SLEEP", "0")))
+    payload = int(os.environ.get("KITARU_TEST_PAYLOAD", "0"))
+    maybe_crash(f"after:{i}")
+    return {"i": i, "square": i * i, "pad": "x" * payload if i % 5 == 4 else ""}
+
+
+@flow
+def steps(n: int) -> list[int]:
+    """``n`` checkpoints in a row; the result depends on every output."""
+    results = []
+    for i in range(n):
+        out = numbered(i)
+        results.append(out["square"] + len(out["pad"]) % 7)
+    return results
+
+
+@checkpoint
+def fetch(topic: str) -> str:
+    effect("fetch")
+    return f"notes on {topic}"
+
+
+@checkpoint
+def summarize(text: str) -> str:
+    effect("summarize")
+    return text.upper()
+
+
+@flow
+def research(topic: str) -> str:
+    return summarize(fetch(topic))
+
+
+@checkpoint
+def flaky_once(marker: str) -> str:
+    """Fails until the file ``marker`` exists: a fault fixed between runs."""
+    effect("flaky")
+    if not os.path.exists(marker):
+        raise RuntimeError("the service is down")
+    return "recovered"
+
+
+@flow
+def fragile(marker: str) -> str:
+    first = fetch("a")
+    return first + " / " + flaky_once(marker)
+
+
+@flow
+def reorderable(order: str) -> list[str]:
+    """Calls fetch and summarize in the order the environment says (for divergence)."""
+    if os.environ.get("KITARU_TEST_ORDER", order) == "swapped":
+        return [summarize("b"), fetch("a")]
+    maybe_crash("between")
+    first = fetch("a")
+    maybe_crash("middle")
+    return [first, summarize("b")]
+
+
+@flow
+def logs_metadata(x: int) -> int:
+    kitaru.log(stage="body", x=x)
+    return x

@@ -1,0 +1,319 @@
+"""Flows and checkpoints in one process: recording, answering from the journal, errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import pytest
+
+import kitaru
+from kitaru import KitaruClient, checkpoint, flow
+from kitaru_core.store.metadata_store import get_store
+
+calls: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _clear_calls() -> None:
+    calls.clear()
+
+
+@checkpoint
+def double(x: int) -> int:
+    calls.append(f"double({x})")
+    return 2 * x
+
+
+@flow
+def doubler(x: int) -> int:
+    return double(x) + double(x + 1)
+
+
+def _reopen(exec_id: str) -> None:
+    """Make a completed execution look crashed again, so it can be resumed."""
+    get_store().db.execute(
+        "UPDATE executions SET status = 'running' WHERE id = :id", {"id": exec_id}
+    )
+
+
+def test_run_returns_a_handle_with_the_result() -> None:
+    handle = doubler.run(3)
+    assert handle.status == "completed"
+    assert handle.wait() == 14
+    assert handle.get() == 14
+    assert calls == ["double(3)", "double(4)"]
+
+
+def test_each_checkpoint_is_recorded_in_call_order() -> None:
+    handle = doubler.run(3)
+    execution = KitaruClient().executions.get(handle.exec_id)
+    assert [(c.position, c.name, c.status) for c in execution.checkpoints] == [
+        (0, "double", "completed"),
+        (1, "double", "completed"),
+    ]
+    outputs = [a.load() for a in KitaruClient().artifacts.list(handle.exec_id, name="double")]
+    assert outputs == [6, 8]
+
+
+def test_resumed_body_answers_completed_checkpoints_from_the_journal() -> None:
+    handle = doubler.run(3)
+    _reopen(handle.exec_id)
+    calls.clear()
+    assert KitaruClient().executions.resume(handle.exec_id).wait() == 14
+    assert calls == []
+
+
+def test_calling_a_flow_directly_says_to_use_run() -> None:
+    with pytest.raises(kitaru.KitaruUsageError, match=r"doubler.run\(") as info:
+        doubler(1)
+    assert "called directly" in str(info.value)
+
+
+def test_checkpoint_outside_a_flow_is_a_context_error() -> None:
+    with pytest.raises(kitaru.KitaruContextError, match="outside a flow"):
+        double(1)
+
+
+@checkpoint
+def outer_step() -> int:
+    return double(1)
+
+
+@flow
+def nests() -> int:
+    return outer_step()
+
+
+def test_checkpoint_inside_a_checkpoint_is_a_context_error() -> None:
+    handle = nests.run()
+    assert handle.status == "failed"
+    with pytest.raises(kitaru.KitaruExecutionError) as info:
+        handle.wait()
+    assert "KitaruContextError" in str(info.value)
+    assert "cannot nest" in str(info.value)
+    assert info.value.exec_id == handle.exec_id
+    assert info.value.status == "failed"
+    assert f"kitaru executions retry {handle.exec_id}" in str(info.value)
+
+
+attempts: dict[str, int] = {}
+
+
+@checkpoint(retries=2, retry_delay=0.05)
+def flaky(key: str) -> str:
+    attempts[key] = attempts.get(key, 0) + 1
+    if attempts[key] < 3:
+        raise ConnectionError("try again")
+    return "ok"
+
+
+@flow
+def uses_flaky(key: str) -> str:
+    return flaky(key)
+
+
+def test_checkpoint_retries_with_delay_until_it_succeeds() -> None:
+    started = time.monotonic()
+    handle = uses_flaky.run("a")
+    assert handle.wait() == "ok"
+    assert attempts["a"] == 3
+    assert time.monotonic() - started >= 0.1
+    [entry] = KitaruClient().executions.get(handle.exec_id).checkpoints
+    assert entry.attempts == 3
+
+
+@checkpoint
+def fails_twice(key: str) -> str:
+    attempts[key] = attempts.get(key, 0) + 1
+    if attempts[key] < 3:
+        raise ConnectionError("try again")
+    return "ok"
+
+
+@flow(retries=2)
+def default_retries(key: str) -> str:
+    return fails_twice(key)
+
+
+@flow
+def no_retries(key: str) -> str:
+    return fails_twice(key)
+
+
+def test_flow_retries_are_the_default_for_its_checkpoints() -> None:
+    assert default_retries.run("b").wait() == "ok"
+    handle = no_retries.run("c")
+    assert handle.status == "failed"
+    assert attempts["c"] == 1
+
+
+def test_a_failed_checkpoint_is_recorded_and_retry_continues_after_the_fix() -> None:
+    handle = no_retries.run("d")
+    execution = KitaruClient().executions.get(handle.exec_id)
+    assert execution.status == "failed"
+    assert execution.error is not None
+    assert execution.error["type"] == "builtins.ConnectionError"
+    assert [(c.name, c.status) for c in execution.checkpoints] == [("fails_twice", "failed")]
+    attempts["d"] = 5  # the cause is fixed
+    assert KitaruClient().executions.retry(handle.exec_id).wait() == "ok"
+    assert KitaruClient().executions.get(handle.exec_id).checkpoints[0].status == "completed"
+
+
+@checkpoint
+def slow_square(x: int) -> int:
+    time.sleep(0.05 * (5 - x))  # later submissions finish first
+    calls.append(f"square({x})")
+    return x * x
+
+
+@flow
+def fan_out(n: int) -> list[int]:
+    futures = slow_square.map(range(n))
+    tail = double.submit(100)
+    return [f.result() for f in futures] + [tail.result()]
+
+
+def test_submit_and_map_run_concurrently_with_positions_in_program_order() -> None:
+    started = time.monotonic()
+    handle = fan_out.run(5)
+    assert handle.wait() == [0, 1, 4, 9, 16, 200]
+    assert time.monotonic() - started < 0.05 * 15 - 0.1  # not one after another
+    execution = KitaruClient().executions.get(handle.exec_id)
+    assert [c.name for c in execution.checkpoints] == ["slow_square"] * 5 + ["double"]
+    outputs = [
+        KitaruClient().artifacts.get(c.artifact_id or "").load() for c in execution.checkpoints
+    ]
+    assert outputs == [0, 1, 4, 9, 16, 200]
+    _reopen(handle.exec_id)
+    calls.clear()
+    assert KitaruClient().executions.resume(handle.exec_id).wait() == [0, 1, 4, 9, 16, 200]
+    assert calls == []
+
+
+@checkpoint
+def boom() -> None:
+    raise ValueError("nobody looked")
+
+
+@flow
+def ignores_its_future() -> str:
+    boom.submit()
+    return "done"
+
+
+def test_a_submitted_checkpoint_failure_nobody_observed_fails_the_flow() -> None:
+    handle = ignores_its_future.run()
+    assert handle.status == "failed"
+    with pytest.raises(kitaru.KitaruExecutionError, match="nobody looked"):
+        handle.wait()
+
+
+@dataclass
+class Report:
+    title: str
+    score: float
+
+
+@checkpoint
+def write_report(title: str) -> Report:
+    kitaru.save("draft", {"title": title, "words": 3}, type="data", tags=["draft"])
+    kitaru.log(model="none", words=3)
+    return Report(title, 0.5)
+
+
+@checkpoint
+def read_back(exec_id: str) -> dict[str, object]:
+    return kitaru.load(exec_id, "draft")  # type: ignore[no-any-return]
+
+
+@flow
+def reporting(title: str) -> Report:
+    kitaru.log(stage="reporting")
+    return write_report(title)
+
+
+@flow
+def reader(exec_id: str) -> dict[str, object]:
+    return read_back(exec_id)
+
+
+def test_save_load_and_log() -> None:
+    handle = reporting.run("Q3")
+    assert handle.wait() == Report("Q3", 0.5)
+    execution = KitaruClient().executions.get(handle.exec_id)
+    assert execution.metadata == {"stage": "reporting"}
+    assert execution.checkpoints[0].metadata == {"model": "none", "words": 3}
+    [saved] = KitaruClient().artifacts.list(handle.exec_id, name="draft")
+    assert (saved.role, saved.artifact_type, saved.tags) == ("saved", "data", ["draft"])
+    assert reader.run(handle.exec_id).wait() == {"title": "Q3", "words": 3}
+
+
+def test_save_outside_a_checkpoint_is_a_context_error() -> None:
+    with pytest.raises(kitaru.KitaruContextError, match="inside a @checkpoint"):
+        kitaru.save("x", 1)
+    with pytest.raises(kitaru.KitaruContextError):
+        kitaru.log(a=1)
+
+
+def test_an_argument_that_cannot_be_serialized_is_refused_before_anything_is_written() -> None:
+    lock = threading.Lock()
+    with pytest.raises(kitaru.KitaruUsageError, match="argument 'x' of flow 'doubler'") as info:
+        doubler.run(lock)
+    assert "cannot be serialized" in str(info.value)
+    assert KitaruClient().executions.list() == []
+
+
+def test_wrong_arguments_name_the_flow() -> None:
+    with pytest.raises(kitaru.KitaruUsageError, match="flow 'doubler' cannot take"):
+        doubler.run(1, 2)
+
+
+def test_unknown_execution_id() -> None:
+    with pytest.raises(kitaru.KitaruUsageError, match="no execution with id 'nope'"):
+        KitaruClient().executions.resume("nope")
+
+
+def test_resuming_a_completed_execution_is_a_state_error() -> None:
+    handle = doubler.run(1)
+    with pytest.raises(kitaru.KitaruStateError, match="already completed"):
+        KitaruClient().executions.resume(handle.exec_id)
+
+
+def test_get_before_the_end_is_a_state_error() -> None:
+    handle = doubler.run(1)
+    _reopen(handle.exec_id)
+    with pytest.raises(kitaru.KitaruStateError, match="not finished"):
+        handle.get()
+    with pytest.raises(TimeoutError):
+        handle.wait(timeout=0.05)
+
+
+def test_unknown_stack_is_a_stack_error() -> None:
+    with pytest.raises(kitaru.KitaruStackError, match="no stack named 'aws'"):
+        doubler.run(1, stack="aws")
+
+
+def test_execution_ids_can_be_given_by_unique_prefix() -> None:
+    handle = doubler.run(2)
+    assert KitaruClient().executions.get(handle.exec_id[:10]).exec_id == handle.exec_id
+
+
+@checkpoint
+def returns_none() -> None:
+    calls.append("none")
+
+
+@flow
+def none_flow() -> None:
+    returns_none()
+
+
+def test_none_results_are_recorded() -> None:
+    handle = none_flow.run()
+    assert handle.wait() is None
+    _reopen(handle.exec_id)
+    calls.clear()
+    KitaruClient().executions.resume(handle.exec_id)
+    assert calls == []
