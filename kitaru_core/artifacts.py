@@ -51,10 +51,18 @@ class Artifacts:
                 f"({self.store.uri(key)}): {type(exc).__name__}: {exc}"
             ) from exc
         return ArtifactRecord(
-            id=new_id(), exec_id=exec_id, name=name, role=role, key=key,
-            serializer=serialized.serializer, type_ref=serialized.type_ref,
-            size=len(serialized.data), created_at=time.time(), artifact_type=artifact_type,
-            position=position, tags=list(tags or []),
+            id=new_id(),
+            exec_id=exec_id,
+            name=name,
+            role=role,
+            key=key,
+            serializer=serialized.serializer,
+            type_ref=serialized.type_ref,
+            size=len(serialized.data),
+            created_at=time.time(),
+            artifact_type=artifact_type,
+            position=position,
+            tags=list(tags or []),
         )
 
     def read(self, record: ArtifactRecord) -> Any:

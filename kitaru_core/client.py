@@ -111,20 +111,34 @@ class ExecutionsClient:
     def _build(self, record: ExecutionRecord) -> Execution:
         journal = self._store.load_journal(record.id)
         return Execution(
-            exec_id=record.id, flow_name=record.flow_name, status=record.status,
+            exec_id=record.id,
+            flow_name=record.flow_name,
+            status=record.status,
             stack=record.stack,
             checkpoints=[
                 CheckpointInfo(
-                    position=e.position, name=e.name, status=e.status, kind=e.kind,
-                    attempts=e.attempts, started_at=e.started_at, ended_at=e.ended_at,
-                    artifact_id=e.output_artifact_id, error=e.error, metadata=e.metadata,
+                    position=e.position,
+                    name=e.name,
+                    status=e.status,
+                    kind=e.kind,
+                    attempts=e.attempts,
+                    started_at=e.started_at,
+                    ended_at=e.ended_at,
+                    artifact_id=e.output_artifact_id,
+                    error=e.error,
+                    metadata=e.metadata,
                 )
                 for e in journal.values()
             ],
-            error=record.error, original_exec_id=record.original_exec_id,
-            started_at=record.started_at, ended_at=record.ended_at,
-            created_at=record.created_at, runs=record.runs, metadata=record.metadata,
-            lease_owner=record.lease_owner, _record=record,
+            error=record.error,
+            original_exec_id=record.original_exec_id,
+            started_at=record.started_at,
+            ended_at=record.ended_at,
+            created_at=record.created_at,
+            runs=record.runs,
+            metadata=record.metadata,
+            lease_owner=record.lease_owner,
+            _record=record,
         )
 
     def get(self, exec_id: str) -> Execution:
@@ -177,18 +191,26 @@ class ArtifactsClient:
     def _ref(self, record: ArtifactRecord, stack_name: str) -> ArtifactRef:
         stack = get_stack(stack_name)
         return ArtifactRef(
-            id=record.id, exec_id=record.exec_id, name=record.name, role=record.role,
-            artifact_type=record.artifact_type, serializer=record.serializer,
-            type_ref=record.type_ref, size=record.size,
-            uri=stack.artifact_store.uri(record.key), created_at=record.created_at,
-            position=record.position, tags=record.tags, _record=record, _stack=stack_name,
+            id=record.id,
+            exec_id=record.exec_id,
+            name=record.name,
+            role=record.role,
+            artifact_type=record.artifact_type,
+            serializer=record.serializer,
+            type_ref=record.type_ref,
+            size=record.size,
+            uri=stack.artifact_store.uri(record.key),
+            created_at=record.created_at,
+            position=record.position,
+            tags=record.tags,
+            _record=record,
+            _stack=stack_name,
         )
 
     def list(self, exec_id: str, *, name: str | None = None) -> list[ArtifactRef]:
         record = get_execution_or_raise(self._store, exec_id)
         return [
-            self._ref(a, record.stack)
-            for a in self._store.list_artifacts(record.id, name=name)
+            self._ref(a, record.stack) for a in self._store.list_artifacts(record.id, name=name)
         ]
 
     def get(self, artifact_id: str) -> ArtifactRef:

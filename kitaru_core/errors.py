@@ -32,9 +32,7 @@ class KitaruExecutionError(KitaruError):
 class KitaruDivergenceError(KitaruExecutionError):
     """A resumed flow body called checkpoints in another order than its journal records."""
 
-    def __init__(
-        self, *, exec_id: str, position: int, recorded: str, called: str
-    ) -> None:
+    def __init__(self, *, exec_id: str, position: int, recorded: str, called: str) -> None:
         self.position = position
         self.recorded = recorded
         self.called = called

@@ -102,9 +102,7 @@ def _json_roundtrip(value: Any) -> bytes | None:
 
 def _is_pydantic_model(value: Any) -> bool:
     # Checked without importing pydantic: a model's class has pydantic in sys.modules.
-    return "pydantic" in sys.modules and isinstance(
-        value, sys.modules["pydantic"].BaseModel
-    )
+    return "pydantic" in sys.modules and isinstance(value, sys.modules["pydantic"].BaseModel)
 
 
 def _dataclass_json(value: Any) -> bytes | None:

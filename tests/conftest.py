@@ -59,10 +59,16 @@ def _pg(sql: str) -> None:
 def run_python() -> Any:
     """Run a Python script in a fresh process with the test's environment."""
 
-    def run(*args: str, check: bool = True, timeout: float = 60, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, check: bool = True, timeout: float = 60, **kwargs: Any
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            [sys.executable, *args], capture_output=True, text=True, timeout=timeout,
-            env=subprocess_env(), **kwargs,
+            [sys.executable, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=subprocess_env(),
+            **kwargs,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"{args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")

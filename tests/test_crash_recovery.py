@@ -31,17 +31,25 @@ def read_effects(path: Path) -> list[str]:
 START = "import sys, flows; h = flows.{flow}.run({args}); print(h.exec_id)"
 
 
-def start_flow(run_python: Any, flow: str, args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def start_flow(
+    run_python: Any, flow: str, args: str, **env: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", START.format(flow=flow, args=args)],
-        capture_output=True, text=True, env=subprocess_env(**env), timeout=60,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(**env),
+        timeout=60,
     )
 
 
 def kitaru_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "kitaru", *args],
-        capture_output=True, text=True, env=subprocess_env(**env), timeout=60,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(**env),
+        timeout=60,
     )
 
 
@@ -65,7 +73,15 @@ def test_a_killed_execution_resumes_in_a_new_process_without_rerunning_completed
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["result"] == [0, 1, 4, 9, 16, 25]
     # steps 0-2 were recorded, so they never ran again; step 3 died before its record
-    assert read_effects(effects_file) == ["step0", "step1", "step2", "step3", "step3", "step4", "step5"]
+    assert read_effects(effects_file) == [
+        "step0",
+        "step1",
+        "step2",
+        "step3",
+        "step3",
+        "step4",
+        "step5",
+    ]
     assert KitaruClient().executions.get(exec_id).runs == 2
 
 
@@ -76,7 +92,10 @@ def test_two_concurrent_resumes_run_the_execution_once(run_python: Any, effects_
     racers = [
         subprocess.Popen(
             [sys.executable, "-m", "kitaru", "executions", "resume", exec_id],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         for _ in range(2)
     ]
@@ -93,7 +112,9 @@ def test_two_concurrent_resumes_run_the_execution_once(run_python: Any, effects_
 def test_a_live_runner_blocks_a_resume_in_this_process(effects_file: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-c", START.format(flow="steps", args="4")],
-        stdout=subprocess.PIPE, text=True, env=subprocess_env(KITARU_TEST_STEP_SLEEP="0.3"),
+        stdout=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(KITARU_TEST_STEP_SLEEP="0.3"),
     )
     try:
         deadline = time.monotonic() + 20
@@ -149,7 +170,8 @@ def test_a_flow_in_a_script_is_resumed_by_path_without_running_its_main_block(
     tmp_path: Path, effects_file: Path
 ) -> None:
     script = tmp_path / "agent.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import os, signal, sys
         from dataclasses import dataclass
         from kitaru import checkpoint, flow
@@ -177,10 +199,14 @@ def test_a_flow_in_a_script_is_resumed_by_path_without_running_its_main_block(
         if __name__ == "__main__":
             print("main block ran", file=sys.stderr)
             write.run("durability")
-    """))
+    """)
+    )
     crashed = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True,
-        env=subprocess_env(CRASH="1"), cwd=tmp_path,
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(CRASH="1"),
+        cwd=tmp_path,
     )
     assert crashed.returncode == -9 and "main block ran" in crashed.stderr
     exec_id = only_execution()
@@ -209,9 +235,15 @@ def test_a_running_execution_notices_cancellation_at_its_next_checkpoint(
     from kitaru_core.runtime import lease
 
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from kitaru_core.runtime import lease; lease.HEARTBEAT_INTERVAL = 0.05; "
-         + START.format(flow="steps", args="40")],
-        stdout=subprocess.PIPE, text=True, env=subprocess_env(KITARU_TEST_STEP_SLEEP="0.05"),
+        [
+            sys.executable,
+            "-c",
+            "from kitaru_core.runtime import lease; lease.HEARTBEAT_INTERVAL = 0.05; "
+            + START.format(flow="steps", args="40"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(KITARU_TEST_STEP_SLEEP="0.05"),
     )
     deadline = time.monotonic() + 20
     while len(read_effects(effects_file)) < 3 and time.monotonic() < deadline:

@@ -76,8 +76,9 @@ def test_random_sigkills_never_corrupt_the_journal_or_rerun_recorded_work(
         exec_id = None
         snapshots: list[tuple[set[int], collections.Counter[str]]] = []
         for _attempt in range(200):
-            proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE)
+            proc = subprocess.Popen(
+                command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
             killed = False
             try:
                 proc.wait(timeout=rng.uniform(0.05, 0.6))
@@ -112,8 +113,10 @@ def test_random_sigkills_never_corrupt_the_journal_or_rerun_recorded_work(
                 )
         assert all(final[f"step{i}"] >= 1 for i in range(CHECKPOINTS))
     leftovers = list((load_settings().home / "artifacts").rglob("*.tmp"))
-    print(f"{kills} kills over {executions} executions; {len(leftovers)} half-written "
-          "blobs left unreferenced by kills mid-write")
+    print(
+        f"{kills} kills over {executions} executions; {len(leftovers)} half-written "
+        "blobs left unreferenced by kills mid-write"
+    )
     assert kills >= MIN_KILLS
 
 
@@ -136,7 +139,10 @@ def test_a_kill_in_the_middle_of_an_artifact_write_leaves_no_entry_behind(tmp_pa
     assert check_journal(exec_id) == {0, 1, 2, 3}  # the fifth is not recorded
     resumed = subprocess.run(
         [sys.executable, "-m", "kitaru", "executions", "resume", exec_id],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert resumed.returncode == 0, resumed.stderr
     assert KitaruClient().executions.get(exec_id).result == [0, 1, 4, 9, 16 + 200000000 % 7]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -71,10 +72,8 @@ class LocalArtifactStore(ArtifactStore):
                 finally:
                     os.close(dir_fd)
         except OSError as exc:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
             raise KitaruBackendError(
                 f"local artifact store cannot write {path}: {exc}; "
                 "check free disk space and permissions"
@@ -91,10 +90,8 @@ class LocalArtifactStore(ArtifactStore):
         return os.path.exists(self._path(key))
 
     def delete(self, key: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self._path(key))
-        except FileNotFoundError:
-            pass
 
     def list(self, prefix: str = "") -> Iterator[str]:
         if not self.root.is_dir():

@@ -36,7 +36,9 @@ def _short(value: Any, width: int = 60) -> str:
 @app.command("list")
 def list_(
     flow: str = typer.Option(None, "--flow", help="only executions of this flow"),
-    status: str = typer.Option(None, "--status", help="running, waiting, completed, failed, cancelled"),
+    status: str = typer.Option(
+        None, "--status", help="running, waiting, completed, failed, cancelled"
+    ),
     limit: int = typer.Option(50, "--limit", "-n"),
     output: OutputFormat = OutputOption,
 ) -> None:
@@ -50,7 +52,10 @@ def list_(
         ["id", "flow", "status", "checkpoints", "started", "duration"],
         [
             (
-                e.exec_id, e.flow_name, styled_status(e.status), len(e.checkpoints),
+                e.exec_id,
+                e.flow_name,
+                styled_status(e.status),
+                len(e.checkpoints),
                 when(e.started_at),
                 seconds(e.ended_at - e.started_at) if e.ended_at and e.started_at else "-",
             )
@@ -69,9 +74,11 @@ def get(exec_id: str, output: OutputFormat = OutputOption) -> None:
     from rich.console import Console
 
     console = Console()
-    console.print(f"[bold]{execution.exec_id}[/bold]  flow [bold]{execution.flow_name}[/bold]  "
-                  f"{styled_status(execution.status)}  stack {execution.stack}  "
-                  f"runs {execution.runs}")
+    console.print(
+        f"[bold]{execution.exec_id}[/bold]  flow [bold]{execution.flow_name}[/bold]  "
+        f"{styled_status(execution.status)}  stack {execution.stack}  "
+        f"runs {execution.runs}"
+    )
     if execution.original_exec_id:
         console.print(f"replay of {execution.original_exec_id}")
     print_table(
@@ -85,8 +92,10 @@ def get(exec_id: str, output: OutputFormat = OutputOption) -> None:
     if execution.status == "completed":
         console.print("result:", _short(execution.result, 400), highlight=False)
     if execution.error:
-        console.print(f"[red]error:[/red] {execution.error.get('type')}: "
-                      f"{execution.error.get('message')}", highlight=False)
+        console.print(
+            f"[red]error:[/red] {execution.error.get('type')}: {execution.error.get('message')}",
+            highlight=False,
+        )
 
 
 def _finish(handle: Any, output: OutputFormat) -> None:

@@ -6,13 +6,13 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Sequence
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import typer
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     table = "table"
     json = "json"
 
@@ -49,7 +49,10 @@ def seconds(value: float | None) -> str:
 
 
 STATUS_STYLE = {
-    "running": "cyan", "waiting": "yellow", "completed": "green", "failed": "red",
+    "running": "cyan",
+    "waiting": "yellow",
+    "completed": "green",
+    "failed": "red",
     "cancelled": "magenta",
 }
 

@@ -81,7 +81,7 @@ class Checkpoint(Generic[P, R]):
         ctx, position = self._enter()
         entry = ctx.recorded(position, self.name)
         if entry is not None:
-            return ctx.load_output(entry)  # type: ignore[no-any-return]
+            return ctx.load_output(entry)
         return self._run(ctx, position, args, kwargs)
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> CheckpointFuture[R]:
@@ -108,7 +108,7 @@ class Checkpoint(Generic[P, R]):
 
     def map(self, *iterables: Iterable[Any]) -> list[CheckpointFuture[R]]:
         """``submit`` once per item (or per tuple of items, like the builtin ``map``)."""
-        return [self.submit(*items) for items in zip(*iterables)]  # type: ignore[arg-type]
+        return [self.submit(*items) for items in zip(*iterables, strict=False)]  # type: ignore[call-arg]
 
     def _run(
         self, ctx: ExecutionContext, position: int, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -123,39 +123,59 @@ class Checkpoint(Generic[P, R]):
             frame = CheckpointFrame(self.name, position)
             token = current_checkpoint.set(frame)
             try:
-                output = self.func(*args, **kwargs)  # type: ignore[arg-type]
+                output = self.func(*args, **kwargs)
             except Exception as exc:
                 if attempt <= retries:
-                    log_event(ctx.exec_id, f"checkpoint {self.name} attempt {attempt} failed: "
-                              f"{type(exc).__name__}: {exc}; retrying")
+                    log_event(
+                        ctx.exec_id,
+                        f"checkpoint {self.name} attempt {attempt} failed: "
+                        f"{type(exc).__name__}: {exc}; retrying",
+                    )
                     if self.retry_delay:
                         time.sleep(self.retry_delay)
                     continue
                 failed = JournalEntry(
-                    exec_id=ctx.exec_id, position=position, name=self.name, status="failed",
-                    started_at=started, ended_at=time.time(), attempts=attempt,
-                    error=error_info(exc), metadata=frame.metadata,
+                    exec_id=ctx.exec_id,
+                    position=position,
+                    name=self.name,
+                    status="failed",
+                    started_at=started,
+                    ended_at=time.time(),
+                    attempts=attempt,
+                    error=error_info(exc),
+                    metadata=frame.metadata,
                 )
                 ctx.store.record_entry(failed, [], replace=previous is not None)
                 ctx.journal[position] = failed
-                log_event(ctx.exec_id, f"checkpoint {self.name} failed after {attempt} "
-                          f"attempt(s): {type(exc).__name__}: {exc}")
-                try:
-                    exc.add_note(f"in kitaru checkpoint {self.name!r} (position {position})")
-                except AttributeError:  # Python < 3.11
-                    pass
+                log_event(
+                    ctx.exec_id,
+                    f"checkpoint {self.name} failed after {attempt} "
+                    f"attempt(s): {type(exc).__name__}: {exc}",
+                )
+                exc.add_note(f"in kitaru checkpoint {self.name!r} (position {position})")
                 raise
             finally:
                 current_checkpoint.reset(token)
             break
         record = ctx.artifacts.write(
-            output, exec_id=ctx.exec_id, name=self.name, role="output", position=position,
-            artifact_type=self.type, what=f"the output of checkpoint {self.name!r}",
+            output,
+            exec_id=ctx.exec_id,
+            name=self.name,
+            role="output",
+            position=position,
+            artifact_type=self.type,
+            what=f"the output of checkpoint {self.name!r}",
         )
         entry = JournalEntry(
-            exec_id=ctx.exec_id, position=position, name=self.name, status="completed",
-            started_at=started, ended_at=time.time(), output_artifact_id=record.id,
-            attempts=attempt, metadata=frame.metadata,
+            exec_id=ctx.exec_id,
+            position=position,
+            name=self.name,
+            status="completed",
+            started_at=started,
+            ended_at=time.time(),
+            output_artifact_id=record.id,
+            attempts=attempt,
+            metadata=frame.metadata,
         )
         ctx.store.record_entry(entry, [record, *frame.saved], replace=previous is not None)
         ctx.journal[position] = entry

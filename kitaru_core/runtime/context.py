@@ -135,7 +135,5 @@ def require_flow(what: str) -> ExecutionContext:
 def require_checkpoint(what: str) -> CheckpointFrame:
     frame = current_checkpoint.get()
     if frame is None:
-        raise KitaruContextError(
-            f"{what} can only be called inside a @checkpoint function"
-        )
+        raise KitaruContextError(f"{what} can only be called inside a @checkpoint function")
     return frame

@@ -42,14 +42,21 @@ def create_execution(
     exec_id = new_id()
     inputs = [
         stack.artifacts.write(
-            value, exec_id=exec_id, name=param, role="input",
+            value,
+            exec_id=exec_id,
+            name=param,
+            role="input",
             what=f"argument {param!r} of flow {flow.name!r}",
         )
         for param, value in bound.arguments.items()
     ]
     record = ExecutionRecord(
-        id=exec_id, flow_name=flow.name, flow_ref=flow.ref, status="running",
-        stack=stack.name, created_at=time.time(),
+        id=exec_id,
+        flow_name=flow.name,
+        flow_ref=flow.ref,
+        status="running",
+        stack=stack.name,
+        created_at=time.time(),
         options={"retries": flow.retries, "cache": flow.cache},
     )
     store.create_execution(record, inputs)
@@ -111,15 +118,21 @@ def run_execution(exec_id: str, *, mode: RunMode) -> ExecutionRecord:
         heartbeat = lease.Heartbeat(store, exec_id, owner)
         heartbeat.start()
         ctx = ExecutionContext(
-            exec_id=exec_id, flow_name=record.flow_name, store=store,
-            artifacts=stack.artifacts, journal=store.load_journal(exec_id),
+            exec_id=exec_id,
+            flow_name=record.flow_name,
+            store=store,
+            artifacts=stack.artifacts,
+            journal=store.load_journal(exec_id),
             outputs=store.load_journal_outputs(exec_id),
             default_retries=int(record.options.get("retries") or 0),
             cancelled=heartbeat.cancelled,
         )
         verb = {"start": "started", "resume": "resumed", "retry": "retried"}[mode]
-        log_event(exec_id, f"{verb} flow {record.flow_name} in {lease.describe_owner(owner)} "
-                  f"({len(ctx.journal)} journal entries)")
+        log_event(
+            exec_id,
+            f"{verb} flow {record.flow_name} in {lease.describe_owner(owner)} "
+            f"({len(ctx.journal)} journal entries)",
+        )
         _run_body(flow, ctx, args, kwargs, owner)
     except BaseException:
         if heartbeat is None:  # failed before the body ran: leave the execution as it was
@@ -145,7 +158,10 @@ def _run_body(
         finally:
             current_execution.reset(token)
         output = ctx.artifacts.write(
-            result, exec_id=exec_id, name="result", role="result",
+            result,
+            exec_id=exec_id,
+            name="result",
+            role="result",
             what=f"the result of flow {flow.name!r}",
         )
     except ExecutionCancelled:

@@ -50,7 +50,7 @@ class Flow(Generic[P, R]):
             f"{self.name}.run(...), which returns a handle (.wait() gives the result)"
         )
 
-    def run(self, *args: P.args, stack: str | None = None, **kwargs: P.kwargs) -> FlowHandle[R]:
+    def run(self, *args: Any, stack: str | None = None, **kwargs: Any) -> FlowHandle[R]:
         """Start an execution on the active stack's orchestrator.
 
         With the local orchestrator the body runs in this process and this returns
@@ -112,7 +112,7 @@ class FlowHandle(Generic[R]):
         if record.status == "completed":
             from kitaru_core.client import load_result
 
-            return load_result(record)  # type: ignore[no-any-return]
+            return load_result(record)
         raise execution_error(record)
 
 
@@ -127,7 +127,9 @@ def execution_error(record: ExecutionRecord) -> KitaruExecutionError:
     if error:
         message += f": {error.get('type', 'error').rsplit('.', 1)[-1]}: {error.get('message')}"
     return KitaruExecutionError(
-        message, exec_id=exec_id, status=record.status,
+        message,
+        exec_id=exec_id,
+        status=record.status,
         hint=f"fix the cause, then `kitaru executions retry {exec_id}` continues it "
         "from its last completed checkpoint",
     )

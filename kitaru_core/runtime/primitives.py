@@ -21,8 +21,14 @@ def save(name: str, value: Any, *, type: str = "output", tags: list[str] | None 
         raise KitaruUsageError("kitaru.save() needs a non-empty artifact name")
     frame.saved.append(
         ctx.artifacts.write(
-            value, exec_id=ctx.exec_id, name=name, role="saved", position=frame.position,
-            artifact_type=type, tags=tags, what=f"artifact {name!r}",
+            value,
+            exec_id=ctx.exec_id,
+            name=name,
+            role="saved",
+            position=frame.position,
+            artifact_type=type,
+            tags=tags,
+            what=f"artifact {name!r}",
         )
     )
 

@@ -179,7 +179,7 @@ def sqlite_path(url: str) -> Path:
 
 def libpq_url(url: str) -> str:
     """``postgresql+psycopg://...`` (SQLAlchemy's spelling) to what libpq accepts."""
-    scheme, sep, rest = url.partition("://")
+    _scheme, sep, rest = url.partition("://")
     return "postgresql://" + rest if sep else url
 
 

@@ -52,8 +52,11 @@ class MetadataStore:
                 "original_exec_id, metadata, options, runs) VALUES (:id, :flow_name, "
                 ":flow_ref, :status, :stack, :created_at, :original_exec_id, '{}', :options, 0)",
                 {
-                    "id": record.id, "flow_name": record.flow_name, "flow_ref": record.flow_ref,
-                    "status": record.status, "stack": record.stack,
+                    "id": record.id,
+                    "flow_name": record.flow_name,
+                    "flow_ref": record.flow_ref,
+                    "status": record.status,
+                    "stack": record.stack,
                     "created_at": record.created_at,
                     "original_exec_id": record.original_exec_id,
                     "options": json.dumps(record.options),
@@ -99,11 +102,15 @@ class MetadataStore:
         """Take the lease if it is still held by ``observed_owner`` (compare-and-swap)."""
         params = {"id": exec_id, "owner": owner, "now": time.time(), "observed": observed_owner}
         if observed_owner is None:
-            sql = ("UPDATE executions SET lease_owner = :owner, lease_heartbeat = :now "
-                   "WHERE id = :id AND lease_owner IS NULL")
+            sql = (
+                "UPDATE executions SET lease_owner = :owner, lease_heartbeat = :now "
+                "WHERE id = :id AND lease_owner IS NULL"
+            )
         else:
-            sql = ("UPDATE executions SET lease_owner = :owner, lease_heartbeat = :now "
-                   "WHERE id = :id AND lease_owner = :observed")
+            sql = (
+                "UPDATE executions SET lease_owner = :owner, lease_heartbeat = :now "
+                "WHERE id = :id AND lease_owner = :observed"
+            )
         return self.db.execute(sql, params) == 1
 
     def renew_lease(self, exec_id: str, owner: str) -> str | None:
@@ -155,7 +162,9 @@ class MetadataStore:
                 "lease_heartbeat = NULL WHERE id = :id AND lease_owner = :owner "
                 "AND status = 'running'",
                 {
-                    "id": exec_id, "owner": owner, "status": status,
+                    "id": exec_id,
+                    "owner": owner,
+                    "status": status,
                     "error": json.dumps(error) if error else None,
                     "result": result.id if result else None,
                     "ended": time.time() if status != "waiting" else None,
@@ -171,11 +180,14 @@ class MetadataStore:
 
     def cancel(self, exec_id: str) -> bool:
         """Mark a non-terminal execution cancelled; its runner stops at its next checkpoint."""
-        return self.db.execute(
-            "UPDATE executions SET status = 'cancelled', ended_at = :now "
-            "WHERE id = :id AND status IN ('running', 'waiting')",
-            {"id": exec_id, "now": time.time()},
-        ) == 1
+        return (
+            self.db.execute(
+                "UPDATE executions SET status = 'cancelled', ended_at = :now "
+                "WHERE id = :id AND status IN ('running', 'waiting')",
+                {"id": exec_id, "now": time.time()},
+            )
+            == 1
+        )
 
     def merge_execution_metadata(self, exec_id: str, values: dict[str, Any]) -> None:
         with self.db.transaction() as db:

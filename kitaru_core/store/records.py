@@ -37,14 +37,41 @@ class ExecutionRecord:
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> ExecutionRecord:
-        (id_, flow_name, flow_ref, status, stack, created_at, original, result_id, error,
-         metadata, options, owner, heartbeat, runs, started_at, ended_at) = row
+        (
+            id_,
+            flow_name,
+            flow_ref,
+            status,
+            stack,
+            created_at,
+            original,
+            result_id,
+            error,
+            metadata,
+            options,
+            owner,
+            heartbeat,
+            runs,
+            started_at,
+            ended_at,
+        ) = row
         return cls(
-            id=id_, flow_name=flow_name, flow_ref=flow_ref, status=status, stack=stack,
-            created_at=created_at, original_exec_id=original, result_artifact_id=result_id,
-            error=json.loads(error) if error else None, metadata=json.loads(metadata),
-            options=json.loads(options), lease_owner=owner, lease_heartbeat=heartbeat,
-            runs=runs, started_at=started_at, ended_at=ended_at,
+            id=id_,
+            flow_name=flow_name,
+            flow_ref=flow_ref,
+            status=status,
+            stack=stack,
+            created_at=created_at,
+            original_exec_id=original,
+            result_artifact_id=result_id,
+            error=json.loads(error) if error else None,
+            metadata=json.loads(metadata),
+            options=json.loads(options),
+            lease_owner=owner,
+            lease_heartbeat=heartbeat,
+            runs=runs,
+            started_at=started_at,
+            ended_at=ended_at,
         )
 
 
@@ -70,20 +97,43 @@ class JournalEntry:
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> JournalEntry:
-        (exec_id, position, name, status, started_at, ended_at, kind, output_id, attempts,
-         error, metadata) = row
+        (
+            exec_id,
+            position,
+            name,
+            status,
+            started_at,
+            ended_at,
+            kind,
+            output_id,
+            attempts,
+            error,
+            metadata,
+        ) = row
         return cls(
-            exec_id=exec_id, position=position, name=name, status=status,
-            started_at=started_at, ended_at=ended_at, kind=kind, output_artifact_id=output_id,
-            attempts=attempts, error=json.loads(error) if error else None,
+            exec_id=exec_id,
+            position=position,
+            name=name,
+            status=status,
+            started_at=started_at,
+            ended_at=ended_at,
+            kind=kind,
+            output_artifact_id=output_id,
+            attempts=attempts,
+            error=json.loads(error) if error else None,
             metadata=json.loads(metadata),
         )
 
     def params(self) -> dict[str, Any]:
         return {
-            "exec_id": self.exec_id, "position": self.position, "name": self.name,
-            "status": self.status, "started_at": self.started_at, "ended_at": self.ended_at,
-            "kind": self.kind, "output_artifact_id": self.output_artifact_id,
+            "exec_id": self.exec_id,
+            "position": self.position,
+            "name": self.name,
+            "status": self.status,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "kind": self.kind,
+            "output_artifact_id": self.output_artifact_id,
             "attempts": self.attempts,
             "error": json.dumps(self.error) if self.error else None,
             "metadata": json.dumps(self.metadata, default=str) if self.metadata else "{}",
@@ -113,19 +163,47 @@ class ArtifactRecord:
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> ArtifactRecord:
-        (id_, exec_id, name, role, key, serializer, type_ref, size, created_at,
-         artifact_type, position, tags) = row
+        (
+            id_,
+            exec_id,
+            name,
+            role,
+            key,
+            serializer,
+            type_ref,
+            size,
+            created_at,
+            artifact_type,
+            position,
+            tags,
+        ) = row
         return cls(
-            id=id_, exec_id=exec_id, name=name, role=role, key=key, serializer=serializer,
-            type_ref=type_ref, size=size, created_at=created_at, artifact_type=artifact_type,
-            position=position, tags=json.loads(tags),
+            id=id_,
+            exec_id=exec_id,
+            name=name,
+            role=role,
+            key=key,
+            serializer=serializer,
+            type_ref=type_ref,
+            size=size,
+            created_at=created_at,
+            artifact_type=artifact_type,
+            position=position,
+            tags=json.loads(tags),
         )
 
     def params(self) -> dict[str, Any]:
         return {
-            "id": self.id, "exec_id": self.exec_id, "name": self.name, "role": self.role,
-            "key": self.key, "serializer": self.serializer, "type_ref": self.type_ref,
-            "size": self.size, "created_at": self.created_at,
-            "artifact_type": self.artifact_type, "position": self.position,
+            "id": self.id,
+            "exec_id": self.exec_id,
+            "name": self.name,
+            "role": self.role,
+            "key": self.key,
+            "serializer": self.serializer,
+            "type_ref": self.type_ref,
+            "size": self.size,
+            "created_at": self.created_at,
+            "artifact_type": self.artifact_type,
+            "position": self.position,
             "tags": json.dumps(self.tags) if self.tags else "[]",
         }

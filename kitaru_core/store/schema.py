@@ -16,7 +16,9 @@ executions = Table(
     metadata,
     Column("id", String(64), primary_key=True),
     Column("flow_name", String(255), nullable=False),
-    Column("flow_ref", Text, nullable=False, comment="module:qualname or path/to/script.py:qualname"),
+    Column(
+        "flow_ref", Text, nullable=False, comment="module:qualname or path/to/script.py:qualname"
+    ),
     Column("status", String(16), nullable=False),
     Column("stack", String(255), nullable=False),
     Column("original_exec_id", String(64), nullable=True),

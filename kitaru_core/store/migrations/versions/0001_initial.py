@@ -20,7 +20,12 @@ def upgrade() -> None:
         "executions",
         sa.Column("id", sa.String(64), primary_key=True),
         sa.Column("flow_name", sa.String(255), nullable=False),
-        sa.Column("flow_ref", sa.Text, nullable=False, comment="module:qualname or path/to/script.py:qualname"),
+        sa.Column(
+            "flow_ref",
+            sa.Text,
+            nullable=False,
+            comment="module:qualname or path/to/script.py:qualname",
+        ),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("stack", sa.String(255), nullable=False),
         sa.Column("original_exec_id", sa.String(64), nullable=True),
@@ -60,7 +65,9 @@ def upgrade() -> None:
         sa.Column("role", sa.String(16), nullable=False, comment="input, output, saved or result"),
         sa.Column("artifact_type", sa.String(64), nullable=False, server_default="output"),
         sa.Column("position", sa.Integer, nullable=True),
-        sa.Column("key", sa.String(128), nullable=False, comment="content hash in the artifact store"),
+        sa.Column(
+            "key", sa.String(128), nullable=False, comment="content hash in the artifact store"
+        ),
         sa.Column("serializer", sa.String(16), nullable=False),
         sa.Column("type_ref", sa.Text, nullable=False),
         sa.Column("size", sa.Integer, nullable=False),

@@ -1,0 +1,72 @@
+"""Developer tasks: ``nox -s tests``, ``lint``, ``typecheck``, ``bench``, ``demo``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "typecheck", "tests"]
+
+PYTHON = "3.11"
+
+
+def postgres_url(session: nox.Session) -> str | None:
+    """Start the machine's PostgreSQL if needed and return the test database's URL."""
+    if os.environ.get("KITARU_TEST_BACKENDS", "sqlite,postgres") == "sqlite":
+        session.warn("KITARU_TEST_BACKENDS=sqlite: skipping the PostgreSQL run")
+        return None
+    if os.environ.get("KITARU_TEST_DATABASE_URL"):
+        return os.environ["KITARU_TEST_DATABASE_URL"]
+    out = subprocess.run(["bash", ".ci/postgres.sh"], capture_output=True, text=True)
+    if out.returncode != 0:
+        session.error(
+            "PostgreSQL is needed for the second half of the suite and could not be "
+            f"started:\n{out.stderr}\nSet KITARU_TEST_BACKENDS=sqlite to run SQLite only."
+        )
+    return out.stdout.strip().splitlines()[-1]
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The whole suite against SQLite, then against PostgreSQL."""
+    session.install("-e", ".[postgres,test]")
+    args = session.posargs or ["-q", "-ra"]
+    session.log("metadata store: SQLite")
+    session.run("pytest", *args, env={"KITARU_TEST_DATABASE_URL": ""})
+    url = postgres_url(session)
+    if url:
+        session.log("metadata store: PostgreSQL")
+        session.run("pytest", *args, env={"KITARU_TEST_DATABASE_URL": url})
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".[postgres]", "mypy>=1.10", "pytest")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Print the performance figures; ``nox -s bench -- --peers`` adds DBOS and LangGraph."""
+    session.install("-e", ".")
+    if "--peers" in session.posargs:
+        session.install("dbos", "langgraph", "langgraph-checkpoint-sqlite")
+    session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """A durable flow that crashes and is resumed, on the local stack."""
+    session.install("-e", ".")
+    session.run("python", "examples/crash_demo.py")

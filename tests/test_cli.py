@@ -1,0 +1,90 @@
+"""The ``kitaru`` command, run as a user would run it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import subprocess_env
+
+
+def kitaru(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kitaru", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=subprocess_env(**env),
+        timeout=60,
+    )
+
+
+def test_run_with_arguments_then_list_and_get_as_json(tmp_path: Path) -> None:
+    ran = kitaru("run", "flows:research", "--arg", "topic=durable agents", "-o", "json")
+    assert ran.returncode == 0, ran.stderr
+    started = json.loads(ran.stdout)
+    assert started["status"] == "completed"
+    assert started["result"] == "NOTES ON DURABLE AGENTS"
+
+    listed = json.loads(kitaru("executions", "list", "--output", "json").stdout)
+    assert [(e["exec_id"], e["flow_name"], e["status"]) for e in listed] == [
+        (started["exec_id"], "research", "completed")
+    ]
+    got = json.loads(kitaru("executions", "get", started["exec_id"], "-o", "json").stdout)
+    assert [c["name"] for c in got["checkpoints"]] == ["fetch", "summarize"]
+    assert all(c["duration"] >= 0 for c in got["checkpoints"])
+
+
+def test_tables_for_people() -> None:
+    kitaru("run", "flows:research", "--arg", "topic=x")
+    table = kitaru("executions", "list", COLUMNS="200")
+    assert "research" in table.stdout and "completed" in table.stdout
+    exec_id = json.loads(kitaru("executions", "list", "-o", "json").stdout)[0]["exec_id"]
+    detail = kitaru("executions", "get", exec_id, COLUMNS="200")
+    assert "fetch" in detail.stdout and "summarize" in detail.stdout
+    assert "NOTES ON X" in detail.stdout
+
+
+def test_json_arguments_are_parsed_and_text_needs_no_quotes() -> None:
+    ran = kitaru("run", "flows:logs_metadata", "--arg", "x=41", "-o", "json")
+    assert json.loads(ran.stdout)["result"] == 41
+    assert json.loads(ran.stdout)["metadata"] == {"stage": "body", "x": 41}
+
+
+def test_logs_show_the_runs_of_an_execution(tmp_path: Path) -> None:
+    marker = tmp_path / "fixed"
+    failed = kitaru("run", "flows:fragile", "--arg", f"marker={marker}")
+    assert failed.returncode == 1
+    assert "RuntimeError: the service is down" in failed.stdout
+    exec_id = json.loads(kitaru("executions", "list", "-o", "json").stdout)[0]["exec_id"]
+    marker.touch()
+    assert kitaru("executions", "retry", exec_id).returncode == 0
+    log = kitaru("executions", "logs", exec_id).stdout
+    assert "started flow fragile" in log
+    assert "checkpoint flaky_once failed after 1 attempt(s)" in log
+    assert "retried flow fragile" in log
+    assert log.rstrip().endswith("completed")
+
+
+def test_errors_are_one_clear_line_and_exit_non_zero() -> None:
+    missing = kitaru("executions", "get", "doesnotexist")
+    assert missing.returncode == 1
+    assert "no execution with id 'doesnotexist'" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    bad_target = kitaru("run", "flows")
+    assert bad_target.returncode == 2
+    assert "MODULE:FLOW" in bad_target.stderr
+    not_a_flow = kitaru("run", "flows:effect")
+    assert not_a_flow.returncode == 2 and "is not a @flow" in not_a_flow.stderr
+
+
+def test_help_lists_the_commands() -> None:
+    helped = kitaru("--help")
+    assert helped.returncode == 0
+    for command in ("run", "executions"):
+        assert command in helped.stdout
+    sub = kitaru("executions", "--help")
+    for command in ("list", "get", "resume", "retry", "cancel", "logs"):
+        assert command in sub.stdout

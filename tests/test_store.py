@@ -1,0 +1,123 @@
+"""The metadata store: migrations, durability settings, and damaged artifacts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from kitaru import KitaruClient, checkpoint, flow
+from kitaru_core.errors import KitaruBackendError, KitaruUsageError
+from kitaru_core.settings import load_settings
+from kitaru_core.store import migrations
+from kitaru_core.store.metadata_store import get_store, reset_store_cache
+
+
+@checkpoint
+def produce(n: int) -> list[int]:
+    return list(range(n))
+
+
+@flow
+def producer(n: int) -> int:
+    return len(produce(n))
+
+
+def test_a_new_database_is_migrated_to_head() -> None:
+    store = get_store()
+    assert migrations.current_revision(store.db) == migrations.HEAD
+
+
+def test_the_schema_module_matches_the_migrations() -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    from kitaru_core.store.database import sqlalchemy_url
+    from kitaru_core.store.schema import metadata
+
+    store = get_store()
+    engine = create_engine(sqlalchemy_url(store.db.url))
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_a_database_from_a_newer_kitaru_is_refused() -> None:
+    store = get_store()
+    store.db.execute("UPDATE alembic_version SET version_num = '9999'")
+    reset_store_cache()
+    with pytest.raises(KitaruBackendError, match="newer than this Kitaru knows"):
+        get_store()
+
+
+def test_sqlite_runs_in_wal_mode_with_the_chosen_durability(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if load_settings().database_url:
+        pytest.skip("SQLite pragmas")
+    store = get_store()
+    assert store.db.fetchone("PRAGMA journal_mode") == ("wal",)
+    assert store.db.fetchone("PRAGMA synchronous") == (1,)  # NORMAL
+    monkeypatch.setenv("KITARU_DURABILITY", "full")
+    reset_store_cache()
+    assert get_store().db.fetchone("PRAGMA synchronous") == (2,)  # FULL
+    assert producer.run(3).wait() == 3
+
+
+def test_an_unknown_durability_level_says_which_exist(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KITARU_DURABILITY", "paranoid")
+    with pytest.raises(KitaruUsageError, match=r"'normal'.*'full'"):
+        load_settings()
+
+
+def _output_blob(exec_id: str) -> Path:
+    [ref] = KitaruClient().artifacts.list(exec_id, name="produce")
+    return Path(ref.uri.removeprefix("file://"))
+
+
+def test_a_corrupted_blob_is_an_error_naming_the_artifact_and_its_place() -> None:
+    exec_id = producer.run(3).exec_id
+    blob = _output_blob(exec_id)
+    blob.write_bytes(b"[9, 9, 9]")
+    [ref] = KitaruClient().artifacts.list(exec_id, name="produce")
+    with pytest.raises(KitaruBackendError, match="corrupted") as info:
+        ref.load()
+    assert "'produce'" in str(info.value) and str(blob) in str(info.value)
+
+
+def test_a_missing_blob_fails_the_resume_clearly_and_changes_nothing() -> None:
+    exec_id = producer.run(3).exec_id
+    store = get_store()
+    store.db.execute("UPDATE executions SET status = 'running' WHERE id = :id", {"id": exec_id})
+    os.unlink(_output_blob(exec_id))
+    handle = KitaruClient().executions.resume(exec_id)
+    execution = KitaruClient().executions.get(exec_id)
+    assert handle.status == "failed"
+    assert execution.error is not None
+    assert "missing from the local artifact store" in execution.error["message"]
+    assert [c.status for c in execution.checkpoints] == ["completed"]
+
+
+def test_an_unwritable_home_is_a_backend_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if load_settings().database_url:
+        pytest.skip("SQLite location")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("KITARU_HOME", str(blocker / "home"))
+    reset_store_cache()
+    with pytest.raises(KitaruBackendError, match="KITARU_HOME"):
+        get_store()
+
+
+def test_an_unreachable_postgres_is_a_backend_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("psycopg")
+    monkeypatch.setenv("KITARU_DATABASE_URL", "postgresql://nobody:secret@127.0.0.1:1/none")
+    reset_store_cache()
+    with pytest.raises(KitaruBackendError, match="KITARU_DATABASE_URL") as info:
+        get_store()
+    assert "secret" not in str(info.value)
