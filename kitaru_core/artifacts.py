@@ -3,6 +3,11 @@
 The bytes go to the store first; the caller commits the returned record afterwards,
 so a crash in between leaves an unreferenced blob, never a record without its bytes.
 Reads verify the hash, so a corrupted blob is an error, never a wrong value.
+
+Small artifacts (``inline_limit`` bytes, 4 KiB by default) travel inside their record
+instead, committed in the same transaction as their journal entry: one write per
+checkpoint instead of two (one fsync instead of three at full durability, and no
+network round trip per checkpoint on a cloud store).
 """
 
 from __future__ import annotations
@@ -22,9 +27,19 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+INLINE_URI_PREFIX = "kitaru-inline:"
+
+
 class Artifacts:
-    def __init__(self, store: ArtifactStore) -> None:
+    def __init__(self, store: ArtifactStore, *, inline_limit: int = 4096) -> None:
         self.store = store
+        self.inline_limit = inline_limit
+
+    def uri(self, record: ArtifactRecord) -> str:
+        """Where the bytes are: the store's URI, or a note that they are inline."""
+        if record.inline is not None:
+            return f"{INLINE_URI_PREFIX}{record.key}"
+        return self.store.uri(record.key)
 
     def write(
         self,
@@ -40,16 +55,19 @@ class Artifacts:
     ) -> ArtifactRecord:
         """Serialize and store ``value``; returns the record to commit."""
         serialized = serialize(value, what=what or f"artifact {name!r}")
-        key = hashlib.sha256(serialized.data).hexdigest()
-        try:
-            self.store.put(key, serialized.data)
-        except KitaruBackendError:
-            raise
-        except Exception as exc:
-            raise KitaruBackendError(
-                f"{self.store.flavor} artifact store could not write artifact {name!r} "
-                f"({self.store.uri(key)}): {type(exc).__name__}: {exc}"
-            ) from exc
+        data = serialized.data
+        key = hashlib.sha256(data).hexdigest()
+        inline = len(data) <= self.inline_limit
+        if not inline:
+            try:
+                self.store.put(key, data)
+            except KitaruBackendError:
+                raise
+            except Exception as exc:
+                raise KitaruBackendError(
+                    f"{self.store.flavor} artifact store could not write artifact {name!r} "
+                    f"({self.store.uri(key)}): {type(exc).__name__}: {exc}"
+                ) from exc
         return ArtifactRecord(
             id=new_id(),
             exec_id=exec_id,
@@ -63,11 +81,14 @@ class Artifacts:
             artifact_type=artifact_type,
             position=position,
             tags=list(tags or []),
+            inline=data if inline else None,
         )
 
     def read(self, record: ArtifactRecord) -> Any:
         """Load an artifact's value, checking its bytes against the recorded hash."""
         where = f"artifact {record.name!r} ({record.id}) of execution {record.exec_id}"
+        if record.inline is not None:
+            return self._verified(record, record.inline, where, "in the metadata store")
         try:
             data = self.store.read(record.key)
         except FileNotFoundError as exc:
@@ -83,9 +104,13 @@ class Artifacts:
                 f"{where} could not be read from {self.store.uri(record.key)}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
+        return self._verified(record, data, where, f"at {self.store.uri(record.key)}")
+
+    @staticmethod
+    def _verified(record: ArtifactRecord, data: bytes, where: str, place: str) -> Any:
         if hashlib.sha256(data).hexdigest() != record.key:
             raise KitaruBackendError(
-                f"{where} is corrupted: the bytes at {self.store.uri(record.key)} do not "
-                "match their recorded hash; restore the file or re-run the execution"
+                f"{where} is corrupted: the bytes {place} do not match their recorded "
+                "hash; restore them or re-run the execution"
             )
         return deserialize(data, record.serializer, record.type_ref)

@@ -199,7 +199,7 @@ class ArtifactsClient:
             serializer=record.serializer,
             type_ref=record.type_ref,
             size=record.size,
-            uri=stack.artifact_store.uri(record.key),
+            uri=stack.artifacts.uri(record),
             created_at=record.created_at,
             position=record.position,
             tags=record.tags,

@@ -27,6 +27,9 @@ class Settings:
     """``normal`` survives a killed process; ``full`` also survives power loss."""
     stack: str | None
     """Overrides the active stack for this process (``KITARU_STACK``)."""
+    inline_artifact_bytes: int = 4096
+    """Artifacts up to this size live in the metadata store, beside their journal entry
+    (``KITARU_INLINE_ARTIFACT_BYTES``; 0 sends every artifact to the artifact store)."""
 
     @property
     def sqlite_path(self) -> Path:
@@ -52,10 +55,17 @@ def load_settings() -> Settings:
             f"KITARU_DURABILITY={durability!r} is not a durability level; "
             "use 'normal' (survives a killed process) or 'full' (also survives power loss)"
         )
+    inline = env.get("KITARU_INLINE_ARTIFACT_BYTES", "4096").strip() or "4096"
+    if not inline.isdigit():
+        raise KitaruUsageError(
+            f"KITARU_INLINE_ARTIFACT_BYTES={inline!r} is not a size in bytes; use a whole "
+            "number such as 4096, or 0 to keep every artifact in the artifact store"
+        )
     home = Path(env["KITARU_HOME"]).expanduser() if env.get("KITARU_HOME") else _default_home()
     return Settings(
         home=home,
         database_url=env.get("KITARU_DATABASE_URL") or None,
         durability=durability,  # type: ignore[arg-type]
         stack=env.get("KITARU_STACK") or None,
+        inline_artifact_bytes=int(inline),
     )

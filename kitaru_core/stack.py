@@ -24,10 +24,7 @@ class Stack:
     name: str
     artifact_store: ArtifactStore
     orchestrator: Orchestrator
-
-    @functools.cached_property
-    def artifacts(self) -> Artifacts:
-        return Artifacts(self.artifact_store)
+    artifacts: Artifacts
 
 
 def active_stack_name(settings: Settings | None = None, explicit: str | None = None) -> str:
@@ -50,12 +47,12 @@ def _build_stack(name: str, settings: Settings) -> Stack:
     from kitaru_core.builtin.local_artifact_store import LocalArtifactStore
     from kitaru_core.builtin.local_orchestrator import LocalOrchestrator
 
+    store = LocalArtifactStore(settings.home / "artifacts", fsync=settings.durability == "full")
     return Stack(
         name=LOCAL_STACK,
-        artifact_store=LocalArtifactStore(
-            settings.home / "artifacts", fsync=settings.durability == "full"
-        ),
+        artifact_store=store,
         orchestrator=LocalOrchestrator(),
+        artifacts=Artifacts(store, inline_limit=settings.inline_artifact_bytes),
     )
 
 

@@ -317,3 +317,18 @@ def test_none_results_are_recorded() -> None:
     calls.clear()
     KitaruClient().executions.resume(handle.exec_id)
     assert calls == []
+
+
+@flow
+def long_flow(n: int) -> int:
+    futures = [double.submit(i) for i in range(0, n, 50)]
+    return sum(double(i) for i in range(n)) + sum(f.result() for f in futures)
+
+
+def test_a_long_journal_is_replayed_page_by_page() -> None:
+    handle = long_flow.run(700)  # several pages of the journal reader
+    expected = handle.wait()
+    _reopen(handle.exec_id)
+    calls.clear()
+    assert KitaruClient().executions.resume(handle.exec_id).wait() == expected
+    assert calls == []

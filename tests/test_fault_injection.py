@@ -44,13 +44,14 @@ def check_journal(exec_id: str) -> set[int]:
     store = get_store()
     artifacts = get_stack("local").artifacts
     journal = store.load_journal(exec_id)
-    outputs = store.load_journal_outputs(exec_id)
     completed = {p for p, e in journal.items() if e.status == "completed"}
     assert completed == set(range(len(completed))), "completed entries form a prefix"
     for position in completed:
         entry = journal[position]
         assert entry.name == "numbered"
-        value = artifacts.read(outputs[entry.output_artifact_id or ""])
+        record = store.get_artifact(entry.output_artifact_id or "")
+        assert record is not None
+        value = artifacts.read(record)
         assert value["i"] == position
     return completed
 

@@ -73,11 +73,39 @@ def test_an_unknown_durability_level_says_which_exist(monkeypatch: pytest.Monkey
         load_settings()
 
 
+@pytest.fixture
+def no_inline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every artifact goes to the artifact store, as a file."""
+    monkeypatch.setenv("KITARU_INLINE_ARTIFACT_BYTES", "0")
+
+
+def test_small_outputs_live_in_the_metadata_store_and_large_ones_in_the_artifact_store() -> None:
+    small = producer.run(3).exec_id
+    large = producer.run(5000).exec_id
+    [small_ref] = KitaruClient().artifacts.list(small, name="produce")
+    [large_ref] = KitaruClient().artifacts.list(large, name="produce")
+    assert small_ref.uri.startswith("kitaru-inline:")
+    assert large_ref.uri.startswith("file://") and large_ref.size > 4096
+    assert Path(large_ref.uri.removeprefix("file://")).read_bytes().startswith(b"[0,1,2,")
+    assert (small_ref.load(), len(large_ref.load())) == ([0, 1, 2], 5000)
+
+
+def test_corrupted_inline_bytes_are_an_error_too() -> None:
+    exec_id = producer.run(3).exec_id
+    [ref] = KitaruClient().artifacts.list(exec_id, name="produce")
+    get_store().db.execute(
+        "UPDATE artifacts SET inline = :b WHERE id = :id", {"b": b"[9,9,9]", "id": ref.id}
+    )
+    with pytest.raises(KitaruBackendError, match="corrupted: the bytes in the metadata store"):
+        KitaruClient().artifacts.get(ref.id).load()
+
+
 def _output_blob(exec_id: str) -> Path:
     [ref] = KitaruClient().artifacts.list(exec_id, name="produce")
     return Path(ref.uri.removeprefix("file://"))
 
 
+@pytest.mark.usefixtures("no_inline")
 def test_a_corrupted_blob_is_an_error_naming_the_artifact_and_its_place() -> None:
     exec_id = producer.run(3).exec_id
     blob = _output_blob(exec_id)
@@ -88,6 +116,7 @@ def test_a_corrupted_blob_is_an_error_naming_the_artifact_and_its_place() -> Non
     assert "'produce'" in str(info.value) and str(blob) in str(info.value)
 
 
+@pytest.mark.usefixtures("no_inline")
 def test_a_missing_blob_fails_the_resume_clearly_and_changes_nothing() -> None:
     exec_id = producer.run(3).exec_id
     store = get_store()

@@ -79,18 +79,18 @@ class Checkpoint(Generic[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         ctx, position = self._enter()
-        entry = ctx.recorded(position, self.name)
-        if entry is not None:
-            return ctx.load_output(entry)
+        output = ctx.recorded(position, self.name)
+        if output is not None:
+            return ctx.artifacts.read(output)
         return self._run(ctx, position, args, kwargs)
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> CheckpointFuture[R]:
         """Run concurrently; the journal position is taken now, in program order."""
         ctx, position = self._enter()
         future: CheckpointFuture[R] = CheckpointFuture()
-        entry = ctx.recorded(position, self.name)
-        if entry is not None:
-            future.set_result(ctx.load_output(entry))
+        output = ctx.recorded(position, self.name)
+        if output is not None:
+            future.set_result(ctx.artifacts.read(output))
             return future
         run_in_context = contextvars.copy_context().run
 
@@ -115,7 +115,7 @@ class Checkpoint(Generic[P, R]):
     ) -> R:
         ctx.check_cancelled()
         retries = ctx.default_retries if self.retries is None else self.retries
-        previous = ctx.journal.get(position)  # a failed entry from an earlier run
+        replace = ctx.has_entry(position)  # a failed entry from an earlier run
         started = time.time()
         attempt = 0
         while True:
@@ -145,8 +145,7 @@ class Checkpoint(Generic[P, R]):
                     error=error_info(exc),
                     metadata=frame.metadata,
                 )
-                ctx.store.record_entry(failed, [], replace=previous is not None)
-                ctx.journal[position] = failed
+                ctx.store.record_entry(failed, [], replace=replace)
                 log_event(
                     ctx.exec_id,
                     f"checkpoint {self.name} failed after {attempt} "
@@ -177,8 +176,7 @@ class Checkpoint(Generic[P, R]):
             attempts=attempt,
             metadata=frame.metadata,
         )
-        ctx.store.record_entry(entry, [record, *frame.saved], replace=previous is not None)
-        ctx.journal[position] = entry
+        ctx.store.record_entry(entry, [record, *frame.saved], replace=replace)
         return output
 
 

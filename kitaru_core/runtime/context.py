@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kitaru_core.artifacts import Artifacts
-from kitaru_core.errors import KitaruContextError, KitaruDivergenceError
+from kitaru_core.errors import KitaruBackendError, KitaruContextError, KitaruDivergenceError
+from kitaru_core.runtime.journal import JournalReader
 from kitaru_core.store.metadata_store import MetadataStore
-from kitaru_core.store.records import ArtifactRecord, JournalEntry
+from kitaru_core.store.records import ArtifactRecord
 
 
 class ExecutionCancelled(BaseException):
@@ -37,8 +38,7 @@ class ExecutionContext:
         flow_name: str,
         store: MetadataStore,
         artifacts: Artifacts,
-        journal: dict[int, JournalEntry],
-        outputs: dict[str, ArtifactRecord],
+        journal: JournalReader,
         default_retries: int,
         cancelled: threading.Event,
     ) -> None:
@@ -47,7 +47,6 @@ class ExecutionContext:
         self.store = store
         self.artifacts = artifacts
         self.journal = journal
-        self.outputs = outputs
         self.default_retries = default_retries
         self.cancelled = cancelled
         self._next_position = 0
@@ -62,30 +61,28 @@ class ExecutionContext:
             self._next_position += 1
             return position
 
-    def recorded(self, position: int, name: str) -> JournalEntry | None:
-        """The completed entry at ``position``, after checking it is for ``name``."""
-        entry = self.journal.get(position)
-        if entry is None or entry.status != "completed":
+    def recorded(self, position: int, name: str) -> ArtifactRecord | None:
+        """The output record of the completed entry at ``position``, if there is one,
+        after checking that the entry is for checkpoint ``name``."""
+        found = self.journal.get(position)
+        if found is None or found[0].status != "completed":
             return None
+        entry, output = found
         if entry.name != name:
             raise KitaruDivergenceError(
                 exec_id=self.exec_id, position=position, recorded=entry.name, called=name
             )
-        return entry
-
-    def load_output(self, entry: JournalEntry) -> Any:
-        record = self.outputs.get(entry.output_artifact_id or "")
-        if record is None:
-            record = self.store.get_artifact(entry.output_artifact_id or "")
-        if record is None:
-            from kitaru_core.errors import KitaruBackendError
-
+        if output is None:
             raise KitaruBackendError(
-                f"journal entry {entry.name!r} at position {entry.position} of execution "
+                f"journal entry {entry.name!r} at position {position} of execution "
                 f"{self.exec_id} names artifact {entry.output_artifact_id}, which the "
                 "metadata store does not hold"
             )
-        return self.artifacts.read(record)
+        return output
+
+    def has_entry(self, position: int) -> bool:
+        """Whether an earlier run left an entry (a failed one) to overwrite here."""
+        return self.journal.get(position) is not None
 
     def check_cancelled(self) -> None:
         if self.cancelled.is_set():

@@ -15,7 +15,8 @@ from kitaru_core.errors import KitaruDivergenceError, KitaruStateError, KitaruUs
 from kitaru_core.runtime import lease
 from kitaru_core.runtime.checkpoint import error_info
 from kitaru_core.runtime.context import ExecutionCancelled, ExecutionContext, current_execution
-from kitaru_core.runtime.flow_ref import resolve_flow
+from kitaru_core.runtime.flow_ref import resolve_flow, source_root_for
+from kitaru_core.runtime.journal import JournalReader
 from kitaru_core.runtime.logs import log_event
 from kitaru_core.settings import load_settings
 from kitaru_core.stack import get_stack
@@ -57,7 +58,11 @@ def create_execution(
         status="running",
         stack=stack.name,
         created_at=time.time(),
-        options={"retries": flow.retries, "cache": flow.cache},
+        options={
+            "retries": flow.retries,
+            "cache": flow.cache,
+            "source_root": source_root_for(flow.func),
+        },
     )
     store.create_execution(record, inputs)
     return exec_id
@@ -112,7 +117,7 @@ def run_execution(exec_id: str, *, mode: RunMode) -> ExecutionRecord:
         record = get_execution_or_raise(store, exec_id)
         _check_runnable(record, mode)
         stack = get_stack(record.stack, settings)
-        flow = resolve_flow(record.flow_ref)
+        flow = resolve_flow(record.flow_ref, record.options.get("source_root"))
         args, kwargs = _load_inputs(store, stack.artifacts, record, flow.signature)
         store.mark_started(exec_id, owner)
         heartbeat = lease.Heartbeat(store, exec_id, owner)
@@ -122,8 +127,7 @@ def run_execution(exec_id: str, *, mode: RunMode) -> ExecutionRecord:
             flow_name=record.flow_name,
             store=store,
             artifacts=stack.artifacts,
-            journal=store.load_journal(exec_id),
-            outputs=store.load_journal_outputs(exec_id),
+            journal=JournalReader(store, exec_id),
             default_retries=int(record.options.get("retries") or 0),
             cancelled=heartbeat.cancelled,
         )
@@ -131,7 +135,7 @@ def run_execution(exec_id: str, *, mode: RunMode) -> ExecutionRecord:
         log_event(
             exec_id,
             f"{verb} flow {record.flow_name} in {lease.describe_owner(owner)} "
-            f"({len(ctx.journal)} journal entries)",
+            f"({ctx.journal.last_position + 1} journal positions)",
         )
         _run_body(flow, ctx, args, kwargs, owner)
     except BaseException:

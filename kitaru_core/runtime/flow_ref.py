@@ -39,7 +39,21 @@ def flow_ref_for(func: Any) -> str:
     return f"{module}:{qualname}"
 
 
-def resolve_flow(ref: str) -> Flow:
+def source_root_for(func: Any) -> str | None:
+    """The ``sys.path`` entry the flow's module was imported from, so another process
+    started elsewhere can import it too."""
+    module = sys.modules.get(func.__module__)
+    path = getattr(module, "__file__", None)
+    if not path or func.__module__ in ("__main__", *_script_paths):
+        return None
+    root = os.path.dirname(os.path.abspath(path))
+    depth = func.__module__.count(".") + (os.path.basename(path) == "__init__.py")
+    for _ in range(depth):
+        root = os.path.dirname(root)
+    return root
+
+
+def resolve_flow(ref: str, source_root: str | None = None) -> Flow:
     from kitaru_core.runtime.flow import Flow
 
     if ref in registry:
@@ -50,7 +64,10 @@ def resolve_flow(ref: str) -> Flow:
             f"flow {ref!r} was defined inside a function, so no other process can import "
             "it; define flows at module level to resume them elsewhere"
         )
-    module = _import_script(source) if _is_path(source) else _import_module(source, ref)
+    if _is_path(source):
+        module = _import_script(source)
+    else:
+        module = _import_module(source, ref, source_root)
     obj: Any = module
     try:
         for part in qualname.split("."):
@@ -69,9 +86,11 @@ def _is_path(source: str) -> bool:
     return source.endswith(".py") or os.sep in source
 
 
-def _import_module(name: str, ref: str) -> Any:
+def _import_module(name: str, ref: str, source_root: str | None) -> Any:
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    if source_root and source_root not in sys.path and os.path.isdir(source_root):
+        sys.path.append(source_root)  # where the module was found when the execution started
     try:
         return importlib.import_module(name)
     except ImportError as exc:

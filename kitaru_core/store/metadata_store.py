@@ -19,12 +19,14 @@ from kitaru_core.store.records import ArtifactRecord, ExecutionRecord, JournalEn
 
 _INSERT_ARTIFACT = (
     f"INSERT INTO artifacts ({ArtifactRecord.COLUMNS}) VALUES (:id, :exec_id, :name, :role, "
-    ":key, :serializer, :type_ref, :size, :created_at, :artifact_type, :position, :tags)"
+    ":key, :serializer, :type_ref, :size, :created_at, :artifact_type, :position, :tags, :inline)"
 )
 _INSERT_ENTRY = (
     f"INSERT INTO journal ({JournalEntry.COLUMNS}) VALUES (:exec_id, :position, :name, "
     ":status, :started_at, :ended_at, :kind, :output_artifact_id, :attempts, :error, :metadata)"
 )
+_JOURNAL_COLUMNS = ", ".join("j." + c.strip() for c in JournalEntry.COLUMNS.split(","))
+_ARTIFACT_COLUMNS = ", ".join("a." + c.strip() for c in ArtifactRecord.COLUMNS.split(","))
 _DELETE_ENTRY = "DELETE FROM journal WHERE exec_id = :exec_id AND position = :position"
 
 
@@ -207,14 +209,31 @@ class MetadataStore:
         )
         return {row[1]: JournalEntry.from_row(row) for row in rows}
 
-    def load_journal_outputs(self, exec_id: str) -> dict[str, ArtifactRecord]:
-        """The output artifact records of the journal's entries, by artifact id."""
-        rows = self.db.fetchall(
-            f"SELECT {ArtifactRecord.COLUMNS} FROM artifacts WHERE exec_id = :id "
-            "AND role = 'output'",
-            {"id": exec_id},
+    def last_position(self, exec_id: str) -> int:
+        row = self.db.fetchone(
+            "SELECT MAX(position) FROM journal WHERE exec_id = :id", {"id": exec_id}
         )
-        return {row[0]: ArtifactRecord.from_row(row) for row in rows}
+        return -1 if row is None or row[0] is None else int(row[0])
+
+    def journal_page(
+        self, exec_id: str, low: int, high: int
+    ) -> list[tuple[JournalEntry, ArtifactRecord | None]]:
+        """Entries at positions ``low <= position < high``, each with its output's record."""
+        rows = self.db.fetchall(
+            f"SELECT {_JOURNAL_COLUMNS}, {_ARTIFACT_COLUMNS} FROM journal j "
+            "LEFT JOIN artifacts a ON a.id = j.output_artifact_id "
+            "WHERE j.exec_id = :id AND j.position >= :low AND j.position < :high "
+            "ORDER BY j.position",
+            {"id": exec_id, "low": low, "high": high},
+        )
+        width = len(_JOURNAL_COLUMNS.split(","))
+        return [
+            (
+                JournalEntry.from_row(row[:width]),
+                ArtifactRecord.from_row(row[width:]) if row[width] is not None else None,
+            )
+            for row in rows
+        ]
 
     def record_entry(
         self, entry: JournalEntry, artifacts: list[ArtifactRecord], *, replace: bool

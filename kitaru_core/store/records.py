@@ -155,10 +155,12 @@ class ArtifactRecord:
     artifact_type: str = "output"
     position: int | None = None
     tags: list[str] = field(default_factory=list)
+    inline: bytes | None = None
+    """The bytes themselves when small enough to live in the metadata store."""
 
     COLUMNS = (
         "id, exec_id, name, role, key, serializer, type_ref, size, created_at, "
-        "artifact_type, position, tags"
+        "artifact_type, position, tags, inline"
     )
 
     @classmethod
@@ -176,6 +178,7 @@ class ArtifactRecord:
             artifact_type,
             position,
             tags,
+            inline,
         ) = row
         return cls(
             id=id_,
@@ -190,6 +193,7 @@ class ArtifactRecord:
             artifact_type=artifact_type,
             position=position,
             tags=json.loads(tags),
+            inline=bytes(inline) if inline is not None else None,
         )
 
     def params(self) -> dict[str, Any]:
@@ -206,4 +210,5 @@ class ArtifactRecord:
             "artifact_type": self.artifact_type,
             "position": self.position,
             "tags": json.dumps(self.tags) if self.tags else "[]",
+            "inline": self.inline,
         }

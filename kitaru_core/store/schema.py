@@ -7,7 +7,7 @@ and these tables agree. Times are seconds since the epoch; JSON columns hold tex
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import Column, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -67,6 +67,12 @@ artifacts = Table(
     Column("type_ref", Text, nullable=False),
     Column("size", Integer, nullable=False),
     Column("tags", Text, nullable=False, server_default="[]"),
+    Column(
+        "inline",
+        LargeBinary,
+        nullable=True,
+        comment="the bytes of a small artifact; larger ones live in the artifact store",
+    ),
     Column("created_at", Float, nullable=False),
     Index("ix_artifacts_exec_name", "exec_id", "name"),
 )

@@ -72,6 +72,12 @@ def upgrade() -> None:
         sa.Column("type_ref", sa.Text, nullable=False),
         sa.Column("size", sa.Integer, nullable=False),
         sa.Column("tags", sa.Text, nullable=False, server_default="[]"),
+        sa.Column(
+            "inline",
+            sa.LargeBinary,
+            nullable=True,
+            comment="the bytes of a small artifact; larger ones live in the artifact store",
+        ),
         sa.Column("created_at", sa.Float, nullable=False),
     )
     op.create_index("ix_artifacts_exec_name", "artifacts", ["exec_id", "name"])

@@ -1,0 +1,56 @@
+"""Flows the benchmarks run (importable by the worker processes they start)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from kitaru import checkpoint, flow
+
+
+@checkpoint
+def step(i: int) -> dict[str, int]:
+    return {"i": i}
+
+
+def plain_step(i: int) -> dict[str, int]:
+    return {"i": i}
+
+
+@flow
+def timed_steps(n: int) -> float:
+    """Runs ``n`` checkpoints and returns how long the calls took inside the body."""
+    started = time.perf_counter()
+    for i in range(n):
+        step(i)
+    return time.perf_counter() - started
+
+
+@flow
+def crash_after(n: int) -> int:
+    """``n`` checkpoints, then the process dies before the result is recorded."""
+    total = sum(step(i)["i"] for i in range(n))
+    if os.environ.get("KITARU_BENCH_CRASH") == "1":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return total
+
+
+@checkpoint
+def fetch(topic: str) -> str:
+    return f"notes on {topic}"
+
+
+@checkpoint
+def draft(notes: str) -> str:
+    return notes.upper()
+
+
+@checkpoint
+def publish(text: str) -> int:
+    return len(text)
+
+
+@flow
+def three_steps(topic: str) -> int:
+    return publish(draft(fetch(topic)))

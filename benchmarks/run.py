@@ -1,0 +1,218 @@
+"""Kitaru's performance figures: medians over repeated runs, each in fresh processes.
+
+    nox -s bench                # Kitaru alone
+    nox -s bench -- --peers     # with DBOS Transact and LangGraph beside it
+
+Every figure is wall-clock time on this machine, local stack, SQLite. Recording
+overhead is the time of N checkpoint calls inside a flow minus the same N plain calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+TARGETS_MS = {
+    "record_normal": 0.3,
+    "record_full": 1.0,
+    "replay": 0.1,
+    "resume_200": 500.0,
+    "import": 150.0,
+    "three_step_process": 350.0,
+    "cli_help": 300.0,
+}
+
+
+def env_with(home: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ, KITARU_HOME=home, PYTHONPATH=str(HERE), **extra)
+    env.pop("KITARU_DATABASE_URL", None)
+    return env
+
+
+def wall(cmd: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def median_ms(values: list[float]) -> float:
+    return statistics.median(values) * 1000
+
+
+RECORD_AND_REPLAY = """
+import json, sys, time
+import bench_flows as b
+from kitaru import KitaruClient
+from kitaru_core.store.metadata_store import get_store
+n = int(sys.argv[1])
+b.timed_steps.run(50)  # warm up: schema, directories, caches
+started = time.perf_counter()
+for i in range(n):
+    b.plain_step(i)
+plain = time.perf_counter() - started
+handle = b.timed_steps.run(n)
+recorded = handle.wait()
+get_store().db.execute("UPDATE executions SET status='running' WHERE id=:id", {"id": handle.exec_id})
+replayed = KitaruClient().executions.resume(handle.exec_id).wait()
+print(json.dumps({"record": (recorded - plain) / n, "replay": (replayed - plain) / n}))
+"""
+
+
+def record_and_replay(rounds: int, n: int) -> dict[str, float]:
+    results: dict[str, list[float]] = {"record_normal": [], "record_full": [], "replay": []}
+    for durability in ("normal", "full"):
+        for _ in range(rounds):
+            with tempfile.TemporaryDirectory() as home:
+                out = subprocess.run(
+                    [sys.executable, "-c", RECORD_AND_REPLAY, str(n)],
+                    env=env_with(home, KITARU_DURABILITY=durability),
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+            figures = json.loads(out.stdout)
+            results[f"record_{durability}"].append(figures["record"])
+            if durability == "normal":
+                results["replay"].append(figures["replay"])
+    return {name: median_ms(values) for name, values in results.items()}
+
+
+def crashed_resume(rounds: int, n: int) -> float:
+    times = []
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory() as home:
+            crash = subprocess.run(
+                [sys.executable, "-c", f"import bench_flows as b; b.crash_after.run({n})"],
+                env=env_with(home, KITARU_BENCH_CRASH="1"),
+                check=False,
+            )
+            assert crash.returncode == -9, crash
+            exec_id = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "from kitaru import KitaruClient; print(KitaruClient().executions.latest().exec_id)",
+                ],
+                env=env_with(home),
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            resume = (
+                "import sys; from kitaru import KitaruClient; "
+                "r = KitaruClient().executions.resume(sys.argv[1]).wait(); "
+                f"assert r == {sum(range(n))}, r"
+            )
+            times.append(wall([sys.executable, "-c", resume, exec_id], env_with(home)))
+    return median_ms(times)
+
+
+def process_times(rounds: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as home:
+        env = env_with(home)
+        three = [sys.executable, "-c", "import bench_flows as b; b.three_steps.run('x').wait()"]
+        wall(three, env)  # the first run creates the database
+        bare = [wall([sys.executable, "-c", "pass"], env) for _ in range(rounds)]
+        imports = [wall([sys.executable, "-c", "import kitaru"], env) for _ in range(rounds)]
+        threes = [wall(three, env) for _ in range(rounds)]
+        kitaru_bin = str(Path(sys.executable).with_name("kitaru"))
+        helps = [wall([kitaru_bin, "--help"], env) for _ in range(rounds)]
+    return {
+        "interpreter": median_ms(bare),
+        "import": median_ms(imports) - median_ms(bare),
+        "three_step_process": median_ms(threes),
+        "cli_help": median_ms(helps),
+    }
+
+
+PEAK_MEMORY = """
+import resource, sys
+import bench_flows as b
+from kitaru import KitaruClient
+from kitaru_core.store.metadata_store import get_store
+n = int(sys.argv[1])
+handle = b.timed_steps.run(n)
+get_store().db.execute("UPDATE executions SET status='running' WHERE id=:id", {"id": handle.exec_id})
+KitaruClient().executions.resume(handle.exec_id).wait()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_memory_mib(n: int) -> float:
+    """Peak RSS of a process that records then replays ``n`` checkpoints."""
+    with tempfile.TemporaryDirectory() as home:
+        out = subprocess.run(
+            [sys.executable, "-c", PEAK_MEMORY, str(n)],
+            env=env_with(home), check=True, capture_output=True, text=True,
+        )
+    return int(out.stdout) / 1024
+
+
+LABELS = {
+    "record_normal": "recording overhead per checkpoint (default durability)",
+    "record_full": "recording overhead per checkpoint (KITARU_DURABILITY=full)",
+    "replay": "replaying a recorded checkpoint",
+    "resume_200": "crashed 200-checkpoint execution, new process launch to result",
+    "import": "import kitaru (process wall time over a bare interpreter)",
+    "three_step_process": "whole process running a three-checkpoint flow",
+    "cli_help": "kitaru --help",
+    "interpreter": "bare interpreter start (for reference)",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--checkpoints", type=int, default=1000)
+    parser.add_argument("--peers", action="store_true", help="also measure DBOS and LangGraph")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    print(f"Kitaru benchmarks: medians of {args.rounds} runs; {os.cpu_count()} cores", flush=True)
+    figures: dict[str, float] = {}
+    figures.update(record_and_replay(args.rounds, args.checkpoints))
+    figures["resume_200"] = crashed_resume(args.rounds, 200)
+    figures.update(process_times(max(args.rounds, 11)))
+    memory = {n: peak_memory_mib(n) for n in (1_000, 20_000)}
+    peers: dict[str, dict[str, float]] = {}
+    if args.peers:
+        import peers as peer_benchmarks
+
+        peers = peer_benchmarks.measure(args.rounds, args.checkpoints)
+    if args.json:
+        print(json.dumps({"kitaru": figures, "peak_rss_mib": memory, **peers}, indent=2))
+        return
+    header = f"{'figure':<66} {'kitaru':>10} {'target':>9}"
+    for name in peers:
+        header += f" {name:>16}"
+    print(header)
+    for key, label in LABELS.items():
+        unit_ms = figures[key]
+        target = TARGETS_MS.get(key)
+        line = f"{label:<66} {fmt(unit_ms):>10} {fmt(target) if target else '':>9}"
+        for values in peers.values():
+            peer = values.get(key)
+            line += f" {fmt(peer) + f' ({peer / unit_ms:.1f}x)' if peer else '-':>16}"
+        print(line)
+    print(
+        "peak memory of a process recording then replaying N checkpoints: "
+        + ", ".join(f"N={n:,}: {mib:.0f} MiB" for n, mib in memory.items())
+    )
+
+
+def fmt(ms: float | None) -> str:
+    if ms is None:
+        return "-"
+    return f"{ms:.3f} ms" if ms < 10 else f"{ms:.0f} ms"
+
+
+if __name__ == "__main__":
+    main()
