@@ -56,7 +56,9 @@ DBOS(config={"name": "bench", "system_database_url": "sqlite:///" + os.environ["
 DBOS.launch()
 """
 
-DBOS_RECORD = DBOS_SETUP + """
+DBOS_RECORD = (
+    DBOS_SETUP
+    + """
 n = int(sys.argv[1])
 timed_steps(50)
 started = time.perf_counter()
@@ -65,19 +67,29 @@ for i in range(n):
 plain = time.perf_counter() - started
 print((timed_steps(n) - plain) / n)
 """
+)
 
-DBOS_CRASH = DBOS_SETUP + """
+DBOS_CRASH = (
+    DBOS_SETUP
+    + """
 with SetWorkflowID("crashed"):
     crash_after(int(sys.argv[1]))
 """
+)
 
-DBOS_RECOVER = DBOS_SETUP + """
+DBOS_RECOVER = (
+    DBOS_SETUP
+    + """
 assert DBOS.retrieve_workflow("crashed").get_result() == int(sys.argv[1])
 """
+)
 
-DBOS_THREE = DBOS_SETUP + """
+DBOS_THREE = (
+    DBOS_SETUP
+    + """
 three_steps("x")
 """
+)
 
 LANGGRAPH_SETUP = """
 import os, sys, time, sqlite3
@@ -120,7 +132,9 @@ def config(thread):
     return {"configurable": {"thread_id": thread}}
 """
 
-LANGGRAPH_RECORD = LANGGRAPH_SETUP + """
+LANGGRAPH_RECORD = (
+    LANGGRAPH_SETUP
+    + """
 n = int(sys.argv[1])
 timed_steps.invoke(50, config("warm"))
 started = time.perf_counter()
@@ -129,16 +143,23 @@ for i in range(n):
 plain = time.perf_counter() - started
 print((timed_steps.invoke(n, config("run")) - plain) / n)
 """
+)
 
-LANGGRAPH_THREE = LANGGRAPH_SETUP + """
+LANGGRAPH_THREE = (
+    LANGGRAPH_SETUP
+    + """
 three_steps.invoke("x", config(str(time.time())))
 """
+)
 
 
 def _run(script: str, *args: str, db: str, check: bool = True, **env: str) -> str:
     out = subprocess.run(
-        [sys.executable, "-c", script, *args], env=dict(os.environ, BENCH_DB=db, **env),
-        capture_output=True, text=True, check=False,
+        [sys.executable, "-c", script, *args],
+        env=dict(os.environ, BENCH_DB=db, **env),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if check and out.returncode != 0:
         raise RuntimeError(f"peer benchmark failed:\n{out.stderr[-2000:]}")

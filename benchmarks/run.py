@@ -151,7 +151,10 @@ def peak_memory_mib(n: int) -> float:
     with tempfile.TemporaryDirectory() as home:
         out = subprocess.run(
             [sys.executable, "-c", PEAK_MEMORY, str(n)],
-            env=env_with(home), check=True, capture_output=True, text=True,
+            env=env_with(home),
+            check=True,
+            capture_output=True,
+            text=True,
         )
     return int(out.stdout) / 1024
 

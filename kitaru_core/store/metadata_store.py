@@ -14,10 +14,12 @@ from typing import Any
 from kitaru_core.errors import KitaruStateError
 from kitaru_core.settings import Settings, load_settings
 from kitaru_core.store.database import Database, sqlite_url
+from kitaru_core.store.memory import MemoryStore
 from kitaru_core.store.migrations import ensure_schema
 from kitaru_core.store.records import ArtifactRecord, ExecutionRecord, JournalEntry
+from kitaru_core.store.waits import WaitStore
 
-_INSERT_ARTIFACT = (
+INSERT_ARTIFACT = (
     f"INSERT INTO artifacts ({ArtifactRecord.COLUMNS}) VALUES (:id, :exec_id, :name, :role, "
     ":key, :serializer, :type_ref, :size, :created_at, :artifact_type, :position, :tags, :inline)"
 )
@@ -33,6 +35,8 @@ _DELETE_ENTRY = "DELETE FROM journal WHERE exec_id = :exec_id AND position = :po
 class MetadataStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.waits = WaitStore(db)
+        self.memory = MemoryStore(db)
 
     @classmethod
     def open(cls, settings: Settings) -> MetadataStore:
@@ -65,7 +69,7 @@ class MetadataStore:
                 },
             )
             if inputs:
-                db.executemany(_INSERT_ARTIFACT, [a.params() for a in inputs])
+                db.executemany(INSERT_ARTIFACT, [a.params() for a in inputs])
 
     def get_execution(self, exec_id: str) -> ExecutionRecord | None:
         row = self.db.fetchone(
@@ -157,7 +161,7 @@ class MetadataStore:
         """
         with self.db.transaction() as db:
             if result is not None:
-                db.execute(_INSERT_ARTIFACT, result.params())
+                db.execute(INSERT_ARTIFACT, result.params())
             changed = db.execute(
                 "UPDATE executions SET status = :status, error = :error, "
                 "result_artifact_id = :result, ended_at = :ended, lease_owner = NULL, "
@@ -247,7 +251,7 @@ class MetadataStore:
                     {"exec_id": entry.exec_id, "position": entry.position},
                 )
             for artifact in artifacts:
-                db.execute(_INSERT_ARTIFACT, artifact.params())
+                db.execute(INSERT_ARTIFACT, artifact.params())
             try:
                 db.execute(_INSERT_ENTRY, entry.params())
             except db.integrity_error as exc:

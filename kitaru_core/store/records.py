@@ -212,3 +212,56 @@ class ArtifactRecord:
             "tags": json.dumps(self.tags) if self.tags else "[]",
             "inline": self.inline,
         }
+
+
+@dataclass
+class WaitRecord:
+    exec_id: str
+    name: str
+    position: int
+    status: str
+    """``pending``, ``answered`` or ``aborted``."""
+    question: str | None
+    schema: dict[str, Any]
+    """The JSON schema the input must fit."""
+    schema_name: str
+    """The expected type as a person reads it (``bool``, ``Literal['a', 'b']``)."""
+    metadata: dict[str, Any]
+    created_at: float
+    value_artifact_id: str | None = None
+    answered_at: float | None = None
+
+    COLUMNS = (
+        "exec_id, name, position, status, question, schema, schema_name, metadata, "
+        "created_at, value_artifact_id, answered_at"
+    )
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> WaitRecord:
+        values = dict(zip([c.strip() for c in cls.COLUMNS.split(",")], row, strict=True))
+        values["schema"] = json.loads(values["schema"])
+        values["metadata"] = json.loads(values["metadata"])
+        return cls(**values)
+
+
+@dataclass
+class MemoryRecord:
+    scope_type: str
+    scope: str
+    key: str
+    version: int
+    artifact_id: str | None
+    """None for a tombstone (the key was deleted at this version)."""
+    exec_id: str | None
+    stack: str
+    created_at: float
+
+    COLUMNS = "scope_type, scope, key, version, artifact_id, exec_id, stack, created_at"
+
+    @property
+    def deleted(self) -> bool:
+        return self.artifact_id is None
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> MemoryRecord:
+        return cls(*row)

@@ -76,3 +76,33 @@ artifacts = Table(
     Column("created_at", Float, nullable=False),
     Index("ix_artifacts_exec_name", "exec_id", "name"),
 )
+
+waits = Table(
+    "waits",
+    metadata,
+    Column("exec_id", String(64), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("status", String(16), nullable=False, comment="pending, answered, aborted"),
+    Column("question", Text, nullable=True),
+    Column("schema", Text, nullable=False, comment="JSON schema of the expected value"),
+    Column("schema_name", String(255), nullable=False),
+    Column("metadata", Text, nullable=False, server_default="{}"),
+    Column("value_artifact_id", String(64), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("answered_at", Float, nullable=True),
+    Index("ix_waits_status", "status"),
+)
+
+memory = Table(
+    "memory",
+    metadata,
+    Column("scope_type", String(16), primary_key=True),
+    Column("scope", String(255), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("artifact_id", String(64), nullable=True, comment="NULL for a tombstone"),
+    Column("exec_id", String(64), nullable=True, comment="the execution that wrote it"),
+    Column("stack", String(255), nullable=False, comment="whose artifact store holds it"),
+    Column("created_at", Float, nullable=False),
+)

@@ -1,0 +1,102 @@
+"""Rows of the ``waits`` table: what an execution waits for, and the answer once given."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from typing import Any
+
+from kitaru_core.store.database import Database
+from kitaru_core.store.records import ArtifactRecord, WaitRecord
+
+_SELECT = f"SELECT {WaitRecord.COLUMNS} FROM waits"
+
+
+class WaitStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create_pending(
+        self,
+        *,
+        exec_id: str,
+        name: str,
+        position: int,
+        question: str | None,
+        schema: dict[str, Any],
+        schema_name: str,
+        metadata: dict[str, Any],
+    ) -> WaitRecord:
+        """Record the wait as pending, unless an earlier run already did."""
+        existing = self.get(exec_id, name)
+        if existing is not None:
+            return existing
+        # (an earlier runner of this execution may create it at the same moment)
+        with contextlib.suppress(self.db.integrity_error):
+            self.db.execute(
+                "INSERT INTO waits (exec_id, name, position, status, question, schema, "
+                "schema_name, metadata, created_at) VALUES (:exec_id, :name, :position, "
+                "'pending', :question, :schema, :schema_name, :metadata, :now)",
+                {
+                    "exec_id": exec_id,
+                    "name": name,
+                    "position": position,
+                    "question": question,
+                    "schema": json.dumps(schema),
+                    "schema_name": schema_name,
+                    "metadata": json.dumps(metadata, default=str),
+                    "now": time.time(),
+                },
+            )
+        record = self.get(exec_id, name)
+        assert record is not None
+        return record
+
+    def get(self, exec_id: str, name: str) -> WaitRecord | None:
+        row = self.db.fetchone(
+            _SELECT + " WHERE exec_id = :exec_id AND name = :name",
+            {"exec_id": exec_id, "name": name},
+        )
+        return WaitRecord.from_row(row) if row else None
+
+    def for_execution(self, exec_id: str) -> list[WaitRecord]:
+        rows = self.db.fetchall(
+            _SELECT + " WHERE exec_id = :exec_id ORDER BY position", {"exec_id": exec_id}
+        )
+        return [WaitRecord.from_row(r) for r in rows]
+
+    def pending(self, exec_id: str | None = None) -> list[WaitRecord]:
+        sql = _SELECT + " WHERE status = 'pending'"
+        params: dict[str, Any] = {}
+        if exec_id is not None:
+            sql += " AND exec_id = :exec_id"
+            params["exec_id"] = exec_id
+        return [
+            WaitRecord.from_row(r) for r in self.db.fetchall(sql + " ORDER BY created_at", params)
+        ]
+
+    def answer(self, exec_id: str, name: str, value: ArtifactRecord) -> bool:
+        """Store the answer if the wait is still pending; False if it no longer is."""
+        from kitaru_core.store.metadata_store import INSERT_ARTIFACT
+
+        with self.db.transaction() as db:
+            changed = db.execute(
+                "UPDATE waits SET status = 'answered', value_artifact_id = :artifact, "
+                "answered_at = :now WHERE exec_id = :exec_id AND name = :name "
+                "AND status = 'pending'",
+                {"exec_id": exec_id, "name": name, "artifact": value.id, "now": time.time()},
+            )
+            if changed:
+                db.execute(INSERT_ARTIFACT, value.params())
+        return bool(changed)
+
+    def abort(self, exec_id: str, name: str) -> bool:
+        return (
+            self.db.execute(
+                "UPDATE waits SET status = 'aborted', answered_at = :now "
+                "WHERE exec_id = :exec_id AND name = :name AND status = 'pending'",
+                {"exec_id": exec_id, "name": name, "now": time.time()},
+            )
+            == 1
+        )
