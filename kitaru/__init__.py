@@ -8,6 +8,7 @@ This package only re-exports; the engine lives in ``kitaru_core``.
 
 from kitaru_core import __version__
 from kitaru_core.client import KitaruClient
+from kitaru_core.diff import diff
 from kitaru_core.errors import (
     KitaruBackendError,
     KitaruContextError,
@@ -21,7 +22,9 @@ from kitaru_core.errors import (
 )
 from kitaru_core.runtime.checkpoint import checkpoint
 from kitaru_core.runtime.flow import FlowHandle, flow
+from kitaru_core.runtime.memory import memory
 from kitaru_core.runtime.primitives import load, log, save
+from kitaru_core.runtime.wait import wait
 
 __all__ = [
     "FlowHandle",
@@ -37,8 +40,11 @@ __all__ = [
     "KitaruWaitValidationError",
     "__version__",
     "checkpoint",
+    "diff",
     "flow",
     "load",
     "log",
+    "memory",
     "save",
+    "wait",
 ]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kitaru_core.errors import KitaruStateError
 from kitaru_core.runtime.engine import get_execution_or_raise
@@ -11,7 +12,16 @@ from kitaru_core.runtime.flow import FlowHandle
 from kitaru_core.runtime.logs import log_path
 from kitaru_core.stack import get_stack
 from kitaru_core.store.metadata_store import MetadataStore, get_store
-from kitaru_core.store.records import TERMINAL_STATUSES, ArtifactRecord, ExecutionRecord
+
+if TYPE_CHECKING:
+    from kitaru_core.runtime.memory import MemoryEntry, MemoryScope
+
+from kitaru_core.store.records import (
+    TERMINAL_STATUSES,
+    ArtifactRecord,
+    ExecutionRecord,
+    WaitRecord,
+)
 
 _MISSING: Any = object()
 
@@ -110,6 +120,7 @@ class ExecutionsClient:
 
     def _build(self, record: ExecutionRecord) -> Execution:
         journal = self._store.load_journal(record.id)
+        pending = self._store.waits.pending(record.id) if record.status == "waiting" else []
         return Execution(
             exec_id=record.id,
             flow_name=record.flow_name,
@@ -138,6 +149,7 @@ class ExecutionsClient:
             runs=record.runs,
             metadata=record.metadata,
             lease_owner=record.lease_owner,
+            pending_wait=pending[0] if pending else None,
             _record=record,
         )
 
@@ -167,6 +179,48 @@ class ExecutionsClient:
         record = get_execution_or_raise(self._store, exec_id)
         get_stack(record.stack).orchestrator.resume(record.id, retry=True)
         return FlowHandle(record.id)
+
+    def replay(
+        self,
+        exec_id: str,
+        *,
+        from_: str | int,
+        overrides: dict[str, Any] | None = None,
+        **flow_inputs: Any,
+    ) -> FlowHandle[Any]:
+        """A new execution reusing ``exec_id``'s record before ``from_`` (see Flow.replay)."""
+        from kitaru_core.runtime.flow_ref import resolve_flow
+
+        record = get_execution_or_raise(self._store, exec_id)
+        flow = resolve_flow(record.flow_ref, record.options.get("source_root"))
+        return flow.replay(record.id, from_=from_, overrides=overrides, **flow_inputs)
+
+    def pending_waits(self, exec_id: str | None = None) -> builtins.list[WaitRecord]:
+        """Waits nobody has answered yet, of one execution or of all."""
+        if exec_id is not None:
+            exec_id = get_execution_or_raise(self._store, exec_id).id
+        return self._store.waits.pending(exec_id)
+
+    def input(
+        self, exec_id: str, *, wait: str | None = None, value: Any, resume: bool = True
+    ) -> Execution:
+        """Answer a wait. The value must fit the wait's schema, else
+        ``KitaruWaitValidationError`` and nothing is stored. With ``resume`` the stack's
+        orchestrator resumes the execution (the local one in a worker process)."""
+        from kitaru_core.runtime.inputs import give_input
+
+        record, _wait = give_input(exec_id, wait, value)
+        current = self._store.get_execution(record.id)
+        # A runner still letting go (status running) picks the answer up itself.
+        if resume and current is not None and current.status == "waiting":
+            get_stack(record.stack).orchestrator.resume(record.id, background=True)
+        return self.get(record.id)
+
+    def abort_wait(self, exec_id: str, *, wait: str | None = None) -> Execution:
+        """Refuse a wait: the execution ends ``cancelled`` and runs nothing more."""
+        from kitaru_core.runtime.inputs import abort_wait
+
+        return self.get(abort_wait(exec_id, wait).id)
 
     def cancel(self, exec_id: str) -> Execution:
         record = get_execution_or_raise(self._store, exec_id)
@@ -221,6 +275,62 @@ class ArtifactsClient:
         return self._ref(record, execution.stack if execution else "local")
 
 
+class MemoriesClient:
+    """Versioned memory from outside a flow; every call names its scope
+    (``namespace`` by default, or ``flow`` with the flow's name, or ``execution``)."""
+
+    @staticmethod
+    def scope(scope: str = "default", scope_type: str = "namespace") -> MemoryScope:
+        from kitaru_core.runtime.memory import MemoryScope
+
+        return MemoryScope(scope_type, scope)
+
+    def get(
+        self,
+        key: str,
+        *,
+        scope: str = "default",
+        scope_type: str = "namespace",
+        version: int | None = None,
+        default: Any = None,
+    ) -> Any:
+        return self.scope(scope, scope_type).get(key, version=version, default=default)
+
+    def get_entry(
+        self,
+        key: str,
+        *,
+        scope: str = "default",
+        scope_type: str = "namespace",
+        version: int | None = None,
+    ) -> MemoryEntry | None:
+        return self.scope(scope, scope_type).get_entry(key, version=version)
+
+    def set(
+        self,
+        key: str,
+        value: Any,
+        *,
+        scope: str = "default",
+        scope_type: str = "namespace",
+        expected_version: int | None = None,
+    ) -> int:
+        return self.scope(scope, scope_type).set(key, value, expected_version=expected_version)
+
+    def delete(self, key: str, *, scope: str = "default", scope_type: str = "namespace") -> int:
+        return self.scope(scope, scope_type).delete(key)
+
+    def list(
+        self, prefix: str | None = None, *, scope: str = "default", scope_type: str = "namespace"
+    ) -> builtins.list[MemoryEntry]:
+        return self.scope(scope, scope_type).list(prefix)
+
+    def history(
+        self, key: str, *, scope: str = "default", scope_type: str = "namespace"
+    ) -> builtins.list[MemoryEntry]:
+        return self.scope(scope, scope_type).history(key)
+
+
 class KitaruClient:
     """Entry point for reading and steering executions, from any process."""
 
@@ -228,3 +338,4 @@ class KitaruClient:
         store = get_store()
         self.executions = ExecutionsClient(store)
         self.artifacts = ArtifactsClient(store)
+        self.memories = MemoriesClient()

@@ -105,3 +105,8 @@ def reorderable(order: str) -> list[str]:
 def logs_metadata(x: int) -> int:
     kitaru.log(stage="body", x=x)
     return x
+
+
+@flow
+def needs_approval() -> bool:
+    return bool(kitaru.wait(name="approve", question="Go ahead?"))

@@ -88,3 +88,42 @@ def test_help_lists_the_commands() -> None:
     sub = kitaru("executions", "--help")
     for command in ("list", "get", "resume", "retry", "cancel", "logs"):
         assert command in sub.stdout
+
+
+def test_memory_commands_and_the_client_see_the_same_versions() -> None:
+    from kitaru import KitaruClient
+
+    assert kitaru("memory", "set", "plan", '{"steps": 3}', "--scope", "team").returncode == 0
+    assert kitaru("memory", "set", "plan", "plain text", "--scope", "team").returncode == 0
+    stale = kitaru("memory", "set", "plan", "x", "--scope", "team", "--expected-version", "1")
+    assert stale.returncode == 1 and "expected at version 1" in stale.stderr
+    assert kitaru("memory", "get", "plan", "--scope", "team").stdout.strip() == "plain text"
+    old = kitaru("memory", "get", "plan", "--scope", "team", "--version", "1", "-o", "json")
+    assert json.loads(old.stdout)["value"] == {"steps": 3}
+    assert kitaru("memory", "delete", "plan", "--scope", "team").returncode == 0
+    history = json.loads(kitaru("memory", "history", "plan", "-s", "team", "-o", "json").stdout)
+    assert [(h["version"], h["deleted"]) for h in history] == [(3, True), (2, False), (1, False)]
+    assert json.loads(kitaru("memory", "list", "-s", "team", "-o", "json").stdout) == []
+    memories = KitaruClient().memories
+    assert memories.get("plan", scope="team", version=2) == "plain text"
+    assert memories.set("plan", "back", scope="team", expected_version=3) == 4
+    missing = kitaru("memory", "get", "nothing", "--scope", "team")
+    assert missing.returncode == 1 and "has no key 'nothing'" in missing.stderr
+
+
+def test_input_command_options() -> None:
+    waiting = json.loads(kitaru("run", "flows:needs_approval", "-o", "json").stdout)
+    assert waiting["status"] == "waiting"
+    exec_id = waiting["exec_id"]
+    pending = json.loads(kitaru("executions", "waits", "-o", "json").stdout)
+    assert [(w["exec_id"], w["name"]) for w in pending] == [(exec_id, "approve")]
+    no_value = kitaru("executions", "input", exec_id)
+    assert no_value.returncode == 2 and "--value" in no_value.stderr
+    recorded = kitaru("executions", "input", exec_id, "--value", "true", "--no-resume")
+    assert recorded.stdout.split() == [exec_id, "waiting"]
+    resumed = json.loads(kitaru("executions", "resume", exec_id, "-o", "json").stdout)
+    assert resumed["status"] == "completed" and resumed["result"] is True
+
+    second = json.loads(kitaru("run", "flows:needs_approval", "-o", "json").stdout)["exec_id"]
+    aborted = kitaru("executions", "input", second, "--abort")
+    assert aborted.stdout.split() == [second, "cancelled"]

@@ -1,6 +1,11 @@
-"""The ``local`` orchestrator: runs executions in the calling process."""
+"""The ``local`` orchestrator: runs executions in the calling process, and resumes
+after input in a detached worker process on this machine."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 from kitaru_core.components.orchestrator import Orchestrator
 
@@ -11,15 +16,37 @@ class LocalOrchestrator(Orchestrator):
     def start(self, exec_id: str) -> None:
         from kitaru_core.runtime.engine import run_execution
 
-        run_execution(exec_id, mode="start")
+        run_execution(exec_id, mode="start", interactive=True)
 
-    def resume(self, exec_id: str, *, retry: bool = False) -> None:
+    def resume(self, exec_id: str, *, retry: bool = False, background: bool = False) -> None:
+        if background:
+            self._spawn_worker(exec_id)
+            return
         from kitaru_core.runtime.engine import run_execution
 
-        run_execution(exec_id, mode="retry" if retry else "resume")
+        run_execution(exec_id, mode="retry" if retry else "resume", interactive=True)
 
     def cancel(self, exec_id: str) -> None:
         # The runner's heartbeat sees the status and stops at its next checkpoint.
         from kitaru_core.store.metadata_store import get_store
 
         get_store().cancel(exec_id)
+
+    @staticmethod
+    def _spawn_worker(exec_id: str) -> None:
+        """A process of its own session, so it outlives the caller (a CLI, a notebook);
+        its output goes to the execution's log, where `kitaru executions logs` reads it."""
+        from kitaru_core.runtime.logs import log_path
+
+        path = log_path(exec_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab") as log:
+            subprocess.Popen(
+                [sys.executable, "-m", "kitaru_core.runtime.worker", exec_id],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=os.getcwd(),
+                close_fds=True,
+            )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from kitaru_core.cli import executions
+from kitaru_core.cli import executions, memory
 
 app = typer.Typer(
     name="kitaru",
@@ -15,6 +15,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(executions.app, name="executions")
+app.add_typer(memory.app, name="memory")
 app.command("run")(executions.run)
 
 

@@ -89,6 +89,18 @@ def get(exec_id: str, output: OutputFormat = OutputOption) -> None:
             for c in execution.checkpoints
         ],
     )
+    if execution.pending_wait is not None:
+        wait = execution.pending_wait
+        console.print(
+            f"[yellow]waiting for[/yellow] {wait.name} ({wait.schema_name})"
+            + (f": {wait.question}" if wait.question else ""),
+            highlight=False,
+        )
+        console.print(
+            f"  answer: kitaru executions input {execution.exec_id} --wait {wait.name} "
+            "--value JSON",
+            highlight=False,
+        )
     if execution.status == "completed":
         console.print("result:", _short(execution.result, 400), highlight=False)
     if execution.error:
@@ -110,6 +122,116 @@ def _finish(handle: Any, output: OutputFormat) -> None:
             typer.echo(f"error: {execution.error.get('type')}: {execution.error.get('message')}")
     if execution.status == "failed":
         raise typer.Exit(1)
+
+
+def parse_value(raw: str) -> Any:
+    """JSON when it parses, else the text itself (so plain strings need no quotes)."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+@app.command("input")
+def input_(
+    exec_id: str,
+    wait: str = typer.Option(
+        None, "--wait", "-w", help="the wait's name; optional when one is pending"
+    ),
+    value: str = typer.Option(None, "--value", "-v", help="JSON (or plain text for a str wait)"),
+    abort: bool = typer.Option(False, "--abort", help="refuse: the execution ends cancelled"),
+    no_resume: bool = typer.Option(False, "--no-resume", help="only record the input"),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Answer a waiting execution; it resumes in the background."""
+    client = _client()
+    if abort:
+        execution = client.executions.abort_wait(exec_id, wait=wait)
+    elif value is None:
+        raise typer.BadParameter("give --value JSON, or --abort", param_hint="--value")
+    else:
+        execution = client.executions.input(
+            exec_id, wait=wait, value=parse_value(value), resume=not no_resume
+        )
+    if output is OutputFormat.json:
+        print_json(execution.to_dict(with_result=False))
+    else:
+        typer.echo(f"{execution.exec_id} {execution.status}")
+
+
+@app.command()
+def waits(output: OutputFormat = OutputOption) -> None:
+    """List the waits nobody has answered yet."""
+    pending = _client().executions.pending_waits()
+    if output is OutputFormat.json:
+        print_json(pending)
+        return
+    print_table(
+        "Pending waits",
+        ["execution", "wait", "expects", "question", "since"],
+        [(w.exec_id, w.name, w.schema_name, w.question or "", when(w.created_at)) for w in pending],
+    )
+
+
+@app.command()
+def replay(
+    exec_id: str,
+    from_: str = typer.Option(
+        ..., "--from", help="the checkpoint (name or position) to run live from"
+    ),
+    override: list[str] = typer.Option(
+        [], "--override", help="checkpoint.NAME=JSON: use this instead of the recorded output"
+    ),
+    arg: list[str] = typer.Option([], "--arg", "-a", help="key=value: replace a flow input"),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Run a new execution that reuses EXEC_ID's record up to --from."""
+    overrides = dict(_parse_pair(o, "--override") for o in override)
+    flow_inputs = dict(_parse_pair(a, "--arg") for a in arg)
+    start: str | int = int(from_) if from_.isdigit() else from_
+    handle = _client().executions.replay(exec_id, from_=start, overrides=overrides, **flow_inputs)
+    _finish(handle, output)
+
+
+@app.command("diff")
+def diff_(exec_a: str, exec_b: str, output: OutputFormat = OutputOption) -> None:
+    """Compare two executions checkpoint by checkpoint."""
+    from kitaru_core.diff import diff
+
+    result = diff(exec_a, exec_b)
+    if output is OutputFormat.json:
+        print_json(result.to_dict())
+        return
+    from rich.console import Console
+    from rich.syntax import Syntax
+
+    console = Console()
+    rows = [*result.checkpoints, *([result.result] if result.result else [])]
+    print_table(
+        f"{result.exec_a} → {result.exec_b}",
+        ["#", "checkpoint", "status", "duration a", "duration b"],
+        [
+            (
+                "" if c.position < 0 else c.position,
+                c.name,
+                _DIFF_STYLE[c.status],
+                seconds(c.duration_a),
+                seconds(c.duration_b),
+            )
+            for c in rows
+        ],
+    )
+    for c in rows:
+        if c.diff:
+            console.print(Syntax(c.diff, "diff", theme="ansi_dark", background_color="default"))
+
+
+_DIFF_STYLE = {
+    "same": "same",
+    "changed": "[yellow]changed[/yellow]",
+    "only_a": "[red]only in a[/red]",
+    "only_b": "[green]only in b[/green]",
+}
 
 
 @app.command()
@@ -138,14 +260,11 @@ def logs(exec_id: str) -> None:
     sys.stdout.write(_client().executions.logs(exec_id))
 
 
-def _parse_arg(text: str) -> tuple[str, Any]:
+def _parse_pair(text: str, option: str = "--arg") -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key:
-        raise typer.BadParameter(f"{text!r} is not key=value", param_hint="--arg")
-    try:
-        return key, json.loads(raw)
-    except json.JSONDecodeError:
-        return key, raw  # plain text needs no quoting
+        raise typer.BadParameter(f"{text!r} is not key=value", param_hint=option)
+    return key, parse_value(raw)
 
 
 def run(
@@ -173,5 +292,5 @@ def run(
     flow = getattr(module, attr, None)
     if not isinstance(flow, Flow):
         raise typer.BadParameter(f"{target} is not a @flow", param_hint="MODULE:FLOW")
-    kwargs = dict(_parse_arg(a) for a in arg)
+    kwargs = dict(_parse_pair(a) for a in arg)
     _finish(flow.run(stack=stack, **kwargs), output)

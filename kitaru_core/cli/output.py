@@ -63,7 +63,7 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
 
     table = Table(title=title, title_justify="left", header_style="bold")
     for column in columns:
-        table.add_column(column, overflow="fold", no_wrap=column in ("id", "#"))
+        table.add_column(column, overflow="fold", no_wrap=column in ("id", "#", "execution"))
     for row in rows:
         table.add_row(*(str(c) for c in row))
     Console().print(table)

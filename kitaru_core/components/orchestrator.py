@@ -13,8 +13,12 @@ class Orchestrator(ABC):
         """Run a newly created execution (the caller holds its lease when in process)."""
 
     @abstractmethod
-    def resume(self, exec_id: str, *, retry: bool = False) -> None:
-        """Run an existing execution again from the top, answering from its journal."""
+    def resume(self, exec_id: str, *, retry: bool = False, background: bool = False) -> None:
+        """Run an existing execution again from the top, answering from its journal.
+
+        ``background``: return once the run is scheduled (after input was given); else
+        return when it has ended or stopped to wait, where the flavor can.
+        """
 
     @abstractmethod
     def cancel(self, exec_id: str) -> None:

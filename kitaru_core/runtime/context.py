@@ -9,7 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kitaru_core.artifacts import Artifacts
-from kitaru_core.errors import KitaruBackendError, KitaruContextError, KitaruDivergenceError
+from kitaru_core.errors import (
+    KitaruBackendError,
+    KitaruContextError,
+    KitaruDivergenceError,
+    KitaruUsageError,
+)
 from kitaru_core.runtime.journal import JournalReader
 from kitaru_core.store.metadata_store import MetadataStore
 from kitaru_core.store.records import ArtifactRecord
@@ -41,6 +46,7 @@ class ExecutionContext:
         journal: JournalReader,
         default_retries: int,
         cancelled: threading.Event,
+        interactive: bool = False,
     ) -> None:
         self.exec_id = exec_id
         self.flow_name = flow_name
@@ -49,6 +55,12 @@ class ExecutionContext:
         self.journal = journal
         self.default_retries = default_retries
         self.cancelled = cancelled
+        self.interactive = interactive
+        """Whether a wait may ask at this process's terminal."""
+        self.memory_scope: tuple[str, str | None] | None = None
+        """What ``kitaru.memory.configure`` chose in this run (default: the flow's scope)."""
+        self._wait_counter = 0
+        self._wait_names: set[str] = set()
         self._next_position = 0
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
@@ -83,6 +95,21 @@ class ExecutionContext:
     def has_entry(self, position: int) -> bool:
         """Whether an earlier run left an entry (a failed one) to overwrite here."""
         return self.journal.get(position) is not None
+
+    def next_wait_name(self) -> str:
+        """``wait_1``, ``wait_2``, ...: stable names for unnamed waits, in call order."""
+        with self._lock:
+            self._wait_counter += 1
+            return f"wait_{self._wait_counter}"
+
+    def claim_wait_name(self, name: str) -> None:
+        with self._lock:
+            if name in self._wait_names:
+                raise KitaruUsageError(
+                    f"wait name {name!r} is used twice in one execution; give each "
+                    "kitaru.wait() its own name"
+                )
+            self._wait_names.add(name)
 
     def check_cancelled(self) -> None:
         if self.cancelled.is_set():

@@ -18,6 +18,7 @@ from kitaru_core.runtime.context import ExecutionCancelled, ExecutionContext, cu
 from kitaru_core.runtime.flow_ref import resolve_flow, source_root_for
 from kitaru_core.runtime.journal import JournalReader
 from kitaru_core.runtime.logs import log_event
+from kitaru_core.runtime.wait import WaitSuspended
 from kitaru_core.settings import load_settings
 from kitaru_core.stack import get_stack
 from kitaru_core.store.metadata_store import MetadataStore, get_store
@@ -103,8 +104,9 @@ def _check_runnable(record: ExecutionRecord, mode: RunMode) -> None:
     raise KitaruStateError(f"execution {exec_id} is {status}; it cannot be {mode}ed")
 
 
-def run_execution(exec_id: str, *, mode: RunMode) -> ExecutionRecord:
-    """Run an execution in this process until it completes, fails or is cancelled."""
+def run_execution(exec_id: str, *, mode: RunMode, interactive: bool = False) -> ExecutionRecord:
+    """Run an execution in this process until it completes, fails, is cancelled or
+    stops to wait for input. ``interactive``: a wait may ask at this terminal."""
     settings = load_settings()
     store = get_store(settings)
     record = get_execution_or_raise(store, exec_id)
@@ -118,7 +120,7 @@ def run_execution(exec_id: str, *, mode: RunMode) -> ExecutionRecord:
         _check_runnable(record, mode)
         stack = get_stack(record.stack, settings)
         flow = resolve_flow(record.flow_ref, record.options.get("source_root"))
-        args, kwargs = _load_inputs(store, stack.artifacts, record, flow.signature)
+        args, kwargs = load_inputs(store, stack.artifacts, record, flow.signature)
         store.mark_started(exec_id, owner)
         heartbeat = lease.Heartbeat(store, exec_id, owner)
         heartbeat.start()
@@ -130,6 +132,7 @@ def run_execution(exec_id: str, *, mode: RunMode) -> ExecutionRecord:
             journal=JournalReader(store, exec_id),
             default_retries=int(record.options.get("retries") or 0),
             cancelled=heartbeat.cancelled,
+            interactive=interactive,
         )
         verb = {"start": "started", "resume": "resumed", "retry": "retried"}[mode]
         log_event(
@@ -137,7 +140,7 @@ def run_execution(exec_id: str, *, mode: RunMode) -> ExecutionRecord:
             f"{verb} flow {record.flow_name} in {lease.describe_owner(owner)} "
             f"({ctx.journal.last_position + 1} journal positions)",
         )
-        _run_body(flow, ctx, args, kwargs, owner)
+        suspended_on = _run_body(flow, ctx, args, kwargs, owner)
     except BaseException:
         if heartbeat is None:  # failed before the body ran: leave the execution as it was
             store.release_lease(exec_id, owner)
@@ -145,6 +148,12 @@ def run_execution(exec_id: str, *, mode: RunMode) -> ExecutionRecord:
     finally:
         if heartbeat is not None:
             heartbeat.stop()
+    if suspended_on is not None:
+        # Input that arrived while this process was letting go found the execution still
+        # running and did not resume it: pick it up here, so no answer is left unread.
+        wait = store.waits.get(exec_id, suspended_on)
+        if wait is not None and wait.status == "answered":
+            return run_execution(exec_id, mode="resume", interactive=interactive)
     final = store.get_execution(exec_id)
     assert final is not None
     return final
@@ -152,7 +161,8 @@ def run_execution(exec_id: str, *, mode: RunMode) -> ExecutionRecord:
 
 def _run_body(
     flow: Flow, ctx: ExecutionContext, args: tuple[Any, ...], kwargs: dict[str, Any], owner: str
-) -> None:
+) -> str | None:
+    """Run the flow body and record how it ended; the wait's name if it suspended."""
     store, exec_id = ctx.store, ctx.exec_id
     token = current_execution.set(ctx)
     try:
@@ -168,18 +178,21 @@ def _run_body(
             role="result",
             what=f"the result of flow {flow.name!r}",
         )
+    except WaitSuspended as suspended:
+        store.finish(exec_id, owner, "waiting")
+        return suspended.name
     except ExecutionCancelled:
         store.finish(exec_id, owner, "cancelled")
         log_event(exec_id, "cancelled")
-        return
+        return None
     except KitaruDivergenceError as exc:
         store.finish(exec_id, owner, "failed", error={**error_info(exc), "divergence": True})
         log_event(exec_id, f"failed: {exc}")
-        return
+        return None
     except Exception as exc:
         store.finish(exec_id, owner, "failed", error=error_info(exc))
         log_event(exec_id, f"failed: {type(exc).__name__}: {exc}")
-        return
+        return None
     except BaseException as exc:  # KeyboardInterrupt, SystemExit: record, then let it go on
         store.finish(exec_id, owner, "failed", error=error_info(exc))
         log_event(exec_id, f"interrupted: {type(exc).__name__}")
@@ -188,9 +201,10 @@ def _run_body(
         log_event(exec_id, "completed")
     else:
         log_event(exec_id, "completed its body, but was cancelled meanwhile")
+    return None
 
 
-def _load_inputs(
+def load_inputs(
     store: MetadataStore, artifacts: Any, record: ExecutionRecord, signature: inspect.Signature
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     values = {a.name: artifacts.read(a) for a in store.list_artifacts(record.id, role="input")}

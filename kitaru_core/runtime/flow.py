@@ -63,6 +63,30 @@ class Flow(Generic[P, R]):
         get_stack(stack or self.stack).orchestrator.start(exec_id)
         return FlowHandle(exec_id)
 
+    def replay(
+        self,
+        exec_id: str,
+        *,
+        from_: str | int,
+        overrides: dict[str, Any] | None = None,
+        **flow_inputs: Any,
+    ) -> FlowHandle[R]:
+        """A new execution that reuses ``exec_id``'s recorded outputs before checkpoint
+        ``from_`` and runs the rest live. ``overrides`` maps ``"checkpoint.NAME"`` to a
+        value used instead of that checkpoint's recorded output; ``flow_inputs``
+        replace the source's inputs."""
+        from kitaru_core.runtime.replay import create_replay
+        from kitaru_core.stack import get_stack
+        from kitaru_core.store.metadata_store import get_store
+
+        new_id = create_replay(
+            exec_id, from_=from_, overrides=overrides, flow_inputs=flow_inputs, flow=self
+        )
+        record = get_store().get_execution(new_id)
+        assert record is not None
+        get_stack(record.stack).orchestrator.start(new_id)
+        return FlowHandle(new_id)
+
 
 class FlowHandle(Generic[R]):
     """A started execution. ``status`` is read fresh from the store on every access."""

@@ -8,7 +8,8 @@ from typing import Any
 
 from kitaru_core.errors import KitaruStateError
 from kitaru_core.store.database import Database
-from kitaru_core.store.records import ArtifactRecord, MemoryRecord
+from kitaru_core.store.records import ArtifactRecord, JournalEntry, MemoryRecord
+from kitaru_core.store.statements import INSERT_ARTIFACT, INSERT_ENTRY
 
 _SELECT = f"SELECT {MemoryRecord.COLUMNS} FROM memory"
 _WHERE_KEY = " WHERE scope_type = :scope_type AND scope = :scope AND key = :key"
@@ -64,14 +65,15 @@ class MemoryStore:
         exec_id: str | None,
         stack: str,
         expected_version: int | None = None,
+        journal: tuple[JournalEntry, list[ArtifactRecord]] | None = None,
     ) -> MemoryRecord:
         """Append the next version (a tombstone when ``value`` is None).
 
         With ``expected_version`` this is compare-and-set: it fails with
         ``KitaruStateError`` unless the key's newest version is that one (0: no version).
+        ``journal``: an entry (and its artifacts) committed in the same transaction, so a
+        flow body's write is recorded exactly when it happens.
         """
-        from kitaru_core.store.metadata_store import INSERT_ARTIFACT
-
         where = {"scope_type": scope_type, "scope": scope, "key": key}
         for _ in range(20):
             try:
@@ -97,6 +99,11 @@ class MemoryStore:
                         ":scope, :key, :version, :artifact_id, :exec_id, :stack, :created_at)",
                         dict(record.__dict__),
                     )
+                    if journal is not None:
+                        entry, artifacts = journal
+                        for artifact in artifacts:
+                            db.execute(INSERT_ARTIFACT, artifact.params())
+                        db.execute(INSERT_ENTRY, entry.params())
                 return record
             except self.db.integrity_error:
                 # Another writer took this version between our read and our insert.

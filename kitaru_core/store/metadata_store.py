@@ -6,8 +6,8 @@ journal entry together with its artifact records, after the bytes are in the sto
 
 from __future__ import annotations
 
-import functools
 import json
+import threading
 import time
 from typing import Any
 
@@ -17,16 +17,9 @@ from kitaru_core.store.database import Database, sqlite_url
 from kitaru_core.store.memory import MemoryStore
 from kitaru_core.store.migrations import ensure_schema
 from kitaru_core.store.records import ArtifactRecord, ExecutionRecord, JournalEntry
+from kitaru_core.store.statements import INSERT_ARTIFACT, INSERT_ENTRY
 from kitaru_core.store.waits import WaitStore
 
-INSERT_ARTIFACT = (
-    f"INSERT INTO artifacts ({ArtifactRecord.COLUMNS}) VALUES (:id, :exec_id, :name, :role, "
-    ":key, :serializer, :type_ref, :size, :created_at, :artifact_type, :position, :tags, :inline)"
-)
-_INSERT_ENTRY = (
-    f"INSERT INTO journal ({JournalEntry.COLUMNS}) VALUES (:exec_id, :position, :name, "
-    ":status, :started_at, :ended_at, :kind, :output_artifact_id, :attempts, :error, :metadata)"
-)
 _JOURNAL_COLUMNS = ", ".join("j." + c.strip() for c in JournalEntry.COLUMNS.split(","))
 _ARTIFACT_COLUMNS = ", ".join("a." + c.strip() for c in ArtifactRecord.COLUMNS.split(","))
 _DELETE_ENTRY = "DELETE FROM journal WHERE exec_id = :exec_id AND position = :position"
@@ -253,21 +246,36 @@ class MetadataStore:
             for artifact in artifacts:
                 db.execute(INSERT_ARTIFACT, artifact.params())
             try:
-                db.execute(_INSERT_ENTRY, entry.params())
+                db.execute(INSERT_ENTRY, entry.params())
             except db.integrity_error as exc:
                 raise KitaruStateError(
                     f"execution {entry.exec_id} already has a completed journal entry at "
                     f"position {entry.position}; another process is running it"
                 ) from exc
 
-    def copy_journal(self, source_id: str, target_id: str, before_position: int) -> None:
-        """Copy completed entries below ``before_position`` (for replays)."""
-        self.db.execute(
-            f"INSERT INTO journal ({JournalEntry.COLUMNS}) SELECT :target, position, name, "
-            "status, started_at, ended_at, kind, output_artifact_id, attempts, error, metadata "
-            "FROM journal WHERE exec_id = :source AND position < :before AND status = 'completed'",
-            {"source": source_id, "target": target_id, "before": before_position},
-        )
+    def create_replay(
+        self,
+        record: ExecutionRecord,
+        inputs: list[ArtifactRecord],
+        source_id: str,
+        before_position: int,
+        overrides: list[tuple[JournalEntry, ArtifactRecord]],
+    ) -> None:
+        """Create a replay execution whose journal starts as the source's completed
+        entries below ``before_position``, with overridden outputs in place."""
+        with self.db.transaction() as db:
+            self.create_execution(record, inputs)
+            db.execute(
+                f"INSERT INTO journal ({JournalEntry.COLUMNS}) SELECT :target, position, "
+                "name, status, started_at, ended_at, kind, output_artifact_id, attempts, "
+                "error, metadata FROM journal WHERE exec_id = :source AND position < :before "
+                "AND status = 'completed'",
+                {"source": source_id, "target": record.id, "before": before_position},
+            )
+            for entry, artifact in overrides:
+                db.execute(_DELETE_ENTRY, {"exec_id": record.id, "position": entry.position})
+                db.execute(INSERT_ARTIFACT, artifact.params())
+                db.execute(INSERT_ENTRY, entry.params())
 
     # -- artifacts -------------------------------------------------------------------
 
@@ -292,16 +300,29 @@ class MetadataStore:
         return [ArtifactRecord.from_row(r) for r in self.db.fetchall(sql, params)]
 
 
-@functools.cache
-def _open_cached(settings: Settings) -> MetadataStore:
-    return MetadataStore.open(settings)
+_stores: dict[Settings, MetadataStore] = {}
+_stores_lock = threading.Lock()
 
 
 def get_store(settings: Settings | None = None) -> MetadataStore:
-    """The process's store for the current settings (one connection per database)."""
-    return _open_cached(settings or load_settings())
+    """The process's store for the current settings (one connection per database).
+
+    Opened under a lock: two threads opening a new database at once would otherwise
+    both run its migrations, and alembic's runtime is not thread-safe.
+    """
+    settings = settings or load_settings()
+    store = _stores.get(settings)
+    if store is None:
+        with _stores_lock:
+            store = _stores.get(settings)
+            if store is None:
+                store = _stores[settings] = MetadataStore.open(settings)
+    return store
 
 
 def reset_store_cache() -> None:
-    """Forget open stores (tests change KITARU_HOME between cases)."""
-    _open_cached.cache_clear()
+    """Close and forget open stores (tests change KITARU_HOME between cases)."""
+    with _stores_lock:
+        for store in _stores.values():
+            store.db.close()
+        _stores.clear()

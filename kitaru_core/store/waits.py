@@ -9,6 +9,7 @@ from typing import Any
 
 from kitaru_core.store.database import Database
 from kitaru_core.store.records import ArtifactRecord, WaitRecord
+from kitaru_core.store.statements import INSERT_ARTIFACT
 
 _SELECT = f"SELECT {WaitRecord.COLUMNS} FROM waits"
 
@@ -78,8 +79,6 @@ class WaitStore:
 
     def answer(self, exec_id: str, name: str, value: ArtifactRecord) -> bool:
         """Store the answer if the wait is still pending; False if it no longer is."""
-        from kitaru_core.store.metadata_store import INSERT_ARTIFACT
-
         with self.db.transaction() as db:
             changed = db.execute(
                 "UPDATE waits SET status = 'answered', value_artifact_id = :artifact, "

@@ -1,0 +1,128 @@
+"""``kitaru memory ...``: read and write versioned memory from the command line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from kitaru_core.cli.executions import parse_value
+from kitaru_core.cli.output import OutputFormat, OutputOption, print_json, print_table, when
+
+app = typer.Typer(help="Read and write Kitaru's versioned memory.", no_args_is_help=True)
+
+ScopeOption = typer.Option(
+    "default", "--scope", "-s", help="the scope's name (a namespace, flow name or execution id)"
+)
+ScopeTypeOption = typer.Option(
+    "namespace", "--scope-type", "-t", help="namespace, flow or execution"
+)
+
+
+def _scope(scope: str, scope_type: str) -> Any:
+    from kitaru_core.client import MemoriesClient
+
+    return MemoriesClient.scope(scope, scope_type)
+
+
+def _rows(entries: list[Any]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            e.key,
+            e.version,
+            "(deleted)" if e.deleted else _short(e.value),
+            e.exec_id or "-",
+            when(e.created_at),
+        )
+        for e in entries
+    ]
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+COLUMNS = ["key", "version", "value", "written by", "at"]
+
+
+@app.command("list")
+def list_(
+    prefix: str = typer.Option(None, "--prefix"),
+    scope: str = ScopeOption,
+    scope_type: str = ScopeTypeOption,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """List the keys of a scope with their newest values."""
+    entries = _scope(scope, scope_type).list(prefix)
+    if output is OutputFormat.json:
+        print_json(entries)
+    else:
+        print_table(f"Memory {scope_type}:{scope}", COLUMNS, _rows(entries))
+
+
+@app.command()
+def get(
+    key: str,
+    version: int = typer.Option(None, "--version"),
+    scope: str = ScopeOption,
+    scope_type: str = ScopeTypeOption,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Print a key's value (its newest version, or --version N)."""
+    entry = _scope(scope, scope_type).get_entry(key, version=version)
+    if entry is None:
+        raise typer.Exit(_missing(key, scope, scope_type))
+    if output is OutputFormat.json:
+        print_json(entry)
+    else:
+        typer.echo(
+            "(deleted)"
+            if entry.deleted
+            else entry.value
+            if isinstance(entry.value, str)
+            else repr(entry.value)
+        )
+
+
+@app.command("set")
+def set_(
+    key: str,
+    value: str,
+    expected_version: int = typer.Option(None, "--expected-version", help="compare-and-set"),
+    scope: str = ScopeOption,
+    scope_type: str = ScopeTypeOption,
+) -> None:
+    """Write a new version of a key (VALUE is JSON, or plain text)."""
+    version = _scope(scope, scope_type).set(
+        key, parse_value(value), expected_version=expected_version
+    )
+    typer.echo(f"{key} version {version}")
+
+
+@app.command()
+def delete(key: str, scope: str = ScopeOption, scope_type: str = ScopeTypeOption) -> None:
+    """Delete a key (a tombstone version; its history stays)."""
+    version = _scope(scope, scope_type).delete(key)
+    typer.echo(f"{key} deleted at version {version}")
+
+
+@app.command()
+def history(
+    key: str,
+    scope: str = ScopeOption,
+    scope_type: str = ScopeTypeOption,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Every version of a key, newest first."""
+    entries = _scope(scope, scope_type).history(key)
+    if output is OutputFormat.json:
+        print_json(entries)
+    else:
+        print_table(f"History of {key}", COLUMNS, _rows(entries))
+
+
+def _missing(key: str, scope: str, scope_type: str) -> int:
+    from kitaru_core.cli.output import fail
+
+    return fail(f"memory {scope_type}:{scope} has no key {key!r}").exit_code

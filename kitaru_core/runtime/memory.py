@@ -1,0 +1,293 @@
+"""``kitaru.memory``: typed, versioned key-value memory that flows share.
+
+Every write appends a version (a delete appends a tombstone); values are typed
+artifacts. Scopes: ``namespace`` (shared by name), ``flow`` (the default in a flow: all
+executions of that flow) and ``execution``. In a flow body each call is journaled, so a
+resumed execution sees the values it saw before and never writes twice; inside a
+checkpoint calls run inline (the checkpoint's own record covers them).
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kitaru_core.errors import KitaruUsageError
+from kitaru_core.runtime.context import ExecutionContext, current_checkpoint, current_execution
+from kitaru_core.store.records import JournalEntry, MemoryRecord
+
+SCOPE_TYPES = ("namespace", "flow", "execution")
+DEFAULT_NAMESPACE = "default"
+_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/@-]{0,254}$")
+
+
+@dataclass
+class MemoryEntry:
+    key: str
+    version: int
+    value: Any
+    deleted: bool
+    scope_type: str
+    scope: str
+    exec_id: str | None
+    created_at: float
+
+
+def validate_key(key: Any) -> str:
+    if not isinstance(key, str) or not _KEY.match(key):
+        raise KitaruUsageError(
+            f"memory key {key!r} is not valid: use 1 to 255 characters of letters, digits "
+            "and _ . : / @ -, starting with a letter, digit or _"
+        )
+    return key
+
+
+def validate_scope(scope_type: str, scope: str | None) -> tuple[str, str]:
+    if scope_type not in SCOPE_TYPES:
+        raise KitaruUsageError(
+            f"memory scope type {scope_type!r} is not one of {', '.join(SCOPE_TYPES)}"
+        )
+    if not scope:
+        raise KitaruUsageError(f"a {scope_type!r} memory scope needs a name")
+    return scope_type, scope
+
+
+class MemoryScope:
+    """Reads and writes of one scope, without journaling (what clients use)."""
+
+    def __init__(self, scope_type: str, scope: str, *, exec_id: str | None = None) -> None:
+        from kitaru_core.stack import get_stack
+        from kitaru_core.store.metadata_store import get_store
+
+        self.scope_type, self.scope = validate_scope(scope_type, scope)
+        self.exec_id = exec_id
+        self.store = get_store()
+        self.stack = get_stack()
+
+    def _entry(self, record: MemoryRecord) -> MemoryEntry:
+        value = None
+        if record.artifact_id is not None:
+            artifact = self.store.get_artifact(record.artifact_id)
+            assert artifact is not None
+            from kitaru_core.stack import get_stack
+
+            value = get_stack(record.stack).artifacts.read(artifact)
+        return MemoryEntry(
+            key=record.key,
+            version=record.version,
+            value=value,
+            deleted=record.deleted,
+            scope_type=record.scope_type,
+            scope=record.scope,
+            exec_id=record.exec_id,
+            created_at=record.created_at,
+        )
+
+    def record(self, key: str, version: int | None = None) -> MemoryRecord | None:
+        return self.store.memory.get(self.scope_type, self.scope, validate_key(key), version)
+
+    def get_entry(self, key: str, *, version: int | None = None) -> MemoryEntry | None:
+        record = self.record(key, version)
+        return self._entry(record) if record is not None else None
+
+    def get(self, key: str, *, version: int | None = None, default: Any = None) -> Any:
+        entry = self.get_entry(key, version=version)
+        return default if entry is None or entry.deleted else entry.value
+
+    def set(
+        self,
+        key: str,
+        value: Any,
+        *,
+        expected_version: int | None = None,
+        journal: Callable[[str | None], tuple[JournalEntry, builtins.list[Any]]] | None = None,
+    ) -> int:
+        """Write a new version; returns its number. ``expected_version`` makes it
+        compare-and-set (``KitaruStateError`` if another write came first)."""
+        artifact = self.stack.artifacts.write(
+            value,
+            exec_id=self.exec_id,
+            name=validate_key(key),
+            role="memory",
+            what=f"memory value {key!r}",
+        )
+        record = self.store.memory.write(
+            scope_type=self.scope_type,
+            scope=self.scope,
+            key=key,
+            value=artifact,
+            exec_id=self.exec_id,
+            stack=self.stack.name,
+            expected_version=expected_version,
+            journal=journal(artifact.id) if journal else None,
+        )
+        return record.version
+
+    def delete(
+        self,
+        key: str,
+        *,
+        expected_version: int | None = None,
+        journal: Callable[[str | None], tuple[JournalEntry, builtins.list[Any]]] | None = None,
+    ) -> int:
+        """Write a tombstone version; the key's history keeps every earlier value."""
+        record = self.store.memory.write(
+            scope_type=self.scope_type,
+            scope=self.scope,
+            key=validate_key(key),
+            value=None,
+            exec_id=self.exec_id,
+            stack=self.stack.name,
+            expected_version=expected_version,
+            journal=journal(None) if journal else None,
+        )
+        return record.version
+
+    def list(self, prefix: str | None = None) -> builtins.list[MemoryEntry]:
+        """The newest version of every key that is not deleted, by key."""
+        records = self.store.memory.latest(self.scope_type, self.scope, prefix)
+        return [self._entry(r) for r in records if not r.deleted]
+
+    def history(self, key: str) -> builtins.list[MemoryEntry]:
+        """Every version of ``key``, newest first, tombstones included."""
+        records = self.store.memory.history(self.scope_type, self.scope, validate_key(key))
+        return [self._entry(r) for r in records]
+
+
+class Memory:
+    """The ``kitaru.memory`` object."""
+
+    def __init__(self) -> None:
+        self._outside: tuple[str, str] = ("namespace", DEFAULT_NAMESPACE)
+
+    def configure(self, scope: str | None = None, *, scope_type: str | None = None) -> None:
+        """Choose the scope of later calls (in a flow: for that execution only)."""
+        ctx = current_execution.get()
+        if scope_type is None:
+            scope_type = "namespace" if scope else ("flow" if ctx else "namespace")
+        if scope_type not in SCOPE_TYPES:
+            validate_scope(scope_type, scope)
+        if scope_type == "namespace" and not scope:
+            scope = DEFAULT_NAMESPACE
+        if scope_type in ("flow", "execution") and ctx is None and not scope:
+            raise KitaruUsageError(
+                f"a {scope_type!r} memory scope outside a flow needs a name: "
+                f"configure(scope=..., scope_type={scope_type!r})"
+            )
+        if ctx is not None:
+            ctx.memory_scope = (scope_type, scope)
+        else:
+            self._outside = (scope_type, scope or DEFAULT_NAMESPACE)
+
+    def _scope(self, ctx: ExecutionContext | None) -> MemoryScope:
+        if ctx is None:
+            return MemoryScope(*self._outside)
+        scope_type, named = ctx.memory_scope or ("flow", None)
+        default = ctx.flow_name if scope_type == "flow" else ctx.exec_id
+        return MemoryScope(scope_type, named or default, exec_id=ctx.exec_id)
+
+    def _journaled(self, op: str, key: str | None, compute: Callable[[MemoryScope], Any]) -> Any:
+        """Run ``compute`` once per execution when called from a flow body."""
+        ctx = current_execution.get()
+        scope = self._scope(ctx)
+        if ctx is None or current_checkpoint.get() is not None:
+            return compute(scope)
+        name = f"memory.{op}" + (f":{key}" if key else "")
+        position = ctx.reserve_position()
+        recorded = ctx.recorded(position, name)
+        if recorded is not None:
+            return ctx.artifacts.read(recorded)
+        started = time.time()
+        result = compute(scope)
+        output = ctx.artifacts.write(
+            result,
+            exec_id=ctx.exec_id,
+            name=name,
+            role="output",
+            position=position,
+        )
+        ctx.store.record_entry(
+            JournalEntry(
+                exec_id=ctx.exec_id,
+                position=position,
+                name=name,
+                status="completed",
+                started_at=started,
+                ended_at=time.time(),
+                kind="memory",
+                output_artifact_id=output.id,
+            ),
+            [output],
+            replace=ctx.has_entry(position),
+        )
+        return result
+
+    def _journaled_write(self, op: str, key: str, write: Callable[[MemoryScope, Any], int]) -> None:
+        """A write from a flow body is committed together with its journal entry."""
+        ctx = current_execution.get()
+        scope = self._scope(ctx)
+        if ctx is None or current_checkpoint.get() is not None:
+            write(scope, None)
+            return
+        name = f"memory.{op}:{key}"
+        position = ctx.reserve_position()
+        if ctx.recorded(position, name) is not None:
+            return  # written by an earlier run of this execution
+        started = time.time()
+
+        def journal(artifact_id: str | None) -> tuple[JournalEntry, builtins.list[Any]]:
+            extra = []
+            if artifact_id is None:  # a tombstone: record None as the entry's output
+                none = ctx.artifacts.write(
+                    None, exec_id=ctx.exec_id, name=name, role="output", position=position
+                )
+                extra, artifact_id = [none], none.id
+            entry = JournalEntry(
+                exec_id=ctx.exec_id,
+                position=position,
+                name=name,
+                status="completed",
+                started_at=started,
+                ended_at=time.time(),
+                kind="memory",
+                output_artifact_id=artifact_id,
+            )
+            return entry, extra
+
+        write(scope, journal)
+
+    def get(self, key: str, *, version: int | None = None, default: Any = None) -> Any:
+        return self._journaled("get", key, lambda s: s.get(key, version=version, default=default))
+
+    def get_entry(self, key: str, *, version: int | None = None) -> MemoryEntry | None:
+        """The value with its version (for compare-and-set), or None if never written."""
+        return self._journaled("entry", key, lambda s: s.get_entry(key, version=version))
+
+    def set(self, key: str, value: Any, *, expected_version: int | None = None) -> None:
+        """Write a new version. With ``expected_version`` it is compare-and-set:
+        ``KitaruStateError`` if someone else wrote first (0: the key must not exist)."""
+        validate_key(key)
+        self._journaled_write(
+            "set",
+            key,
+            lambda s, j: s.set(key, value, expected_version=expected_version, journal=j),
+        )
+
+    def delete(self, key: str, *, expected_version: int | None = None) -> None:
+        validate_key(key)
+        self._journaled_write(
+            "delete", key, lambda s, j: s.delete(key, expected_version=expected_version, journal=j)
+        )
+
+    def list(self, prefix: str | None = None) -> builtins.list[MemoryEntry]:
+        return self._journaled("list", prefix, lambda s: s.list(prefix))
+
+    def history(self, key: str) -> builtins.list[MemoryEntry]:
+        return self._journaled("history", key, lambda s: s.history(key))
+
+
+memory = Memory()

@@ -1,0 +1,131 @@
+"""Replay: a new execution that reuses an earlier one's recorded work up to a checkpoint.
+
+The new execution is linked to its source (``original_exec_id``). Its journal starts as
+a copy of the source's entries before ``from_``, so those answer from the record and
+everything from ``from_`` on runs live; an override puts a chosen value in place of one
+checkpoint's recorded output. Everything is checked before anything is written.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from kitaru_core.artifacts import new_id
+from kitaru_core.errors import KitaruUsageError
+from kitaru_core.runtime.engine import get_execution_or_raise, load_inputs
+from kitaru_core.runtime.flow_ref import resolve_flow
+from kitaru_core.stack import get_stack
+from kitaru_core.store.metadata_store import get_store
+from kitaru_core.store.records import ExecutionRecord, JournalEntry
+
+if TYPE_CHECKING:
+    from kitaru_core.runtime.flow import Flow
+
+OVERRIDE_PREFIX = "checkpoint."
+
+
+def _positions_named(journal: dict[int, JournalEntry], name: str) -> list[int]:
+    return [p for p, e in journal.items() if e.name == name and e.status == "completed"]
+
+
+def _resolve_position(
+    journal: dict[int, JournalEntry], what: str, name: str | int, source: str
+) -> int:
+    if isinstance(name, int) or (isinstance(name, str) and name.isdigit()):
+        position = int(name)
+        if position not in journal:
+            raise KitaruUsageError(
+                f"{what}: execution {source} has no journal position {position} "
+                f"(it has 0 to {max(journal, default=-1)})"
+            )
+        return position
+    name = name.removeprefix(OVERRIDE_PREFIX)
+    found = _positions_named(journal, name)
+    if not found:
+        known = ", ".join(sorted({e.name for e in journal.values()})) or "none"
+        raise KitaruUsageError(
+            f"{what}: execution {source} has no completed checkpoint named {name!r} "
+            f"(its checkpoints: {known})"
+        )
+    if len(found) > 1:
+        raise KitaruUsageError(
+            f"{what}: checkpoint {name!r} ran {len(found)} times in execution {source} "
+            f"(positions {', '.join(map(str, found))}); give the position instead"
+        )
+    return found[0]
+
+
+def create_replay(
+    source_id: str,
+    *,
+    from_: str | int,
+    overrides: dict[str, Any] | None = None,
+    flow_inputs: dict[str, Any] | None = None,
+    flow: Flow | None = None,
+) -> str:
+    """Create the replay execution; returns its id (the caller starts it)."""
+    store = get_store()
+    source: ExecutionRecord = get_execution_or_raise(store, source_id)
+    journal = store.load_journal(source.id)
+    start = _resolve_position(journal, "from_", from_, source.id)
+    override_positions: dict[int, Any] = {}
+    for key, value in (overrides or {}).items():
+        if not key.startswith(OVERRIDE_PREFIX):
+            raise KitaruUsageError(f"override {key!r} must name a checkpoint as 'checkpoint.NAME'")
+        override_positions[_resolve_position(journal, f"override {key!r}", key, source.id)] = value
+
+    flow = flow or resolve_flow(source.flow_ref, source.options.get("source_root"))
+    stack = get_stack(source.stack)  # recorded outputs live in the source's artifact store
+    args, kwargs = load_inputs(store, stack.artifacts, source, flow.signature)
+    try:
+        bound = flow.signature.bind(*args, **{**kwargs, **(flow_inputs or {})})
+    except TypeError as exc:
+        raise KitaruUsageError(f"flow {flow.name!r} cannot take these inputs: {exc}") from None
+
+    exec_id = new_id()
+    inputs = [
+        stack.artifacts.write(
+            value,
+            exec_id=exec_id,
+            name=param,
+            role="input",
+            what=f"argument {param!r} of flow {flow.name!r}",
+        )
+        for param, value in bound.arguments.items()
+    ]
+    now = time.time()
+    replaced = []
+    for position, value in override_positions.items():
+        artifact = stack.artifacts.write(
+            value,
+            exec_id=exec_id,
+            name=journal[position].name,
+            role="output",
+            position=position,
+            what=f"override of checkpoint {journal[position].name!r}",
+        )
+        entry = JournalEntry(
+            exec_id=exec_id,
+            position=position,
+            name=journal[position].name,
+            status="completed",
+            started_at=now,
+            ended_at=now,
+            kind=journal[position].kind,
+            output_artifact_id=artifact.id,
+            metadata={"override": True},
+        )
+        replaced.append((entry, artifact))
+    record = ExecutionRecord(
+        id=exec_id,
+        flow_name=source.flow_name,
+        flow_ref=source.flow_ref,
+        status="running",
+        stack=source.stack,
+        created_at=now,
+        original_exec_id=source.id,
+        options={**source.options, "replay_from": start},
+    )
+    store.create_replay(record, inputs, source.id, start, replaced)
+    return exec_id

@@ -1,0 +1,158 @@
+"""``kitaru.wait()``: stop until a person or another agent gives input, holding nothing.
+
+A wait takes a journal position like a checkpoint. With no input yet it is recorded as
+pending (with the JSON schema of the value it expects), the flow body unwinds and the
+execution becomes ``waiting``; no process is kept for it. Input given later is checked
+against the schema, stored, and the execution is resumed: the body runs again from the
+top, every completed checkpoint answers from the journal, and this time the wait
+returns the input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from kitaru_core.errors import KitaruContextError, KitaruUsageError
+from kitaru_core.runtime.context import (
+    ExecutionCancelled,
+    current_checkpoint,
+    require_flow,
+)
+from kitaru_core.store.records import JournalEntry
+
+_POLL_INTERVAL = 0.2
+
+
+class WaitSuspended(BaseException):
+    """Unwinds a flow body that waits for input (not an ``Exception``: user code's
+    ``except Exception`` must not swallow it)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def schema_name(schema: Any) -> str:
+    """The expected type as a person reads it."""
+    if isinstance(schema, type):
+        return schema.__name__
+    return repr(schema).replace("typing.", "")
+
+
+def type_adapter(schema: Any) -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(schema)
+
+
+def wait(
+    *,
+    schema: Any = bool,
+    name: str | None = None,
+    question: str | None = None,
+    timeout: float | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Any:
+    """Wait for input that fits ``schema``; returns it once given.
+
+    In the flow body only. ``timeout`` is how many seconds this process may poll for
+    the input before letting go of the execution (default: 0, or a prompt at an
+    interactive terminal).
+    """
+    frame = current_checkpoint.get()
+    if frame is not None:
+        raise KitaruContextError(
+            f"kitaru.wait() was called inside checkpoint {frame.name!r}; wait in the flow "
+            "body, between checkpoints, so the checkpoint's work is recorded first"
+        )
+    ctx = require_flow("kitaru.wait()")
+    name = name or ctx.next_wait_name()
+    if not name.isidentifier() and not name.replace("-", "_").isidentifier():
+        raise KitaruUsageError(f"wait name {name!r} is not valid; use letters, digits, '_' or '-'")
+    ctx.claim_wait_name(name)
+    adapter = type_adapter(schema)
+    position = ctx.reserve_position()
+    recorded = ctx.recorded(position, name)
+    if recorded is not None:
+        return adapter.validate_python(ctx.artifacts.read(recorded))
+
+    waits = ctx.store.waits
+    record = waits.create_pending(
+        exec_id=ctx.exec_id,
+        name=name,
+        position=position,
+        question=question,
+        schema=adapter.json_schema(),
+        schema_name=schema_name(schema),
+        metadata=metadata or {},
+    )
+    if record.status == "pending":
+        if timeout is None and ctx.interactive and sys.stdin.isatty():
+            _prompt(ctx.exec_id, record.name, question, record.schema_name)
+        else:
+            _poll(ctx.exec_id, name, timeout or 0.0)
+        record = waits.get(ctx.exec_id, name) or record
+    if record.status == "aborted":
+        raise ExecutionCancelled()
+    if record.status != "answered" or record.value_artifact_id is None:
+        from kitaru_core.runtime.logs import log_event
+
+        log_event(ctx.exec_id, f"waiting for input {name!r}: {question or ''}")
+        raise WaitSuspended(name)
+    value_record = ctx.store.get_artifact(record.value_artifact_id)
+    assert value_record is not None
+    value = ctx.artifacts.read(value_record)
+    now = time.time()
+    ctx.store.record_entry(
+        JournalEntry(
+            exec_id=ctx.exec_id,
+            position=position,
+            name=name,
+            status="completed",
+            started_at=record.created_at,
+            ended_at=now,
+            kind="wait",
+            output_artifact_id=value_record.id,
+        ),
+        [],
+        replace=ctx.has_entry(position),
+    )
+    return adapter.validate_python(value)
+
+
+def _poll(exec_id: str, name: str, timeout: float) -> None:
+    from kitaru_core.store.metadata_store import get_store
+
+    deadline = time.monotonic() + timeout
+    waits = get_store().waits
+    while time.monotonic() < deadline:
+        record = waits.get(exec_id, name)
+        if record is not None and record.status != "pending":
+            return
+        time.sleep(min(_POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
+
+
+def _prompt(exec_id: str, name: str, question: str | None, expected: str) -> None:
+    """Ask at the terminal; an empty line lets go of the execution to answer later."""
+    from kitaru_core.errors import KitaruWaitValidationError
+    from kitaru_core.runtime.inputs import give_input
+
+    while True:
+        try:
+            line = input(f"{question or name} [{expected}; empty to answer later]: ").strip()
+        except EOFError:
+            return
+        if not line:
+            return
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            value = line
+        try:
+            give_input(exec_id, name, value)
+            return
+        except KitaruWaitValidationError as exc:
+            print(exc, file=sys.stderr)
