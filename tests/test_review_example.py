@@ -66,7 +66,7 @@ def test_review_flow_waits_takes_input_from_the_cli_and_completes(counter: Path)
     execution = KitaruClient().executions.get(exec_id)
     assert execution.result["published"] is True
     assert "durable agents" in execution.result["text"]
-    assert counter.read_text().split() == ["research"]  # ran once, before the wait
+    assert counter.read_text().split() == ["research", "draft", "publish"]  # each once
     log = KitaruClient().executions.logs(exec_id)
     assert "waiting for input 'approve_draft'" in log
     assert "worker: execution" in log and "is completed" in log
@@ -104,7 +104,8 @@ def test_replay_with_an_override_and_the_diff_of_the_two_runs(counter: Path) -> 
 
     result = KitaruClient().executions.get(second["exec_id"]).result
     assert "a single, better note" in result["text"]
-    assert counter.read_text().split() == ["research"]  # the replay did not research again
+    # the replay did not research again; it drafted and published anew
+    assert counter.read_text().split() == ["research", "draft", "publish", "draft", "publish"]
 
     comparison = diff(first, second["exec_id"])
     assert comparison.by_name() == {
@@ -137,3 +138,27 @@ def test_bad_replays_are_refused_before_anything_runs(counter: Path) -> None:
     )
     assert bad_override.returncode == 1 and "'nope'" in bad_override.stderr
     assert len(KitaruClient().executions.list()) == 1  # nothing was created
+
+
+def test_input_and_a_concurrent_resume_still_run_it_once(counter: Path, tmp_path: Path) -> None:
+    started = kitaru(counter, "run", f"{EXAMPLE}:review", "--arg", "topic=x", "-o", "json")
+    exec_id = json.loads(started.stdout)["exec_id"]
+    env = subprocess_env(REVIEW_FLOW_COUNTER=str(counter))
+    given = subprocess.Popen(  # resumes in a background worker...
+        [sys.executable, "-m", "kitaru", "executions", "input", exec_id, "--value", "true"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    racers = [  # ...while two more processes try to resume it themselves
+        subprocess.Popen([sys.executable, "-m", "kitaru", "executions", "resume", exec_id],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    assert given.wait(timeout=60) == 0
+    for racer in racers:
+        racer.wait(timeout=60)
+    wait_for_status(exec_id, "completed")
+    execution = KitaruClient().executions.get(exec_id)
+    assert counter.read_text().split() == ["research", "draft", "publish"]  # each once
+    assert [c.name for c in execution.checkpoints] == [
+        "research", "draft", "approve_draft", "publish",
+    ]
