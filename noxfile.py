@@ -33,7 +33,7 @@ def postgres_url(session: nox.Session) -> str | None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The whole suite against SQLite, then against PostgreSQL."""
-    session.install("-e", ".[postgres,test]")
+    session.install("-e", ".[postgres,test]", "-e", "plugins/_template")
     args = session.posargs or ["-q", "-ra"]
     session.log("metadata store: SQLite")
     session.run("pytest", *args, env={"KITARU_TEST_DATABASE_URL": ""})

@@ -26,6 +26,16 @@ from kitaru_core.runtime.memory import memory
 from kitaru_core.runtime.primitives import load, log, save
 from kitaru_core.runtime.wait import wait
 
+
+def __getattr__(name: str) -> object:
+    # Imported on first use: plugins need it, flows do not, and pluggy costs import time.
+    if name == "hookimpl":
+        from kitaru_core.pluginapi import hookimpl
+
+        return hookimpl
+    raise AttributeError(f"module 'kitaru' has no attribute {name!r}")
+
+
 __all__ = [
     "FlowHandle",
     "KitaruBackendError",
@@ -42,6 +52,7 @@ __all__ = [
     "checkpoint",
     "diff",
     "flow",
+    "hookimpl",
     "load",
     "log",
     "memory",

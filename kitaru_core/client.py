@@ -10,7 +10,7 @@ from kitaru_core.errors import KitaruStateError
 from kitaru_core.runtime.engine import get_execution_or_raise
 from kitaru_core.runtime.flow import FlowHandle
 from kitaru_core.runtime.logs import log_path
-from kitaru_core.stack import get_stack
+from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import MetadataStore, get_store
 
 if TYPE_CHECKING:

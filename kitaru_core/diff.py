@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kitaru_core.runtime.engine import get_execution_or_raise
-from kitaru_core.stack import get_stack
+from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import MetadataStore, get_store
 from kitaru_core.store.records import ArtifactRecord, ExecutionRecord, JournalEntry
 

@@ -1,60 +1,330 @@
-"""The active stack: which artifact store and orchestrator an execution uses.
+"""Stacks: which flavor of each component an execution uses, and how it is configured.
 
-Only the built-in ``local`` stack exists until stack files and plugins arrive; an
-execution records its stack's name so its artifacts are always read from the right
-store, whichever stack is active later.
+A stack file names a flavor for each of the four components, with that flavor's own
+fields. Values may hold ``${ENV_VAR}`` (read from the environment) and
+``{{ secret.NAME }}`` (read through the stack's own secret provider when the component
+is built); neither is ever stored resolved. A component left out is the local default.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from kitaru_core.artifacts import Artifacts
 from kitaru_core.components.artifact_store import ArtifactStore
 from kitaru_core.components.orchestrator import Orchestrator
-from kitaru_core.errors import KitaruStackError
+from kitaru_core.components.secret_provider import SecretNotFoundError, SecretProvider
+from kitaru_core.errors import KitaruBackendError, KitaruStackError
+from kitaru_core.flavors import COMPONENT_TYPES, FIRST_PARTY_EXTRAS, Flavor
 from kitaru_core.settings import Settings, load_settings
 
 LOCAL_STACK = "local"
+DEFAULT_FLAVORS = {
+    "artifact_store": "local",
+    "secret_provider": "local",
+    "orchestrator": "local",
+    "llm_gateway": "litellm",
+}
+SECRET_REF = re.compile(r"\{\{\s*secret\.([A-Za-z0-9_.-]+)\s*\}\}")
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SECRET_FIELD = re.compile(r"(key|secret|password|token|credential|connection_string)", re.I)
+MASK = "********"
 
 
 @dataclass(frozen=True)
-class Stack:
+class ComponentSpec:
+    component_type: str
+    flavor: str
+    config: dict[str, Any]
+    """The flavor's fields as written: references unresolved."""
+    explicit: bool = True
+    """False when the stack left the component out and it fell back to the default."""
+
+
+@dataclass(frozen=True)
+class StackDefinition:
     name: str
-    artifact_store: ArtifactStore
-    orchestrator: Orchestrator
-    artifacts: Artifacts
+    components: dict[str, ComponentSpec]
+    source: str
+    """Where it came from: a file path, or ``built-in``."""
+
+    @classmethod
+    def from_mapping(cls, data: Any, source: str) -> StackDefinition:
+        where = f"stack file {source}"
+        if not isinstance(data, dict):
+            raise KitaruStackError(f"{where}: expected a mapping with 'name' and components")
+        unknown = sorted(set(data) - {"name", *COMPONENT_TYPES})
+        if unknown:
+            raise KitaruStackError(
+                f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; a stack has 'name' "
+                f"and the components {', '.join(COMPONENT_TYPES)}"
+            )
+        name = data.get("name")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name):
+            raise KitaruStackError(
+                f"{where}: 'name' must be a short name of letters, digits, '_', '.', '-' "
+                f"(got {name!r})"
+            )
+        components = {}
+        for component_type in COMPONENT_TYPES:
+            raw = data.get(component_type)
+            if raw is None:
+                components[component_type] = ComponentSpec(
+                    component_type, DEFAULT_FLAVORS[component_type], {}, explicit=False
+                )
+                continue
+            if not isinstance(raw, dict) or not isinstance(raw.get("flavor"), str):
+                raise KitaruStackError(
+                    f"{where}: component {component_type!r} must be a mapping with a "
+                    "'flavor' field and that flavor's own fields"
+                )
+            config = {k: v for k, v in raw.items() if k != "flavor"}
+            components[component_type] = ComponentSpec(component_type, raw["flavor"], config)
+        return cls(name=name, components=components, source=source)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> StackDefinition:
+        import yaml
+
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise KitaruStackError(f"cannot read stack file {path}: {exc.strerror}") from exc
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise KitaruStackError(f"stack file {path} is not valid YAML{at}: {problem}") from None
+        return cls.from_mapping(data, str(path))
+
+    def to_mapping(self, *, masked: bool = False) -> dict[str, Any]:
+        """The stack as a stack file holds it (only the components it names)."""
+        data: dict[str, Any] = {"name": self.name}
+        for spec in self.components.values():
+            if spec.explicit:
+                config = mask_config(spec.config) if masked else spec.config
+                data[spec.component_type] = {"flavor": spec.flavor, **config}
+        return data
 
 
-def active_stack_name(settings: Settings | None = None, explicit: str | None = None) -> str:
-    settings = settings or load_settings()
-    return explicit or settings.stack or LOCAL_STACK
+def mask_config(config: Any, field: str = "") -> Any:
+    """Config for display: literal values of secret-looking fields hidden; references
+    (``{{ secret.X }}``, ``${X}``) shown as written, since they hold no secret."""
+    if isinstance(config, dict):
+        return {k: mask_config(v, str(k)) for k, v in config.items()}
+    if isinstance(config, list):
+        return [mask_config(v, field) for v in config]
+    if isinstance(config, str) and _SECRET_FIELD.search(field):
+        if SECRET_REF.fullmatch(config.strip()) or ENV_REF.fullmatch(config.strip()):
+            return config
+        return MASK
+    return config
 
 
-def get_stack(name: str | None = None, settings: Settings | None = None) -> Stack:
-    settings = settings or load_settings()
-    return _build_stack(active_stack_name(settings, name), settings)
+LOCAL_DEFINITION = StackDefinition.from_mapping({"name": LOCAL_STACK}, "built-in")
 
 
-@functools.cache
-def _build_stack(name: str, settings: Settings) -> Stack:
-    if name != LOCAL_STACK:
+class Stack:
+    """A stack whose components are built on first use."""
+
+    def __init__(self, definition: StackDefinition, settings: Settings) -> None:
+        self.definition = definition
+        self.name = definition.name
+        self.settings = settings
+        self._secret_cache: dict[str, str] = {}
+
+    def flavor(self, component_type: str) -> Flavor:
+        from kitaru_core.plugins import get_plugins
+
+        spec = self.definition.components[component_type]
+        flavor = get_plugins().registry.get(component_type, spec.flavor)
+        if flavor is None:
+            raise missing_flavors_error(self.definition, [spec])
+        return flavor
+
+    def _build(self, component_type: str) -> Any:
+        flavor = self.flavor(component_type)
+        spec = self.definition.components[component_type]
+        resolved = self.resolve(spec.config, component_type)
+        config = validate_config(self.definition, spec, flavor, resolved)
+        try:
+            return flavor.implementation_class()(config)
+        except (KitaruStackError, KitaruBackendError):
+            raise
+        except Exception as exc:
+            raise KitaruBackendError(
+                f"stack {self.name!r}: the {flavor.name} {component_type.replace('_', ' ')} "
+                f"could not be set up: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    @functools.cached_property
+    def secret_provider(self) -> SecretProvider:
+        return self._build("secret_provider")
+
+    @functools.cached_property
+    def artifact_store(self) -> ArtifactStore:
+        return self._build("artifact_store")
+
+    @functools.cached_property
+    def orchestrator(self) -> Orchestrator:
+        return self._build("orchestrator")
+
+    @functools.cached_property
+    def llm_gateway(self) -> Any:
+        return self._build("llm_gateway")
+
+    @functools.cached_property
+    def artifacts(self) -> Artifacts:
+        return Artifacts(self.artifact_store, inline_limit=self.settings.inline_artifact_bytes)
+
+    def secret(self, name: str, *, used_by: str = "") -> str:
+        """A secret's value through this stack's provider (kept in memory, never stored)."""
+        if name not in self._secret_cache:
+            try:
+                self._secret_cache[name] = self.secret_provider.get(name)
+            except SecretNotFoundError as exc:
+                raise KitaruStackError(
+                    f"stack {self.name!r} ({self.definition.source}){used_by}: secret {name!r} "
+                    f"cannot be resolved: {exc}"
+                ) from exc
+        return self._secret_cache[name]
+
+    def resolve(self, value: Any, component_type: str = "", field: str = "") -> Any:
+        """``value`` with ``${ENV}`` and ``{{ secret.NAME }}`` references filled in."""
+        if isinstance(value, dict):
+            return {
+                k: self.resolve(v, component_type, f"{field}.{k}".lstrip("."))
+                for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [self.resolve(v, component_type, field) for v in value]
+        if not isinstance(value, str):
+            return value
+        used_by = f", {component_type} field {field!r}" if component_type else ""
+
+        def env(match: re.Match[str]) -> str:
+            variable = match.group(1)
+            if variable not in os.environ:
+                raise KitaruStackError(
+                    f"stack {self.name!r} ({self.definition.source}){used_by}: environment "
+                    f"variable {variable} is not set"
+                )
+            return os.environ[variable]
+
+        value = ENV_REF.sub(env, value)
+        if SECRET_REF.search(value):
+            if component_type == "secret_provider":
+                raise KitaruStackError(
+                    f"stack {self.name!r}{used_by}: the secret provider's own settings "
+                    "cannot come from a secret; use ${ENV_VAR} instead"
+                )
+            value = SECRET_REF.sub(lambda m: self.secret(m.group(1), used_by=used_by), value)
+        return value
+
+    def secret_references(self) -> list[tuple[str, str, str]]:
+        """Every (component type, field, secret name) this stack refers to."""
+        found: list[tuple[str, str, str]] = []
+
+        def walk(value: Any, component_type: str, field: str) -> None:
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    walk(v, component_type, f"{field}.{k}".lstrip("."))
+            elif isinstance(value, list):
+                for v in value:
+                    walk(v, component_type, field)
+            elif isinstance(value, str):
+                found.extend((component_type, field, m) for m in SECRET_REF.findall(value))
+
+        for spec in self.definition.components.values():
+            walk(spec.config, spec.component_type, "")
+        return found
+
+
+def validate_config(
+    definition: StackDefinition, spec: ComponentSpec, flavor: Flavor, config: dict[str, Any]
+) -> Any:
+    from pydantic import ValidationError
+
+    try:
+        return flavor.config_model().model_validate(config)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(map(str, error["loc"])) or "(root)"
+            shown = error["input"]
+            got = ""
+            if error["type"] != "missing" and isinstance(shown, (str, int, float, bool)):
+                got = f" (got {mask_config(shown, field)!r})"
+            problems.append(f"field {field!r}: {error['msg']}{got}")
         raise KitaruStackError(
-            f"no stack named {name!r}; only the built-in 'local' stack exists here. "
-            "Unset KITARU_STACK or pass stack='local'"
-        )
-    from kitaru_core.builtin.local_artifact_store import LocalArtifactStore
-    from kitaru_core.builtin.local_orchestrator import LocalOrchestrator
+            f"stack file {definition.source}: {spec.component_type} ({spec.flavor}): "
+            + "; ".join(problems)
+        ) from None
 
-    store = LocalArtifactStore(settings.home / "artifacts", fsync=settings.durability == "full")
-    return Stack(
-        name=LOCAL_STACK,
-        artifact_store=store,
-        orchestrator=LocalOrchestrator(),
-        artifacts=Artifacts(store, inline_limit=settings.inline_artifact_bytes),
+
+def missing_flavors_error(
+    definition: StackDefinition, specs: list[ComponentSpec]
+) -> KitaruStackError:
+    """One message for every flavor no plugin provides, and the one install command."""
+    from kitaru_core.plugins import get_plugins
+
+    plugins = get_plugins()
+    failed = {i.name: i for i in plugins.failed()} | {i.distribution: i for i in plugins.failed()}
+    lines = []
+    for spec in specs:
+        extra = FIRST_PARTY_EXTRAS.get(spec.flavor, "")
+        broken = failed.get(extra) or failed.get(f"kitaru-{extra}")
+        if broken is not None:
+            why = f"plugin {broken.name!r} is installed but failed to import: {broken.error}"
+        else:
+            known = ", ".join(plugins.registry.names(spec.component_type))
+            why = f"not installed; installed {spec.component_type} flavors: {known}"
+        lines.append(f"  - {spec.component_type}: {spec.flavor!r} ({why})")
+    extras = sorted({FIRST_PARTY_EXTRAS[s.flavor] for s in specs if s.flavor in FIRST_PARTY_EXTRAS})
+    others = [s.flavor for s in specs if s.flavor not in FIRST_PARTY_EXTRAS]
+    fixes = [f'pip install "kitaru[{",".join(extras)}]"'] if extras else []
+    if others:
+        fixes.append(f"the plugins that provide {', '.join(map(repr, others))}")
+    return KitaruStackError(
+        f"stack {definition.name!r} ({definition.source}) needs flavors that no installed "
+        "plugin provides:\n" + "\n".join(lines) + f"\nInstall them with: {' and '.join(fixes)}"
+        " (`kitaru plugins list` shows what is installed)"
     )
 
 
-def reset_stack_cache() -> None:
-    _build_stack.cache_clear()
+def check_definition(definition: StackDefinition, *, resolve_references: bool = False) -> Stack:
+    """Check that every flavor exists and every config validates; returns the stack.
+
+    References stay as written (the environment and secrets of the process that runs
+    the stack count, not those of whoever registers it), unless ``resolve_references``:
+    then every ``${ENV}`` and ``{{ secret.NAME }}`` must resolve here and now.
+    """
+    from kitaru_core.plugins import get_plugins
+
+    registry = get_plugins().registry
+    missing = [
+        spec
+        for spec in definition.components.values()
+        if registry.get(spec.component_type, spec.flavor) is None
+        and (spec.explicit or spec.component_type != "llm_gateway")
+    ]
+    if missing:
+        raise missing_flavors_error(definition, missing)
+    stack = Stack(definition, load_settings())
+    for spec in definition.components.values():
+        flavor = registry.get(spec.component_type, spec.flavor)
+        if flavor is not None:
+            config = (
+                stack.resolve(spec.config, spec.component_type)
+                if resolve_references
+                else spec.config
+            )
+            validate_config(definition, spec, flavor, config)
+    return stack

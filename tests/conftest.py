@@ -27,12 +27,21 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 @pytest.fixture(autouse=True)
 def kitaru_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    from kitaru_core.stack import reset_stack_cache
+    from kitaru_core.plugins import reset_plugins
+    from kitaru_core.stack_registry import reset_stack_cache
     from kitaru_core.store.metadata_store import reset_store_cache
 
     home = tmp_path / "kitaru-home"
     monkeypatch.setenv("KITARU_HOME", str(home))
-    for name in ("KITARU_DATABASE_URL", "KITARU_DURABILITY", "KITARU_STACK"):
+    for name in (
+        "KITARU_DATABASE_URL",
+        "KITARU_DURABILITY",
+        "KITARU_STACK",
+        "KITARU_LOAD_PLUGINS",
+        "KITARU_DISABLE_PLUGINS",
+        "KITARU_PLUGINS_STRICT",
+        "KITARU_INLINE_ARTIFACT_BYTES",
+    ):
         monkeypatch.delenv(name, raising=False)
     schema = None
     if PG_URL:
@@ -41,9 +50,11 @@ def kitaru_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
         monkeypatch.setenv("KITARU_DATABASE_URL", f"{PG_URL}?options=-csearch_path%3D{schema}")
     reset_store_cache()
     reset_stack_cache()
+    reset_plugins()
     yield home
     reset_store_cache()
     reset_stack_cache()
+    reset_plugins()
     if schema:
         _pg(f"DROP SCHEMA {schema} CASCADE")
 

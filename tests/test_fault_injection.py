@@ -23,7 +23,7 @@ import pytest
 from conftest import subprocess_env
 from kitaru import KitaruClient
 from kitaru_core.settings import load_settings
-from kitaru_core.stack import get_stack
+from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import get_store
 
 CHECKPOINTS = 20

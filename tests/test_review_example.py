@@ -146,11 +146,19 @@ def test_input_and_a_concurrent_resume_still_run_it_once(counter: Path, tmp_path
     env = subprocess_env(REVIEW_FLOW_COUNTER=str(counter))
     given = subprocess.Popen(  # resumes in a background worker...
         [sys.executable, "-m", "kitaru", "executions", "input", exec_id, "--value", "true"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     racers = [  # ...while two more processes try to resume it themselves
-        subprocess.Popen([sys.executable, "-m", "kitaru", "executions", "resume", exec_id],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "kitaru", "executions", "resume", exec_id],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
     ]
     assert given.wait(timeout=60) == 0
@@ -160,5 +168,8 @@ def test_input_and_a_concurrent_resume_still_run_it_once(counter: Path, tmp_path
     execution = KitaruClient().executions.get(exec_id)
     assert counter.read_text().split() == ["research", "draft", "publish"]  # each once
     assert [c.name for c in execution.checkpoints] == [
-        "research", "draft", "approve_draft", "publish",
+        "research",
+        "draft",
+        "approve_draft",
+        "publish",
     ]

@@ -8,7 +8,7 @@ import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from kitaru_core.components.artifact_store import ArtifactStore
 from kitaru_core.errors import KitaruBackendError
@@ -23,9 +23,12 @@ class LocalArtifactStore(ArtifactStore):
 
     flavor = "local"
 
-    def __init__(self, root: Path, *, fsync: bool = False) -> None:
-        self.root = Path(root)
-        self.fsync = fsync
+    def __init__(self, config: Any) -> None:
+        from kitaru_core.settings import load_settings
+
+        settings = load_settings()
+        self.root = Path(config.path).expanduser() if config.path else settings.home / "artifacts"
+        self.fsync = settings.durability == "full"
         self._made_dirs: set[str] = set()
         self._tmp_counter = 0
         self._lock = threading.Lock()

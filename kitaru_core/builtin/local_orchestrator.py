@@ -6,12 +6,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 from kitaru_core.components.orchestrator import Orchestrator
 
 
 class LocalOrchestrator(Orchestrator):
     flavor = "local"
+
+    def __init__(self, config: Any = None) -> None:
+        self.config = config
 
     def start(self, exec_id: str) -> None:
         from kitaru_core.runtime.engine import run_execution

@@ -1,11 +1,11 @@
 """The ``kitaru`` command. Subcommands import the engine only when they run, so
-``kitaru --help`` stays fast."""
+``kitaru --help`` stays fast; plugins may add commands (``kitaru_register_commands``)."""
 
 from __future__ import annotations
 
 import typer
 
-from kitaru_core.cli import executions, memory
+from kitaru_core.cli import executions, memory, plugins, secrets, stacks
 
 app = typer.Typer(
     name="kitaru",
@@ -16,6 +16,9 @@ app = typer.Typer(
 )
 app.add_typer(executions.app, name="executions")
 app.add_typer(memory.app, name="memory")
+app.add_typer(stacks.app, name="stack")
+app.add_typer(plugins.app, name="plugins")
+app.add_typer(secrets.app, name="secrets")
 app.command("run")(executions.run)
 
 
@@ -28,11 +31,13 @@ def version() -> None:
 
 
 def main() -> None:
+    from kitaru_core.cli.output import fail
     from kitaru_core.errors import KitaruError
 
     try:
+        from kitaru_core.plugins import get_plugins
+
+        get_plugins().pm.hook.kitaru_register_commands(app=app)
         app()
     except KitaruError as exc:
-        from kitaru_core.cli.output import fail
-
         raise SystemExit(fail(f"{exc}").exit_code) from None

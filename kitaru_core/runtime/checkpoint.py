@@ -146,6 +146,14 @@ class Checkpoint(Generic[P, R]):
                     metadata=frame.metadata,
                 )
                 ctx.store.record_entry(failed, [], replace=replace)
+                ctx.notify(
+                    "kitaru_checkpoint_ended",
+                    exec_id=ctx.exec_id,
+                    name=self.name,
+                    position=position,
+                    status="failed",
+                    duration=failed.ended_at - started,
+                )
                 log_event(
                     ctx.exec_id,
                     f"checkpoint {self.name} failed after {attempt} "
@@ -177,6 +185,14 @@ class Checkpoint(Generic[P, R]):
             metadata=frame.metadata,
         )
         ctx.store.record_entry(entry, [record, *frame.saved], replace=replace)
+        ctx.notify(
+            "kitaru_checkpoint_ended",
+            exec_id=ctx.exec_id,
+            name=self.name,
+            position=position,
+            status="completed",
+            duration=entry.ended_at - started,
+        )
         return output
 
 

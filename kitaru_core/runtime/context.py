@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -47,6 +49,7 @@ class ExecutionContext:
         default_retries: int,
         cancelled: threading.Event,
         interactive: bool = False,
+        notify: Callable[..., None] | None = None,
     ) -> None:
         self.exec_id = exec_id
         self.flow_name = flow_name
@@ -56,6 +59,9 @@ class ExecutionContext:
         self.default_retries = default_retries
         self.cancelled = cancelled
         self.interactive = interactive
+        self.started_at = time.time()
+        self.notify = notify or (lambda hook_name, **kwargs: None)
+        """Calls plugins' observer hooks."""
         """Whether a wait may ask at this process's terminal."""
         self.memory_scope: tuple[str, str | None] | None = None
         """What ``kitaru.memory.configure`` chose in this run (default: the flow's scope)."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from kitaru_core.artifacts import new_id
 from kitaru_core.errors import KitaruDivergenceError, KitaruStateError, KitaruUsageError
+from kitaru_core.plugins import get_plugins
 from kitaru_core.runtime import lease
 from kitaru_core.runtime.checkpoint import error_info
 from kitaru_core.runtime.context import ExecutionCancelled, ExecutionContext, current_execution
@@ -20,7 +21,7 @@ from kitaru_core.runtime.journal import JournalReader
 from kitaru_core.runtime.logs import log_event
 from kitaru_core.runtime.wait import WaitSuspended
 from kitaru_core.settings import load_settings
-from kitaru_core.stack import get_stack
+from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import MetadataStore, get_store
 from kitaru_core.store.records import ExecutionRecord
 
@@ -122,6 +123,14 @@ def run_execution(exec_id: str, *, mode: RunMode, interactive: bool = False) -> 
         flow = resolve_flow(record.flow_ref, record.options.get("source_root"))
         args, kwargs = load_inputs(store, stack.artifacts, record, flow.signature)
         store.mark_started(exec_id, owner)
+        plugins = get_plugins()
+        plugins.notify(
+            "kitaru_execution_started",
+            exec_id=exec_id,
+            flow_name=record.flow_name,
+            stack=record.stack,
+            mode=mode,
+        )
         heartbeat = lease.Heartbeat(store, exec_id, owner)
         heartbeat.start()
         ctx = ExecutionContext(
@@ -133,6 +142,7 @@ def run_execution(exec_id: str, *, mode: RunMode, interactive: bool = False) -> 
             default_retries=int(record.options.get("retries") or 0),
             cancelled=heartbeat.cancelled,
             interactive=interactive,
+            notify=plugins.notify,
         )
         verb = {"start": "started", "resume": "resumed", "retry": "retried"}[mode]
         log_event(
@@ -149,6 +159,12 @@ def run_execution(exec_id: str, *, mode: RunMode, interactive: bool = False) -> 
         if heartbeat is not None:
             heartbeat.stop()
     if suspended_on is not None:
+        plugins.notify(
+            "kitaru_execution_ended",
+            exec_id=exec_id,
+            flow_name=record.flow_name,
+            status="waiting",
+        )
         # Input that arrived while this process was letting go found the execution still
         # running and did not resume it: pick it up here, so no answer is left unread.
         wait = store.waits.get(exec_id, suspended_on)
@@ -156,6 +172,13 @@ def run_execution(exec_id: str, *, mode: RunMode, interactive: bool = False) -> 
             return run_execution(exec_id, mode="resume", interactive=interactive)
     final = store.get_execution(exec_id)
     assert final is not None
+    if suspended_on is None:
+        plugins.notify(
+            "kitaru_execution_ended",
+            exec_id=exec_id,
+            flow_name=final.flow_name,
+            status=final.status,
+        )
     return final
 
 

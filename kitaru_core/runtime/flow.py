@@ -57,7 +57,7 @@ class Flow(Generic[P, R]):
         once the execution has completed, failed or stopped to wait.
         """
         from kitaru_core.runtime.engine import create_execution
-        from kitaru_core.stack import get_stack
+        from kitaru_core.stack_registry import get_stack
 
         exec_id = create_execution(self, args, kwargs, stack_name=stack or self.stack)
         get_stack(stack or self.stack).orchestrator.start(exec_id)
@@ -76,7 +76,7 @@ class Flow(Generic[P, R]):
         value used instead of that checkpoint's recorded output; ``flow_inputs``
         replace the source's inputs."""
         from kitaru_core.runtime.replay import create_replay
-        from kitaru_core.stack import get_stack
+        from kitaru_core.stack_registry import get_stack
         from kitaru_core.store.metadata_store import get_store
 
         new_id = create_replay(

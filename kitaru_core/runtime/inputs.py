@@ -10,7 +10,7 @@ from typing import Any
 
 from kitaru_core.errors import KitaruStateError, KitaruUsageError, KitaruWaitValidationError
 from kitaru_core.runtime.engine import get_execution_or_raise
-from kitaru_core.stack import get_stack
+from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import MetadataStore, get_store
 from kitaru_core.store.records import TERMINAL_STATUSES, ExecutionRecord, WaitRecord
 

@@ -60,7 +60,7 @@ class MemoryScope:
     """Reads and writes of one scope, without journaling (what clients use)."""
 
     def __init__(self, scope_type: str, scope: str, *, exec_id: str | None = None) -> None:
-        from kitaru_core.stack import get_stack
+        from kitaru_core.stack_registry import get_stack
         from kitaru_core.store.metadata_store import get_store
 
         self.scope_type, self.scope = validate_scope(scope_type, scope)
@@ -73,7 +73,7 @@ class MemoryScope:
         if record.artifact_id is not None:
             artifact = self.store.get_artifact(record.artifact_id)
             assert artifact is not None
-            from kitaru_core.stack import get_stack
+            from kitaru_core.stack_registry import get_stack
 
             value = get_stack(record.stack).artifacts.read(artifact)
         return MemoryEntry(

@@ -15,7 +15,7 @@ from kitaru_core.artifacts import new_id
 from kitaru_core.errors import KitaruUsageError
 from kitaru_core.runtime.engine import get_execution_or_raise, load_inputs
 from kitaru_core.runtime.flow_ref import resolve_flow
-from kitaru_core.stack import get_stack
+from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import get_store
 from kitaru_core.store.records import ExecutionRecord, JournalEntry
 

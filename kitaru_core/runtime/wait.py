@@ -89,6 +89,18 @@ def wait(
         schema_name=schema_name(schema),
         metadata=metadata or {},
     )
+    if (
+        record.status == "pending"
+        and record.position == position
+        and record.created_at > ctx.started_at
+    ):
+        ctx.notify(
+            "kitaru_wait_created",
+            exec_id=ctx.exec_id,
+            name=name,
+            question=question,
+            schema=record.schema,
+        )
     if record.status == "pending":
         if timeout is None and ctx.interactive and sys.stdin.isatty():
             _prompt(ctx.exec_id, record.name, question, record.schema_name)

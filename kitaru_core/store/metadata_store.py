@@ -17,6 +17,7 @@ from kitaru_core.store.database import Database, sqlite_url
 from kitaru_core.store.memory import MemoryStore
 from kitaru_core.store.migrations import ensure_schema
 from kitaru_core.store.records import ArtifactRecord, ExecutionRecord, JournalEntry
+from kitaru_core.store.stacks import StackStore
 from kitaru_core.store.statements import INSERT_ARTIFACT, INSERT_ENTRY
 from kitaru_core.store.waits import WaitStore
 
@@ -30,6 +31,7 @@ class MetadataStore:
         self.db = db
         self.waits = WaitStore(db)
         self.memory = MemoryStore(db)
+        self.stacks = StackStore(db)
 
     @classmethod
     def open(cls, settings: Settings) -> MetadataStore:

@@ -106,3 +106,15 @@ memory = Table(
     Column("stack", String(255), nullable=False, comment="whose artifact store holds it"),
     Column("created_at", Float, nullable=False),
 )
+
+stacks = Table(
+    "stacks",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column(
+        "definition", Text, nullable=False, comment="the stack file as JSON, secrets unresolved"
+    ),
+    Column("source", Text, nullable=True, comment="the file it was registered from"),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)

@@ -1,0 +1,47 @@
+"""``kitaru plugins list``: what is installed, what it provides, and what failed."""
+
+from __future__ import annotations
+
+import typer
+
+from kitaru_core.cli.output import OutputFormat, OutputOption, print_json, print_table
+
+app = typer.Typer(help="Installed plugins and the flavors they provide.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_(output: OutputFormat = OutputOption) -> None:
+    """List plugins, their versions and flavors, and any that failed to load (with why)."""
+    from kitaru_core.plugins import get_plugins
+
+    infos = list(get_plugins().infos.values())
+    if output is OutputFormat.json:
+        print_json(
+            [
+                {
+                    "name": i.name,
+                    "distribution": i.distribution,
+                    "version": i.version,
+                    "module": i.module,
+                    "flavors": i.flavors,
+                    "loaded": i.loaded,
+                    "error": i.error,
+                }
+                for i in infos
+            ]
+        )
+        return
+    print_table(
+        "Plugins",
+        ["plugin", "distribution", "version", "flavors", "status"],
+        [
+            (
+                i.name,
+                i.distribution,
+                i.version,
+                "\n".join(i.flavors) or "-",
+                "loaded" if i.loaded else f"[red]failed[/red]: {i.error}",
+            )
+            for i in infos
+        ],
+    )

@@ -1,0 +1,103 @@
+"""Flavors: named implementations of a component type, declared as data.
+
+A flavor says what it is (component type, name), how it is configured (a pydantic
+model, or the import path of one) and where its implementation lives (an import path).
+Nothing is imported until a stack uses the flavor, so listing plugins and describing
+stacks never imports a cloud SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from kitaru_core.errors import KitaruStackError
+
+COMPONENT_TYPES = ("artifact_store", "secret_provider", "orchestrator", "llm_gateway")
+
+# The plugin distribution that provides each first-party flavor, for the one
+# `pip install "kitaru[...]"` that fixes a stack naming flavors not installed.
+FIRST_PARTY_EXTRAS = {
+    "s3": "aws",
+    "aws-secrets-manager": "aws",
+    "gcs": "gcp",
+    "gcp-secret-manager": "gcp",
+    "azure-blob": "azure",
+    "azure-key-vault": "azure",
+    "kubernetes": "kubernetes",
+    "kubernetes-secrets": "kubernetes",
+}
+
+
+def import_object(path: str) -> Any:
+    """``package.module:Name`` to the object it names."""
+    module_name, _, attr = path.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split(".") if attr else []:
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass(frozen=True)
+class Flavor:
+    component_type: str
+    """One of ``artifact_store``, ``secret_provider``, ``orchestrator``, ``llm_gateway``."""
+    name: str
+    implementation: str
+    """``module:Class`` of the component; the class takes the validated config model."""
+    config: type[Any] | str
+    """The pydantic config model (or its ``module:Class`` path, to keep imports lazy)."""
+    description: str = ""
+    plugin: str = field(default="", compare=False)
+    """The plugin that registered it (set by the registry)."""
+    plugin_version: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if self.component_type not in COMPONENT_TYPES:
+            raise ValueError(
+                f"flavor {self.name!r} has component type {self.component_type!r}; "
+                f"use one of {', '.join(COMPONENT_TYPES)}"
+            )
+
+    def config_model(self) -> type[Any]:
+        if isinstance(self.config, str):
+            return import_object(self.config)
+        return self.config
+
+    def implementation_class(self) -> type[Any]:
+        try:
+            return import_object(self.implementation)
+        except ImportError as exc:
+            raise KitaruStackError(
+                f"flavor {self.name!r} ({self.component_type}) from plugin {self.plugin!r} "
+                f"cannot import its implementation {self.implementation}: {exc}; "
+                "reinstall the plugin with its dependencies"
+            ) from exc
+
+
+class FlavorRegistry:
+    """Every flavor the loaded plugins registered, by (component type, name)."""
+
+    def __init__(self) -> None:
+        self._flavors: dict[tuple[str, str], Flavor] = {}
+
+    def add(self, flavor: Flavor) -> None:
+        key = (flavor.component_type, flavor.name)
+        existing = self._flavors.get(key)
+        if existing is not None and existing.plugin != flavor.plugin:
+            raise KitaruStackError(
+                f"flavor {flavor.name!r} ({flavor.component_type}) is registered by both "
+                f"{existing.plugin!r} and {flavor.plugin!r}; uninstall or disable one "
+                "(KITARU_DISABLE_PLUGINS)"
+            )
+        self._flavors[key] = flavor
+
+    def get(self, component_type: str, name: str) -> Flavor | None:
+        return self._flavors.get((component_type, name))
+
+    def all(self) -> list[Flavor]:
+        return sorted(self._flavors.values(), key=lambda f: (f.component_type, f.name))
+
+    def names(self, component_type: str) -> list[str]:
+        return sorted(n for (t, n) in self._flavors if t == component_type)

@@ -1,0 +1,23 @@
+"""Registers the ``directory`` secret provider. Nothing heavy is imported here: the
+implementation is named by its import path and loaded when a stack uses it."""
+
+from __future__ import annotations
+
+import kitaru
+from kitaru_core.flavors import Flavor
+from kitaru_core.hookspecs import Register
+
+KITARU_PLUGIN_API = 1
+
+
+@kitaru.hookimpl
+def kitaru_register_secret_providers(register: Register) -> None:
+    register(
+        Flavor(
+            "secret_provider",
+            "directory",
+            implementation="kitaru_template.provider:DirectorySecretProvider",
+            config="kitaru_template.provider:DirectorySecretProviderConfig",
+            description="one file per secret in a directory (mode 0600)",
+        )
+    )
