@@ -3,37 +3,75 @@
     import kitaru
     from kitaru import flow, checkpoint, KitaruClient
 
-This package only re-exports; the engine lives in ``kitaru_core``.
+This package only re-exports; the engine lives in ``kitaru_core``. Names are imported
+on first use (PEP 562), so a plugin that only needs ``kitaru.hookimpl`` does not load
+the runtime, and ``import kitaru`` stays cheap.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from kitaru_core import __version__
-from kitaru_core.client import KitaruClient
-from kitaru_core.diff import diff
-from kitaru_core.errors import (
-    KitaruBackendError,
-    KitaruContextError,
-    KitaruDivergenceError,
-    KitaruError,
-    KitaruExecutionError,
-    KitaruStackError,
-    KitaruStateError,
-    KitaruUsageError,
-    KitaruWaitValidationError,
-)
-from kitaru_core.runtime.checkpoint import checkpoint
-from kitaru_core.runtime.flow import FlowHandle, flow
-from kitaru_core.runtime.memory import memory
-from kitaru_core.runtime.primitives import load, log, save
-from kitaru_core.runtime.wait import wait
+
+if TYPE_CHECKING:
+    from kitaru_core.client import KitaruClient
+    from kitaru_core.diff import diff
+    from kitaru_core.errors import (
+        KitaruBackendError,
+        KitaruContextError,
+        KitaruDivergenceError,
+        KitaruError,
+        KitaruExecutionError,
+        KitaruStackError,
+        KitaruStateError,
+        KitaruUsageError,
+        KitaruWaitValidationError,
+    )
+    from kitaru_core.pluginapi import hookimpl
+    from kitaru_core.runtime.checkpoint import checkpoint
+    from kitaru_core.runtime.flow import FlowHandle, flow
+    from kitaru_core.runtime.memory import memory
+    from kitaru_core.runtime.primitives import load, log, save
+    from kitaru_core.runtime.wait import wait
+
+_ERRORS = "kitaru_core.errors"
+_EXPORTS = {
+    "KitaruClient": "kitaru_core.client",
+    "diff": "kitaru_core.diff",
+    "KitaruBackendError": _ERRORS,
+    "KitaruContextError": _ERRORS,
+    "KitaruDivergenceError": _ERRORS,
+    "KitaruError": _ERRORS,
+    "KitaruExecutionError": _ERRORS,
+    "KitaruStackError": _ERRORS,
+    "KitaruStateError": _ERRORS,
+    "KitaruUsageError": _ERRORS,
+    "KitaruWaitValidationError": _ERRORS,
+    "hookimpl": "kitaru_core.pluginapi",
+    "checkpoint": "kitaru_core.runtime.checkpoint",
+    "flow": "kitaru_core.runtime.flow",
+    "FlowHandle": "kitaru_core.runtime.flow",
+    "memory": "kitaru_core.runtime.memory",
+    "load": "kitaru_core.runtime.primitives",
+    "log": "kitaru_core.runtime.primitives",
+    "save": "kitaru_core.runtime.primitives",
+    "wait": "kitaru_core.runtime.wait",
+}
 
 
-def __getattr__(name: str) -> object:
-    # Imported on first use: plugins need it, flows do not, and pluggy costs import time.
-    if name == "hookimpl":
-        from kitaru_core.pluginapi import hookimpl
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kitaru' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
-        return hookimpl
-    raise AttributeError(f"module 'kitaru' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
 
 
 __all__ = [

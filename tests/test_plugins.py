@@ -324,3 +324,11 @@ def test_the_template_plugin_is_installed_in_the_test_environment() -> None:
     from kitaru_core.plugins import get_plugins
 
     assert get_plugins().infos["template"].loaded
+
+
+def test_the_public_names_are_all_exported_and_resolve() -> None:
+    import kitaru
+
+    assert sorted(kitaru.__all__) == sorted(["__version__", *kitaru._EXPORTS])
+    for name in kitaru.__all__:
+        assert getattr(kitaru, name) is not None

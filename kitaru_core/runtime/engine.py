@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from kitaru_core.artifacts import new_id
 from kitaru_core.errors import KitaruDivergenceError, KitaruStateError, KitaruUsageError
-from kitaru_core.plugins import get_plugins
 from kitaru_core.runtime import lease
 from kitaru_core.runtime.checkpoint import error_info
 from kitaru_core.runtime.context import ExecutionCancelled, ExecutionContext, current_execution
@@ -123,6 +122,8 @@ def run_execution(exec_id: str, *, mode: RunMode, interactive: bool = False) -> 
         flow = resolve_flow(record.flow_ref, record.options.get("source_root"))
         args, kwargs = load_inputs(store, stack.artifacts, record, flow.signature)
         store.mark_started(exec_id, owner)
+        from kitaru_core.plugins import get_plugins
+
         plugins = get_plugins()
         plugins.notify(
             "kitaru_execution_started",
