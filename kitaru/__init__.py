@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from kitaru_core.pluginapi import hookimpl
     from kitaru_core.runtime.checkpoint import checkpoint
     from kitaru_core.runtime.flow import FlowHandle, flow
+    from kitaru_core.runtime.llm import llm
     from kitaru_core.runtime.memory import memory
     from kitaru_core.runtime.primitives import load, log, save
     from kitaru_core.runtime.wait import wait
@@ -53,6 +54,7 @@ _EXPORTS = {
     "checkpoint": "kitaru_core.runtime.checkpoint",
     "flow": "kitaru_core.runtime.flow",
     "FlowHandle": "kitaru_core.runtime.flow",
+    "llm": "kitaru_core.runtime.llm",
     "memory": "kitaru_core.runtime.memory",
     "load": "kitaru_core.runtime.primitives",
     "log": "kitaru_core.runtime.primitives",
@@ -91,6 +93,7 @@ __all__ = [
     "diff",
     "flow",
     "hookimpl",
+    "llm",
     "load",
     "log",
     "memory",

@@ -20,6 +20,7 @@ from kitaru_core.store.records import (
     TERMINAL_STATUSES,
     ArtifactRecord,
     ExecutionRecord,
+    LLMCallRecord,
     WaitRecord,
 )
 
@@ -87,6 +88,8 @@ class Execution:
     metadata: dict[str, Any]
     lease_owner: str | None
     pending_wait: Any = None
+    llm_calls: list[LLMCallRecord] = field(default_factory=list)
+    """Every LLM call of the execution: model, tokens, latency, cost, error."""
     _record: ExecutionRecord | None = field(default=None, repr=False, compare=False)
     _result: Any = field(default=_MISSING, repr=False, compare=False)
 
@@ -98,8 +101,21 @@ class Execution:
             self._result = load_result(self._record) if completed else None  # type: ignore[arg-type]
         return self._result
 
+    @property
+    def llm_totals(self) -> dict[str, Any]:
+        """Calls, input and output tokens, and cost (None when no price was known)."""
+        costs = [c.cost_usd for c in self.llm_calls if c.cost_usd is not None]
+        return {
+            "calls": len(self.llm_calls),
+            "input_tokens": sum(c.input_tokens or 0 for c in self.llm_calls),
+            "output_tokens": sum(c.output_tokens or 0 for c in self.llm_calls),
+            "cost_usd": sum(costs) if costs else None,
+        }
+
     def to_dict(self, *, with_result: bool = True) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+        data["llm_calls"] = [dict(c.__dict__) for c in self.llm_calls]
+        data["llm_totals"] = self.llm_totals
         data["checkpoints"] = [dict(c.__dict__, duration=c.duration) for c in self.checkpoints]
         if with_result:
             data["result"] = self.result
@@ -150,6 +166,7 @@ class ExecutionsClient:
             metadata=record.metadata,
             lease_owner=record.lease_owner,
             pending_wait=pending[0] if pending else None,
+            llm_calls=self._store.llm_calls(record.id),
             _record=record,
         )
 

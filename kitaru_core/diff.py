@@ -28,6 +28,17 @@ class CheckpointDiff:
     duration_b: float | None = None
     diff: str = ""
     """A unified diff of the two outputs when they changed."""
+    tokens_a: int | None = None
+    """Input plus output tokens of the LLM calls made in this checkpoint, per side."""
+    tokens_b: int | None = None
+    llm_latency_a: float | None = None
+    llm_latency_b: float | None = None
+
+    @property
+    def token_change(self) -> int | None:
+        if self.tokens_a is None or self.tokens_b is None:
+            return None
+        return self.tokens_b - self.tokens_a
 
     @property
     def duration_change(self) -> float | None:
@@ -52,7 +63,8 @@ class ExecutionDiff:
             "exec_a": self.exec_a,
             "exec_b": self.exec_b,
             "checkpoints": [
-                dict(c.__dict__, duration_change=c.duration_change) for c in self.checkpoints
+                dict(c.__dict__, duration_change=c.duration_change, token_change=c.token_change)
+                for c in self.checkpoints
             ],
             "result": dict(self.result.__dict__) if self.result else None,
         }
@@ -61,6 +73,8 @@ class ExecutionDiff:
         lines = [f"diff {self.exec_a} {self.exec_b}"]
         for c in [*self.checkpoints, *([self.result] if self.result else [])]:
             change = f" ({c.duration_change * 1000:+.1f} ms)" if c.duration_change else ""
+            if c.token_change:
+                change += f" ({c.token_change:+d} tokens)"
             lines.append(f"{c.position:>4} {c.name:<30} {c.status}{change}")
             if c.diff:
                 lines.extend("       " + line for line in c.diff.splitlines())
@@ -91,6 +105,12 @@ class _Side:
         self.record = record
         self.artifacts = get_stack(record.stack).artifacts
         self.journal = store.load_journal(record.id)
+        self.llm: dict[int, tuple[int, float]] = {}
+        for call in store.llm_calls(record.id):
+            if call.position is not None:
+                tokens, latency = self.llm.get(call.position, (0, 0.0))
+                used = (call.input_tokens or 0) + (call.output_tokens or 0)
+                self.llm[call.position] = (tokens + used, latency + call.latency)
 
     def output(self, artifact_id: str | None) -> tuple[ArtifactRecord | None, Any]:
         artifact = self.store.get_artifact(artifact_id or "")
@@ -132,6 +152,9 @@ def diff(exec_a: str, exec_b: str) -> ExecutionDiff:
         if ea is not None and eb is not None and ea.name == eb.name:
             row = _compare(position, ea.name, a, ea.output_artifact_id, b, eb.output_artifact_id)
             row.duration_a, row.duration_b = _duration(ea), _duration(eb)
+            if position in a.llm or position in b.llm:
+                row.tokens_a, row.llm_latency_a = a.llm.get(position, (None, None))
+                row.tokens_b, row.llm_latency_b = b.llm.get(position, (None, None))
             result.checkpoints.append(row)
             continue
         if ea is not None:

@@ -49,6 +49,9 @@ class Flavor:
     config: type[Any] | str
     """The pydantic config model (or its ``module:Class`` path, to keep imports lazy)."""
     description: str = ""
+    resolve_when_used: tuple[str, ...] = ()
+    """Config fields whose ``{{ secret.X }}`` references the core resolves each time it
+    uses them (an LLM alias's key), instead of once when the component is built."""
     plugin: str = field(default="", compare=False)
     """The plugin that registered it (set by the registry)."""
     plugin_version: str = field(default="", compare=False)

@@ -152,7 +152,12 @@ class Stack:
     def _build(self, component_type: str) -> Any:
         flavor = self.flavor(component_type)
         spec = self.definition.components[component_type]
-        resolved = self.resolve(spec.config, component_type)
+        resolved = {
+            key: value
+            if key in flavor.resolve_when_used
+            else self.resolve(value, component_type, key)
+            for key, value in spec.config.items()
+        }
         config = validate_config(self.definition, spec, flavor, resolved)
         try:
             return flavor.implementation_class()(config)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -31,3 +33,16 @@ class EnvSecretProviderConfig(StrictConfig):
 
 class LocalOrchestratorConfig(StrictConfig):
     pass
+
+
+class LiteLLMGatewayConfig(StrictConfig):
+    models: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="aliases: {fast: {model: openai/gpt-4o-mini, api_key: '{{ secret.x }}', ...}}",
+    )
+    default_model: str | None = Field(default=None, description="the alias used without model=")
+    retries: int = Field(default=3, ge=0, description="retries of transient provider errors")
+    backoff: float = Field(default=1.0, ge=0, description="first retry delay in seconds")
+    timeout: float = Field(
+        default=120.0, gt=0, description="seconds per request (per alias: timeout)"
+    )

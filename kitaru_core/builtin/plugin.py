@@ -56,3 +56,17 @@ def kitaru_register_orchestrators(register: Register) -> None:
             description="in this process; resumes after input in a worker process",
         )
     )
+
+
+@hookimpl
+def kitaru_register_llm_gateways(register: Register) -> None:
+    register(
+        Flavor(
+            "llm_gateway",
+            "litellm",
+            implementation="kitaru_core.builtin.litellm_gateway:LiteLLMGateway",
+            config=f"{_CONFIGS}:LiteLLMGatewayConfig",
+            description="every provider litellm supports; model aliases in the stack",
+            resolve_when_used=("models",),
+        )
+    )

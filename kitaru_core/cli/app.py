@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from kitaru_core.cli import executions, memory, plugins, secrets, stacks
+from kitaru_core.cli import executions, memory, models, plugins, secrets, stacks
 
 app = typer.Typer(
     name="kitaru",
@@ -19,6 +19,7 @@ app.add_typer(memory.app, name="memory")
 app.add_typer(stacks.app, name="stack")
 app.add_typer(plugins.app, name="plugins")
 app.add_typer(secrets.app, name="secrets")
+app.add_typer(models.app, name="model")
 app.command("run")(executions.run)
 
 

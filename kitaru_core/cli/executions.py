@@ -89,6 +89,30 @@ def get(exec_id: str, output: OutputFormat = OutputOption) -> None:
             for c in execution.checkpoints
         ],
     )
+    if execution.llm_calls:
+        print_table(
+            "LLM calls",
+            ["checkpoint", "alias", "model", "tokens in", "tokens out", "latency", "cost", "error"],
+            [
+                (
+                    c.checkpoint or "-",
+                    c.alias or "-",
+                    c.model,
+                    c.input_tokens,
+                    c.output_tokens,
+                    seconds(c.latency),
+                    _usd(c.cost_usd),
+                    c.error or "",
+                )
+                for c in execution.llm_calls
+            ],
+        )
+        totals = execution.llm_totals
+        console.print(
+            f"LLM totals: {totals['calls']} calls, {totals['input_tokens']} tokens in, "
+            f"{totals['output_tokens']} out, {_usd(totals['cost_usd'])}",
+            highlight=False,
+        )
     if execution.pending_wait is not None:
         wait = execution.pending_wait
         console.print(
@@ -108,6 +132,10 @@ def get(exec_id: str, output: OutputFormat = OutputOption) -> None:
             f"[red]error:[/red] {execution.error.get('type')}: {execution.error.get('message')}",
             highlight=False,
         )
+
+
+def _usd(cost: float | None) -> str:
+    return "-" if cost is None else f"${cost:.6f}"
 
 
 def _finish(handle: Any, output: OutputFormat) -> None:
@@ -209,7 +237,7 @@ def diff_(exec_a: str, exec_b: str, output: OutputFormat = OutputOption) -> None
     rows = [*result.checkpoints, *([result.result] if result.result else [])]
     print_table(
         f"{result.exec_a} → {result.exec_b}",
-        ["#", "checkpoint", "status", "duration a", "duration b"],
+        ["#", "checkpoint", "status", "duration a", "duration b", "tokens a", "tokens b"],
         [
             (
                 "" if c.position < 0 else c.position,
@@ -217,6 +245,8 @@ def diff_(exec_a: str, exec_b: str, output: OutputFormat = OutputOption) -> None
                 _DIFF_STYLE[c.status],
                 seconds(c.duration_a),
                 seconds(c.duration_b),
+                "" if c.tokens_a is None else c.tokens_a,
+                "" if c.tokens_b is None else c.tokens_b,
             )
             for c in rows
         ],

@@ -24,6 +24,7 @@ from kitaru_core.runtime.context import (
     require_flow,
 )
 from kitaru_core.runtime.logs import log_event
+from kitaru_core.runtime.tracing import set_attributes, span
 from kitaru_core.store.records import JournalEntry
 
 P = ParamSpec("P")
@@ -114,6 +115,14 @@ class Checkpoint(Generic[P, R]):
         self, ctx: ExecutionContext, position: int, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> R:
         ctx.check_cancelled()
+        with span(f"kitaru.checkpoint {self.name}", {"kitaru.position": position}) as current:
+            output, attempts = self._run_and_record(ctx, position, args, kwargs)
+            set_attributes(current, **{"kitaru.attempts": attempts})
+            return output
+
+    def _run_and_record(
+        self, ctx: ExecutionContext, position: int, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[R, int]:
         retries = ctx.default_retries if self.retries is None else self.retries
         replace = ctx.has_entry(position)  # a failed entry from an earlier run
         started = time.time()
@@ -193,7 +202,7 @@ class Checkpoint(Generic[P, R]):
             status="completed",
             duration=entry.ended_at - started,
         )
-        return output
+        return output, attempt
 
 
 def error_info(exc: BaseException) -> dict[str, Any]:

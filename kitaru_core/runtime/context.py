@@ -50,6 +50,7 @@ class ExecutionContext:
         cancelled: threading.Event,
         interactive: bool = False,
         notify: Callable[..., None] | None = None,
+        stack: Any = None,
     ) -> None:
         self.exec_id = exec_id
         self.flow_name = flow_name
@@ -58,6 +59,8 @@ class ExecutionContext:
         self.journal = journal
         self.default_retries = default_retries
         self.cancelled = cancelled
+        self.stack = stack
+        """The Stack the execution runs on (its gateway, secrets, artifact store)."""
         self.interactive = interactive
         self.started_at = time.time()
         self.notify = notify or (lambda hook_name, **kwargs: None)
@@ -66,6 +69,7 @@ class ExecutionContext:
         self.memory_scope: tuple[str, str | None] | None = None
         """What ``kitaru.memory.configure`` chose in this run (default: the flow's scope)."""
         self._wait_counter = 0
+        self._llm_counter = 0
         self._wait_names: set[str] = set()
         self._next_position = 0
         self._lock = threading.Lock()
@@ -107,6 +111,12 @@ class ExecutionContext:
         with self._lock:
             self._wait_counter += 1
             return f"wait_{self._wait_counter}"
+
+    def next_llm_name(self) -> str:
+        """``llm_1``, ``llm_2``, ...: names of unnamed LLM calls in the flow body."""
+        with self._lock:
+            self._llm_counter += 1
+            return f"llm_{self._llm_counter}"
 
     def claim_wait_name(self, name: str) -> None:
         with self._lock:

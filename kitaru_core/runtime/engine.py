@@ -18,6 +18,7 @@ from kitaru_core.runtime.context import ExecutionCancelled, ExecutionContext, cu
 from kitaru_core.runtime.flow_ref import resolve_flow, source_root_for
 from kitaru_core.runtime.journal import JournalReader
 from kitaru_core.runtime.logs import log_event
+from kitaru_core.runtime.tracing import set_attributes, span, span_id_of
 from kitaru_core.runtime.wait import WaitSuspended
 from kitaru_core.settings import load_settings
 from kitaru_core.stack_registry import get_stack
@@ -144,6 +145,7 @@ def run_execution(exec_id: str, *, mode: RunMode, interactive: bool = False) -> 
             cancelled=heartbeat.cancelled,
             interactive=interactive,
             notify=plugins.notify,
+            stack=stack,
         )
         verb = {"start": "started", "resume": "resumed", "retry": "retried"}[mode]
         log_event(
@@ -151,7 +153,23 @@ def run_execution(exec_id: str, *, mode: RunMode, interactive: bool = False) -> 
             f"{verb} flow {record.flow_name} in {lease.describe_owner(owner)} "
             f"({ctx.journal.last_position + 1} journal positions)",
         )
-        suspended_on = _run_body(flow, ctx, args, kwargs, owner)
+        attributes = {
+            "kitaru.exec_id": exec_id,
+            "kitaru.flow": record.flow_name,
+            "kitaru.mode": mode,
+            "kitaru.run": record.runs + 1,
+            "kitaru.stack": record.stack,
+        }
+        # A resumed run's span links to the run before it: one story across processes.
+        with span(
+            f"kitaru.execution {record.flow_name}",
+            attributes,
+            link_to=record.options.get("trace"),
+        ) as current:
+            if (reference := span_id_of(current)) is not None:
+                store.merge_execution_options(exec_id, {"trace": reference})
+            suspended_on = _run_body(flow, ctx, args, kwargs, owner)
+            _mark_span(current, store, exec_id)
     except BaseException:
         if heartbeat is None:  # failed before the body ran: leave the execution as it was
             store.release_lease(exec_id, owner)
@@ -181,6 +199,19 @@ def run_execution(exec_id: str, *, mode: RunMode, interactive: bool = False) -> 
             status=final.status,
         )
     return final
+
+
+def _mark_span(current: Any, store: MetadataStore, exec_id: str) -> None:
+    if current is None:
+        return
+    final = store.get_execution(exec_id)
+    status = final.status if final else "unknown"
+    set_attributes(current, **{"kitaru.status": status})
+    if status == "failed":
+        from opentelemetry import trace
+
+        message = (final.error or {}).get("message", "") if final else ""
+        current.set_status(trace.Status(trace.StatusCode.ERROR, message))
 
 
 def _run_body(

@@ -21,6 +21,7 @@ from kitaru_core.runtime.context import (
     current_checkpoint,
     require_flow,
 )
+from kitaru_core.runtime.tracing import set_attributes, span
 from kitaru_core.store.records import JournalEntry
 
 _POLL_INTERVAL = 0.2
@@ -79,6 +80,26 @@ def wait(
     if recorded is not None:
         return adapter.validate_python(ctx.artifacts.read(recorded))
 
+    with span(
+        f"kitaru.wait {name}", {"kitaru.wait.name": name, "kitaru.position": position}
+    ) as current:
+        value = _wait_for_input(
+            ctx, name, position, question, timeout, metadata or {}, schema, adapter
+        )
+        set_attributes(current, **{"kitaru.wait.status": "answered"})
+    return value
+
+
+def _wait_for_input(
+    ctx: Any,
+    name: str,
+    position: int,
+    question: str | None,
+    timeout: float | None,
+    metadata: dict[str, Any],
+    schema: Any,
+    adapter: Any,
+) -> Any:
     waits = ctx.store.waits
     record = waits.create_pending(
         exec_id=ctx.exec_id,
@@ -87,7 +108,7 @@ def wait(
         question=question,
         schema=adapter.json_schema(),
         schema_name=schema_name(schema),
-        metadata=metadata or {},
+        metadata=metadata,
     )
     if (
         record.status == "pending"

@@ -16,9 +16,14 @@ from kitaru_core.settings import Settings, load_settings
 from kitaru_core.store.database import Database, sqlite_url
 from kitaru_core.store.memory import MemoryStore
 from kitaru_core.store.migrations import ensure_schema
-from kitaru_core.store.records import ArtifactRecord, ExecutionRecord, JournalEntry
+from kitaru_core.store.records import (
+    ArtifactRecord,
+    ExecutionRecord,
+    JournalEntry,
+    LLMCallRecord,
+)
 from kitaru_core.store.stacks import StackStore
-from kitaru_core.store.statements import INSERT_ARTIFACT, INSERT_ENTRY
+from kitaru_core.store.statements import INSERT_ARTIFACT, INSERT_ENTRY, INSERT_LLM_CALL
 from kitaru_core.store.waits import WaitStore
 
 _JOURNAL_COLUMNS = ", ".join("j." + c.strip() for c in JournalEntry.COLUMNS.split(","))
@@ -191,12 +196,20 @@ class MetadataStore:
         )
 
     def merge_execution_metadata(self, exec_id: str, values: dict[str, Any]) -> None:
+        """``kitaru.log`` in a flow body: user-facing metadata."""
+        self._merge_json(exec_id, "metadata", values)
+
+    def merge_execution_options(self, exec_id: str, values: dict[str, Any]) -> None:
+        """Kitaru's own per-execution facts (retries, source root, last trace span)."""
+        self._merge_json(exec_id, "options", values)
+
+    def _merge_json(self, exec_id: str, column: str, values: dict[str, Any]) -> None:
         with self.db.transaction() as db:
-            row = db.fetchone("SELECT metadata FROM executions WHERE id = :id", {"id": exec_id})
+            row = db.fetchone(f"SELECT {column} FROM executions WHERE id = :id", {"id": exec_id})
             merged = {**json.loads(row[0]), **values} if row else dict(values)
             db.execute(
-                "UPDATE executions SET metadata = :m WHERE id = :id",
-                {"id": exec_id, "m": json.dumps(merged, default=str)},
+                f"UPDATE executions SET {column} = :v WHERE id = :id",
+                {"id": exec_id, "v": json.dumps(merged, default=str)},
             )
 
     # -- the journal -----------------------------------------------------------------
@@ -235,7 +248,12 @@ class MetadataStore:
         ]
 
     def record_entry(
-        self, entry: JournalEntry, artifacts: list[ArtifactRecord], *, replace: bool
+        self,
+        entry: JournalEntry,
+        artifacts: list[ArtifactRecord],
+        *,
+        replace: bool,
+        llm_calls: list[LLMCallRecord] | None = None,
     ) -> None:
         """Commit a journal entry with its artifact records; ``replace`` overwrites a
         failed entry at the same position. A completed entry is never overwritten."""
@@ -247,6 +265,8 @@ class MetadataStore:
                 )
             for artifact in artifacts:
                 db.execute(INSERT_ARTIFACT, artifact.params())
+            for call in llm_calls or ():
+                db.execute(INSERT_LLM_CALL, call.params())
             try:
                 db.execute(INSERT_ENTRY, entry.params())
             except db.integrity_error as exc:
@@ -278,6 +298,22 @@ class MetadataStore:
                 db.execute(_DELETE_ENTRY, {"exec_id": record.id, "position": entry.position})
                 db.execute(INSERT_ARTIFACT, artifact.params())
                 db.execute(INSERT_ENTRY, entry.params())
+
+    # -- LLM calls -------------------------------------------------------------------
+
+    def record_llm_call(self, call: LLMCallRecord, artifacts: list[ArtifactRecord]) -> None:
+        with self.db.transaction() as db:
+            for artifact in artifacts:
+                db.execute(INSERT_ARTIFACT, artifact.params())
+            db.execute(INSERT_LLM_CALL, call.params())
+
+    def llm_calls(self, exec_id: str) -> list[LLMCallRecord]:
+        rows = self.db.fetchall(
+            f"SELECT {LLMCallRecord.COLUMNS} FROM llm_calls WHERE exec_id = :id "
+            "ORDER BY created_at",
+            {"id": exec_id},
+        )
+        return [LLMCallRecord.from_row(r) for r in rows]
 
     # -- artifacts -------------------------------------------------------------------
 

@@ -265,3 +265,35 @@ class MemoryRecord:
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> MemoryRecord:
         return cls(*row)
+
+
+@dataclass
+class LLMCallRecord:
+    id: str
+    exec_id: str | None
+    position: int | None
+    checkpoint: str | None
+    alias: str | None
+    model: str
+    prompt_artifact_id: str | None
+    response_artifact_id: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    latency: float
+    attempts: int
+    error: str | None
+    created_at: float
+
+    COLUMNS = (
+        "id, exec_id, position, checkpoint, alias, model, prompt_artifact_id, "
+        "response_artifact_id, input_tokens, output_tokens, cost_usd, latency, attempts, "
+        "error, created_at"
+    )
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> LLMCallRecord:
+        return cls(*row)
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.__dict__)

@@ -118,3 +118,24 @@ stacks = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
+
+llm_calls = Table(
+    "llm_calls",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("exec_id", String(64), nullable=True),
+    Column("position", Integer, nullable=True, comment="journal position of its checkpoint"),
+    Column("checkpoint", String(255), nullable=True),
+    Column("alias", String(255), nullable=True),
+    Column("model", String(255), nullable=False, comment="the provider model it resolved to"),
+    Column("prompt_artifact_id", String(64), nullable=True),
+    Column("response_artifact_id", String(64), nullable=True),
+    Column("input_tokens", Integer, nullable=True),
+    Column("output_tokens", Integer, nullable=True),
+    Column("cost_usd", Float, nullable=True),
+    Column("latency", Float, nullable=False, comment="seconds"),
+    Column("attempts", Integer, nullable=False, server_default="1"),
+    Column("error", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_llm_calls_exec", "exec_id"),
+)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kitaru_core.store.records import ArtifactRecord, JournalEntry
+from kitaru_core.store.records import ArtifactRecord, JournalEntry, LLMCallRecord
 
 INSERT_ARTIFACT = (
     f"INSERT INTO artifacts ({ArtifactRecord.COLUMNS}) VALUES (:id, :exec_id, :name, :role, "
@@ -11,4 +11,9 @@ INSERT_ARTIFACT = (
 INSERT_ENTRY = (
     f"INSERT INTO journal ({JournalEntry.COLUMNS}) VALUES (:exec_id, :position, :name, "
     ":status, :started_at, :ended_at, :kind, :output_artifact_id, :attempts, :error, :metadata)"
+)
+INSERT_LLM_CALL = (
+    f"INSERT INTO llm_calls ({LLMCallRecord.COLUMNS}) VALUES (:id, :exec_id, :position, "
+    ":checkpoint, :alias, :model, :prompt_artifact_id, :response_artifact_id, :input_tokens, "
+    ":output_tokens, :cost_usd, :latency, :attempts, :error, :created_at)"
 )

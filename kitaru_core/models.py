@@ -1,0 +1,105 @@
+"""Model aliases: ``fast`` -> ``openai/gpt-4o-mini`` with its key's secret reference.
+
+User-level aliases (``kitaru model register``) live in the Kitaru home; a stack's
+``llm_gateway.models`` override them, so the same ``model="fast"`` resolves to another
+provider on another stack.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kitaru_core.errors import KitaruUsageError
+from kitaru_core.settings import load_settings
+
+if TYPE_CHECKING:
+    from kitaru_core.stack import Stack
+
+_ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass
+class ModelAlias:
+    alias: str
+    config: dict[str, Any]
+    """``model`` and litellm parameters, references unresolved."""
+    source: str
+    """``user`` or ``stack NAME``."""
+
+    @property
+    def model(self) -> str:
+        return str(self.config.get("model", ""))
+
+
+def _user_file() -> Any:
+    return load_settings().home / "models.json"
+
+
+def user_aliases() -> dict[str, dict[str, Any]]:
+    try:
+        return dict(json.loads(_user_file().read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return {}
+
+
+def register_alias(
+    alias: str, model: str, *, secret: str | None = None, **params: Any
+) -> ModelAlias:
+    if not _ALIAS.match(alias):
+        raise KitaruUsageError(f"alias {alias!r} is not valid; use letters, digits, '_', '.', '-'")
+    if "/" not in model:
+        raise KitaruUsageError(
+            f"model {model!r} should name its provider, e.g. openai/gpt-4o-mini or "
+            "anthropic/claude-3-5-haiku-latest"
+        )
+    config: dict[str, Any] = {"model": model, **params}
+    if secret:
+        config["api_key"] = f"{{{{ secret.{secret} }}}}"
+    aliases = user_aliases()
+    aliases[alias] = config
+    path = _user_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(aliases, indent=2, sort_keys=True), encoding="utf-8")
+    return ModelAlias(alias, config, "user")
+
+
+def alias_table(stack: Stack) -> dict[str, ModelAlias]:
+    """Every alias the stack sees: the user's, then the stack's own (which win)."""
+    table = {name: ModelAlias(name, config, "user") for name, config in user_aliases().items()}
+    spec = stack.definition.components["llm_gateway"]
+    for name, config in (spec.config.get("models") or {}).items():
+        table[name] = ModelAlias(name, dict(config), f"stack {stack.name}")
+    return table
+
+
+def choose(stack: Stack, model: str | None) -> tuple[str | None, str, dict[str, Any]]:
+    """(alias, provider model, unresolved parameters) for a ``model=`` argument."""
+    table = alias_table(stack)
+    if model is None:
+        spec = stack.definition.components["llm_gateway"]
+        model = os.environ.get("KITARU_DEFAULT_MODEL") or spec.config.get("default_model")
+        if model is None and table:
+            model = next(iter(table))
+        if model is None:
+            raise KitaruUsageError(
+                "kitaru.llm() was called without model= and no default exists: pass "
+                "model='provider/name', set KITARU_DEFAULT_MODEL, or add an alias with "
+                "`kitaru model register ALIAS --model provider/name`"
+            )
+    if model in table:
+        params = dict(table[model].config)
+        provider_model = str(params.pop("model", ""))
+        if not provider_model:
+            raise KitaruUsageError(f"model alias {model!r} ({table[model].source}) has no 'model'")
+        return model, provider_model, params
+    if "/" not in model:
+        known = ", ".join(table) or "none"
+        raise KitaruUsageError(
+            f"model {model!r} is neither an alias (known: {known}) nor a provider model "
+            "such as openai/gpt-4o-mini"
+        )
+    return None, model, {}

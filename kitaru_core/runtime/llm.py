@@ -1,0 +1,270 @@
+"""``kitaru.llm()``: one LLM call through the stack's gateway, recorded and durable.
+
+In a flow body the call is a checkpoint of its own (``llm_1``, ``llm_2``, or ``name``),
+so a resumed execution never pays for it twice; inside a checkpoint it runs inline and
+is recorded against that checkpoint. Every call is recorded: alias, resolved model,
+prompt and response (as artifacts), latency, tokens, cost, error. The provider key comes
+from the stack's secret provider and is never written anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kitaru_core.artifacts import new_id
+from kitaru_core.components.llm_gateway import LLMRequest, LLMResponse
+from kitaru_core.errors import KitaruError
+from kitaru_core.runtime.checkpoint import error_info
+from kitaru_core.runtime.context import current_checkpoint, current_execution
+from kitaru_core.runtime.tracing import set_attributes, span
+from kitaru_core.store.records import ArtifactRecord, JournalEntry, LLMCallRecord
+
+if TYPE_CHECKING:
+    from kitaru_core.stack import Stack
+
+MOCK_ENV = "KITARU_LLM_MOCK_RESPONSE"
+_SECRET_PARAMS = ("api_key", "token", "secret", "password", "credentials")
+
+
+def approx_tokens(text: str) -> int:
+    """About four characters a token: what a mocked call reports."""
+    return max(1, (len(text) + 3) // 4)
+
+
+@dataclass
+class _Outcome:
+    text: str
+    call: LLMCallRecord
+    artifacts: list[ArtifactRecord]
+    response_artifact: ArtifactRecord | None
+    error: BaseException | None = None
+
+
+def llm(
+    prompt: str | list[dict[str, str]],
+    *,
+    model: str | None = None,
+    system: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    name: str | None = None,
+    **kwargs: Any,
+) -> str:
+    """Ask a model; returns its text. ``model`` is an alias of the active stack's
+    gateway (``fast``) or a provider model (``openai/gpt-4o-mini``)."""
+    ctx = current_execution.get()
+    frame = current_checkpoint.get()
+    messages = _messages(prompt, system)
+    if ctx is None or frame is not None:
+        from kitaru_core.stack_registry import get_stack
+
+        stack = ctx.stack if ctx is not None else get_stack()
+        exec_id = ctx.exec_id if ctx is not None else None
+        outcome = _call(
+            stack,
+            messages,
+            model,
+            temperature,
+            max_tokens,
+            kwargs,
+            exec_id=exec_id,
+            position=frame.position if frame else None,
+            checkpoint=frame.name if frame else None,
+        )
+        from kitaru_core.store.metadata_store import get_store
+
+        (ctx.store if ctx else get_store()).record_llm_call(outcome.call, outcome.artifacts)
+        _notify(ctx, outcome.call)
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.text
+
+    # In the flow body: a checkpoint of its own.
+    name = name or ctx.next_llm_name()
+    position = ctx.reserve_position()
+    recorded = ctx.recorded(position, name)
+    if recorded is not None:
+        return str(ctx.artifacts.read(recorded))
+    ctx.check_cancelled()
+    started = time.time()
+    with span(f"kitaru.checkpoint {name}", {"kitaru.position": position, "kitaru.kind": "llm"}):
+        outcome = _call(
+            ctx.stack,
+            messages,
+            model,
+            temperature,
+            max_tokens,
+            kwargs,
+            exec_id=ctx.exec_id,
+            position=position,
+            checkpoint=name,
+        )
+        failed = outcome.error is not None
+        entry = JournalEntry(
+            exec_id=ctx.exec_id,
+            position=position,
+            name=name,
+            status="failed" if failed else "completed",
+            started_at=started,
+            ended_at=time.time(),
+            kind="llm",
+            attempts=outcome.call.attempts,
+            output_artifact_id=None if failed else outcome.response_artifact.id,  # type: ignore[union-attr]
+            error=error_info(outcome.error) if outcome.error else None,
+        )
+        ctx.store.record_entry(
+            entry, outcome.artifacts, replace=ctx.has_entry(position), llm_calls=[outcome.call]
+        )
+    _notify(ctx, outcome.call)
+    ctx.notify(
+        "kitaru_checkpoint_ended",
+        exec_id=ctx.exec_id,
+        name=name,
+        position=position,
+        status=entry.status,
+        duration=entry.ended_at - started,
+    )
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.text
+
+
+def _messages(prompt: str | list[dict[str, str]], system: str | None) -> list[dict[str, str]]:
+    messages = [{"role": "system", "content": system}] if system else []
+    if isinstance(prompt, str):
+        return [*messages, {"role": "user", "content": prompt}]
+    return [*messages, *prompt]
+
+
+def _call(
+    stack: Stack,
+    messages: list[dict[str, str]],
+    model: str | None,
+    temperature: float | None,
+    max_tokens: int | None,
+    kwargs: dict[str, Any],
+    *,
+    exec_id: str | None,
+    position: int | None,
+    checkpoint: str | None,
+) -> _Outcome:
+    from kitaru_core.models import choose
+
+    alias, provider_model, params = choose(stack, model)
+    mock = os.environ.get(MOCK_ENV)
+    artifacts = stack.artifacts
+    prompt_artifact = artifacts.write(
+        messages,
+        exec_id=exec_id,
+        name=f"{checkpoint or 'llm'}.prompt",
+        role="llm",
+        position=position,
+        artifact_type="prompt",
+    )
+    secrets: list[str] = []
+    started = time.perf_counter()
+    response: LLMResponse | None = None
+    error: BaseException | None = None
+    attributes = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": provider_model,
+        "gen_ai.provider.name": provider_model.split("/", 1)[0],
+        "gen_ai.request.temperature": temperature,
+        "gen_ai.request.max_tokens": max_tokens,
+        "kitaru.llm.alias": alias,
+        "kitaru.exec_id": exec_id,
+    }
+    with span(f"chat {provider_model}", attributes, client=True) as current:
+        try:
+            if mock is not None:
+                response = LLMResponse(
+                    text=mock,
+                    model=provider_model,
+                    input_tokens=sum(approx_tokens(m["content"]) for m in messages),
+                    output_tokens=approx_tokens(mock),
+                    cost_usd=0.0,
+                )
+            else:
+                resolved = stack.resolve({**params, **kwargs}, "llm_gateway", f"models.{alias}")
+                secrets = [
+                    str(resolved[k]) for k in resolved if k in _SECRET_PARAMS and resolved[k]
+                ]
+                response = stack.llm_gateway.complete(
+                    LLMRequest(
+                        model=provider_model,
+                        messages=messages,
+                        temperature=temperature,
+                        max_tokens=max_tokens,
+                        params=resolved,
+                    )
+                )
+        except KitaruError as exc:
+            error = _scrubbed(exc, secrets)
+        latency = time.perf_counter() - started
+        if response is not None:
+            set_attributes(
+                current,
+                **{
+                    "gen_ai.response.model": response.model,
+                    "gen_ai.usage.input_tokens": response.input_tokens,
+                    "gen_ai.usage.output_tokens": response.output_tokens,
+                    "kitaru.llm.cost_usd": response.cost_usd,
+                    "kitaru.llm.attempts": response.attempts,
+                },
+            )
+        elif error is not None and current is not None:
+            from opentelemetry import trace
+
+            current.set_status(trace.Status(trace.StatusCode.ERROR, str(error)))
+    response_artifact = None
+    if response is not None:
+        response_artifact = artifacts.write(
+            response.text,
+            exec_id=exec_id,
+            name=f"{checkpoint or 'llm'}.response",
+            role="llm",
+            position=position,
+            artifact_type="response",
+        )
+    call = LLMCallRecord(
+        id=new_id(),
+        exec_id=exec_id,
+        position=position,
+        checkpoint=checkpoint,
+        alias=alias,
+        model=response.model if response else provider_model,
+        prompt_artifact_id=prompt_artifact.id,
+        response_artifact_id=response_artifact.id if response_artifact else None,
+        input_tokens=response.input_tokens if response else None,
+        output_tokens=response.output_tokens if response else None,
+        cost_usd=response.cost_usd if response else None,
+        latency=latency,
+        attempts=response.attempts if response else 1,
+        error=str(error) if error else None,
+        created_at=time.time(),
+    )
+    records = [prompt_artifact, *([response_artifact] if response_artifact else [])]
+    return _Outcome(response.text if response else "", call, records, response_artifact, error)
+
+
+def _scrubbed(exc: KitaruError, secrets: list[str]) -> KitaruError:
+    """The error with every secret value blanked out of its message."""
+    message = str(exc)
+    for secret in secrets:
+        if len(secret) >= 4:
+            message = message.replace(secret, "********")
+    if message == str(exc):
+        return exc
+    return type(exc)(message)
+
+
+def _notify(ctx: Any, call: LLMCallRecord) -> None:
+    if ctx is not None:
+        ctx.notify("kitaru_llm_call_ended", exec_id=call.exec_id, call=call)
+    else:
+        from kitaru_core.plugins import get_plugins
+
+        get_plugins().notify("kitaru_llm_call_ended", exec_id=None, call=call)
