@@ -6,6 +6,7 @@ import os
 import signal
 import time
 
+import kitaru
 from kitaru import checkpoint, flow
 
 
@@ -54,3 +55,11 @@ def publish(text: str) -> int:
 @flow
 def three_steps(topic: str) -> int:
     return publish(draft(fetch(topic)))
+
+
+@flow
+def llm_steps(topic: str) -> str:
+    """Three LLM calls, answered by KITARU_LLM_MOCK_RESPONSE: the process imports no litellm."""
+    idea = kitaru.llm(f"An idea about {topic}", model="openai/gpt-4o-mini")
+    outline = kitaru.llm(f"Outline: {idea}", model="openai/gpt-4o-mini")
+    return kitaru.llm(f"Write: {outline}", model="openai/gpt-4o-mini")

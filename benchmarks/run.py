@@ -115,6 +115,9 @@ def crashed_resume(rounds: int, n: int) -> float:
     return median_ms(times)
 
 
+LLM_FLOW = (
+    "import sys, bench_flows as b; b.llm_steps.run('x').wait(); print('litellm' in sys.modules)"
+)
 # What a user's program does first; `import kitaru` alone defers names until used.
 IMPORT = "from kitaru import flow, checkpoint, KitaruClient"
 
@@ -127,6 +130,12 @@ def process_times(rounds: int) -> dict[str, float]:
         bare = [wall([sys.executable, "-c", "pass"], env) for _ in range(rounds)]
         imports = [wall([sys.executable, "-c", IMPORT], env) for _ in range(rounds)]
         threes = [wall(three, env) for _ in range(rounds)]
+        mocked = env_with(home, KITARU_LLM_MOCK_RESPONSE="a mocked answer")
+        llm_flow = [sys.executable, "-c", LLM_FLOW]
+        llms = [wall(llm_flow, mocked) for _ in range(rounds)]
+        litellm_loaded = subprocess.run(
+            llm_flow, env=mocked, check=True, capture_output=True, text=True
+        ).stdout.strip()
         kitaru_bin = str(Path(sys.executable).with_name("kitaru"))
         helps = [wall([kitaru_bin, "--help"], env) for _ in range(rounds)]
     return {
@@ -134,6 +143,8 @@ def process_times(rounds: int) -> dict[str, float]:
         "import": median_ms(imports) - median_ms(bare),
         "three_step_process": median_ms(threes),
         "cli_help": median_ms(helps),
+        "mocked_llm_process": median_ms(llms),
+        "litellm_imported": 1.0 if litellm_loaded == "True" else 0.0,
     }
 
 
@@ -171,6 +182,7 @@ LABELS = {
     "import": "from kitaru import flow, checkpoint, KitaruClient (over a bare interpreter)",
     "three_step_process": "whole process running a three-checkpoint flow",
     "cli_help": "kitaru --help",
+    "mocked_llm_process": "whole process running a flow of three mocked llm() calls",
     "interpreter": "bare interpreter start (for reference)",
 }
 
@@ -209,6 +221,10 @@ def main() -> None:
             peer = values.get(key)
             line += f" {fmt(peer) + f' ({peer / unit_ms:.1f}x)' if peer else '-':>16}"
         print(line)
+    print(
+        "the mocked-LLM process imported litellm: "
+        + ("yes (a regression)" if figures["litellm_imported"] else "no")
+    )
     print(
         "peak memory of a process recording then replaying N checkpoints: "
         + ", ".join(f"N={n:,}: {mib:.0f} MiB" for n, mib in memory.items())

@@ -8,7 +8,8 @@
 3. resumes it with ``kitaru executions resume`` in a new process: ``research`` answers
    from the journal (its body does not run again), ``draft`` and ``publish`` run.
 
-The demo keeps its data in a temporary KITARU_HOME unless you set one.
+The demo keeps its data in a temporary KITARU_HOME unless you set one, and answers its
+LLM call with KITARU_LLM_MOCK_RESPONSE unless you set that (and a `fast` model alias).
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ import sys
 import tempfile
 import time
 
+import kitaru
 from kitaru import checkpoint, flow
 
 
 @checkpoint
 def research(topic: str) -> list[str]:
-    print(f"  [research] gathering notes on {topic!r} (slow and costly)", flush=True)
+    print(f"  [research] asking the model about {topic!r} (slow and costly)", flush=True)
     time.sleep(0.5)
-    return [f"{topic} survives crashes", f"{topic} never pays twice for a step"]
+    answer = kitaru.llm(f"Two facts about {topic}, one per line.", model="fast")
+    return [line.strip() for line in answer.splitlines() if line.strip()]
 
 
 @checkpoint(retries=1)
@@ -50,7 +53,7 @@ def write_article(topic: str) -> dict[str, object]:
     return publish(draft(research(topic)))
 
 
-def kitaru(*args: str) -> None:
+def run_cli(*args: str) -> None:
     print(f"$ kitaru {' '.join(args)}", flush=True)
     subprocess.run([sys.executable, "-m", "kitaru", *args], check=False)
 
@@ -58,6 +61,9 @@ def kitaru(*args: str) -> None:
 def main() -> None:
     os.environ.setdefault("KITARU_HOME", tempfile.mkdtemp(prefix="kitaru-demo-"))
     os.environ.setdefault("COLUMNS", "100")
+    os.environ.setdefault(
+        "KITARU_LLM_MOCK_RESPONSE", "Kitaru survives crashes\nKitaru never pays twice for a step"
+    )
     print(f"KITARU_HOME={os.environ['KITARU_HOME']}\n")
 
     print("1. start the flow in a process that will be killed mid-flow", flush=True)
@@ -73,12 +79,12 @@ def main() -> None:
     execution = KitaruClient().executions.latest()
     assert execution is not None
     print("2. the journal after the crash", flush=True)
-    kitaru("executions", "get", execution.exec_id)
+    run_cli("executions", "get", execution.exec_id)
 
     print("\n3. resume in a new process: research is answered from the journal", flush=True)
-    kitaru("executions", "resume", execution.exec_id)
+    run_cli("executions", "resume", execution.exec_id)
     print()
-    kitaru("executions", "get", execution.exec_id)
+    run_cli("executions", "get", execution.exec_id)
 
 
 if __name__ == "__main__":

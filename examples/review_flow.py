@@ -1,11 +1,13 @@
-"""A research-and-review agent: it drafts, then waits for a person to approve.
+"""A research-and-review agent: it drafts with an LLM, then waits for a person.
 
+    export KITARU_LLM_MOCK_RESPONSE="Durable agents never pay twice for a step."  # or a real `fast` alias
     kitaru run examples/review_flow.py:review --arg topic="durable agents"
     kitaru executions input EXEC_ID --wait approve_draft --value true
 
 The run stops at `approve_draft` with the execution `waiting`; no process is kept for
 it. The input resumes it in a worker process: `research` and `draft` answer from the
-journal, and `publish` runs.
+journal (their LLM calls are not paid for again), and `publish` runs. `fast` is a model
+alias of the active stack (`llm_gateway.models`) or of `kitaru model register`.
 """
 
 from __future__ import annotations
@@ -26,19 +28,21 @@ def _count(step: str) -> None:
 
 @checkpoint
 def research(topic: str) -> list[str]:
-    """Stands in for a search-and-read agent (the LLM gateway arrives later)."""
     _count("research")
-    return [
-        f"{topic}: completed steps are recorded and never run twice",
-        f"{topic}: a person can approve hours later, with no process held",
-    ]
+    answer = kitaru.llm(f"List the key facts about {topic}, one per line.", model="fast")
+    return [line.strip("-* ").strip() for line in answer.splitlines() if line.strip()]
 
 
 @checkpoint
 def draft(notes: list[str]) -> str:
     _count("draft")
+    intro = kitaru.llm(
+        "Write a one-sentence introduction for these notes:\n" + "\n".join(notes),
+        model="fast",
+        system="You write short, plain technical prose.",
+    )
     bullets = "\n".join(f"- {note}" for note in notes)
-    return f"Why durable agents matter\n\n{bullets}\n"
+    return f"{intro}\n\n{bullets}\n"
 
 
 @checkpoint

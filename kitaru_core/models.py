@@ -76,14 +76,22 @@ def alias_table(stack: Stack) -> dict[str, ModelAlias]:
     return table
 
 
-def choose(stack: Stack, model: str | None) -> tuple[str | None, str, dict[str, Any]]:
-    """(alias, provider model, unresolved parameters) for a ``model=`` argument."""
+def choose(
+    stack: Stack, model: str | None, *, strict: bool = True
+) -> tuple[str | None, str, dict[str, Any]]:
+    """(alias, provider model, unresolved parameters) for a ``model=`` argument.
+
+    Not ``strict`` (a mocked call needs no provider): an unknown name is kept as it is.
+    """
     table = alias_table(stack)
     if model is None:
         spec = stack.definition.components["llm_gateway"]
         model = os.environ.get("KITARU_DEFAULT_MODEL") or spec.config.get("default_model")
         if model is None and table:
-            model = next(iter(table))
+            # The stack's own first alias, else the user's first.
+            model = next(iter(spec.config.get("models") or table))
+        if model is None and not strict:
+            model = "mock"
         if model is None:
             raise KitaruUsageError(
                 "kitaru.llm() was called without model= and no default exists: pass "
@@ -96,7 +104,7 @@ def choose(stack: Stack, model: str | None) -> tuple[str | None, str, dict[str, 
         if not provider_model:
             raise KitaruUsageError(f"model alias {model!r} ({table[model].source}) has no 'model'")
         return model, provider_model, params
-    if "/" not in model:
+    if "/" not in model and strict:
         known = ", ".join(table) or "none"
         raise KitaruUsageError(
             f"model {model!r} is neither an alias (known: {known}) nor a provider model "

@@ -21,13 +21,16 @@ def counter(tmp_path: Path) -> Path:
     return tmp_path / "research-runs.txt"
 
 
+MOCK = "Durable agents never pay twice for a step."
+
+
 def kitaru(counter: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "kitaru", *args],
         capture_output=True,
         text=True,
         timeout=60,
-        env=subprocess_env(REVIEW_FLOW_COUNTER=str(counter)),
+        env=subprocess_env(REVIEW_FLOW_COUNTER=str(counter), KITARU_LLM_MOCK_RESPONSE=MOCK),
     )
 
 
@@ -65,7 +68,8 @@ def test_review_flow_waits_takes_input_from_the_cli_and_completes(counter: Path)
     wait_for_status(exec_id, "completed")
     execution = KitaruClient().executions.get(exec_id)
     assert execution.result["published"] is True
-    assert "durable agents" in execution.result["text"]
+    assert MOCK in execution.result["text"]
+    assert [c.checkpoint for c in execution.llm_calls] == ["research", "draft"]
     assert counter.read_text().split() == ["research", "draft", "publish"]  # each once
     log = KitaruClient().executions.logs(exec_id)
     assert "waiting for input 'approve_draft'" in log
@@ -143,7 +147,7 @@ def test_bad_replays_are_refused_before_anything_runs(counter: Path) -> None:
 def test_input_and_a_concurrent_resume_still_run_it_once(counter: Path, tmp_path: Path) -> None:
     started = kitaru(counter, "run", f"{EXAMPLE}:review", "--arg", "topic=x", "-o", "json")
     exec_id = json.loads(started.stdout)["exec_id"]
-    env = subprocess_env(REVIEW_FLOW_COUNTER=str(counter))
+    env = subprocess_env(REVIEW_FLOW_COUNTER=str(counter), KITARU_LLM_MOCK_RESPONSE=MOCK)
     given = subprocess.Popen(  # resumes in a background worker...
         [sys.executable, "-m", "kitaru", "executions", "input", exec_id, "--value", "true"],
         env=env,

@@ -153,8 +153,8 @@ def _call(
 ) -> _Outcome:
     from kitaru_core.models import choose
 
-    alias, provider_model, params = choose(stack, model)
     mock = os.environ.get(MOCK_ENV)
+    alias, provider_model, params = choose(stack, model, strict=mock is None)
     artifacts = stack.artifacts
     prompt_artifact = artifacts.write(
         messages,

@@ -1,0 +1,100 @@
+"""A small OpenAI-compatible chat server on 127.0.0.1 for the LLM tests: litellm talks to
+it through its real code path (``api_base``). It records what it was sent."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+
+@dataclass
+class FakeLLM:
+    url: str = ""
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[int] = field(default_factory=list)
+    """Status codes to answer with before answering normally (e.g. [429])."""
+    delay: float = 0.0
+    reply: str = "a fine answer"
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.url}/v1"
+
+    def authorizations(self) -> list[str]:
+        return [r["authorization"] for r in self.requests]
+
+
+def _handler(state: FakeLLM) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+            state.requests.append(
+                {
+                    "path": self.path,
+                    "authorization": self.headers.get("authorization", ""),
+                    "body": body,
+                }
+            )
+            if state.delay:
+                time.sleep(state.delay)
+            if state.failures:
+                code = state.failures.pop(0)
+                self._send(code, {"error": {"message": "slow down", "type": "rate_limit"}})
+                return
+            prompt = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+            self._send(
+                200,
+                {
+                    "id": f"chatcmpl-{len(state.requests)}",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": body.get("model", "unknown"),
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {
+                                "role": "assistant",
+                                "content": f"{state.reply} ({len(prompt)})",
+                            },
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": len(prompt.split()),
+                        "completion_tokens": 5,
+                        "total_tokens": len(prompt.split()) + 5,
+                    },
+                },
+            )
+
+        def _send(self, code: int, payload: dict[str, Any]) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(code)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def fake_llm() -> Iterator[FakeLLM]:
+    state = FakeLLM()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    state.url = f"http://127.0.0.1:{server.server_port}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
