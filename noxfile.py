@@ -30,9 +30,13 @@ def postgres_url(session: nox.Session) -> str | None:
     return out.stdout.strip().splitlines()[-1]
 
 
+# Plugin packages in this repository, each tested by its own suite against local servers.
+PLUGINS = ["kitaru-aws"]
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The whole suite against SQLite, then against PostgreSQL."""
+    """The core suite against SQLite, then against PostgreSQL; then every plugin's suite."""
     session.install("-e", ".[postgres,test]", "-e", "plugins/_template")
     args = session.posargs or ["-q", "-ra"]
     session.log("metadata store: SQLite")
@@ -41,6 +45,22 @@ def tests(session: nox.Session) -> None:
     if url:
         session.log("metadata store: PostgreSQL")
         session.run("pytest", *args, env={"KITARU_TEST_DATABASE_URL": url})
+    for plugin in PLUGINS:
+        _plugin_suite(session, plugin)
+
+
+def _plugin_suite(session: nox.Session, plugin: str) -> None:
+    session.log(f"plugin {plugin}")
+    session.install("-e", f"plugins/{plugin}[test]")
+    session.run("pytest", "-q", "-ra", f"plugins/{plugin}/tests", "-p", "no:cacheprovider")
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("plugin", PLUGINS)
+def plugin(session: nox.Session, plugin: str) -> None:
+    """One plugin's suite: ``nox -s "plugin(plugin='kitaru-aws')"``."""
+    session.install("-e", ".[test]")
+    _plugin_suite(session, plugin)
 
 
 @nox.session(python=PYTHON)

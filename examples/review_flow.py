@@ -53,8 +53,10 @@ def publish(text: str) -> dict[str, object]:
 
 @flow
 def review(topic: str) -> dict[str, object]:
+    reviews = kitaru.memory.get("reviews", default=0)  # memory shared by every run of the flow
     text = draft(research(topic))
     approved = kitaru.wait(name="approve_draft", question="Approve draft?", schema=bool)
+    kitaru.memory.set("reviews", reviews + 1)
     if not approved:
         return {"published": False, "text": text}
     return publish(text)

@@ -12,10 +12,14 @@ network round trip per checkpoint on a cloud store).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
+import shutil
+import tempfile
 import time
 import uuid
-from typing import Any
+from typing import Any, BinaryIO
 
 from kitaru_core.components.artifact_store import ArtifactStore
 from kitaru_core.errors import KitaruBackendError
@@ -53,21 +57,33 @@ class Artifacts:
         tags: list[str] | None = None,
         what: str | None = None,
     ) -> ArtifactRecord:
-        """Serialize and store ``value``; returns the record to commit."""
+        """Serialize and store ``value``; returns the record to commit.
+
+        A binary file object (``open(path, "rb")``) is streamed in chunks, never held in
+        memory, and loads back as a binary stream.
+        """
+        if is_binary_stream(value):
+            key, size = self._put_stream(value, name)
+            return ArtifactRecord(
+                id=new_id(),
+                exec_id=exec_id,
+                name=name,
+                role=role,
+                key=key,
+                serializer="stream",
+                type_ref="io:BufferedReader",
+                size=size,
+                created_at=time.time(),
+                artifact_type=artifact_type,
+                position=position,
+                tags=list(tags or []),
+            )
         serialized = serialize(value, what=what or f"artifact {name!r}")
         data = serialized.data
         key = hashlib.sha256(data).hexdigest()
         inline = len(data) <= self.inline_limit
         if not inline:
-            try:
-                self.store.put(key, data)
-            except KitaruBackendError:
-                raise
-            except Exception as exc:
-                raise KitaruBackendError(
-                    f"{self.store.flavor} artifact store could not write artifact {name!r} "
-                    f"({self.store.uri(key)}): {type(exc).__name__}: {exc}"
-                ) from exc
+            self._put(key, data, name)
         return ArtifactRecord(
             id=new_id(),
             exec_id=exec_id,
@@ -84,13 +100,52 @@ class Artifacts:
             inline=data if inline else None,
         )
 
+    def _put(self, key: str, source: BinaryIO | bytes, name: str) -> None:
+        try:
+            self.store.put(key, source)
+        except KitaruBackendError:
+            raise
+        except Exception as exc:
+            raise KitaruBackendError(
+                f"{self.store.flavor} artifact store could not write artifact {name!r} "
+                f"({self.store.uri(key)}): {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _put_stream(self, stream: BinaryIO, name: str) -> tuple[str, int]:
+        """Hash, then copy, a stream in chunks: (key, size). A stream that cannot seek
+        back is spooled to a temporary file first."""
+        with contextlib.ExitStack() as cleanup:
+            source: BinaryIO = stream
+            if not stream.seekable():
+                source = cleanup.enter_context(tempfile.TemporaryFile())
+                shutil.copyfileobj(stream, source, _CHUNK)
+                source.seek(0)
+            start = source.tell()
+            digest, size = hashlib.sha256(), 0
+            for chunk in iter(lambda: source.read(_CHUNK), b""):
+                digest.update(chunk)
+                size += len(chunk)
+            source.seek(start)
+            key = digest.hexdigest()
+            self._put(key, source, name)
+            if source is stream:
+                stream.seek(start)  # the caller gets its stream back as it gave it
+            return key, size
+
     def read(self, record: ArtifactRecord) -> Any:
         """Load an artifact's value, checking its bytes against the recorded hash."""
         where = f"artifact {record.name!r} ({record.id}) of execution {record.exec_id}"
+        if record.serializer == "stream":
+            return VerifiedStream(self._open(record, where), record.key, where)
         if record.inline is not None:
             return self._verified(record, record.inline, where, "in the metadata store")
+        with self._open(record, where) as stream:
+            data = stream.read()
+        return self._verified(record, data, where, f"at {self.store.uri(record.key)}")
+
+    def _open(self, record: ArtifactRecord, where: str) -> BinaryIO:
         try:
-            data = self.store.read(record.key)
+            return self.store.open(record.key)
         except FileNotFoundError as exc:
             raise KitaruBackendError(
                 f"{where} is missing from the {self.store.flavor} artifact store "
@@ -104,7 +159,6 @@ class Artifacts:
                 f"{where} could not be read from {self.store.uri(record.key)}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-        return self._verified(record, data, where, f"at {self.store.uri(record.key)}")
 
     @staticmethod
     def _verified(record: ArtifactRecord, data: bytes, where: str, place: str) -> Any:
@@ -114,3 +168,45 @@ class Artifacts:
                 "hash; restore them or re-run the execution"
             )
         return deserialize(data, record.serializer, record.type_ref)
+
+
+_CHUNK = 1024 * 1024
+
+
+def is_binary_stream(value: Any) -> bool:
+    """A readable binary file object (not text, not an in-memory bytes value)."""
+    return (
+        isinstance(value, (io.BufferedIOBase, io.RawIOBase))
+        and not isinstance(value, io.TextIOBase)
+        and value.readable()
+    )
+
+
+class VerifiedStream(io.RawIOBase):
+    """A stored stream that checks its bytes against their hash as they are read: a
+    damaged artifact fails at its end instead of passing as a wrong value."""
+
+    def __init__(self, inner: BinaryIO, key: str, where: str) -> None:
+        self._inner = inner
+        self._key = key
+        self._where = where
+        self._digest = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._inner.read(len(buffer))
+        if not data:
+            if self._digest.hexdigest() != self._key:
+                raise KitaruBackendError(
+                    f"{self._where} is corrupted: its bytes do not match their recorded hash"
+                )
+            return 0
+        self._digest.update(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()

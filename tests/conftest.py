@@ -10,12 +10,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from kitaru_core.stack_registry import get_stack, register
+from kitaru_core.testing.fixtures import ISOLATED_VARIABLES, reset_caches
+from kitaru_core.testing.llm_server import FakeLLM, fake_llm  # noqa: F401 (a fixture)
 
 TESTS_DIR = Path(__file__).parent
 PG_URL = os.environ.get("KITARU_TEST_DATABASE_URL", "")
@@ -27,34 +32,19 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 @pytest.fixture(autouse=True)
 def kitaru_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    from kitaru_core.plugins import reset_plugins
-    from kitaru_core.stack_registry import reset_stack_cache
-    from kitaru_core.store.metadata_store import reset_store_cache
-
+    """The plugin authors' isolation fixture, plus a PostgreSQL schema of its own."""
     home = tmp_path / "kitaru-home"
     monkeypatch.setenv("KITARU_HOME", str(home))
-    for name in (
-        "KITARU_DATABASE_URL",
-        "KITARU_DURABILITY",
-        "KITARU_STACK",
-        "KITARU_LOAD_PLUGINS",
-        "KITARU_DISABLE_PLUGINS",
-        "KITARU_PLUGINS_STRICT",
-        "KITARU_INLINE_ARTIFACT_BYTES",
-    ):
+    for name in ISOLATED_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     schema = None
     if PG_URL:
         schema = f"t_{uuid.uuid4().hex[:12]}"
         _pg(f"CREATE SCHEMA {schema}")
         monkeypatch.setenv("KITARU_DATABASE_URL", f"{PG_URL}?options=-csearch_path%3D{schema}")
-    reset_store_cache()
-    reset_stack_cache()
-    reset_plugins()
+    reset_caches()
     yield home
-    reset_store_cache()
-    reset_stack_cache()
-    reset_plugins()
+    reset_caches()
     if schema:
         _pg(f"DROP SCHEMA {schema} CASCADE")
 
@@ -93,3 +83,33 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), env.get("PYTHONPATH", "")])
     env.update(extra)
     return env
+
+
+SECRET_KEY = "sk-test-4f9a2b7c1d"
+
+
+@pytest.fixture
+def llm_stack(tmp_path: Path, fake_llm: FakeLLM) -> FakeLLM:
+    """A stack whose `fast` alias points at the local server, its key in the secret provider."""
+    path = tmp_path / "llm.yaml"
+    path.write_text(
+        textwrap.dedent(f"""
+        name: llm-test
+        llm_gateway:
+          flavor: litellm
+          backoff: 0.01
+          models:
+            fast:
+              model: openai/gpt-4o-mini
+              api_base: {fake_llm.api_base}
+              api_key: "{{{{ secret.openai_api_key }}}}"
+            slow:
+              model: openai/gpt-4o-mini
+              api_base: {fake_llm.api_base}
+              api_key: "{{{{ secret.openai_api_key }}}}"
+              timeout: 0.5
+    """)
+    )
+    register(path, activate=True)
+    get_stack().secret_provider.set("openai_api_key", SECRET_KEY)
+    return fake_llm

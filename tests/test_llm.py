@@ -9,42 +9,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from llm_server import FakeLLM, fake_llm  # noqa: F401 (a fixture)
 
 import kitaru
-from conftest import subprocess_env
+from conftest import SECRET_KEY, subprocess_env
 from kitaru import KitaruClient, checkpoint, flow
 from kitaru_core.stack_registry import get_stack, register
 from kitaru_core.store.metadata_store import get_store
-
-SECRET_KEY = "sk-test-4f9a2b7c1d"
-
-
-@pytest.fixture
-def llm_stack(tmp_path: Path, fake_llm: FakeLLM) -> FakeLLM:  # noqa: F811
-    """A stack whose `fast` alias points at the local server, its key in the secret provider."""
-    path = tmp_path / "llm.yaml"
-    path.write_text(
-        textwrap.dedent(f"""
-        name: llm-test
-        llm_gateway:
-          flavor: litellm
-          backoff: 0.01
-          models:
-            fast:
-              model: openai/gpt-4o-mini
-              api_base: {fake_llm.api_base}
-              api_key: "{{{{ secret.openai_api_key }}}}"
-            slow:
-              model: openai/gpt-4o-mini
-              api_base: {fake_llm.api_base}
-              api_key: "{{{{ secret.openai_api_key }}}}"
-              timeout: 0.5
-    """)
-    )
-    register(path, activate=True)
-    get_stack().secret_provider.set("openai_api_key", SECRET_KEY)
-    return fake_llm
+from kitaru_core.testing.llm_server import FakeLLM
 
 
 @checkpoint

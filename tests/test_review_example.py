@@ -113,17 +113,21 @@ def test_replay_with_an_override_and_the_diff_of_the_two_runs(counter: Path) -> 
 
     comparison = diff(first, second["exec_id"])
     assert comparison.by_name() == {
+        "memory.get:reviews": "same",  # copied from the first run's journal
         "research": "changed",
         "draft": "changed",
         "approve_draft": "same",
+        "memory.set:reviews": "same",
         "publish": "changed",
     }
-    research = comparison.checkpoints[0]
+    research = comparison.checkpoints[1]
     assert '+  "a single, better note"' in research.diff
     shown = kitaru(counter, "executions", "diff", first, second["exec_id"], "-o", "json")
     assert [c["status"] for c in json.loads(shown.stdout)["checkpoints"]] == [
+        "same",
         "changed",
         "changed",
+        "same",
         "same",
         "changed",
     ]
@@ -172,8 +176,10 @@ def test_input_and_a_concurrent_resume_still_run_it_once(counter: Path, tmp_path
     execution = KitaruClient().executions.get(exec_id)
     assert counter.read_text().split() == ["research", "draft", "publish"]  # each once
     assert [c.name for c in execution.checkpoints] == [
+        "memory.get:reviews",
         "research",
         "draft",
         "approve_draft",
+        "memory.set:reviews",
         "publish",
     ]

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from llm_server import fake_llm  # noqa: F401 (a fixture)
-from test_llm import SECRET_KEY, llm_stack, writer  # noqa: F401 (fixtures and a flow)
+from test_llm import writer
 
 import kitaru
+from conftest import SECRET_KEY
 from kitaru import KitaruClient, checkpoint, flow
 
 pytest.importorskip("opentelemetry.sdk")
@@ -112,7 +112,7 @@ def test_a_failed_checkpoint_marks_its_span(spans: Any) -> None:
     assert found["kitaru.execution failing"].status.status_code is StatusCode.ERROR
 
 
-def test_the_provider_key_is_in_no_span(spans: Any, llm_stack: Any) -> None:  # noqa: F811
+def test_the_provider_key_is_in_no_span(spans: Any, llm_stack: Any) -> None:
     writer.run("secrets in spans")
     dump = json.dumps([s.to_json() for s in spans.get_finished_spans()])
     assert "chat openai/gpt-4o-mini" in dump

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from kitaru_core.errors import KitaruContextError
+from kitaru_core.errors import KitaruContextError, KitaruError
 from kitaru_core.runtime.context import (
     CheckpointFrame,
     ExecutionContext,
@@ -133,55 +133,33 @@ class Checkpoint(Generic[P, R]):
             token = current_checkpoint.set(frame)
             try:
                 output = self.func(*args, **kwargs)
+                break
             except Exception as exc:
-                if attempt <= retries:
-                    log_event(
-                        ctx.exec_id,
-                        f"checkpoint {self.name} attempt {attempt} failed: "
-                        f"{type(exc).__name__}: {exc}; retrying",
-                    )
-                    if self.retry_delay:
-                        time.sleep(self.retry_delay)
-                    continue
-                failed = JournalEntry(
-                    exec_id=ctx.exec_id,
-                    position=position,
-                    name=self.name,
-                    status="failed",
-                    started_at=started,
-                    ended_at=time.time(),
-                    attempts=attempt,
-                    error=error_info(exc),
-                    metadata=frame.metadata,
-                )
-                ctx.store.record_entry(failed, [], replace=replace)
-                ctx.notify(
-                    "kitaru_checkpoint_ended",
-                    exec_id=ctx.exec_id,
-                    name=self.name,
-                    position=position,
-                    status="failed",
-                    duration=failed.ended_at - started,
-                )
+                if attempt > retries:
+                    self._record_failure(ctx, frame, started, attempt, exc, replace)
+                    raise
                 log_event(
                     ctx.exec_id,
-                    f"checkpoint {self.name} failed after {attempt} "
-                    f"attempt(s): {type(exc).__name__}: {exc}",
+                    f"checkpoint {self.name} attempt {attempt} failed: "
+                    f"{type(exc).__name__}: {exc}; retrying",
                 )
-                exc.add_note(f"in kitaru checkpoint {self.name!r} (position {position})")
-                raise
+                if self.retry_delay:
+                    time.sleep(self.retry_delay)
             finally:
                 current_checkpoint.reset(token)
-            break
-        record = ctx.artifacts.write(
-            output,
-            exec_id=ctx.exec_id,
-            name=self.name,
-            role="output",
-            position=position,
-            artifact_type=self.type,
-            what=f"the output of checkpoint {self.name!r}",
-        )
+        try:
+            record = ctx.artifacts.write(
+                output,
+                exec_id=ctx.exec_id,
+                name=self.name,
+                role="output",
+                position=position,
+                artifact_type=self.type,
+                what=f"the output of checkpoint {self.name!r}",
+            )
+        except KitaruError as exc:  # the artifact store failed: not completed, runs again
+            self._record_failure(ctx, frame, started, attempt, exc, replace)
+            raise
         entry = JournalEntry(
             exec_id=ctx.exec_id,
             position=position,
@@ -203,6 +181,42 @@ class Checkpoint(Generic[P, R]):
             duration=entry.ended_at - started,
         )
         return output, attempt
+
+    def _record_failure(
+        self,
+        ctx: ExecutionContext,
+        frame: CheckpointFrame,
+        started: float,
+        attempts: int,
+        exc: Exception,
+        replace: bool,
+    ) -> None:
+        failed = JournalEntry(
+            exec_id=ctx.exec_id,
+            position=frame.position,
+            name=self.name,
+            status="failed",
+            started_at=started,
+            ended_at=time.time(),
+            attempts=attempts,
+            error=error_info(exc),
+            metadata=frame.metadata,
+        )
+        ctx.store.record_entry(failed, [], replace=replace)
+        ctx.notify(
+            "kitaru_checkpoint_ended",
+            exec_id=ctx.exec_id,
+            name=self.name,
+            position=frame.position,
+            status="failed",
+            duration=failed.ended_at - started,
+        )
+        log_event(
+            ctx.exec_id,
+            f"checkpoint {self.name} failed after {attempts} attempt(s): "
+            f"{type(exc).__name__}: {exc}",
+        )
+        exc.add_note(f"in kitaru checkpoint {self.name!r} (position {frame.position})")
 
 
 def error_info(exc: BaseException) -> dict[str, Any]:

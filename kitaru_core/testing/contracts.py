@@ -79,6 +79,9 @@ class ArtifactStoreContract:
             assert record.inline is None and artifact_store.exists(record.key)
             assert artifacts.read(record) == value
 
+    def test_a_file_object_is_streamed_in_and_out(self, artifact_store: ArtifactStore) -> None:
+        _stream_round_trip(artifact_store, 9 * 1024 * 1024)
+
 
 class SecretProviderContract:
     """Provide a ``secret_provider`` fixture: a provider with no secrets named ``kitarucontract*``."""
@@ -183,3 +186,22 @@ class OrchestratorContract:
         self._wait_for(exec_id, {"waiting"})
         orchestrator.cancel(exec_id)
         assert self._wait_for(exec_id, {"cancelled"}).status == "cancelled"
+
+
+def _stream_round_trip(artifact_store: ArtifactStore, size: int) -> None:
+    """A binary file object is stored and loaded as a stream, bytes intact."""
+    import tempfile
+
+    artifacts = Artifacts(artifact_store, inline_limit=0)
+    with tempfile.TemporaryFile() as source:
+        block = os.urandom(1024 * 1024)
+        for _ in range(size // len(block)):
+            source.write(block)
+        source.seek(0)
+        record = artifacts.write(source, exec_id=None, name="big", role="saved")
+        assert record.serializer == "stream" and record.size == size
+        source.seek(0)
+        with artifacts.read(record) as loaded:
+            for expected in iter(lambda: source.read(1024 * 1024), b""):
+                assert loaded.read(len(expected)) == expected
+            assert loaded.read(1) == b""

@@ -1,4 +1,4 @@
-"""A small OpenAI-compatible chat server on 127.0.0.1 for the LLM tests: litellm talks to
+"""A small OpenAI-compatible chat server on 127.0.0.1 for tests of LLM calls: litellm talks to
 it through its real code path (``api_base``). It records what it was sent."""
 
 from __future__ import annotations

@@ -1,0 +1,35 @@
+"""Kitaru's AWS flavors. boto3 is imported when a component is first used, never here."""
+
+from __future__ import annotations
+
+import kitaru
+from kitaru_core.flavors import Flavor
+from kitaru_core.hookspecs import Register
+
+KITARU_PLUGIN_API = 1
+
+
+@kitaru.hookimpl
+def kitaru_register_artifact_stores(register: Register) -> None:
+    register(
+        Flavor(
+            "artifact_store",
+            "s3",
+            implementation="kitaru_aws.s3:S3ArtifactStore",
+            config="kitaru_aws.config:S3ArtifactStoreConfig",
+            description="an S3 bucket (multipart, streamed both ways)",
+        )
+    )
+
+
+@kitaru.hookimpl
+def kitaru_register_secret_providers(register: Register) -> None:
+    register(
+        Flavor(
+            "secret_provider",
+            "aws-secrets-manager",
+            implementation="kitaru_aws.secrets_manager:SecretsManagerProvider",
+            config="kitaru_aws.config:SecretsManagerConfig",
+            description="AWS Secrets Manager",
+        )
+    )
