@@ -31,7 +31,7 @@ def postgres_url(session: nox.Session) -> str | None:
 
 
 # Plugin packages in this repository, each tested by its own suite against local servers.
-PLUGINS = ["kitaru-aws"]
+PLUGINS = ["kitaru-aws", "kitaru-gcp"]
 
 
 @nox.session(python=PYTHON)

@@ -21,3 +21,18 @@ def contract_waiting_flow(name: str) -> str:
     greeting = greet(name)
     approved = kitaru.wait(name="approve", schema=bool)
     return greeting if approved else "refused"
+
+
+@checkpoint
+def small_output() -> str:
+    return "fits in the metadata store"
+
+
+@checkpoint
+def large_output() -> str:
+    return "x" * 20000  # above the inline limit: goes to the artifact store
+
+
+@flow
+def small_then_large() -> int:
+    return len(small_output()) + len(large_output())
