@@ -31,7 +31,8 @@ def postgres_url(session: nox.Session) -> str | None:
 
 
 # Plugin packages in this repository, each tested by its own suite against local servers.
-PLUGINS = ["kitaru-aws", "kitaru-gcp"]
+PLUGINS = ["kitaru-aws", "kitaru-gcp", "kitaru-azure"]
+AZURITE = "plugins/kitaru-azure/tests/.azurite"
 
 
 @nox.session(python=PYTHON)
@@ -52,6 +53,18 @@ def tests(session: nox.Session) -> None:
 def _plugin_suite(session: nox.Session, plugin: str) -> None:
     session.log(f"plugin {plugin}")
     session.install("-e", f"plugins/{plugin}[test]")
+    if plugin == "kitaru-azure":  # Azurite, the Blob Storage emulator, comes from npm
+        session.run(
+            "npm",
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--prefix",
+            AZURITE,
+            "azurite@3",
+            external=True,
+            silent=True,
+        )
     session.run("pytest", "-q", "-ra", f"plugins/{plugin}/tests", "-p", "no:cacheprovider")
 
 
@@ -80,9 +93,25 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Print the performance figures; ``nox -s bench -- --peers`` adds DBOS and LangGraph."""
     session.install("-e", ".")
-    if "--peers" in session.posargs:
+    args = [a for a in session.posargs if a != "--stores"]
+    if "--peers" in args:
         session.install("dbos", "langgraph", "langgraph-checkpoint-sqlite")
-    session.run("python", "benchmarks/run.py", *session.posargs)
+    session.run("python", "benchmarks/run.py", *args)
+    if "--stores" in session.posargs:  # a 200 MB artifact through every store
+        for plugin in PLUGINS:
+            session.install("-e", f"plugins/{plugin}[test]")
+        session.run(
+            "npm",
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--prefix",
+            AZURITE,
+            "azurite@3",
+            external=True,
+            silent=True,
+        )
+        session.run("python", "benchmarks/stores.py")
 
 
 @nox.session(python=PYTHON)

@@ -91,3 +91,25 @@ def store_outage(stack_file: Path, stop: Any, restart: Any) -> Any:
     assert KitaruClient().executions.retry(handle.exec_id).wait() == 26 + 20000
     [ref] = KitaruClient().artifacts.list(handle.exec_id, name="large_output")
     return ref
+
+
+def listed_without_sdk(plugin: str, flavors: list[str], sdk_modules: tuple[str, ...]) -> None:
+    """``kitaru plugins list`` in a fresh process shows the plugin and its flavors and
+    imports none of ``sdk_modules`` (plugins declare flavors; SDKs load on first use)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import json, sys\n"
+        "from kitaru_core.cli.app import main\n"
+        "sys.argv = ['kitaru', 'plugins', 'list', '--output', 'json']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"loaded = sorted(m for m in sys.modules if m.startswith({sdk_modules!r}))\n"
+        "print('LOADED', json.dumps(loaded))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    listing, _, loaded = out.stdout.rpartition("LOADED ")
+    assert json.loads(loaded) == [], f"importing plugins loaded {loaded}"
+    found = {p["name"]: p for p in json.loads(listing)}
+    assert found[plugin]["loaded"], found[plugin]["error"]
+    assert found[plugin]["flavors"] == flavors

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kitaru_template.provider import DirectorySecretProvider, DirectorySecretProviderConfig
 
 from kitaru_core.testing import SecretProviderContract
+from kitaru_template.provider import DirectorySecretProvider, DirectorySecretProviderConfig
 
 
 class TestDirectorySecretProvider(SecretProviderContract):

@@ -19,7 +19,7 @@ class AWSConnection(BaseModel):
 
 class S3ArtifactStoreConfig(AWSConnection):
     path: str = Field(description="s3://bucket/prefix")
-    multipart_threshold_mb: int = Field(default=16, ge=5)
+    multipart_threshold_mb: int = Field(default=8, ge=5, description="part size too")
     max_concurrency: int = Field(default=4, ge=1, description="parallel parts per transfer")
 
     @field_validator("path")

@@ -50,6 +50,10 @@ class S3ArtifactStore(ArtifactStore):
             multipart_chunksize=self.config.multipart_threshold_mb * _MB,
             max_concurrency=self.config.max_concurrency,
         )
+        # Each queued part holds its bytes: bound the queue so memory stays a few parts.
+        transfer.max_in_memory_upload_chunks = self.config.max_concurrency
+        transfer.max_request_queue_size = self.config.max_concurrency * 2
+        transfer.max_submission_queue_size = self.config.max_concurrency * 2
         try:
             self.client.upload_fileobj(stream, self.bucket, self._key(key), Config=transfer)
         except Exception as exc:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+
+from aws_servers import MotoServer
 from kitaru_aws.config import S3ArtifactStoreConfig, SecretsManagerConfig
 from kitaru_aws.s3 import S3ArtifactStore
 from kitaru_aws.secrets_manager import SecretsManagerProvider
-
-from aws_servers import MotoServer
 from kitaru_core.errors import KitaruBackendError
 from kitaru_core.testing import ArtifactStoreContract, SecretProviderContract
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kitaru_gcp.config import GCPSecretManagerConfig
-from kitaru_gcp.secret_manager import GCPSecretManagerProvider
 
 from gcp_servers import PROJECT, FakeGCSServer
 from kitaru import KitaruClient
 from kitaru_core.testing.llm_server import FakeLLM
 from kitaru_core.testing.scenarios import review_on_stack, store_outage
+from kitaru_gcp.config import GCPSecretManagerConfig
+from kitaru_gcp.secret_manager import GCPSecretManagerProvider
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "review_flow.py"
 KEY = "sk-from-google-secret-manager-5678"

@@ -1,0 +1,53 @@
+"""The Azure flavors pass the core's contract suites against Azurite and the Key Vault fake."""
+
+from __future__ import annotations
+
+import pytest
+
+from azure_servers import Azurite, KeyVault
+from kitaru_azure.blob import AzureBlobArtifactStore
+from kitaru_azure.config import AzureBlobArtifactStoreConfig, KeyVaultConfig
+from kitaru_azure.key_vault import KeyVaultSecretProvider
+from kitaru_core.errors import KitaruBackendError
+from kitaru_core.testing import ArtifactStoreContract, SecretProviderContract
+
+
+class TestAzureBlobArtifactStore(ArtifactStoreContract):
+    @pytest.fixture
+    def artifact_store(self, azurite: Azurite, container: str) -> AzureBlobArtifactStore:
+        return AzureBlobArtifactStore(
+            AzureBlobArtifactStoreConfig(
+                path=f"az://{container}/kitaru",
+                connection_string=azurite.connection_string,
+                block_size_mb=1,
+            )
+        )
+
+
+class TestKeyVault(SecretProviderContract):
+    @pytest.fixture
+    def secret_provider(self, key_vault: KeyVault) -> KeyVaultSecretProvider:
+        return KeyVaultSecretProvider(
+            KeyVaultConfig(
+                vault_url=key_vault.url,
+                token="test-token",
+                connection_verify=str(key_vault.ca),
+                verify_challenge_resource=False,
+            )
+        )
+
+    def test_the_challenge_is_answered_with_the_token(
+        self, secret_provider: KeyVaultSecretProvider, key_vault: KeyVault
+    ) -> None:
+        secret_provider.set("challenged", "v")
+        assert "test-token" in key_vault.tokens()
+
+
+def test_a_missing_container_is_a_backend_error_naming_it(azurite: Azurite) -> None:
+    store = AzureBlobArtifactStore(
+        AzureBlobArtifactStoreConfig(
+            path="az://no-such-container/x", connection_string=azurite.connection_string
+        )
+    )
+    with pytest.raises(KitaruBackendError, match="az://no-such-container/x/k"):
+        store.put("k", b"data")

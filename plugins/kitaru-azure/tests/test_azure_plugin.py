@@ -1,0 +1,21 @@
+"""The plugin is found through its entry point and imports its SDK only when used."""
+
+from __future__ import annotations
+
+from kitaru_core.testing.scenarios import listed_without_sdk
+
+
+def test_plugins_list_shows_the_flavors_without_importing_the_sdk() -> None:
+    listed_without_sdk(
+        "azure", ["artifact_store:azure-blob", "secret_provider:azure-key-vault"], ("azure",)
+    )
+
+
+def test_the_example_stack_file_for_the_real_cloud_is_valid(kitaru_home: object) -> None:
+    from pathlib import Path
+
+    from kitaru_core.stack_registry import register, stack_names
+
+    stack_file = Path(__file__).resolve().parents[3] / "stacks" / "azure.yaml"
+    assert register(stack_file).name == "azure"
+    assert "azure" in stack_names()
