@@ -53,19 +53,24 @@ def tests(session: nox.Session) -> None:
 def _plugin_suite(session: nox.Session, plugin: str) -> None:
     session.log(f"plugin {plugin}")
     session.install("-e", f"plugins/{plugin}[test]")
-    if plugin == "kitaru-azure":  # Azurite, the Blob Storage emulator, comes from npm
-        session.run(
-            "npm",
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--prefix",
-            AZURITE,
-            "azurite@3",
-            external=True,
-            silent=True,
-        )
+    if plugin == "kitaru-azure":
+        _install_azurite(session)
     session.run("pytest", "-q", "-ra", f"plugins/{plugin}/tests", "-p", "no:cacheprovider")
+
+
+def _install_azurite(session: nox.Session) -> None:
+    """Azurite, the Blob Storage emulator, comes from npm."""
+    session.run(
+        "npm",
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--prefix",
+        AZURITE,
+        "azurite@3",
+        external=True,
+        silent=True,
+    )
 
 
 @nox.session(python=PYTHON)
@@ -100,17 +105,7 @@ def bench(session: nox.Session) -> None:
     if "--stores" in session.posargs:  # a 200 MB artifact through every store
         for plugin in PLUGINS:
             session.install("-e", f"plugins/{plugin}[test]")
-        session.run(
-            "npm",
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--prefix",
-            AZURITE,
-            "azurite@3",
-            external=True,
-            silent=True,
-        )
+        _install_azurite(session)
         session.run("python", "benchmarks/stores.py")
 
 

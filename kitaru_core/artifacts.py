@@ -62,42 +62,32 @@ class Artifacts:
         A binary file object (``open(path, "rb")``) is streamed in chunks, never held in
         memory, and loads back as a binary stream.
         """
+        inline: bytes | None = None
         if is_binary_stream(value):
             key, size = self._put_stream(value, name)
-            return ArtifactRecord(
-                id=new_id(),
-                exec_id=exec_id,
-                name=name,
-                role=role,
-                key=key,
-                serializer="stream",
-                type_ref="io:BufferedReader",
-                size=size,
-                created_at=time.time(),
-                artifact_type=artifact_type,
-                position=position,
-                tags=list(tags or []),
-            )
-        serialized = serialize(value, what=what or f"artifact {name!r}")
-        data = serialized.data
-        key = hashlib.sha256(data).hexdigest()
-        inline = len(data) <= self.inline_limit
-        if not inline:
-            self._put(key, data, name)
+            serializer, type_ref = "stream", "io:BufferedReader"
+        else:
+            serialized = serialize(value, what=what or f"artifact {name!r}")
+            key, size = hashlib.sha256(serialized.data).hexdigest(), len(serialized.data)
+            serializer, type_ref = serialized.serializer, serialized.type_ref
+            if size <= self.inline_limit:
+                inline = serialized.data
+            else:
+                self._put(key, serialized.data, name)
         return ArtifactRecord(
             id=new_id(),
             exec_id=exec_id,
             name=name,
             role=role,
             key=key,
-            serializer=serialized.serializer,
-            type_ref=serialized.type_ref,
-            size=len(serialized.data),
+            serializer=serializer,
+            type_ref=type_ref,
+            size=size,
             created_at=time.time(),
             artifact_type=artifact_type,
             position=position,
             tags=list(tags or []),
-            inline=data if inline else None,
+            inline=inline,
         )
 
     def _put(self, key: str, source: BinaryIO | bytes, name: str) -> None:

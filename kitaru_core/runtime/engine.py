@@ -23,7 +23,7 @@ from kitaru_core.runtime.wait import WaitSuspended
 from kitaru_core.settings import load_settings
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import MetadataStore, get_store
-from kitaru_core.store.records import ExecutionRecord
+from kitaru_core.store.records import ArtifactRecord, ExecutionRecord
 
 if TYPE_CHECKING:
     from kitaru_core.runtime.flow import Flow
@@ -43,16 +43,7 @@ def create_execution(
     except TypeError as exc:
         raise KitaruUsageError(f"flow {flow.name!r} cannot take these arguments: {exc}") from None
     exec_id = new_id()
-    inputs = [
-        stack.artifacts.write(
-            value,
-            exec_id=exec_id,
-            name=param,
-            role="input",
-            what=f"argument {param!r} of flow {flow.name!r}",
-        )
-        for param, value in bound.arguments.items()
-    ]
+    inputs = write_inputs(stack.artifacts, exec_id, flow, bound)
     record = ExecutionRecord(
         id=exec_id,
         flow_name=flow.name,
@@ -68,6 +59,23 @@ def create_execution(
     )
     store.create_execution(record, inputs)
     return exec_id
+
+
+def write_inputs(
+    artifacts: Any, exec_id: str, flow: Flow, bound: inspect.BoundArguments
+) -> list[ArtifactRecord]:
+    """Each argument of the flow as an input artifact (refused before anything is stored
+    when one cannot be serialized)."""
+    return [
+        artifacts.write(
+            value,
+            exec_id=exec_id,
+            name=param,
+            role="input",
+            what=f"argument {param!r} of flow {flow.name!r}",
+        )
+        for param, value in bound.arguments.items()
+    ]
 
 
 def get_execution_or_raise(store: MetadataStore, exec_id: str) -> ExecutionRecord:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from kitaru_core.artifacts import new_id
 from kitaru_core.errors import KitaruUsageError
-from kitaru_core.runtime.engine import get_execution_or_raise, load_inputs
+from kitaru_core.runtime.engine import get_execution_or_raise, load_inputs, write_inputs
 from kitaru_core.runtime.flow_ref import resolve_flow
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import get_store
@@ -84,16 +84,7 @@ def create_replay(
         raise KitaruUsageError(f"flow {flow.name!r} cannot take these inputs: {exc}") from None
 
     exec_id = new_id()
-    inputs = [
-        stack.artifacts.write(
-            value,
-            exec_id=exec_id,
-            name=param,
-            role="input",
-            what=f"argument {param!r} of flow {flow.name!r}",
-        )
-        for param, value in bound.arguments.items()
-    ]
+    inputs = write_inputs(stack.artifacts, exec_id, flow, bound)
     now = time.time()
     replaced = []
     for position, value in override_positions.items():

@@ -113,3 +113,14 @@ def listed_without_sdk(plugin: str, flavors: list[str], sdk_modules: tuple[str, 
     found = {p["name"]: p for p in json.loads(listing)}
     assert found[plugin]["loaded"], found[plugin]["error"]
     assert found[plugin]["flavors"] == flavors
+
+
+def check_artifacts_stored(exec_ids: tuple[str, ...], container_uri: str, stored: set[str]) -> None:
+    """Every artifact of the executions is at ``container_uri`` (``s3://bucket/``), and
+    its key is among ``stored``, the keys the service's own SDK listed there."""
+    from kitaru import KitaruClient
+
+    for exec_id in exec_ids:
+        for artifact in KitaruClient().artifacts.list(exec_id):
+            assert artifact.uri.startswith(container_uri), artifact.uri
+            assert artifact.uri.removeprefix(container_uri) in stored, artifact.uri

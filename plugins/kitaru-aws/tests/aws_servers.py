@@ -4,51 +4,25 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from kitaru_core.testing.servers import ServerProcess
 
 
-class MotoServer:
+class MotoServer(ServerProcess):
     def __init__(self) -> None:
-        self.port = _free_port()
+        super().__init__()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        command = shutil.which("moto_server") or ""
-        args = [command] if command else [sys.executable, "-m", "moto.server"]
-        self.process = subprocess.Popen(
-            [*args, "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("moto server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
+    def command(self) -> list[str]:
+        binary = shutil.which("moto_server")
+        args = [binary] if binary else [sys.executable, "-m", "moto.server"]
+        return [*args, "-H", "127.0.0.1", "-p", str(self.port)]
 
     def client(self, service: str) -> Any:
         import boto3

@@ -10,7 +10,7 @@ import pytest
 from aws_servers import MotoServer
 from kitaru import KitaruClient
 from kitaru_core.testing.llm_server import FakeLLM
-from kitaru_core.testing.scenarios import review_on_stack, store_outage
+from kitaru_core.testing.scenarios import check_artifacts_stored, review_on_stack, store_outage
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "review_flow.py"
 KEY = "sk-from-secrets-manager-1234"
@@ -56,10 +56,7 @@ def test_the_review_flow_on_aws(
     s3 = moto.client("s3")
     listed = s3.list_objects_v2(Bucket=bucket, Prefix="kitaru/").get("Contents", [])
     stored = {o["Key"] for o in listed}
-    for exec_id in executions:
-        for artifact in KitaruClient().artifacts.list(exec_id):
-            assert artifact.uri.startswith(f"s3://{bucket}/kitaru/")
-            assert artifact.uri.removeprefix(f"s3://{bucket}/") in stored
+    check_artifacts_stored(executions, f"s3://{bucket}/", stored)
     [draft] = KitaruClient().artifacts.list(executions[0], name="draft")
     body = s3.get_object(Bucket=bucket, Key=draft.uri.removeprefix(f"s3://{bucket}/"))["Body"]
     assert body.read().decode() == draft.load()  # text is stored as text

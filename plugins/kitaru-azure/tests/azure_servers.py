@@ -8,11 +8,9 @@ import ipaddress
 import json
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,25 +19,10 @@ from typing import Any
 
 import pytest
 
+from kitaru_core.testing.servers import ServerProcess
+
 AZURITE_DIR = Path(__file__).parent / ".azurite"
 ACCOUNT = "devstoreaccount1"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for_port(port: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
 def azurite_binary() -> Path:
@@ -77,12 +60,11 @@ def account_key() -> str:
     return match.group(1)
 
 
-class Azurite:
+class Azurite(ServerProcess):
     def __init__(self) -> None:
+        super().__init__()
         self.binary = azurite_binary()
-        self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/{ACCOUNT}"
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def connection_string(self) -> str:
@@ -91,30 +73,19 @@ class Azurite:
             f"BlobEndpoint={self.url};"
         )
 
-    def start(self) -> None:
-        # Run azurite-blob itself, not through npx: stopping npx leaves node running.
-        self.process = subprocess.Popen(
-            [
-                str(self.binary),
-                "--blobHost",
-                "127.0.0.1",
-                "--blobPort",
-                str(self.port),
-                "--inMemoryPersistence",
-                "--skipApiVersionCheck",
-                "--silent",
-                "--disableTelemetry",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait_for_port(self.port)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=20)
-            self.process = None
+    def command(self) -> list[str]:
+        # azurite-blob itself, not through npx: stopping npx leaves node running.
+        return [
+            str(self.binary),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(self.port),
+            "--inMemoryPersistence",
+            "--skipApiVersionCheck",
+            "--silent",
+            "--disableTelemetry",
+        ]
 
     def service(self) -> Any:
         from azure.storage.blob import BlobServiceClient

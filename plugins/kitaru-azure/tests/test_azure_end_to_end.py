@@ -13,7 +13,7 @@ from kitaru import KitaruClient
 from kitaru_azure.config import KeyVaultConfig
 from kitaru_azure.key_vault import KeyVaultSecretProvider
 from kitaru_core.testing.llm_server import FakeLLM
-from kitaru_core.testing.scenarios import review_on_stack, store_outage
+from kitaru_core.testing.scenarios import check_artifacts_stored, review_on_stack, store_outage
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "review_flow.py"
 KEY = "sk-from-azure-key-vault-9012"
@@ -72,9 +72,7 @@ def test_the_review_flow_on_azure(
     assert set(fake_llm.authorizations()) == {f"Bearer {KEY}"}
     client = azurite.service().get_container_client(container)
     stored = set(client.list_blob_names(name_starts_with="kitaru/"))
-    for exec_id in executions:
-        for artifact in KitaruClient().artifacts.list(exec_id):
-            assert artifact.uri.removeprefix(f"az://{container}/") in stored
+    check_artifacts_stored(executions, f"az://{container}/", stored)
     [draft] = KitaruClient().artifacts.list(executions[0], name="draft")
     blob = client.download_blob(draft.uri.removeprefix(f"az://{container}/")).readall()
     assert blob.decode() == draft.load()

