@@ -11,6 +11,7 @@ import shutil
 import ssl
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -284,8 +285,8 @@ class KeyVault:
 
 
 @pytest.fixture(scope="session")
-def key_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyVault]:
-    cert, key = self_signed_certificate(tmp_path_factory.mktemp("tls"))
+def key_vault(tls_files: tuple[Path, Path]) -> Iterator[KeyVault]:
+    cert, key = tls_files
     server = ThreadingHTTPServer(("127.0.0.1", 0), KeyVaultFake)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
@@ -293,4 +294,105 @@ def key_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyVault]:
     KeyVaultFake.base = f"https://127.0.0.1:{server.server_port}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield KeyVault(KeyVaultFake.base, cert)
+    server.shutdown()
+
+
+class AzuriteWithOAuth(Azurite):
+    """Azurite over HTTPS that accepts bearer tokens (``--oauth basic``), for
+    DefaultAzureCredential; its certificate is made for this session."""
+
+    def __init__(self, cert: Path, key: Path) -> None:
+        super().__init__()
+        self.cert, self.key = cert, key
+        self.url = f"https://127.0.0.1:{self.port}/{ACCOUNT}"
+
+    def command(self) -> list[str]:
+        return [
+            *super().command(),
+            "--oauth",
+            "basic",
+            "--cert",
+            str(self.cert),
+            "--key",
+            str(self.key),
+        ]
+
+
+class ManagedIdentityFake(BaseHTTPRequestHandler):
+    """App Service's managed-identity endpoint (IDENTITY_ENDPOINT, IDENTITY_HEADER): hands
+    out an unsigned token for the resource asked for, which Azurite's basic OAuth accepts."""
+
+    header = "kitaru-test-identity-header"
+    requests: list[str] = []
+
+    def do_GET(self) -> None:
+        import base64
+        from urllib.parse import parse_qs, urlparse
+
+        self.requests.append(self.path)
+        if self.headers.get("X-IDENTITY-HEADER") != self.header:
+            self.send_response(401)
+            self.end_headers()
+            return
+        resource = parse_qs(urlparse(self.path).query)["resource"][0]
+        now = int(time.time())
+        claims = {
+            "aud": resource.rstrip("/"),
+            "iss": "https://sts.windows.net/ab1f708d-50f6-404c-a006-d71b2ac7a606/",
+            "iat": now - 60,
+            "nbf": now - 60,
+            "exp": now + 3600,
+            "oid": "kitaru-test",
+        }
+
+        def part(data: dict[str, Any]) -> str:
+            return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+        token = f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+        body = json.dumps(
+            {
+                "access_token": token,
+                "expires_on": str(now + 3600),
+                "resource": resource,
+                "token_type": "Bearer",
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def azurite_oauth(tls_files: tuple[Path, Path]) -> Iterator[AzuriteWithOAuth]:
+    server = AzuriteWithOAuth(*tls_files)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def managed_identity(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ManagedIdentityFake)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{server.server_port}/msi/token"
+    monkeypatch.setenv("IDENTITY_ENDPOINT", endpoint)
+    monkeypatch.setenv("IDENTITY_HEADER", ManagedIdentityFake.header)
+    for name in (
+        "AZURE_CLIENT_ID",
+        "AZURE_TENANT_ID",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_FEDERATED_TOKEN_FILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    yield endpoint
     server.shutdown()

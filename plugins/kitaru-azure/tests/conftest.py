@@ -1,6 +1,13 @@
 """Fixtures of this plugin's suite: the local servers it is tested against, an isolated
 Kitaru home, and an OpenAI-compatible server for LLM calls."""
 
-from azure_servers import azurite, container, key_vault  # noqa: F401 (fixtures)
+from azure_servers import (  # noqa: F401 (fixtures)
+    azurite,
+    azurite_oauth,
+    container,
+    key_vault,
+    managed_identity,
+    tls_files,
+)
 from kitaru_core.testing.fixtures import kitaru_home  # noqa: F401 (a fixture)
 from kitaru_core.testing.llm_server import fake_llm  # noqa: F401 (a fixture)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
-from azure_servers import Azurite, KeyVault
+from azure_servers import Azurite, AzuriteWithOAuth, KeyVault
 from kitaru_azure.blob import AzureBlobArtifactStore
 from kitaru_azure.config import AzureBlobArtifactStoreConfig, KeyVaultConfig
 from kitaru_azure.key_vault import KeyVaultSecretProvider
@@ -22,6 +24,35 @@ class TestAzureBlobArtifactStore(ArtifactStoreContract):
                 block_size_mb=1,
             )
         )
+
+
+class TestAzureBlobWithDefaultAzureCredential(ArtifactStoreContract):
+    """The default: no key at all, a token from DefaultAzureCredential (here through a
+    managed-identity endpoint) against Azurite over HTTPS with OAuth."""
+
+    @pytest.fixture
+    def artifact_store(
+        self, azurite_oauth: AzuriteWithOAuth, managed_identity: str
+    ) -> AzureBlobArtifactStore:
+        name = f"oauth-{uuid.uuid4().hex[:12]}"
+        store = AzureBlobArtifactStore(
+            AzureBlobArtifactStoreConfig(
+                path=f"az://{name}/kitaru",
+                account_url=azurite_oauth.url,
+                connection_verify=str(azurite_oauth.cert),
+                block_size_mb=1,
+            )
+        )
+        store.container.create_container()
+        return store
+
+    def test_the_token_came_from_the_managed_identity(
+        self, artifact_store: AzureBlobArtifactStore, managed_identity: str
+    ) -> None:
+        from azure_servers import ManagedIdentityFake
+
+        artifact_store.put("k", b"with a token")
+        assert any("resource=https" in r for r in ManagedIdentityFake.requests)
 
 
 class TestKeyVault(SecretProviderContract):
