@@ -8,9 +8,12 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kitaru_core.artifacts import Artifacts
+
+if TYPE_CHECKING:
+    from kitaru_core.stack import Stack
 from kitaru_core.errors import (
     KitaruBackendError,
     KitaruContextError,
@@ -44,23 +47,22 @@ class ExecutionContext:
         exec_id: str,
         flow_name: str,
         store: MetadataStore,
-        artifacts: Artifacts,
         journal: JournalReader,
         default_retries: int,
         cancelled: threading.Event,
         interactive: bool = False,
         notify: Callable[..., None] | None = None,
-        stack: Any = None,
+        stack: Stack,
     ) -> None:
         self.exec_id = exec_id
         self.flow_name = flow_name
         self.store = store
-        self.artifacts = artifacts
         self.journal = journal
         self.default_retries = default_retries
         self.cancelled = cancelled
         self.stack = stack
         """The Stack the execution runs on (its gateway, secrets, artifact store)."""
+        self.artifacts: Artifacts = stack.artifacts
         self.interactive = interactive
         self.started_at = time.time()
         self.notify = notify or (lambda hook_name, **kwargs: None)

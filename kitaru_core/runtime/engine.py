@@ -147,7 +147,6 @@ def run_execution(exec_id: str, *, mode: RunMode, interactive: bool = False) -> 
             exec_id=exec_id,
             flow_name=record.flow_name,
             store=store,
-            artifacts=stack.artifacts,
             journal=JournalReader(store, exec_id),
             default_retries=int(record.options.get("retries") or 0),
             cancelled=heartbeat.cancelled,
