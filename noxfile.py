@@ -103,6 +103,7 @@ def bench(session: nox.Session) -> None:
         session.install("dbos", "langgraph", "langgraph-checkpoint-sqlite")
     session.run("python", "benchmarks/run.py", *args)
     if "--stores" in session.posargs:  # a 200 MB artifact through every store
+        session.install("pytest")  # the plugins' test servers are pytest fixtures too
         for plugin in PLUGINS:
             session.install("-e", f"plugins/{plugin}[test]")
         _install_azurite(session)
