@@ -22,7 +22,7 @@ from kitaru_core.errors import (
 )
 from kitaru_core.runtime.journal import JournalReader
 from kitaru_core.store.metadata_store import MetadataStore
-from kitaru_core.store.records import ArtifactRecord
+from kitaru_core.store.records import ArtifactRecord, JournalEntry
 
 
 class ExecutionCancelled(BaseException):
@@ -103,6 +103,21 @@ class ExecutionContext:
                 "metadata store does not hold"
             )
         return output
+
+    def completed_entry(
+        self, position: int, name: str, *, kind: str, started_at: float, output_artifact_id: str
+    ) -> JournalEntry:
+        """The journal entry recording that the call at ``position`` completed now."""
+        return JournalEntry(
+            exec_id=self.exec_id,
+            position=position,
+            name=name,
+            status="completed",
+            started_at=started_at,
+            ended_at=time.time(),
+            kind=kind,
+            output_artifact_id=output_artifact_id,
+        )
 
     def has_entry(self, position: int) -> bool:
         """Whether an earlier run left an entry (a failed one) to overwrite here."""

@@ -211,15 +211,8 @@ class Memory:
             position=position,
         )
         ctx.store.record_entry(
-            JournalEntry(
-                exec_id=ctx.exec_id,
-                position=position,
-                name=name,
-                status="completed",
-                started_at=started,
-                ended_at=time.time(),
-                kind="memory",
-                output_artifact_id=output.id,
+            ctx.completed_entry(
+                position, name, kind="memory", started_at=started, output_artifact_id=output.id
             ),
             [output],
             replace=ctx.has_entry(position),
@@ -246,15 +239,8 @@ class Memory:
                     None, exec_id=ctx.exec_id, name=name, role="output", position=position
                 )
                 extra, artifact_id = [none], none.id
-            entry = JournalEntry(
-                exec_id=ctx.exec_id,
-                position=position,
-                name=name,
-                status="completed",
-                started_at=started,
-                ended_at=time.time(),
-                kind="memory",
-                output_artifact_id=artifact_id,
+            entry = ctx.completed_entry(
+                position, name, kind="memory", started_at=started, output_artifact_id=artifact_id
             )
             return entry, extra
 

@@ -22,7 +22,6 @@ from kitaru_core.runtime.context import (
     require_flow,
 )
 from kitaru_core.runtime.tracing import set_attributes, span
-from kitaru_core.store.records import JournalEntry
 
 _POLL_INTERVAL = 0.2
 
@@ -138,16 +137,12 @@ def _wait_for_input(
     value_record = ctx.store.get_artifact(record.value_artifact_id)
     assert value_record is not None
     value = ctx.artifacts.read(value_record)
-    now = time.time()
     ctx.store.record_entry(
-        JournalEntry(
-            exec_id=ctx.exec_id,
-            position=position,
-            name=name,
-            status="completed",
-            started_at=record.created_at,
-            ended_at=now,
+        ctx.completed_entry(
+            position,
+            name,
             kind="wait",
+            started_at=record.created_at,
             output_artifact_id=value_record.id,
         ),
         [],

@@ -19,6 +19,17 @@ def wait_for_status(exec_id: str, status: str, timeout: float = 90) -> None:
         time.sleep(0.2)
 
 
+def llm_gateway_yaml(fake_llm: Any, secret: str) -> str:
+    """The ``llm_gateway`` of a test stack: alias ``fast`` at the local OpenAI-compatible
+    server, its key read from the stack's secret provider as ``secret``."""
+    return (
+        "llm_gateway:\n  flavor: litellm\n  models:\n    fast:\n"
+        "      model: openai/gpt-4o-mini\n"
+        f"      api_base: {fake_llm.api_base}\n"
+        f'      api_key: "{{{{ secret.{secret} }}}}"\n'
+    )
+
+
 def review_on_stack(stack_file: Path, example: Path, fake_llm: Any) -> tuple[str, str]:
     """Register and activate ``stack_file``, then run the review example: wait, input,
     resume in a worker, memory, a replay with an override. Every artifact goes to the

@@ -10,7 +10,12 @@ import pytest
 from aws_servers import MotoServer
 from kitaru import KitaruClient
 from kitaru_core.testing.llm_server import FakeLLM
-from kitaru_core.testing.scenarios import check_artifacts_stored, review_on_stack, store_outage
+from kitaru_core.testing.scenarios import (
+    check_artifacts_stored,
+    llm_gateway_yaml,
+    review_on_stack,
+    store_outage,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "review_flow.py"
 KEY = "sk-from-secrets-manager-1234"
@@ -23,7 +28,8 @@ def aws_stack(
     prefix = f"{bucket}/"  # secrets of this test only
     moto.client("secretsmanager").create_secret(Name=f"{prefix}openai_api_key", SecretString=KEY)
     path = tmp_path / "aws-test.yaml"
-    path.write_text(f"""
+    path.write_text(
+        f"""
 name: aws-test
 artifact_store:
   flavor: s3
@@ -37,14 +43,9 @@ secret_provider:
   prefix: {prefix}
 orchestrator:
   flavor: local
-llm_gateway:
-  flavor: litellm
-  models:
-    fast:
-      model: openai/gpt-4o-mini
-      api_base: {fake_llm.api_base}
-      api_key: "{{{{ secret.openai_api_key }}}}"
-""")
+"""
+        + llm_gateway_yaml(fake_llm, "openai_api_key")
+    )
     return path
 
 

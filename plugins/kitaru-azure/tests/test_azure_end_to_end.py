@@ -13,7 +13,12 @@ from kitaru import KitaruClient
 from kitaru_azure.config import KeyVaultConfig
 from kitaru_azure.key_vault import KeyVaultSecretProvider
 from kitaru_core.testing.llm_server import FakeLLM
-from kitaru_core.testing.scenarios import check_artifacts_stored, review_on_stack, store_outage
+from kitaru_core.testing.scenarios import (
+    check_artifacts_stored,
+    llm_gateway_yaml,
+    review_on_stack,
+    store_outage,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "review_flow.py"
 KEY = "sk-from-azure-key-vault-9012"
@@ -41,7 +46,8 @@ def azure_stack(
     vault.set("storage-connection", azurite.connection_string)
     monkeypatch.setenv("KEY_VAULT_TOKEN", "test-token")
     path = tmp_path / "azure-test.yaml"
-    path.write_text(f"""
+    path.write_text(
+        f"""
 name: azure-test
 artifact_store:
   flavor: azure-blob
@@ -54,14 +60,9 @@ secret_provider:
   token: ${{KEY_VAULT_TOKEN}}
   connection_verify: {key_vault.ca}
   verify_challenge_resource: false
-llm_gateway:
-  flavor: litellm
-  models:
-    fast:
-      model: openai/gpt-4o-mini
-      api_base: {fake_llm.api_base}
-      api_key: "{{{{ secret.openai-api-key }}}}"
-""")
+"""
+        + llm_gateway_yaml(fake_llm, "openai-api-key")
+    )
     return path
 
 

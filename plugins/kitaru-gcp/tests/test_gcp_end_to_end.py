@@ -10,7 +10,12 @@ import pytest
 from gcp_servers import PROJECT, FakeGCSServer
 from kitaru import KitaruClient
 from kitaru_core.testing.llm_server import FakeLLM
-from kitaru_core.testing.scenarios import check_artifacts_stored, review_on_stack, store_outage
+from kitaru_core.testing.scenarios import (
+    check_artifacts_stored,
+    llm_gateway_yaml,
+    review_on_stack,
+    store_outage,
+)
 from kitaru_gcp.config import GCPSecretManagerConfig
 from kitaru_gcp.secret_manager import GCPSecretManagerProvider
 
@@ -34,7 +39,8 @@ def gcp_stack(
         )
     ).set("openai_api_key", KEY)  # as `gcloud secrets create` would
     path = tmp_path / "gcp-test.yaml"
-    path.write_text(f"""
+    path.write_text(
+        f"""
 name: gcp-test
 artifact_store:
   flavor: gcs
@@ -49,14 +55,9 @@ secret_provider:
   endpoint: {secret_manager}
   anonymous: true
   prefix: {prefix}
-llm_gateway:
-  flavor: litellm
-  models:
-    fast:
-      model: openai/gpt-4o-mini
-      api_base: {fake_llm.api_base}
-      api_key: "{{{{ secret.openai_api_key }}}}"
-""")
+"""
+        + llm_gateway_yaml(fake_llm, "openai_api_key")
+    )
     return path
 
 
