@@ -8,6 +8,10 @@ Small artifacts (``inline_limit`` bytes, 4 KiB by default) travel inside their r
 instead, committed in the same transaction as their journal entry: one write per
 checkpoint instead of two (one fsync instead of three at full durability, and no
 network round trip per checkpoint on a cloud store).
+
+Artifacts whose loading runs code (pickle, typed models) are signed when written and
+loaded only when their signature checks out (``signing.py``); values from outside a
+flow are written as plain JSON data only (``untrusted.py``).
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ import uuid
 from typing import Any, BinaryIO
 
 from kitaru_core.components.artifact_store import ArtifactStore
-from kitaru_core.errors import KitaruBackendError
+from kitaru_core.errors import KitaruBackendError, KitaruUsageError
 from kitaru_core.serialization import deserialize, serialize
+from kitaru_core.signing import SIGNED_SERIALIZERS, Signer, pickle_allowed
 from kitaru_core.store.records import ArtifactRecord
+from kitaru_core.untrusted import plain_data
 
 
 def new_id() -> str:
@@ -35,9 +41,16 @@ INLINE_URI_PREFIX = "kitaru-inline:"
 
 
 class Artifacts:
-    def __init__(self, store: ArtifactStore, *, inline_limit: int = 4096) -> None:
+    def __init__(
+        self, store: ArtifactStore, *, inline_limit: int = 4096, signer: Signer | None = None
+    ) -> None:
         self.store = store
         self.inline_limit = inline_limit
+        if signer is None:
+            from kitaru_core.settings import load_settings
+
+            signer = Signer(load_settings().home)
+        self.signer = signer
 
     def uri(self, record: ArtifactRecord) -> str:
         """Where the bytes are: the store's URI, or a note that they are inline."""
@@ -56,20 +69,34 @@ class Artifacts:
         artifact_type: str = "output",
         tags: list[str] | None = None,
         what: str | None = None,
+        data_only: bool = False,
     ) -> ArtifactRecord:
         """Serialize and store ``value``; returns the record to commit.
 
         A binary file object (``open(path, "rb")``) is streamed in chunks, never held in
-        memory, and loads back as a binary stream.
+        memory, and loads back as a binary stream. ``data_only`` is for values from
+        outside the flow's code: they must be plain JSON data and are stored as such.
         """
+        what = what or f"artifact {name!r}"
         inline: bytes | None = None
-        if is_binary_stream(value):
+        signature: str | None = None
+        if data_only:
+            value = plain_data(value, what=what)
+        if not data_only and is_binary_stream(value):
             key, size = self._put_stream(value, name)
             serializer, type_ref = "stream", "io:BufferedReader"
         else:
-            serialized = serialize(value, what=what or f"artifact {name!r}")
+            serialized = serialize(value, what=what)
             key, size = hashlib.sha256(serialized.data).hexdigest(), len(serialized.data)
             serializer, type_ref = serialized.serializer, serialized.type_ref
+            if serializer in SIGNED_SERIALIZERS:
+                if serializer == "pickle" and not pickle_allowed():
+                    raise KitaruUsageError(
+                        f"{what} of type {type_ref.replace(':', '.')} would be stored as "
+                        "pickle, which KITARU_ALLOW_PICKLE=0 refuses; use plain data, a "
+                        "pydantic model or a dataclass"
+                    )
+                signature = self.signer.sign(serializer, type_ref, serialized.data)
             if size <= self.inline_limit:
                 inline = serialized.data
             else:
@@ -88,6 +115,7 @@ class Artifacts:
             position=position,
             tags=list(tags or []),
             inline=inline,
+            signature=signature,
         )
 
     def _put(self, key: str, source: BinaryIO | bytes, name: str) -> None:
@@ -150,14 +178,33 @@ class Artifacts:
                 f"{type(exc).__name__}: {exc}"
             ) from exc
 
-    @staticmethod
-    def _verified(record: ArtifactRecord, data: bytes, where: str, place: str) -> Any:
+    def _verified(self, record: ArtifactRecord, data: bytes, where: str, place: str) -> Any:
         if hashlib.sha256(data).hexdigest() != record.key:
             raise KitaruBackendError(
                 f"{where} is corrupted: the bytes {place} do not match their recorded "
                 "hash; restore them or re-run the execution"
             )
+        if record.serializer in SIGNED_SERIALIZERS:
+            self._check_signature(record, data, where)
         return deserialize(data, record.serializer, record.type_ref)
+
+    def _check_signature(self, record: ArtifactRecord, data: bytes, where: str) -> None:
+        """Nothing that runs code is loaded unless this deployment signed it."""
+        if record.serializer == "pickle" and not pickle_allowed():
+            raise KitaruBackendError(
+                f"{where} is a pickle, which KITARU_ALLOW_PICKLE=0 refuses to load; nothing "
+                "was unpickled. Unset KITARU_ALLOW_PICKLE to load pickles this deployment "
+                "signed"
+            )
+        if not self.signer.verify(record.serializer, record.type_ref, data, record.signature):
+            state = "has a wrong signature" if record.signature else "is not signed"
+            raise KitaruBackendError(
+                f"{where} ({record.serializer} of {record.type_ref.replace(':', '.')}) {state}: "
+                "it was not written by this deployment, so it was not loaded (nothing was "
+                "unpickled or imported). If a trusted machine wrote it, give every machine "
+                "the same signing key: the secret 'kitaru_signing_key' in the stack's "
+                "secret provider (see docs/security.md)"
+            )
 
 
 _CHUNK = 1024 * 1024

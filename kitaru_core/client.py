@@ -332,7 +332,11 @@ class MemoriesClient:
         scope_type: str = "namespace",
         expected_version: int | None = None,
     ) -> int:
-        return self.scope(scope, scope_type).set(key, value, expected_version=expected_version)
+        """Write a new version. The value is data from outside any flow: it must be
+        plain JSON (dict, list, str, int, float, bool, None), never an object."""
+        return self.scope(scope, scope_type).set(
+            key, value, expected_version=expected_version, data_only=True
+        )
 
     def delete(self, key: str, *, scope: str = "default", scope_type: str = "namespace") -> int:
         return self.scope(scope, scope_type).delete(key)

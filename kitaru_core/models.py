@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kitaru_core.errors import KitaruUsageError
+from kitaru_core.private_files import write_private
 from kitaru_core.settings import load_settings
+from kitaru_core.untrusted import validate_name
 
 if TYPE_CHECKING:
     from kitaru_core.stack import Stack
-
-_ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass
@@ -40,17 +39,27 @@ def _user_file() -> Any:
 
 
 def user_aliases() -> dict[str, dict[str, Any]]:
+    path = _user_file()
     try:
-        return dict(json.loads(_user_file().read_text(encoding="utf-8")))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
+    except (OSError, ValueError) as exc:
+        raise KitaruUsageError(
+            f"cannot read the model aliases in {path} ({exc}); fix or delete the file, then "
+            "register the aliases again with `kitaru model register`"
+        ) from None
+    if not isinstance(data, dict):
+        raise KitaruUsageError(
+            f"{path} should hold a JSON object of model aliases; fix or delete the file"
+        )
+    return data
 
 
 def register_alias(
     alias: str, model: str, *, secret: str | None = None, **params: Any
 ) -> ModelAlias:
-    if not _ALIAS.match(alias):
-        raise KitaruUsageError(f"alias {alias!r} is not valid; use letters, digits, '_', '.', '-'")
+    validate_name("model alias", alias)
     if "/" not in model:
         raise KitaruUsageError(
             f"model {model!r} should name its provider, e.g. openai/gpt-4o-mini or "
@@ -61,9 +70,7 @@ def register_alias(
         config["api_key"] = f"{{{{ secret.{secret} }}}}"
     aliases = user_aliases()
     aliases[alias] = config
-    path = _user_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(aliases, indent=2, sort_keys=True), encoding="utf-8")
+    write_private(_user_file(), json.dumps(aliases, indent=2, sort_keys=True))
     return ModelAlias(alias, config, "user")
 
 

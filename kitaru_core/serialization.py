@@ -75,11 +75,13 @@ def deserialize(data: bytes, serializer: str, type_ref: str) -> Any:
         value = json.loads(data)
         return tuple(value) if type_ref == "builtins:tuple" else value
     if serializer == "pydantic":
-        return resolve_type(type_ref).model_validate_json(data)
+        from pydantic import BaseModel
+
+        return _resolve_kind(type_ref, BaseModel).model_validate_json(data)
     if serializer == "dataclass":
         from pydantic import TypeAdapter
 
-        return TypeAdapter(resolve_type(type_ref)).validate_json(data)
+        return TypeAdapter(_resolve_kind(type_ref, None)).validate_json(data)
     if serializer == "pickle":
         return _ScriptAwareUnpickler(io.BytesIO(data)).load()
     raise KitaruUsageError(f"unknown serializer {serializer!r}; is this Kitaru too old?")
@@ -138,6 +140,21 @@ def resolve_type(type_ref: str) -> Any:
         f"cannot import type {type_ref!r} to load a stored value; make sure the module "
         "that defines it is importable (installed or on PYTHONPATH)"
     )
+
+
+def _resolve_kind(type_ref: str, base: type | None) -> Any:
+    """The recorded type, if it is what its serializer says: a subclass of ``base``, or
+    a dataclass when ``base`` is None; anything else is refused, never called."""
+    tp = resolve_type(type_ref)
+    ok = isinstance(tp, type) and (
+        issubclass(tp, base) if base is not None else dataclasses.is_dataclass(tp)
+    )
+    if not ok:
+        kind = base.__name__ if base is not None else "dataclass"
+        raise KitaruUsageError(
+            f"stored type {type_ref!r} is not a {kind}; the value was not loaded"
+        )
+    return tp
 
 
 class _ScriptAwareUnpickler(pickle.Unpickler):

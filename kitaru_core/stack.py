@@ -19,9 +19,11 @@ from kitaru_core.artifacts import Artifacts
 from kitaru_core.components.artifact_store import ArtifactStore
 from kitaru_core.components.orchestrator import Orchestrator
 from kitaru_core.components.secret_provider import SecretNotFoundError, SecretProvider
-from kitaru_core.errors import KitaruBackendError, KitaruStackError
+from kitaru_core.errors import KitaruBackendError, KitaruStackError, KitaruUsageError
 from kitaru_core.flavors import COMPONENT_TYPES, FIRST_PARTY_EXTRAS, Flavor
 from kitaru_core.settings import Settings, load_settings
+from kitaru_core.signing import SHARED_KEY_SECRET, Signer
+from kitaru_core.untrusted import validate_name
 
 LOCAL_STACK = "local"
 DEFAULT_FLAVORS = {
@@ -30,8 +32,16 @@ DEFAULT_FLAVORS = {
     "orchestrator": "local",
     "llm_gateway": "litellm",
 }
-SECRET_REF = re.compile(r"\{\{\s*secret\.([A-Za-z0-9_.-]+)\s*\}\}")
+SECRET_REF = re.compile(r"\{\{\s*secret\.([A-Za-z0-9_.:@/-]+)\s*\}\}")
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Both kinds of reference in one pattern, so a value is substituted in a single pass:
+# text that came from the environment is never searched for secret references, nor a
+# secret's value for ``${...}``.
+REFERENCE = re.compile(f"{ENV_REF.pattern}|{SECRET_REF.pattern}")
+MAX_STACK_FILE_BYTES = 1024 * 1024
+MAX_STACK_NODES = 10_000
+"""YAML nodes a stack file may hold once its aliases are expanded (a stack file has a
+few dozen; a "billion laughs" file has billions)."""
 _SECRET_FIELD = re.compile(r"(key|secret|password|token|credential|connection_string)", re.I)
 MASK = "********"
 
@@ -64,12 +74,10 @@ class StackDefinition:
                 f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; a stack has 'name' "
                 f"and the components {', '.join(COMPONENT_TYPES)}"
             )
-        name = data.get("name")
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name):
-            raise KitaruStackError(
-                f"{where}: 'name' must be a short name of letters, digits, '_', '.', '-' "
-                f"(got {name!r})"
-            )
+        try:
+            name = validate_name("stack name", data.get("name"))
+        except KitaruUsageError as exc:
+            raise KitaruStackError(f"{where}: 'name' must be a short name; {exc}") from None
         components = {}
         for component_type in COMPONENT_TYPES:
             raw = data.get(component_type)
@@ -89,20 +97,7 @@ class StackDefinition:
 
     @classmethod
     def from_file(cls, path: str | Path) -> StackDefinition:
-        import yaml
-
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise KitaruStackError(f"cannot read stack file {path}: {exc.strerror}") from exc
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise KitaruStackError(f"stack file {path} is not valid YAML{at}: {problem}") from None
-        return cls.from_mapping(data, str(path))
+        return cls.from_mapping(load_stack_yaml(path), str(path))
 
     def to_mapping(self, *, masked: bool = False) -> dict[str, Any]:
         """The stack as a stack file holds it (only the components it names)."""
@@ -112,6 +107,75 @@ class StackDefinition:
                 config = mask_config(spec.config) if masked else spec.config
                 data[spec.component_type] = {"flavor": spec.flavor, **config}
         return data
+
+
+def load_stack_yaml(path: str | Path) -> Any:
+    """A stack file's data, refusing files over 1 MiB and alias trees that expand past
+    :data:`MAX_STACK_NODES` before anything is built from them."""
+    import yaml
+
+    try:
+        size = Path(path).stat().st_size
+        if size > MAX_STACK_FILE_BYTES:
+            raise KitaruStackError(
+                f"stack file {path} is {size:,} bytes; a stack file may be at most "
+                f"{MAX_STACK_FILE_BYTES:,} bytes"
+            )
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise KitaruStackError(f"cannot read stack file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise KitaruStackError(f"stack file {path} is not UTF-8 text") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            return None
+        expanded = _expanded_size(node)
+        if expanded > MAX_STACK_NODES:
+            raise KitaruStackError(
+                f"stack file {path} expands to more than {MAX_STACK_NODES:,} values through "
+                "its anchors and aliases (&name / *name); write the values out instead of "
+                "nesting aliases"
+            )
+        return yaml.SafeLoader(text).get_single_data()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise KitaruStackError(f"stack file {path} is not valid YAML{at}: {problem}") from None
+
+
+def _expanded_size(root: Any) -> int:
+    """How many nodes the YAML tree holds once every alias is expanded, computed on
+    the composed graph (where an alias is a shared node) without expanding it."""
+    import yaml
+
+    sizes: dict[int, int] = {}
+    entered: set[int] = set()
+    # Children before parents: an explicit stack, so deep nesting cannot overflow.
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if not children_done:
+            if id(node) in entered:  # an alias inside itself: endless once expanded
+                return MAX_STACK_NODES + 1
+            entered.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        else:
+            sizes[id(node)] = 1
+            continue
+        if children_done:
+            total = 1 + sum(sizes.get(id(child), 0) for child in children)
+            sizes[id(node)] = min(total, MAX_STACK_NODES + 1)
+        else:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+    return sizes[id(root)]
 
 
 def mask_config(config: Any, field: str = "") -> Any:
@@ -187,7 +251,18 @@ class Stack:
 
     @functools.cached_property
     def artifacts(self) -> Artifacts:
-        return Artifacts(self.artifact_store, inline_limit=self.settings.inline_artifact_bytes)
+        return Artifacts(
+            self.artifact_store,
+            inline_limit=self.settings.inline_artifact_bytes,
+            signer=Signer(self.settings.home, self._shared_signing_key),
+        )
+
+    def _shared_signing_key(self) -> str | None:
+        """The team's signing key from this stack's secret provider, if it holds one."""
+        try:
+            return self.secret_provider.get(SHARED_KEY_SECRET)
+        except SecretNotFoundError:
+            return None
 
     def secret(self, name: str, *, used_by: str = "") -> str:
         """A secret's value through this stack's provider (kept in memory, never stored)."""
@@ -214,24 +289,24 @@ class Stack:
             return value
         used_by = f", {component_type} field {field!r}" if component_type else ""
 
-        def env(match: re.Match[str]) -> str:
-            variable = match.group(1)
-            if variable not in os.environ:
-                raise KitaruStackError(
-                    f"stack {self.name!r} ({self.definition.source}){used_by}: environment "
-                    f"variable {variable} is not set"
-                )
-            return os.environ[variable]
-
-        value = ENV_REF.sub(env, value)
-        if SECRET_REF.search(value):
+        def substitute(match: re.Match[str]) -> str:
+            variable, secret = match.groups()
+            if variable is not None:
+                if variable not in os.environ:
+                    raise KitaruStackError(
+                        f"stack {self.name!r} ({self.definition.source}){used_by}: "
+                        f"environment variable {variable} is not set"
+                    )
+                return os.environ[variable]
             if component_type == "secret_provider":
                 raise KitaruStackError(
                     f"stack {self.name!r}{used_by}: the secret provider's own settings "
                     "cannot come from a secret; use ${ENV_VAR} instead"
                 )
-            value = SECRET_REF.sub(lambda m: self.secret(m.group(1), used_by=used_by), value)
-        return value
+            return self.secret(secret, used_by=used_by)
+
+        # One pass: what a substitution inserts is never searched again.
+        return REFERENCE.sub(substitute, value)
 
     def secret_references(self) -> list[tuple[str, str, str]]:
         """Every (component type, field, secret name) this stack refers to."""

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from kitaru_core.errors import KitaruStackError
+from kitaru_core.private_files import write_private
 from kitaru_core.settings import Settings, load_settings
 from kitaru_core.stack import (
     LOCAL_DEFINITION,
@@ -90,10 +91,7 @@ def register(path: str | Path, *, activate: bool = False) -> StackDefinition:
 
 def activate_stack(name: str) -> None:
     load_definition(name)  # it must exist
-    settings = load_settings()
-    path = _active_file(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(name + "\n", encoding="utf-8")
+    write_private(_active_file(load_settings()), name + "\n")
 
 
 def delete_stack(name: str) -> None:

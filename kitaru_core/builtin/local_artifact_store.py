@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import threading
@@ -12,8 +13,20 @@ from typing import Any, BinaryIO
 
 from kitaru_core.components.artifact_store import ArtifactStore
 from kitaru_core.errors import KitaruBackendError
+from kitaru_core.private_files import FILE_MODE, private_dir
 
 _CHUNK = 1024 * 1024
+
+
+def _holds(path: str, key: str) -> bool:
+    """Whether ``path`` exists with the bytes whose SHA-256 is ``key``. A damaged blob
+    (a disk error, a hand edit) does not count, so the next write repairs it."""
+    try:
+        with open(path, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256")
+    except FileNotFoundError:
+        return False
+    return digest.hexdigest() == key
 
 
 class LocalArtifactStore(ArtifactStore):
@@ -38,23 +51,23 @@ class LocalArtifactStore(ArtifactStore):
 
     def put(self, key: str, source: BinaryIO | bytes) -> None:
         path = self._path(key)
-        if os.path.exists(path):
+        if _holds(path, key):
             return  # content-addressed: the same key holds the same bytes
         directory = os.path.dirname(path)
         if directory not in self._made_dirs:
-            try:
-                os.makedirs(directory, exist_ok=True)
-            except OSError as exc:
-                raise KitaruBackendError(
-                    f"local artifact store cannot create {directory}: {exc}; "
-                    "check that KITARU_HOME (or the stack's artifact path) is writable"
-                ) from exc
-            self._made_dirs.add(directory)
+            self._make_dir(directory)
         with self._lock:
             self._tmp_counter += 1
             tmp = f"{path}.{os.getpid()}.{self._tmp_counter}.tmp"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            except FileNotFoundError:
+                # The directory went away under this process (someone cleaned up):
+                # make it again rather than fail every write until a restart.
+                self._made_dirs.discard(directory)
+                self._make_dir(directory)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
             try:
                 if isinstance(source, bytes):
                     view = memoryview(source)
@@ -81,6 +94,16 @@ class LocalArtifactStore(ArtifactStore):
                 f"local artifact store cannot write {path}: {exc}; "
                 "check free disk space and permissions"
             ) from exc
+
+    def _make_dir(self, directory: str) -> None:
+        try:
+            private_dir(directory)
+        except OSError as exc:
+            raise KitaruBackendError(
+                f"local artifact store cannot create {directory}: {exc}; "
+                "check that KITARU_HOME (or the stack's artifact path) is writable"
+            ) from exc
+        self._made_dirs.add(directory)
 
     def open(self, key: str) -> BinaryIO:
         return open(self._path(key), "rb")

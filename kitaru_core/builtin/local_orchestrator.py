@@ -40,11 +40,10 @@ class LocalOrchestrator(Orchestrator):
     def _spawn_worker(exec_id: str) -> None:
         """A process of its own session, so it outlives the caller (a CLI, a notebook);
         its output goes to the execution's log, where `kitaru executions logs` reads it."""
+        from kitaru_core.private_files import open_private_append
         from kitaru_core.runtime.logs import log_path
 
-        path = log_path(exec_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "ab") as log:
+        with open_private_append(log_path(exec_id)) as log:
             subprocess.Popen(
                 [sys.executable, "-m", "kitaru_core.runtime.worker", exec_id],
                 stdin=subprocess.DEVNULL,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any
 
 from kitaru_core.components.secret_provider import SecretNotFoundError, SecretProvider
-from kitaru_core.errors import KitaruBackendError, KitaruUsageError
+from kitaru_core.errors import KitaruBackendError
+from kitaru_core.private_files import write_private
+from kitaru_core.untrusted import validate_name
 
 
 class LocalSecretProvider(SecretProvider):
@@ -32,12 +35,13 @@ class LocalSecretProvider(SecretProvider):
             raise KitaruBackendError(f"cannot read the secrets file {self.path}: {exc}") from exc
 
     def _write(self, secrets: dict[str, str]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(secrets, f, indent=2, sort_keys=True)
-        os.replace(tmp, self.path)
+        try:
+            write_private(self.path, json.dumps(secrets, indent=2, sort_keys=True))
+        except OSError as exc:
+            raise KitaruBackendError(
+                f"cannot write the secrets file {self.path}: {exc.strerror}; check that "
+                "KITARU_HOME (or the provider's path) is writable"
+            ) from exc
 
     def get(self, name: str) -> str:
         secrets = self._read()
@@ -49,7 +53,7 @@ class LocalSecretProvider(SecretProvider):
         return secrets[name]
 
     def set(self, name: str, value: str) -> None:
-        _check_name(name)
+        validate_name("secret name", name)
         with self._lock:
             secrets = self._read()
             secrets[name] = value
@@ -76,7 +80,7 @@ class EnvSecretProvider(SecretProvider):
         self.prefix = config.prefix
 
     def _variable(self, name: str) -> str:
-        return f"{self.prefix}{name}".upper().replace("-", "_").replace(".", "_")
+        return re.sub(r"[^A-Za-z0-9_]", "_", f"{self.prefix}{name}").upper()
 
     def get(self, name: str) -> str:
         variable = self._variable(name)
@@ -88,7 +92,7 @@ class EnvSecretProvider(SecretProvider):
         return os.environ[variable]
 
     def set(self, name: str, value: str) -> None:
-        _check_name(name)
+        validate_name("secret name", name)
         os.environ[self._variable(name)] = value  # this process only
 
     def delete(self, name: str) -> None:
@@ -99,11 +103,4 @@ class EnvSecretProvider(SecretProvider):
         prefix = self.prefix.upper()
         return sorted(
             k[len(prefix) :].lower() for k in os.environ if prefix and k.startswith(prefix)
-        )
-
-
-def _check_name(name: str) -> None:
-    if not name or not all(c.isalnum() or c in "_-." for c in name):
-        raise KitaruUsageError(
-            f"secret name {name!r} is not valid; use letters, digits, '_', '-' or '.'"
         )

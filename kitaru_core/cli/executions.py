@@ -12,10 +12,14 @@ import typer
 from kitaru_core.cli.output import (
     OutputFormat,
     OutputOption,
+    echo,
+    plain_text,
     print_json,
+    print_line,
     print_table,
     seconds,
     styled_status,
+    text,
     when,
 )
 
@@ -71,16 +75,16 @@ def get(exec_id: str, output: OutputFormat = OutputOption) -> None:
     if output is OutputFormat.json:
         print_json(execution.to_dict())
         return
-    from rich.console import Console
-
-    console = Console()
-    console.print(
-        f"[bold]{execution.exec_id}[/bold]  flow [bold]{execution.flow_name}[/bold]  "
-        f"{styled_status(execution.status)}  stack {execution.stack}  "
-        f"runs {execution.runs}"
+    print_line(
+        text(execution.exec_id, "bold"),
+        "  flow ",
+        text(execution.flow_name, "bold"),
+        "  ",
+        styled_status(execution.status),
+        f"  stack {execution.stack}  runs {execution.runs}",
     )
     if execution.original_exec_id:
-        console.print(f"replay of {execution.original_exec_id}")
+        print_line(f"replay of {execution.original_exec_id}")
     print_table(
         None,
         ["#", "checkpoint", "status", "attempts", "duration"],
@@ -108,29 +112,26 @@ def get(exec_id: str, output: OutputFormat = OutputOption) -> None:
             ],
         )
         totals = execution.llm_totals
-        console.print(
+        print_line(
             f"LLM totals: {totals['calls']} calls, {totals['input_tokens']} tokens in, "
-            f"{totals['output_tokens']} out, {_usd(totals['cost_usd'])}",
-            highlight=False,
+            f"{totals['output_tokens']} out, {_usd(totals['cost_usd'])}"
         )
     if execution.pending_wait is not None:
         wait = execution.pending_wait
-        console.print(
-            f"[yellow]waiting for[/yellow] {wait.name} ({wait.schema_name})"
-            + (f": {wait.question}" if wait.question else ""),
-            highlight=False,
+        print_line(
+            text("waiting for", "yellow"),
+            f" {wait.name} ({wait.schema_name})",
+            f": {wait.question}" if wait.question else "",
         )
-        console.print(
-            f"  answer: kitaru executions input {execution.exec_id} --wait {wait.name} "
-            "--value JSON",
-            highlight=False,
+        print_line(
+            f"  answer: kitaru executions input {execution.exec_id} --wait {wait.name} --value JSON"
         )
     if execution.status == "completed":
-        console.print("result:", _short(execution.result, 400), highlight=False)
+        print_line("result: ", _short(execution.result, 400))
     if execution.error:
-        console.print(
-            f"[red]error:[/red] {execution.error.get('type')}: {execution.error.get('message')}",
-            highlight=False,
+        print_line(
+            text("error:", "red"),
+            f" {execution.error.get('type')}: {execution.error.get('message')}",
         )
 
 
@@ -143,21 +144,19 @@ def _finish(handle: Any, output: OutputFormat) -> None:
     if output is OutputFormat.json:
         print_json(execution.to_dict())
     else:
-        typer.echo(f"{execution.exec_id} {execution.status}")
+        echo(execution.exec_id, execution.status)
         if execution.status == "completed":
-            typer.echo(f"result: {_short(execution.result, 400)}")
+            echo("result:", _short(execution.result, 400))
         elif execution.error:
-            typer.echo(f"error: {execution.error.get('type')}: {execution.error.get('message')}")
+            echo(f"error: {execution.error.get('type')}: {execution.error.get('message')}")
     if execution.status == "failed":
         raise typer.Exit(1)
 
 
-def parse_value(raw: str) -> Any:
-    """JSON when it parses, else the text itself (so plain strings need no quotes)."""
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
+def parse_value(raw: str, what: str = "--value") -> Any:
+    from kitaru_core.untrusted import parse_json_or_text
+
+    return parse_json_or_text(raw, what=what)
 
 
 @app.command("input")
@@ -184,7 +183,7 @@ def input_(
     if output is OutputFormat.json:
         print_json(execution.to_dict(with_result=False))
     else:
-        typer.echo(f"{execution.exec_id} {execution.status}")
+        echo(execution.exec_id, execution.status)
 
 
 @app.command()
@@ -242,7 +241,7 @@ def diff_(exec_a: str, exec_b: str, output: OutputFormat = OutputOption) -> None
             (
                 "" if c.position < 0 else c.position,
                 c.name,
-                _DIFF_STYLE[c.status],
+                text(*_DIFF_STYLE[c.status]),
                 seconds(c.duration_a),
                 seconds(c.duration_b),
                 "" if c.tokens_a is None else c.tokens_a,
@@ -253,14 +252,16 @@ def diff_(exec_a: str, exec_b: str, output: OutputFormat = OutputOption) -> None
     )
     for c in rows:
         if c.diff:
-            console.print(Syntax(c.diff, "diff", theme="ansi_dark", background_color="default"))
+            console.print(
+                Syntax(plain_text(c.diff), "diff", theme="ansi_dark", background_color="default")
+            )
 
 
 _DIFF_STYLE = {
-    "same": "same",
-    "changed": "[yellow]changed[/yellow]",
-    "only_a": "[red]only in a[/red]",
-    "only_b": "[green]only in b[/green]",
+    "same": ("same", ""),
+    "changed": ("changed", "yellow"),
+    "only_a": ("only in a", "red"),
+    "only_b": ("only in b", "green"),
 }
 
 
@@ -281,20 +282,20 @@ def retry(exec_id: str, output: OutputFormat = OutputOption) -> None:
 def cancel(exec_id: str) -> None:
     """Cancel an execution; a running one stops at its next checkpoint."""
     execution = _client().executions.cancel(exec_id)
-    typer.echo(f"{execution.exec_id} {execution.status}")
+    echo(execution.exec_id, execution.status)
 
 
 @app.command()
 def logs(exec_id: str) -> None:
     """Print an execution's log."""
-    sys.stdout.write(_client().executions.logs(exec_id))
+    sys.stdout.write(plain_text(_client().executions.logs(exec_id)))
 
 
 def _parse_pair(text: str, option: str = "--arg") -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key:
         raise typer.BadParameter(f"{text!r} is not key=value", param_hint=option)
-    return key, parse_value(raw)
+    return key, parse_value(raw, f"{option} {key}")
 
 
 def run(

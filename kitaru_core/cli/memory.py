@@ -7,7 +7,14 @@ from typing import Any
 import typer
 
 from kitaru_core.cli.executions import parse_value
-from kitaru_core.cli.output import OutputFormat, OutputOption, print_json, print_table, when
+from kitaru_core.cli.output import (
+    OutputFormat,
+    OutputOption,
+    echo,
+    print_json,
+    print_table,
+    when,
+)
 
 app = typer.Typer(help="Read and write Kitaru's versioned memory.", no_args_is_help=True)
 
@@ -76,7 +83,7 @@ def get(
     if output is OutputFormat.json:
         print_json(entry)
     else:
-        typer.echo(
+        echo(
             "(deleted)"
             if entry.deleted
             else entry.value
@@ -95,16 +102,19 @@ def set_(
 ) -> None:
     """Write a new version of a key (VALUE is JSON, or plain text)."""
     version = _scope(scope, scope_type).set(
-        key, parse_value(value), expected_version=expected_version
+        key,
+        parse_value(value, f"memory value {key!r}"),
+        expected_version=expected_version,
+        data_only=True,
     )
-    typer.echo(f"{key} version {version}")
+    echo(f"{key} version {version}")
 
 
 @app.command()
 def delete(key: str, scope: str = ScopeOption, scope_type: str = ScopeTypeOption) -> None:
     """Delete a key (a tombstone version; its history stays)."""
     version = _scope(scope, scope_type).delete(key)
-    typer.echo(f"{key} deleted at version {version}")
+    echo(f"{key} deleted at version {version}")
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sys
 from collections.abc import Sequence
 from enum import StrEnum
@@ -23,7 +24,24 @@ OutputOption = typer.Option(
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")
+    """JSON for programs. NaN and infinity are not JSON: they are printed as null, and a
+    note on stderr says so."""
+    try:
+        text = json.dumps(data, indent=2, default=_json_default, allow_nan=False)
+    except ValueError:
+        replaced: list[str] = []
+
+        def to_null(name: str) -> None:
+            replaced.append(name)
+            return None
+
+        loose = json.dumps(data, default=_json_default)
+        text = json.dumps(json.loads(loose, parse_constant=to_null), indent=2, allow_nan=False)
+        sys.stderr.write(
+            f"note: {len(replaced)} value(s) were NaN or infinite, which JSON cannot hold; "
+            "they are printed as null\n"
+        )
+    sys.stdout.write(text + "\n")
 
 
 def _json_default(value: Any) -> Any:
@@ -34,6 +52,40 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return repr(value)
+
+
+# C0 and C1 control characters but newline and tab: what could move the cursor, change
+# colours or ring the bell if text from a flow or a model reached the terminal raw.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def plain_text(value: Any) -> str:
+    """``value`` as text that shows as written: control characters become ``\\x..``
+    escapes. Rich markup is not interpreted where this text is printed (see ``text``)."""
+    text = value if isinstance(value, str) else str(value)
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+
+
+def text(value: Any, style: str = "") -> Any:
+    """A rich ``Text``: printed literally (never parsed as markup), optionally styled."""
+    from rich.text import Text
+
+    if isinstance(value, Text):
+        return value
+    return Text(plain_text(value), style=style)
+
+
+def echo(*parts: Any) -> None:
+    """One line of plain output built from values that may come from users or models."""
+    typer.echo(" ".join(plain_text(p) for p in parts))
+
+
+def print_line(*parts: Any) -> None:
+    """One line of ``text()`` parts (plain values and styled ones), never markup."""
+    from rich.console import Console
+    from rich.text import Text
+
+    Console(soft_wrap=True).print(Text.assemble(*(text(p) for p in parts)), highlight=False)
 
 
 def when(ts: float | None) -> str:
@@ -58,27 +110,26 @@ STATUS_STYLE = {
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A table whose cells show exactly what they hold (no markup, no control codes)."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", header_style="bold")
+    table = Table(title=title and text(title), title_justify="left", header_style="bold")
     for column in columns:
         table.add_column(column, overflow="fold", no_wrap=column in ("id", "#", "execution"))
     for row in rows:
-        table.add_row(*(str(c) for c in row))
+        table.add_row(*(text(c) for c in row))
     Console().print(table)
 
 
-def styled_status(status: str) -> str:
-    style = STATUS_STYLE.get(status, "white")
-    return f"[{style}]{status}[/{style}]"
+def styled_status(status: str) -> Any:
+    return text(status, STATUS_STYLE.get(status, ""))
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     from rich.console import Console
-    from rich.markup import escape
 
     Console(stderr=True, soft_wrap=True).print(
-        f"[bold red]error:[/bold red] {escape(message)}", highlight=False
+        text("error: ", "bold red") + text(message), highlight=False
     )
     return typer.Exit(code)

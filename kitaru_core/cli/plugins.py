@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kitaru_core.cli.output import OutputFormat, OutputOption, print_json, print_table
+from kitaru_core.cli.output import OutputFormat, OutputOption, print_json, print_table, text
 
 app = typer.Typer(help="Installed plugins and the flavors they provide.", no_args_is_help=True)
 
@@ -40,7 +40,7 @@ def list_(output: OutputFormat = OutputOption) -> None:
                 i.distribution,
                 i.version,
                 "\n".join(i.flavors) or "-",
-                "loaded" if i.loaded else f"[red]failed[/red]: {i.error}",
+                "loaded" if i.loaded else text("failed", "red") + text(f": {i.error}"),
             )
             for i in infos
         ],

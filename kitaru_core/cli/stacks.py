@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from kitaru_core.cli.output import OutputFormat, OutputOption, print_json, print_table
+from kitaru_core.cli.output import OutputFormat, OutputOption, print_json, print_table, text
 
 app = typer.Typer(help="Register stack files and choose the active stack.", no_args_is_help=True)
 
@@ -111,7 +111,7 @@ def describe(
                 c["flavor"] + (" (default)" if c["default"] else ""),
                 f"{c['plugin']} {c['plugin_version']}"
                 if c["installed"]
-                else "[red]not installed[/red]",
+                else text("not installed", "red"),
                 json.dumps(c["config"]) if c["config"] else "",
             )
             for c in described["components"]

@@ -26,6 +26,7 @@ from kitaru_core.runtime.context import (
 from kitaru_core.runtime.logs import log_event
 from kitaru_core.runtime.tracing import set_attributes, span
 from kitaru_core.store.records import JournalEntry
+from kitaru_core.untrusted import validate_name
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -58,7 +59,7 @@ class Checkpoint(Generic[P, R]):
         if retries is not None and retries < 0:
             raise ValueError("retries must be 0 or more")
         self.func = func
-        self.name = name or func.__name__
+        self.name = validate_name("checkpoint name", name or func.__name__)
         self.retries = retries
         self.retry_delay = retry_delay
         self.type = type or "output"

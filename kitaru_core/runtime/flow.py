@@ -11,6 +11,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from kitaru_core.errors import KitaruExecutionError, KitaruStateError, KitaruUsageError
 from kitaru_core.runtime.flow_ref import flow_ref_for, registry
 from kitaru_core.store.records import TERMINAL_STATUSES, ExecutionRecord
+from kitaru_core.untrusted import validate_name
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -29,7 +30,7 @@ class Flow(Generic[P, R]):
         if retries < 0:
             raise ValueError("retries must be 0 or more")
         self.func = func
-        self.name = name or func.__name__
+        self.name = validate_name("flow name", name or func.__name__)
         self.retries = retries
         self.cache = cache
         self.stack = stack

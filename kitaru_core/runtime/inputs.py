@@ -13,6 +13,7 @@ from kitaru_core.runtime.engine import get_execution_or_raise
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import MetadataStore, get_store
 from kitaru_core.store.records import TERMINAL_STATUSES, ExecutionRecord, WaitRecord
+from kitaru_core.untrusted import plain_data
 
 
 def find_pending_wait(
@@ -67,13 +68,14 @@ def give_input(exec_id: str, wait: str | None, value: Any) -> tuple[ExecutionRec
             f"execution {record.id} has ended ({record.status}); it takes no more input"
         )
     pending = find_pending_wait(store, record, wait)
+    what = f"input for wait {pending.name!r} of execution {record.id}"
+    try:
+        value = plain_data(value, what=what)  # data, never objects
+    except KitaruUsageError as exc:
+        raise KitaruWaitValidationError(str(exc)) from None
     validate(pending, value)
     artifact = get_stack(record.stack).artifacts.write(
-        value,
-        exec_id=record.id,
-        name=pending.name,
-        role="wait",
-        what=f"input for wait {pending.name!r}",
+        value, exec_id=record.id, name=pending.name, role="wait", what=what, data_only=True
     )
     if not store.waits.answer(record.id, pending.name, artifact):
         raise KitaruStateError(

@@ -10,6 +10,7 @@ import logging
 import time
 from pathlib import Path
 
+from kitaru_core.private_files import open_private_append
 from kitaru_core.settings import load_settings
 
 logger = logging.getLogger("kitaru")
@@ -24,8 +25,7 @@ def log_event(exec_id: str, message: str) -> None:
     path = log_path(exec_id)
     line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(line)
+        with open_private_append(path) as f:
+            f.write(line.encode("utf-8", "replace"))
     except OSError:
         logger.warning("cannot write the execution log %s", path)

@@ -10,7 +10,6 @@ checkpoint calls run inline (the checkpoint's own record covers them).
 from __future__ import annotations
 
 import builtins
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,10 +18,10 @@ from typing import Any
 from kitaru_core.errors import KitaruUsageError
 from kitaru_core.runtime.context import ExecutionContext, current_checkpoint, current_execution
 from kitaru_core.store.records import JournalEntry, MemoryRecord
+from kitaru_core.untrusted import validate_name
 
 SCOPE_TYPES = ("namespace", "flow", "execution")
 DEFAULT_NAMESPACE = "default"
-_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/@-]{0,254}$")
 
 
 @dataclass
@@ -38,12 +37,7 @@ class MemoryEntry:
 
 
 def validate_key(key: Any) -> str:
-    if not isinstance(key, str) or not _KEY.match(key):
-        raise KitaruUsageError(
-            f"memory key {key!r} is not valid: use 1 to 255 characters of letters, digits "
-            "and _ . : / @ -, starting with a letter, digit or _"
-        )
-    return key
+    return validate_name("memory key", key)
 
 
 def validate_scope(scope_type: str, scope: str | None) -> tuple[str, str]:
@@ -53,7 +47,7 @@ def validate_scope(scope_type: str, scope: str | None) -> tuple[str, str]:
         )
     if not scope:
         raise KitaruUsageError(f"a {scope_type!r} memory scope needs a name")
-    return scope_type, scope
+    return scope_type, validate_name(f"{scope_type} memory scope", scope)
 
 
 class MemoryScope:
@@ -105,15 +99,18 @@ class MemoryScope:
         *,
         expected_version: int | None = None,
         journal: Callable[[str | None], tuple[JournalEntry, builtins.list[Any]]] | None = None,
+        data_only: bool = False,
     ) -> int:
         """Write a new version; returns its number. ``expected_version`` makes it
-        compare-and-set (``KitaruStateError`` if another write came first)."""
+        compare-and-set (``KitaruStateError`` if another write came first).
+        ``data_only`` (values from outside a flow) accepts plain JSON data only."""
         artifact = self.stack.artifacts.write(
             value,
             exec_id=self.exec_id,
             name=validate_key(key),
             role="memory",
             what=f"memory value {key!r}",
+            data_only=data_only,
         )
         record = self.store.memory.write(
             scope_type=self.scope_type,

@@ -10,18 +10,18 @@ returns the input.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from typing import Any
 
-from kitaru_core.errors import KitaruContextError, KitaruUsageError
+from kitaru_core.errors import KitaruContextError
 from kitaru_core.runtime.context import (
     ExecutionCancelled,
     current_checkpoint,
     require_flow,
 )
 from kitaru_core.runtime.tracing import set_attributes, span
+from kitaru_core.untrusted import validate_name
 
 _POLL_INTERVAL = 0.2
 
@@ -70,8 +70,7 @@ def wait(
         )
     ctx = require_flow("kitaru.wait()")
     name = name or ctx.next_wait_name()
-    if not name.isidentifier() and not name.replace("-", "_").isidentifier():
-        raise KitaruUsageError(f"wait name {name!r} is not valid; use letters, digits, '_' or '-'")
+    validate_name("wait name", name)
     ctx.claim_wait_name(name)
     adapter = type_adapter(schema)
     position = ctx.reserve_position()
@@ -165,8 +164,9 @@ def _poll(exec_id: str, name: str, timeout: float) -> None:
 
 def _prompt(exec_id: str, name: str, question: str | None, expected: str) -> None:
     """Ask at the terminal; an empty line lets go of the execution to answer later."""
-    from kitaru_core.errors import KitaruWaitValidationError
+    from kitaru_core.errors import KitaruUsageError, KitaruWaitValidationError
     from kitaru_core.runtime.inputs import give_input
+    from kitaru_core.untrusted import parse_json_or_text
 
     while True:
         try:
@@ -176,11 +176,7 @@ def _prompt(exec_id: str, name: str, question: str | None, expected: str) -> Non
         if not line:
             return
         try:
-            value = json.loads(line)
-        except json.JSONDecodeError:
-            value = line
-        try:
-            give_input(exec_id, name, value)
+            give_input(exec_id, name, parse_json_or_text(line, what=f"input for {name!r}"))
             return
-        except KitaruWaitValidationError as exc:
+        except (KitaruWaitValidationError, KitaruUsageError) as exc:
             print(exc, file=sys.stderr)

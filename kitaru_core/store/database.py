@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kitaru_core.errors import KitaruBackendError
+from kitaru_core.private_files import private_dir, tighten
 from kitaru_core.settings import Durability
 
 Row = tuple[Any, ...]
@@ -57,10 +58,15 @@ class Database:
 
     def _connect_sqlite(self, path: Path, durability: Durability) -> sqlite3.Connection:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
+            tighten(path.parent)  # a home made by an earlier Kitaru, or under a lax umask
             conn = sqlite3.connect(
                 path, isolation_level=None, check_same_thread=False, timeout=30.0
             )
+            # Before the first write: SQLite gives the -wal and -shm files the
+            # database's own mode, so all three stay readable by their owner only.
+            for suffix in ("", "-wal", "-shm"):
+                tighten(f"{path}{suffix}")
             # WAL lets readers (the CLI, other processes) work while a flow writes;
             # NORMAL loses nothing when a process dies, FULL also survives power loss.
             conn.execute("PRAGMA journal_mode=WAL")

@@ -157,10 +157,12 @@ class ArtifactRecord:
     tags: list[str] = field(default_factory=list)
     inline: bytes | None = None
     """The bytes themselves when small enough to live in the metadata store."""
+    signature: str | None = None
+    """HMAC of a value whose loading runs code (pickle, typed models); see signing.py."""
 
     COLUMNS = (
         "id, exec_id, name, role, key, serializer, type_ref, size, created_at, "
-        "artifact_type, position, tags, inline"
+        "artifact_type, position, tags, inline, signature"
     )
 
     @classmethod
@@ -179,6 +181,7 @@ class ArtifactRecord:
             position,
             tags,
             inline,
+            signature,
         ) = row
         return cls(
             id=id_,
@@ -194,6 +197,7 @@ class ArtifactRecord:
             position=position,
             tags=json.loads(tags),
             inline=bytes(inline) if inline is not None else None,
+            signature=signature,
         )
 
     def params(self) -> dict[str, Any]:
@@ -211,6 +215,7 @@ class ArtifactRecord:
             "position": self.position,
             "tags": json.dumps(self.tags) if self.tags else "[]",
             "inline": self.inline,
+            "signature": self.signature,
         }
 
 

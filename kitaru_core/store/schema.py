@@ -73,6 +73,12 @@ artifacts = Table(
         nullable=True,
         comment="the bytes of a small artifact; larger ones live in the artifact store",
     ),
+    Column(
+        "signature",
+        String(64),
+        nullable=True,
+        comment="HMAC-SHA256 of a value whose loading runs code (pickle, typed models)",
+    ),
     Column("created_at", Float, nullable=False),
     Index("ix_artifacts_exec_name", "exec_id", "name"),
 )

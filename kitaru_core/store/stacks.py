@@ -6,7 +6,11 @@ import json
 import time
 from typing import Any
 
+from kitaru_core.errors import KitaruStackError
 from kitaru_core.store.database import Database
+
+MAX_DEFINITION_BYTES = 1024 * 1024
+"""A stored stack row is bounded like the stack file it came from."""
 
 
 class StackStore:
@@ -15,17 +19,29 @@ class StackStore:
 
     def save(self, name: str, definition: dict[str, Any], source: str | None) -> None:
         now = time.time()
+        try:
+            encoded = json.dumps(definition, allow_nan=False)
+        except ValueError:
+            raise KitaruStackError(
+                f"stack {name!r} holds NaN or infinity, which cannot be stored; use a number"
+            ) from None
+        if len(encoded) > MAX_DEFINITION_BYTES:
+            raise KitaruStackError(
+                f"stack {name!r} is {len(encoded):,} bytes once expanded, over the limit of "
+                f"{MAX_DEFINITION_BYTES:,}; nothing was stored"
+            )
+        params = {"name": name, "d": encoded, "s": source, "now": now}
         with self.db.transaction() as db:
             changed = db.execute(
                 "UPDATE stacks SET definition = :d, source = :s, updated_at = :now "
                 "WHERE name = :name",
-                {"name": name, "d": json.dumps(definition), "s": source, "now": now},
+                params,
             )
             if not changed:
                 db.execute(
                     "INSERT INTO stacks (name, definition, source, created_at, updated_at) "
                     "VALUES (:name, :d, :s, :now, :now)",
-                    {"name": name, "d": json.dumps(definition), "s": source, "now": now},
+                    params,
                 )
 
     def get(self, name: str) -> tuple[dict[str, Any], str | None] | None:

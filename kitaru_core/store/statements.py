@@ -6,7 +6,8 @@ from kitaru_core.store.records import ArtifactRecord, JournalEntry, LLMCallRecor
 
 INSERT_ARTIFACT = (
     f"INSERT INTO artifacts ({ArtifactRecord.COLUMNS}) VALUES (:id, :exec_id, :name, :role, "
-    ":key, :serializer, :type_ref, :size, :created_at, :artifact_type, :position, :tags, :inline)"
+    ":key, :serializer, :type_ref, :size, :created_at, :artifact_type, :position, :tags, :inline, "
+    ":signature)"
 )
 INSERT_ENTRY = (
     f"INSERT INTO journal ({JournalEntry.COLUMNS}) VALUES (:exec_id, :position, :name, "

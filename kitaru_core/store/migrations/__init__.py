@@ -13,7 +13,7 @@ from kitaru_core.store.database import Database, sqlalchemy_url, sqlite_path
 # Every revision in order, oldest first. A new migration appends its id here, so a
 # process can tell "behind" (migrate) from "ahead" (this Kitaru is too old) without
 # importing alembic on every start.
-REVISIONS = ("0001", "0002", "0003", "0004")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005")
 HEAD = REVISIONS[-1]
 _ADVISORY_LOCK_ID = 0x6B697461  # "kita"
 
@@ -60,7 +60,7 @@ def _file_lock(path: Path | None) -> Iterator[None]:
         return
     import fcntl
 
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
