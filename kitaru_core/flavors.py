@@ -9,15 +9,18 @@ stacks never imports a cloud SDK.
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kitaru_core.errors import KitaruStackError
 
 COMPONENT_TYPES = ("artifact_store", "secret_provider", "orchestrator", "llm_gateway")
 
-# The plugin distribution that provides each first-party flavor, for the one
-# `pip install "kitaru[...]"` that fixes a stack naming flavors not installed.
+# The extra (and so the plugin package kitaru-EXTRA) that provides each first-party
+# flavor, for the one install command that fixes a stack naming flavors not installed.
+# Only plugins that exist are named: a hint must be a command that works.
 FIRST_PARTY_EXTRAS = {
     "s3": "aws",
     "aws-secrets-manager": "aws",
@@ -25,9 +28,31 @@ FIRST_PARTY_EXTRAS = {
     "gcp-secret-manager": "gcp",
     "azure-blob": "azure",
     "azure-key-vault": "azure",
-    "kubernetes": "kubernetes",
-    "kubernetes-secrets": "kubernetes",
 }
+
+
+def install_command(extras: list[str]) -> str:
+    """The command that installs the first-party plugins for ``extras``.
+
+    From a source checkout, the plugins' own folders (editable). Otherwise the wheels
+    that ``nox -s dist`` builds of the core and every plugin: the public index holds an
+    unrelated project named ``kitaru``, so a bare ``pip install "kitaru[aws]"`` would
+    install the wrong thing.
+    """
+    checkout = Path(__file__).resolve().parent.parent
+    folders = [checkout / "plugins" / f"kitaru-{extra}" for extra in extras]
+    if all((folder / "pyproject.toml").exists() for folder in folders):
+        shown = []
+        for folder in folders:
+            try:
+                shown.append(os.path.relpath(folder))
+            except ValueError:  # another drive
+                shown.append(str(folder))
+        return "pip install " + " ".join(f"-e {path}" for path in shown)
+    return (
+        f'pip install --no-index --find-links DIST "kitaru[{",".join(extras)}]" '
+        "(DIST: the folder of wheels `nox -s dist` builds from a Kitaru checkout)"
+    )
 
 
 def import_object(path: str) -> Any:

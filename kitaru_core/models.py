@@ -74,6 +74,18 @@ def register_alias(
     return ModelAlias(alias, config, "user")
 
 
+def delete_alias(alias: str) -> None:
+    aliases = user_aliases()
+    if alias not in aliases:
+        known = ", ".join(sorted(aliases)) or "none"
+        raise KitaruUsageError(
+            f"no user-level model alias {alias!r} (user aliases: {known}); a stack's own "
+            "aliases are changed in its stack file"
+        )
+    del aliases[alias]
+    write_private(_user_file(), json.dumps(aliases, indent=2, sort_keys=True))
+
+
 def alias_table(stack: Stack) -> dict[str, ModelAlias]:
     """Every alias the stack sees: the user's, then the stack's own (which win)."""
     table = {name: ModelAlias(name, config, "user") for name, config in user_aliases().items()}
@@ -107,7 +119,11 @@ def choose(
             )
     if model in table:
         params = dict(table[model].config)
-        provider_model = str(params.pop("model", ""))
+        # The model may come from the environment (``model: ${MODEL}``); the other
+        # parameters are resolved when the call is made, secrets included.
+        provider_model = str(
+            stack.resolve(params.pop("model", ""), "llm_gateway", f"models.{model}.model")
+        )
         if not provider_model:
             raise KitaruUsageError(f"model alias {model!r} ({table[model].source}) has no 'model'")
         return model, provider_model, params

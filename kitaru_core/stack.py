@@ -20,7 +20,7 @@ from kitaru_core.components.artifact_store import ArtifactStore
 from kitaru_core.components.orchestrator import Orchestrator
 from kitaru_core.components.secret_provider import SecretNotFoundError, SecretProvider
 from kitaru_core.errors import KitaruBackendError, KitaruStackError, KitaruUsageError
-from kitaru_core.flavors import COMPONENT_TYPES, FIRST_PARTY_EXTRAS, Flavor
+from kitaru_core.flavors import COMPONENT_TYPES, FIRST_PARTY_EXTRAS, Flavor, install_command
 from kitaru_core.settings import Settings, load_settings
 from kitaru_core.signing import SHARED_KEY_SECRET, Signer
 from kitaru_core.untrusted import validate_name
@@ -369,9 +369,12 @@ def missing_flavors_error(
         lines.append(f"  - {spec.component_type}: {spec.flavor!r} ({why})")
     extras = sorted({FIRST_PARTY_EXTRAS[s.flavor] for s in specs if s.flavor in FIRST_PARTY_EXTRAS})
     others = [s.flavor for s in specs if s.flavor not in FIRST_PARTY_EXTRAS]
-    fixes = [f'pip install "kitaru[{",".join(extras)}]"'] if extras else []
+    fixes = [install_command(extras)] if extras else []
     if others:
-        fixes.append(f"the plugins that provide {', '.join(map(repr, others))}")
+        fixes.append(
+            f"a plugin that provides {', '.join(map(repr, others))} (none of Kitaru's own "
+            "plugins does yet)"
+        )
     return KitaruStackError(
         f"stack {definition.name!r} ({definition.source}) needs flavors that no installed "
         "plugin provides:\n" + "\n".join(lines) + f"\nInstall them with: {' and '.join(fixes)}"

@@ -7,6 +7,7 @@ overrides it for one process. The built-in ``local`` stack always exists.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -43,8 +44,13 @@ def load_definition(name: str) -> StackDefinition:
     found = get_store().stacks.get(name)
     if found is None:
         known = ", ".join([LOCAL_STACK, *get_store().stacks.names()])
+        origin = (
+            " (from the environment variable KITARU_STACK)"
+            if name == os.environ.get("KITARU_STACK")
+            else ""
+        )
         raise KitaruStackError(
-            f"no stack named {name!r} (stacks: {known}); register one with "
+            f"no stack named {name!r}{origin} (stacks: {known}); register one with "
             "`kitaru stack register FILE.yaml`"
         )
     definition, source = found
@@ -94,12 +100,19 @@ def activate_stack(name: str) -> None:
     write_private(_active_file(load_settings()), name + "\n")
 
 
-def delete_stack(name: str) -> None:
+def delete_stack(name: str, *, force: bool = False) -> None:
     if name == LOCAL_STACK:
         raise KitaruStackError("the built-in 'local' stack cannot be deleted")
     if active_stack_name() == name:
         raise KitaruStackError(
             f"stack {name!r} is active; activate another first (`kitaru stack activate local`)"
+        )
+    unfinished = get_store().unfinished_on_stack(name)
+    if unfinished and not force:
+        raise KitaruStackError(
+            f"stack {name!r} has {len(unfinished)} execution(s) still running or waiting "
+            f"({', '.join(unfinished[:3])}{', ...' if len(unfinished) > 3 else ''}); they "
+            "could not resume without it. Finish or cancel them, or pass --force"
         )
     if not get_store().stacks.delete(name):
         load_definition(name)  # raises the "no stack named" error

@@ -165,7 +165,7 @@ artifact_store: {flavor: local, path: "{{ secret.artifact_dir }}"}
         ("artifact_store: {flavor: local}\n", "'name' must be a short name"),
         (
             "name: x\nartifact_store: {flavor: s3, path: s3://b/p}\norchestrator: {flavor: kubernetes}\n",
-            'pip install "kitaru[aws,kubernetes]"',
+            "pip install -e plugins/kitaru-aws",
         ),
         ("name: x\nsecret_provider: {flavor: vault}\n", "'vault' (not installed"),
     ],
@@ -219,7 +219,8 @@ orchestrator: {flavor: kubernetes, namespace: agents}
     for flavor in ("'s3'", "'aws-secrets-manager'", "'kubernetes'"):
         assert flavor in message
     assert message.count("pip install") == 1
-    assert 'pip install "kitaru[aws,kubernetes]"' in message
+    assert "pip install -e plugins/kitaru-aws" in message
+    assert "'kubernetes' (none of Kitaru's own plugins does yet)" in message
 
 
 def test_delete_and_the_local_stack_rules(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from typing import Any
 
 from kitaru_core.components.orchestrator import Orchestrator
@@ -44,7 +45,7 @@ class LocalOrchestrator(Orchestrator):
         from kitaru_core.runtime.logs import log_path
 
         with open_private_append(log_path(exec_id)) as log:
-            subprocess.Popen(
+            worker = subprocess.Popen(
                 [sys.executable, "-m", "kitaru_core.runtime.worker", exec_id],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -53,3 +54,6 @@ class LocalOrchestrator(Orchestrator):
                 cwd=os.getcwd(),
                 close_fds=True,
             )
+        # Reap it when it exits, so a long-lived caller (a notebook, a server) keeps
+        # no zombie whose pid would look alive to the lease check.
+        threading.Thread(target=worker.wait, name=f"kitaru-reap-{exec_id[:8]}", daemon=True).start()

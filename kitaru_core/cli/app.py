@@ -23,6 +23,23 @@ app.add_typer(models.app, name="model")
 app.command("run")(executions.run)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from kitaru_core import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Durable execution for Python agents."""
+
+
 @app.command()
 def version() -> None:
     """Print Kitaru's version."""
@@ -32,6 +49,10 @@ def version() -> None:
 
 
 def main() -> None:
+    """Every command ends in one line naming the cause and the fix, never a traceback
+    (``KITARU_DEBUG=1`` shows the traceback of an unexpected error)."""
+    import os
+
     from kitaru_core.cli.output import fail
     from kitaru_core.errors import KitaruError
 
@@ -42,3 +63,20 @@ def main() -> None:
         app()
     except KitaruError as exc:
         raise SystemExit(fail(f"{exc}").exit_code) from None
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise SystemExit(
+            fail(
+                f"{exc.strerror or exc}{where}; check that the path exists and is writable "
+                "(KITARU_HOME, the stack's paths) and that the disk is not full"
+            ).exit_code
+        ) from None
+    except Exception as exc:
+        if os.environ.get("KITARU_DEBUG"):
+            raise
+        raise SystemExit(
+            fail(
+                f"unexpected {type(exc).__name__}: {exc}. This is a bug in Kitaru or a plugin; "
+                "run again with KITARU_DEBUG=1 for the traceback and report it"
+            ).exit_code
+        ) from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import json
 import os
 import sys
@@ -13,6 +15,7 @@ from kitaru_core.cli.output import (
     OutputFormat,
     OutputOption,
     echo,
+    interruptible,
     plain_text,
     print_json,
     print_line,
@@ -22,6 +25,7 @@ from kitaru_core.cli.output import (
     text,
     when,
 )
+from kitaru_core.errors import KitaruError
 
 app = typer.Typer(help="Inspect executions and resume, retry or cancel them.", no_args_is_help=True)
 
@@ -47,6 +51,13 @@ def list_(
     output: OutputFormat = OutputOption,
 ) -> None:
     """List executions, newest first."""
+    from kitaru_core.store.records import STATUSES
+
+    if status is not None and status not in STATUSES:
+        raise typer.BadParameter(
+            f"{status!r} is not a status; use one of {', '.join(STATUSES)}",
+            param_hint="--status",
+        )
     executions = _client().executions.list(flow=flow, status=status, limit=limit)
     if output is OutputFormat.json:
         print_json([e.to_dict(with_result=False) for e in executions])
@@ -96,7 +107,7 @@ def get(exec_id: str, output: OutputFormat = OutputOption) -> None:
     if execution.llm_calls:
         print_table(
             "LLM calls",
-            ["checkpoint", "alias", "model", "tokens in", "tokens out", "latency", "cost", "error"],
+            ["checkpoint", "alias", "model", "in", "out", "latency", "cost", "error"],
             [
                 (
                     c.checkpoint or "-",
@@ -149,6 +160,8 @@ def _finish(handle: Any, output: OutputFormat) -> None:
             echo("result:", _short(execution.result, 400))
         elif execution.error:
             echo(f"error: {execution.error.get('type')}: {execution.error.get('message')}")
+        elif execution.pending_wait is not None:
+            _print_wait(execution.exec_id, execution.pending_wait)
     if execution.status == "failed":
         raise typer.Exit(1)
 
@@ -165,25 +178,66 @@ def input_(
     wait: str = typer.Option(
         None, "--wait", "-w", help="the wait's name; optional when one is pending"
     ),
-    value: str = typer.Option(None, "--value", "-v", help="JSON (or plain text for a str wait)"),
+    value: str = typer.Option(
+        None, "--value", "-v", help="JSON (plain text where the wait expects a string)"
+    ),
+    value_file: str = typer.Option(
+        None, "--value-file", help="read the value from this file ('-': standard input)"
+    ),
     abort: bool = typer.Option(False, "--abort", help="refuse: the execution ends cancelled"),
     no_resume: bool = typer.Option(False, "--no-resume", help="only record the input"),
     output: OutputFormat = OutputOption,
 ) -> None:
     """Answer a waiting execution; it resumes in the background."""
+    from kitaru_core.cli.values import parse_for_schema, read_value_file
+
     client = _client()
     if abort:
         execution = client.executions.abort_wait(exec_id, wait=wait)
-    elif value is None:
-        raise typer.BadParameter("give --value JSON, or --abort", param_hint="--value")
+    elif value is None and value_file is None:
+        raise typer.BadParameter("give --value JSON, --value-file PATH, or --abort")
     else:
-        execution = client.executions.input(
-            exec_id, wait=wait, value=parse_value(value), resume=not no_resume
+        raw = value if value is not None else read_value_file(value_file)
+        pending = _pending_wait(client, exec_id, wait)
+        parsed = (
+            parse_for_schema(raw, pending.schema, pending.schema_name, "--value")
+            if pending is not None
+            else parse_value(raw)
         )
+        execution = client.executions.input(exec_id, wait=wait, value=parsed, resume=not no_resume)
     if output is OutputFormat.json:
         print_json(execution.to_dict(with_result=False))
-    else:
+    elif abort:
         echo(execution.exec_id, execution.status)
+    elif no_resume:
+        echo(f"input recorded; resume with: kitaru executions resume {execution.exec_id}")
+    elif execution.status == "waiting" and execution.pending_wait is not None:
+        echo("input recorded; the execution waits for more:")
+        _print_wait(execution.exec_id, execution.pending_wait)
+    else:
+        echo(
+            f"input recorded; resuming in the background. Follow with: "
+            f"kitaru executions logs {execution.exec_id}"
+        )
+
+
+def _pending_wait(client: Any, exec_id: str, name: str | None) -> Any:
+    """The wait this input is for, when it can be told (else ``input`` says why not)."""
+    try:
+        pending = client.executions.pending_waits(exec_id)
+    except KitaruError:
+        return None
+    matching = [w for w in pending if name is None or w.name == name]
+    return matching[0] if len(matching) == 1 else None
+
+
+def _print_wait(exec_id: str, wait: Any) -> None:
+    """What the execution waits for, and the command that answers it."""
+    echo(
+        f"waiting for {wait.name} ({wait.schema_name})"
+        + (f": {wait.question}" if wait.question else "")
+    )
+    echo(f"answer with: kitaru executions input {exec_id} --wait {wait.name} --value JSON")
 
 
 @app.command()
@@ -213,10 +267,17 @@ def replay(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Run a new execution that reuses EXEC_ID's record up to --from."""
-    overrides = dict(_parse_pair(o, "--override") for o in override)
-    flow_inputs = dict(_parse_pair(a, "--arg") for a in arg)
+    from kitaru_core.cli.values import flow_arguments
+
+    client = _client()
+    source = client.executions.get(exec_id)
+    overrides = _overrides(client, source, override)
+    flow_inputs = flow_arguments(_flow_of(source), arg) if arg else {}
     start: str | int = int(from_) if from_.isdigit() else from_
-    handle = _client().executions.replay(exec_id, from_=start, overrides=overrides, **flow_inputs)
+    with interruptible():
+        handle = client.executions.replay(
+            source.exec_id, from_=start, overrides=overrides, **flow_inputs
+        )
     _finish(handle, output)
 
 
@@ -269,13 +330,17 @@ _DIFF_STYLE = {
 def resume(exec_id: str, output: OutputFormat = OutputOption) -> None:
     """Resume a crashed or waiting execution in this process; completed checkpoints
     are answered from the journal."""
-    _finish(_client().executions.resume(exec_id), output)
+    with interruptible():
+        handle = _client().executions.resume(exec_id)
+    _finish(handle, output)
 
 
 @app.command()
 def retry(exec_id: str, output: OutputFormat = OutputOption) -> None:
-    """Continue a failed execution from its last completed checkpoint."""
-    _finish(_client().executions.retry(exec_id), output)
+    """Continue a failed or cancelled execution from its last completed checkpoint."""
+    with interruptible():
+        handle = _client().executions.retry(exec_id)
+    _finish(handle, output)
 
 
 @app.command()
@@ -291,11 +356,30 @@ def logs(exec_id: str) -> None:
     sys.stdout.write(plain_text(_client().executions.logs(exec_id)))
 
 
-def _parse_pair(text: str, option: str = "--arg") -> tuple[str, Any]:
-    key, sep, raw = text.partition("=")
-    if not sep or not key:
-        raise typer.BadParameter(f"{text!r} is not key=value", param_hint=option)
-    return key, parse_value(raw, f"{option} {key}")
+def _flow_of(execution: Any) -> Any:
+    from kitaru_core.runtime.flow_ref import resolve_flow
+
+    record = execution._record
+    return resolve_flow(record.flow_ref, record.options.get("source_root"))
+
+
+def _overrides(client: Any, source: Any, pairs: list[str]) -> dict[str, Any]:
+    """``--override checkpoint.NAME=VALUE``: each value checked against the type the
+    checkpoint's recorded output had."""
+    from kitaru_core.cli.values import parse_for_annotation, split_pair, type_of_record
+
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, raw = split_pair(pair, "--override")
+        name = key.removeprefix("checkpoint.")
+        recorded = [c for c in source.checkpoints if c.name == name and c.artifact_id]
+        annotation: Any = inspect.Parameter.empty
+        if recorded:
+            type_ref = client.artifacts.get(recorded[-1].artifact_id).type_ref
+            with contextlib.suppress(KitaruError):
+                annotation = type_of_record(type_ref)
+        overrides[key] = parse_for_annotation(raw, annotation, f"--override {key}")
+    return overrides
 
 
 def run(
@@ -323,5 +407,9 @@ def run(
     flow = getattr(module, attr, None)
     if not isinstance(flow, Flow):
         raise typer.BadParameter(f"{target} is not a @flow", param_hint="MODULE:FLOW")
-    kwargs = dict(_parse_pair(a) for a in arg)
-    _finish(flow.run(stack=stack, **kwargs), output)
+    from kitaru_core.cli.values import flow_arguments
+
+    kwargs = flow_arguments(flow, arg)
+    with interruptible():
+        handle = flow.run(stack=stack, **kwargs)
+    _finish(handle, output)

@@ -11,6 +11,7 @@ from kitaru_core.cli.output import (
     OutputFormat,
     OutputOption,
     echo,
+    fail,
     print_json,
     print_table,
     when,
@@ -64,8 +65,10 @@ def list_(
     entries = _scope(scope, scope_type).list(prefix)
     if output is OutputFormat.json:
         print_json(entries)
-    else:
-        print_table(f"Memory {scope_type}:{scope}", COLUMNS, _rows(entries))
+        return
+    print_table(f"Memory {scope_type}:{scope}", COLUMNS, _rows(entries))
+    if not entries:
+        _where_memory_is(scope_type, scope)
 
 
 @app.command()
@@ -82,6 +85,11 @@ def get(
         raise typer.Exit(_missing(key, scope, scope_type))
     if output is OutputFormat.json:
         print_json(entry)
+    elif entry.deleted:
+        raise fail(
+            f"memory {scope_type}:{scope} key {key!r} was deleted at version {entry.version}; "
+            f"`kitaru memory history {key}` shows its earlier values"
+        )
     else:
         echo(
             "(deleted)"
@@ -95,15 +103,23 @@ def get(
 @app.command("set")
 def set_(
     key: str,
-    value: str,
+    value: str = typer.Argument(None, help="JSON, or plain text"),
+    value_file: str = typer.Option(
+        None, "--value-file", help="read the value from this file ('-': standard input)"
+    ),
     expected_version: int = typer.Option(None, "--expected-version", help="compare-and-set"),
     scope: str = ScopeOption,
     scope_type: str = ScopeTypeOption,
 ) -> None:
     """Write a new version of a key (VALUE is JSON, or plain text)."""
+    from kitaru_core.cli.values import read_value_file
+
+    if (value is None) == (value_file is None):
+        raise typer.BadParameter("give VALUE or --value-file PATH (one of them)")
+    raw = value if value is not None else read_value_file(value_file)
     version = _scope(scope, scope_type).set(
         key,
-        parse_value(value, f"memory value {key!r}"),
+        parse_value(raw, f"memory value {key!r}"),
         expected_version=expected_version,
         data_only=True,
     )
@@ -130,6 +146,21 @@ def history(
         print_json(entries)
     else:
         print_table(f"History of {key}", COLUMNS, _rows(entries))
+
+
+def _where_memory_is(scope_type: str, scope: str) -> None:
+    """An empty scope: say which scopes hold keys (a flow writes to its own by default)."""
+    from kitaru_core.store.metadata_store import get_store
+
+    others = [s for s in get_store().memory.scopes() if s != (scope_type, scope)]
+    if others:
+        shown = ", ".join(f"{t}:{n}" for t, n in others[:6]) + (", ..." if len(others) > 6 else "")
+        echo(
+            f"{scope_type}:{scope} holds no keys. Scopes that do: {shown}. A flow writes to "
+            "its own scope by default: kitaru memory list --scope-type flow --scope FLOW_NAME"
+        )
+    else:
+        echo("no memory has been written yet")
 
 
 def _missing(key: str, scope: str, scope_type: str) -> int:

@@ -24,6 +24,15 @@ def register(
     typer.echo(f"alias {registered.alias} -> {registered.model}")
 
 
+@app.command("delete")
+def delete(alias: str) -> None:
+    """Delete a user-level alias (a stack's own aliases live in its stack file)."""
+    from kitaru_core.models import delete_alias
+
+    delete_alias(alias)
+    typer.echo(f"deleted alias {alias}")
+
+
 @app.command("list")
 def list_(
     stack: str = typer.Option(None, "--stack", help="default: the active stack"),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -91,7 +92,7 @@ def print_line(*parts: Any) -> None:
 def when(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
 def seconds(value: float | None) -> str:
@@ -109,21 +110,67 @@ STATUS_STYLE = {
 }
 
 
+FREE_TEXT = frozenset({"error", "question", "value", "parameters", "config", "expects", "flavors"})
+"""Columns of free text: cut with an ellipsis to fit the terminal. Every other column
+(ids, names, statuses, numbers, times) is shown whole and never wrapped mid-word."""
+
+
+ID_COLUMNS = frozenset({"id", "execution"})
+SHORT_ID = 12
+"""Tables show execution ids by their first 12 characters, as docker does: any unique
+prefix names an execution, and the full id is in ``get`` and ``--output json``."""
+
+
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """A table whose cells show exactly what they hold (no markup, no control codes)."""
+    """A table whose cells show exactly what they hold (no markup, no control codes),
+    fitted to the terminal by cutting free text only."""
     from rich.console import Console
     from rich.table import Table
 
+    shorten = [column in ID_COLUMNS for column in columns]
+    cells = [
+        [
+            text(str(c)[:SHORT_ID] if shorten[i] and isinstance(c, str) else c)
+            for i, c in enumerate(row)
+        ]
+        for row in rows
+    ]
+    widths = [
+        max([len(column), *(row[i].cell_len for row in cells if i < len(row))])
+        for i, column in enumerate(columns)
+    ]
+    console = Console()
+    chrome = 3 * len(columns) + 1  # borders and one space of padding either side
+    free = [i for i, column in enumerate(columns) if column in FREE_TEXT]
+    if free:
+        room = console.width - chrome - sum(w for i, w in enumerate(widths) if i not in free)
+        share = max(8, room // len(free))
+        for i in free:
+            widths[i] = max(len(columns[i]), min(widths[i], share))
+    needed = sum(widths) + chrome
+    if needed > console.width:  # fixed columns alone are wider: never cut them
+        console = Console(width=needed)
     table = Table(title=title and text(title), title_justify="left", header_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold", no_wrap=column in ("id", "#", "execution"))
-    for row in rows:
-        table.add_row(*(text(c) for c in row))
-    Console().print(table)
+    for column, width in zip(columns, widths, strict=True):
+        table.add_column(column, width=width, no_wrap=True, overflow="ellipsis")
+    for row in cells:
+        table.add_row(*row)
+    console.print(table)
 
 
 def styled_status(status: str) -> Any:
     return text(status, STATUS_STYLE.get(status, ""))
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Ctrl-C while a flow runs here: one line saying what became of the execution
+    (the engine notes it on the interrupt) instead of click's bare "Aborted!"."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        notes = [n.removeprefix("kitaru: ") for n in getattr(exc, "__notes__", [])]
+        raise fail("interrupted" + (f": {notes[-1]}" if notes else ""), 130) from None
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -139,9 +139,14 @@ def export(name: str) -> None:
 
 
 @app.command("delete")
-def delete(name: str) -> None:
+def delete(
+    name: str,
+    force: bool = typer.Option(
+        False, "--force", help="delete even if executions on it still run or wait"
+    ),
+) -> None:
     """Delete a registered stack (not the active one, not `local`)."""
     from kitaru_core.stack_registry import delete_stack
 
-    delete_stack(name)
+    delete_stack(name, force=force)
     typer.echo(f"deleted stack {name}")

@@ -82,20 +82,26 @@ def get_execution_or_raise(store: MetadataStore, exec_id: str) -> ExecutionRecor
     record = store.get_execution(exec_id)
     if record is not None:
         return record
-    matches = store.find_execution_ids(exec_id) if len(exec_id) >= 4 else []
-    if len(matches) == 1:
+    matches = store.find_execution_ids(exec_id) if exec_id else []
+    if len(matches) == 1:  # any unique prefix names an execution
         record = store.get_execution(matches[0])
         assert record is not None
         return record
-    hint = f" (did you mean one of {', '.join(matches)}?)" if matches else ""
-    raise KitaruUsageError(
-        f"no execution with id {exec_id!r}{hint}; `kitaru executions list` shows them"
-    )
+    if matches:
+        shown = ", ".join(m[:12] for m in matches[:4]) + (", ..." if len(matches) > 4 else "")
+        raise KitaruUsageError(
+            f"the id prefix {exec_id!r} matches several executions ({shown}); give more of the id"
+        )
+    raise KitaruUsageError(f"no execution with id {exec_id!r}; `kitaru executions list` shows them")
 
 
 def _check_runnable(record: ExecutionRecord, mode: RunMode) -> None:
     status = record.status
-    allowed = {"start": ("running",), "resume": ("running", "waiting"), "retry": ("failed",)}
+    allowed = {
+        "start": ("running",),
+        "resume": ("running", "waiting"),
+        "retry": ("failed", "cancelled"),
+    }
     if status in allowed[mode] and not (mode == "start" and record.runs > 0):
         return
     exec_id = record.id
@@ -105,7 +111,10 @@ def _check_runnable(record: ExecutionRecord, mode: RunMode) -> None:
             f"`kitaru executions get {exec_id}`; to run it again, start a new execution"
         )
     if status == "cancelled":
-        raise KitaruStateError(f"execution {exec_id} was cancelled; start a new execution")
+        raise KitaruStateError(
+            f"execution {exec_id} was cancelled; continue it with "
+            f"`kitaru executions retry {exec_id}`, or start a new execution"
+        )
     if status == "failed" and mode == "resume":
         raise KitaruStateError(
             f"execution {exec_id} failed; continue it with `kitaru executions retry {exec_id}`"
@@ -113,9 +122,13 @@ def _check_runnable(record: ExecutionRecord, mode: RunMode) -> None:
     raise KitaruStateError(f"execution {exec_id} is {status}; it cannot be {mode}ed")
 
 
-def run_execution(exec_id: str, *, mode: RunMode, interactive: bool = False) -> ExecutionRecord:
+def run_execution(
+    exec_id: str, *, mode: RunMode, interactive: bool = False, unattended: bool = False
+) -> ExecutionRecord:
     """Run an execution in this process until it completes, fails, is cancelled or
-    stops to wait for input. ``interactive``: a wait may ask at this terminal."""
+    stops to wait for input. ``interactive``: a wait may ask at this terminal.
+    ``unattended`` (a background worker): when the flow cannot even be loaded, the
+    execution is marked failed with the reason, since nobody is watching this process."""
     settings = load_settings()
     store = get_store(settings)
     record = get_execution_or_raise(store, exec_id)
@@ -177,9 +190,12 @@ def run_execution(exec_id: str, *, mode: RunMode, interactive: bool = False) -> 
                 store.merge_execution_options(exec_id, {"trace": reference})
             suspended_on = _run_body(flow, ctx, args, kwargs, owner)
             _mark_span(current, store, exec_id)
-    except BaseException:
-        if heartbeat is None:  # failed before the body ran: leave the execution as it was
-            store.release_lease(exec_id, owner)
+    except BaseException as exc:
+        if heartbeat is None:  # failed before the body ran
+            if unattended and isinstance(exc, Exception) and not isinstance(exc, KitaruStateError):
+                _fail_unloadable(store, exec_id, owner, mode, exc)
+            else:  # someone is watching: leave the execution as it was
+                store.release_lease(exec_id, owner)
         raise
     finally:
         if heartbeat is not None:
@@ -206,6 +222,18 @@ def run_execution(exec_id: str, *, mode: RunMode, interactive: bool = False) -> 
             status=final.status,
         )
     return final
+
+
+def _fail_unloadable(
+    store: MetadataStore, exec_id: str, owner: str, mode: RunMode, exc: Exception
+) -> None:
+    message = (
+        f"could not {mode} execution {exec_id}: {type(exc).__name__}: {exc}. Fix the cause "
+        f"(a moved script, a missing module or package), then run "
+        f"`kitaru executions retry {exec_id}`"
+    )
+    store.fail_unstarted(exec_id, owner, {**error_info(exc), "message": message})
+    log_event(exec_id, f"failed before running: {message}")
 
 
 def _mark_span(current: Any, store: MetadataStore, exec_id: str) -> None:
@@ -255,7 +283,13 @@ def _run_body(
         store.finish(exec_id, owner, "failed", error=error_info(exc))
         log_event(exec_id, f"failed: {type(exc).__name__}: {exc}")
         return None
-    except BaseException as exc:  # KeyboardInterrupt, SystemExit: record, then let it go on
+    except KeyboardInterrupt as exc:  # Ctrl-C: the person stopped it; nothing went wrong
+        store.finish(exec_id, owner, "cancelled")
+        how = f"execution {exec_id} is cancelled; continue it with `kitaru executions retry {exec_id}`"
+        log_event(exec_id, f"interrupted: {how}")
+        exc.add_note(f"kitaru: {how}")
+        raise
+    except BaseException as exc:  # SystemExit and the like: record, then let it go on
         store.finish(exec_id, owner, "failed", error=error_info(exc))
         log_event(exec_id, f"interrupted: {type(exc).__name__}")
         raise

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from kitaru_core.errors import KitaruExecutionError, KitaruStateError, KitaruUsageError
-from kitaru_core.runtime.flow_ref import flow_ref_for, registry
+from kitaru_core.runtime.flow_ref import flow_ref_for, refuse_start_while_importing, registry
 from kitaru_core.store.records import TERMINAL_STATUSES, ExecutionRecord
 from kitaru_core.untrusted import validate_name
 
@@ -60,6 +60,7 @@ class Flow(Generic[P, R]):
         from kitaru_core.runtime.engine import create_execution
         from kitaru_core.stack_registry import get_stack
 
+        refuse_start_while_importing(self.name)
         exec_id = create_execution(self, args, kwargs, stack_name=stack or self.stack)
         get_stack(stack or self.stack).orchestrator.start(exec_id)
         return FlowHandle(exec_id)
@@ -80,6 +81,7 @@ class Flow(Generic[P, R]):
         from kitaru_core.stack_registry import get_stack
         from kitaru_core.store.metadata_store import get_store
 
+        refuse_start_while_importing(self.name)
         new_id = create_replay(
             exec_id, from_=from_, overrides=overrides, flow_inputs=flow_inputs, flow=self
         )

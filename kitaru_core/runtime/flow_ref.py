@@ -12,6 +12,8 @@ import importlib
 import importlib.util
 import os
 import sys
+import traceback
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from kitaru_core import serialization
@@ -126,5 +128,36 @@ def _import_script(path: str) -> Any:
     script_dir = os.path.dirname(path)
     if script_dir not in sys.path:
         sys.path.insert(0, script_dir)  # as if the script were run: its siblings import
-    spec.loader.exec_module(module)
+    token = _importing_script.set(path)
+    try:
+        spec.loader.exec_module(module)
+    except TopLevelRun as stopped:
+        # The script starts a flow at its top level (no `if __name__ == "__main__":`).
+        # Everything above that line is defined; nothing is started a second time.
+        print(f"kitaru: {stopped}", file=sys.stderr)
+    finally:
+        _importing_script.reset(token)
     return module
+
+
+_importing_script: ContextVar[str | None] = ContextVar("kitaru_importing_script", default=None)
+
+
+class TopLevelRun(BaseException):
+    """Unwinds a script being imported to find its flow at a top-level ``.run()``: a
+    resume must not start a second execution. (Not an ``Exception``, so the script's
+    own ``except Exception`` cannot swallow it.)"""
+
+
+def refuse_start_while_importing(flow_name: str) -> None:
+    """Called by ``run``/``start``/``replay``: stop a script's import at the call."""
+    path = _importing_script.get()
+    if path is None:
+        return
+    lines = [f.lineno for f in traceback.extract_stack() if f.filename == path]
+    where = f"{path}, line {lines[-1]}" if lines else path
+    raise TopLevelRun(
+        f"{where} starts flow {flow_name!r} at the top level of the script; Kitaru imported "
+        "the script to find a flow and skipped the rest of it, so nothing was started twice. "
+        'Put the call under `if __name__ == "__main__":`'
+    )

@@ -24,15 +24,21 @@ HEARTBEAT_INTERVAL = 5.0
 _HOST = socket.gethostname()
 
 
-def _process_start_ticks(pid: int) -> str:
-    """The process's start time in clock ticks since boot ('' where /proc is absent)."""
+def _process_stat(pid: int) -> tuple[str, str]:
+    """(state, start time in clock ticks since boot) of a process; ('', '') where /proc
+    is absent or the process is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
-        return ""
+        return "", ""
     # The command name may contain spaces and parentheses: fields start after the last ')'.
-    return stat.rsplit(b")", 1)[1].split()[19].decode()
+    fields = stat.rsplit(b")", 1)[1].split()
+    return fields[0].decode(), fields[19].decode()
+
+
+def _process_start_ticks(pid: int) -> str:
+    return _process_stat(pid)[1]
 
 
 _SELF = f"{_HOST}:{os.getpid()}:{_process_start_ticks(os.getpid())}"
@@ -55,7 +61,10 @@ def owner_is_alive(owner: str, heartbeat: float | None, now: float | None = None
             return False
         except PermissionError:
             return True
-        return not start or _process_start_ticks(pid) in (start, "")
+        state, ticks = _process_stat(pid)
+        if state in ("Z", "X"):
+            return False  # exited, and not yet reaped by its parent: it runs nothing
+        return not start or ticks in (start, "")
     return heartbeat is not None and (now or time.time()) - heartbeat < LEASE_TTL
 
 

@@ -170,9 +170,12 @@ def _prompt(exec_id: str, name: str, question: str | None, expected: str) -> Non
 
     while True:
         try:
-            line = input(f"{question or name} [{expected}; empty to answer later]: ").strip()
-        except EOFError:
-            return
+            line = input(
+                f"{question or name} [{expected}; empty or Ctrl-C to answer later]: "
+            ).strip()
+        except (EOFError, KeyboardInterrupt):
+            print(file=sys.stderr)
+            return  # leave it waiting, as an empty line does
         if not line:
             return
         try:

@@ -18,7 +18,7 @@ def main(argv: list[str]) -> int:
     from kitaru_core.runtime.engine import run_execution
 
     try:
-        record = run_execution(argv[0], mode="resume")
+        record = run_execution(argv[0], mode="resume", unattended=True)
     except KitaruStateError as exc:  # someone else runs it, or it already ended: fine
         print(f"worker: nothing to do: {exc}", file=sys.stderr)
         return 0

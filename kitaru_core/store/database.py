@@ -10,6 +10,7 @@ which are imported only when the database is behind (``migrations.py``).
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import sqlite3
 import threading
@@ -40,6 +41,7 @@ class Database:
 
     def __init__(self, url: str, *, durability: Durability = "normal") -> None:
         self.url = url
+        self.durability: Durability = durability
         self.dialect = "postgresql" if url.startswith("postgresql") else "sqlite"
         self._lock = threading.RLock()
         self._in_transaction = False
@@ -48,7 +50,7 @@ class Database:
             self.integrity_error: type[Exception] = sqlite3.IntegrityError
             self._driver_error: type[Exception] = sqlite3.Error
         else:
-            self._conn = self._connect_postgres(url)
+            self._conn = self._connect_postgres(url, durability)
             import psycopg
 
             self.integrity_error = psycopg.IntegrityError
@@ -79,7 +81,7 @@ class Database:
             ) from exc
         return conn
 
-    def _connect_postgres(self, url: str) -> Any:
+    def _connect_postgres(self, url: str, durability: Durability) -> Any:
         try:
             import psycopg
         except ImportError as exc:
@@ -88,7 +90,14 @@ class Database:
                 'run: pip install "kitaru[postgres]"'
             ) from exc
         try:
-            return psycopg.connect(libpq_url(url), autocommit=True, connect_timeout=10)
+            conn = psycopg.connect(libpq_url(url), autocommit=True, connect_timeout=10)
+            if durability == "normal":
+                # Like SQLite's synchronous=NORMAL: a commit does not wait for the
+                # server's WAL flush (2 to 3 ms here), and survives any client process
+                # dying; only a crash of the database server itself may lose the last
+                # fraction of a second. `full` keeps every commit flushed.
+                conn.execute("SET synchronous_commit = off")
+            return conn
         except psycopg.Error as exc:
             raise KitaruBackendError(
                 f"cannot connect to the PostgreSQL metadata store {redact(url)}: {exc}; "
@@ -119,6 +128,8 @@ class Database:
         with self._lock:
             try:
                 return list(self._conn.execute(self._sql(sql), params or {}).fetchall())
+            except self.integrity_error:
+                raise
             except self._driver_error as exc:
                 raise self._backend_error(exc) from exc
 
@@ -167,6 +178,17 @@ class Database:
                 raise self._backend_error(exc) from exc
             finally:
                 self._in_transaction = False
+
+    def lock(self, name: str) -> None:
+        """Hold a lock on ``name`` until the current transaction ends, so writers of
+        the same thing take turns. PostgreSQL: a transaction-level advisory lock;
+        SQLite needs none (a write transaction already excludes every other writer)."""
+        if self.dialect == "postgresql":
+            digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+            self.execute(
+                "SELECT pg_advisory_xact_lock(:id)",
+                {"id": int.from_bytes(digest, "big", signed=True)},
+            )
 
     def _backend_error(self, exc: Exception) -> KitaruBackendError:
         return KitaruBackendError(f"metadata store {redact(self.url)} failed: {exc}")

@@ -3,6 +3,7 @@ tombstone version. Versions are numbered per (scope type, scope, key) from 1."""
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
@@ -11,6 +12,19 @@ from kitaru_core.store.database import Database
 from kitaru_core.store.records import ArtifactRecord, JournalEntry, MemoryRecord
 from kitaru_core.store.statements import INSERT_ARTIFACT, INSERT_ENTRY
 
+_ATTEMPTS = 50
+# The next version is numbered inside the insert: one statement instead of a read and a
+# write. With ``expected`` it inserts nothing unless the newest version is that one.
+_APPEND = (
+    f"INSERT INTO memory ({MemoryRecord.COLUMNS}) SELECT CAST(:scope_type AS VARCHAR), "
+    "CAST(:scope AS VARCHAR), CAST(:key AS VARCHAR), COALESCE(MAX(version), 0) + 1, "
+    "CAST(:artifact_id AS VARCHAR), CAST(:exec_id AS VARCHAR), CAST(:stack AS VARCHAR), "
+    "CAST(:created_at AS DOUBLE PRECISION) FROM memory "
+    "WHERE scope_type = :scope_type AND scope = :scope AND key = :key"
+)
+_COMPARE_AND_APPEND = _APPEND + " HAVING COALESCE(MAX(version), 0) = :expected"
+_APPEND += " RETURNING version"
+_COMPARE_AND_APPEND += " RETURNING version"
 _SELECT = f"SELECT {MemoryRecord.COLUMNS} FROM memory"
 _WHERE_KEY = " WHERE scope_type = :scope_type AND scope = :scope AND key = :key"
 
@@ -18,6 +32,16 @@ _WHERE_KEY = " WHERE scope_type = :scope_type AND scope = :scope AND key = :key"
 class MemoryStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._conflicts: dict[str, int] = {}
+        """Compare-and-set conflicts in a row, per key, in this process."""
+
+    def _back_off(self, key: str) -> None:
+        """After a lost compare-and-set, wait a little (longer after each loss in a
+        row) before reporting it. Racing writers then spread out instead of reading
+        and failing in lockstep: SQLite's busy handler does this by itself, while
+        PostgreSQL's fair lock queue would otherwise make almost every retry stale."""
+        streak = self._conflicts[key] = self._conflicts.get(key, 0) + 1
+        time.sleep(random.uniform(0, min(0.05, 0.001 * 2**streak)))
 
     def get(
         self, scope_type: str, scope: str, key: str, version: int | None = None
@@ -30,6 +54,13 @@ class MemoryStore:
             params["version"] = version
         row = self.db.fetchone(sql, params)
         return MemoryRecord.from_row(row) if row else None
+
+    def scopes(self) -> list[tuple[str, str]]:
+        """Every (scope type, scope) that holds a key, by type and name."""
+        rows = self.db.fetchall(
+            "SELECT DISTINCT scope_type, scope FROM memory ORDER BY scope_type, scope"
+        )
+        return [(r[0], r[1]) for r in rows]
 
     def history(self, scope_type: str, scope: str, key: str) -> list[MemoryRecord]:
         rows = self.db.fetchall(
@@ -75,44 +106,69 @@ class MemoryStore:
         flow body's write is recorded exactly when it happens.
         """
         where = {"scope_type": scope_type, "scope": scope, "key": key}
-        for _ in range(20):
+        for attempt in range(_ATTEMPTS):
+            record = MemoryRecord(
+                scope_type=scope_type,
+                scope=scope,
+                key=key,
+                version=0,  # the next one, numbered by the insert itself
+                artifact_id=value.id if value else None,
+                exec_id=exec_id,
+                stack=stack,
+                created_at=time.time(),
+            )
             try:
                 with self.db.transaction() as db:
-                    row = db.fetchone("SELECT MAX(version) FROM memory" + _WHERE_KEY, where)
-                    current = int(row[0]) if row and row[0] is not None else 0
-                    if expected_version is not None and current != expected_version:
-                        raise _conflict(key, expected_version, current)
-                    record = MemoryRecord(
-                        scope_type=scope_type,
-                        scope=scope,
-                        key=key,
-                        version=current + 1,
-                        artifact_id=value.id if value else None,
-                        exec_id=exec_id,
-                        stack=stack,
-                        created_at=time.time(),
-                    )
+                    # Writers of one key take turns (PostgreSQL: an advisory lock for
+                    # this transaction; SQLite: BEGIN IMMEDIATE already serialises), so
+                    # a plain write never loses a race for the next version number.
+                    db.lock(f"memory\0{scope_type}\0{scope}\0{key}")
                     if value is not None:
                         db.execute(INSERT_ARTIFACT, value.params())
-                    db.execute(
-                        f"INSERT INTO memory ({MemoryRecord.COLUMNS}) VALUES (:scope_type, "
-                        ":scope, :key, :version, :artifact_id, :exec_id, :stack, :created_at)",
-                        dict(record.__dict__),
-                    )
+                    params = dict(record.__dict__, expected=expected_version)
+                    sql = _APPEND if expected_version is None else _COMPARE_AND_APPEND
+                    row = db.fetchone(sql, params)
+                    if row is None:
+                        current = db.fetchone("SELECT MAX(version) FROM memory" + _WHERE_KEY, where)
+                        raise _Stale(int(current[0] or 0) if current else 0)
+                    record.version = int(row[0])
                     if journal is not None:
                         entry, artifacts = journal
                         for artifact in artifacts:
                             db.execute(INSERT_ARTIFACT, artifact.params())
                         db.execute(INSERT_ENTRY, entry.params())
+                self._conflicts.pop(key, None)
                 return record
+            except _Stale as stale:
+                self._back_off(key)
+                raise _conflict(key, expected_version, stale.current) from None  # type: ignore[arg-type]
             except self.db.integrity_error:
-                # Another writer took this version between our read and our insert.
+                # Another writer took this version between our read and our insert
+                # (one that predates the lock, or a database without advisory locks).
                 if expected_version is not None:
+                    self._back_off(key)
                     raise _conflict(key, expected_version, None) from None
-        raise KitaruStateError(f"memory key {key!r} is being written too often to append to")
+                time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 8)))
+        raise KitaruStateError(
+            f"memory key {key!r} could not be written after {_ATTEMPTS} attempts; "
+            "the metadata store may be overloaded, try again"
+        )
+
+
+class _Stale(Exception):
+    """Compare-and-set found another version than expected (raised inside the
+    transaction so that it rolls back before the caller hears of it)."""
+
+    def __init__(self, current: int) -> None:
+        self.current = current
 
 
 def _conflict(key: str, expected: int, current: int | None) -> KitaruStateError:
+    if current == 0:
+        return KitaruStateError(
+            f"memory key {key!r} was expected at version {expected}, but it has never been "
+            "written (or was written in another scope); use expected version 0 to create it"
+        )
     now = f"it is now at version {current}" if current is not None else "another write won"
     return KitaruStateError(
         f"memory key {key!r} was expected at version {expected}, but {now}: someone else "

@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from kitaru_core.errors import KitaruStateError
+from kitaru_core.errors import KitaruBackendError, KitaruStateError
 from kitaru_core.settings import Settings, load_settings
 from kitaru_core.store.database import Database, sqlite_url
 from kitaru_core.store.memory import MemoryStore
@@ -40,6 +40,8 @@ class MetadataStore:
 
     @classmethod
     def open(cls, settings: Settings) -> MetadataStore:
+        if settings.database_url is None:
+            _refuse_lost_database(settings)
         url = settings.database_url or sqlite_url(settings.sqlite_path)
         db = Database(url, durability=settings.durability)
         ensure_schema(db)
@@ -47,7 +49,7 @@ class MetadataStore:
 
     def reopen(self) -> MetadataStore:
         """A second connection to the same database (for another thread's writes)."""
-        return MetadataStore(Database(self.db.url))
+        return MetadataStore(Database(self.db.url, durability=self.db.durability))
 
     # -- executions ------------------------------------------------------------------
 
@@ -77,10 +79,19 @@ class MetadataStore:
         )
         return ExecutionRecord.from_row(row) if row else None
 
-    def find_execution_ids(self, prefix: str) -> list[str]:
+    def find_execution_ids(self, prefix: str, limit: int = 5) -> list[str]:
         rows = self.db.fetchall(
-            "SELECT id FROM executions WHERE id LIKE :p ORDER BY created_at LIMIT 5",
-            {"p": prefix.replace("%", "").replace("_", "") + "%"},
+            "SELECT id FROM executions WHERE id LIKE :p ESCAPE '\\' ORDER BY created_at "
+            f"LIMIT {int(limit)}",
+            {"p": prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"},
+        )
+        return [r[0] for r in rows]
+
+    def unfinished_on_stack(self, stack: str) -> list[str]:
+        """Ids of executions on ``stack`` that still run or wait."""
+        rows = self.db.fetchall(
+            "SELECT id FROM executions WHERE stack = :stack AND status IN ('running', 'waiting')",
+            {"stack": stack},
         )
         return [r[0] for r in rows]
 
@@ -183,6 +194,16 @@ class MetadataStore:
                     {"id": exec_id, "owner": owner},
                 )
         return bool(changed)
+
+    def fail_unstarted(self, exec_id: str, owner: str, error: dict[str, Any]) -> None:
+        """Mark failed an execution whose run could not start (its flow would not load),
+        releasing the lease ``owner`` holds."""
+        self.db.execute(
+            "UPDATE executions SET status = 'failed', error = :error, ended_at = :now, "
+            "lease_owner = NULL, lease_heartbeat = NULL WHERE id = :id AND lease_owner = :owner "
+            "AND status IN ('running', 'waiting')",
+            {"id": exec_id, "owner": owner, "error": json.dumps(error), "now": time.time()},
+        )
 
     def cancel(self, exec_id: str) -> bool:
         """Mark a non-terminal execution cancelled; its runner stops at its next checkpoint."""
@@ -340,6 +361,31 @@ class MetadataStore:
 
 _stores: dict[Settings, MetadataStore] = {}
 _stores_lock = threading.Lock()
+
+
+def _refuse_lost_database(settings: Settings) -> None:
+    """An empty or missing ``kitaru.db`` beside the artifacts and logs of earlier
+    executions was truncated or deleted: starting a new store there would silently
+    forget every execution and memory, so refuse and say how to go on."""
+    path = settings.sqlite_path
+    try:
+        if path.stat().st_size > 0:
+            return
+        state = "is empty (0 bytes)"
+    except FileNotFoundError:
+        state = "is missing"
+    leftovers = [
+        d
+        for d in (settings.home / "artifacts", settings.logs_dir)
+        if d.is_dir() and any(d.iterdir())
+    ]
+    if leftovers:
+        raise KitaruBackendError(
+            f"the metadata store {path} {state}, but {' and '.join(map(str, leftovers))} hold "
+            "data of earlier executions: it was truncated or deleted, and a new store would "
+            "lose track of every execution and memory. Restore it from a backup; or, to "
+            f"start afresh, move {settings.home} away"
+        )
 
 
 def get_store(settings: Settings | None = None) -> MetadataStore:
