@@ -110,3 +110,24 @@ def logs_metadata(x: int) -> int:
 @flow
 def needs_approval() -> bool:
     return bool(kitaru.wait(name="approve", question="Go ahead?"))
+
+
+@checkpoint
+def slow_step() -> str:
+    effect("slow_step")
+    time.sleep(float(os.environ.get("KITARU_TEST_SLOW", "0")))
+    return "slept"
+
+
+@flow
+def approve_then_work() -> str:
+    """Waits for input, then runs a checkpoint slow enough to be killed in."""
+    fetch("a")
+    kitaru.wait(name="go")
+    return slow_step()
+
+
+@flow
+def slow() -> str:
+    fetch("a")
+    return slow_step()

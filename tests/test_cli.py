@@ -120,7 +120,9 @@ def test_input_command_options() -> None:
     no_value = kitaru("executions", "input", exec_id)
     assert no_value.returncode == 2 and "--value" in no_value.stderr
     recorded = kitaru("executions", "input", exec_id, "--value", "true", "--no-resume")
-    assert recorded.stdout.split() == [exec_id, "waiting"]
+    assert recorded.stdout.strip() == (
+        f"input recorded; resume with: kitaru executions resume {exec_id}"
+    )
     resumed = json.loads(kitaru("executions", "resume", exec_id, "-o", "json").stdout)
     assert resumed["status"] == "completed" and resumed["result"] is True
 

@@ -276,7 +276,7 @@ def test_markup_from_results_questions_and_logs_prints_literally() -> None:
         assert SPOOF in proc.stdout, proc.stdout
 
     listed = cli("executions", "list")
-    assert listed.returncode == 0 and result_id in listed.stdout
+    assert listed.returncode == 0 and result_id[:12] in listed.stdout
 
     logs = cli("executions", "logs", waiting_id)
     assert logs.returncode == 0 and SPOOF in logs.stdout

@@ -374,6 +374,8 @@ def _refuse_lost_database(settings: Settings) -> None:
         state = "is empty (0 bytes)"
     except FileNotFoundError:
         state = "is missing"
+    except OSError:
+        return  # not a directory, no permission: opening it says so
     leftovers = [
         d
         for d in (settings.home / "artifacts", settings.logs_dir)
