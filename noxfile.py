@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 
 import nox
@@ -108,6 +109,34 @@ def bench(session: nox.Session) -> None:
             session.install("-e", f"plugins/{plugin}[test]")
         _install_azurite(session)
         session.run("python", "benchmarks/stores.py")
+
+
+@nox.session(python=PYTHON)
+def dist(session: nox.Session) -> None:
+    """Wheels of the core, every plugin and all they need, into dist/; then a check that
+    `pip install --no-index --find-links dist "kitaru[aws]"` works in a fresh venv."""
+    shutil.rmtree("dist", ignore_errors=True)
+    session.install("pip>=24", "pytest>=8")
+    session.run(
+        "pip",
+        "wheel",
+        "--quiet",
+        "--wheel-dir",
+        "dist",
+        ".[postgres]",
+        *(f"plugins/{plugin}" for plugin in PLUGINS),
+    )
+    for leftover in ("build", "kitaru.egg-info"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    session.run(
+        "pytest",
+        "-q",
+        "-ra",
+        "tests/dist",
+        "-p",
+        "no:cacheprovider",
+        env={"KITARU_DIST_DIR": os.path.abspath("dist")},
+    )
 
 
 @nox.session(python=PYTHON)

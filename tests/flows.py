@@ -131,3 +131,19 @@ def approve_then_work() -> str:
 def slow() -> str:
     fetch("a")
     return slow_step()
+
+
+@flow
+def asks(question: str) -> bool:
+    return bool(kitaru.wait(question=question))
+
+
+@flow
+def llm_twice() -> str:
+    return kitaru.llm("one", model="mock") + kitaru.llm("two", model="mock")
+
+
+@flow
+def remembers() -> int:
+    kitaru.memory.set("seen", 1)
+    return 1

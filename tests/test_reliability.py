@@ -154,10 +154,11 @@ def test_a_corrupted_blob_is_repaired_by_writing_the_same_value_again(kitaru_hom
 
 def test_a_deleted_artifacts_directory_is_made_again(kitaru_home: Path) -> None:
     value = "y" * 10_000
-    kitaru.memory.set("big", value)
+    memories = KitaruClient().memories
+    memories.set("big", value)
     shutil.rmtree(kitaru_home / "artifacts")
-    kitaru.memory.set("big", value)  # the same blob: its directory was known to exist
-    assert kitaru.memory.get("big") == value
+    memories.set("big", value)  # the same blob: its directory was known to exist
+    assert memories.get("big") == value
     assert blob_path(kitaru_home, "big").exists()
 
 
@@ -169,7 +170,7 @@ def test_an_empty_database_file_beside_old_data_is_refused(kitaru_home: Path) ->
     import flows
 
     flows.research.run("a")
-    kitaru.memory.set("big", "z" * 10_000)
+    KitaruClient().memories.set("big", "z" * 10_000)
     from kitaru_core.testing.fixtures import reset_caches
 
     reset_caches()
@@ -389,7 +390,7 @@ def populated(kitaru_home: Path, tmp_path: Path) -> tuple[str, Path]:
     import flows
 
     exec_id = flows.needs_approval.run().exec_id
-    kitaru.memory.set("k", 1)
+    KitaruClient().memories.set("k", 1)
     stack = tmp_path / "other.yaml"
     stack.write_text("name: other\n")
     assert kitaru_cli("stack", "register", str(stack)).returncode == 0

@@ -64,7 +64,7 @@ def list_(
         return
     print_table(
         "Executions",
-        ["id", "flow", "status", "checkpoints", "started", "duration"],
+        ["id", "flow", "status", "steps", "started", "duration"],
         [
             (
                 e.exec_id,
@@ -372,7 +372,11 @@ def _overrides(client: Any, source: Any, pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, raw = split_pair(pair, "--override")
         name = key.removeprefix("checkpoint.")
-        recorded = [c for c in source.checkpoints if c.name == name and c.artifact_id]
+        recorded = [
+            c
+            for c in source.checkpoints
+            if (c.name == name or str(c.position) == name) and c.artifact_id
+        ]
         annotation: Any = inspect.Parameter.empty
         if recorded:
             type_ref = client.artifacts.get(recorded[-1].artifact_id).type_ref

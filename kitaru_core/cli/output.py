@@ -110,7 +110,7 @@ STATUS_STYLE = {
 }
 
 
-FREE_TEXT = frozenset({"error", "question", "value", "parameters", "config", "expects", "flavors"})
+FREE_TEXT = frozenset({"error", "question", "value", "parameters", "config", "expects", "state"})
 """Columns of free text: cut with an ellipsis to fit the terminal. Every other column
 (ids, names, statuses, numbers, times) is shown whole and never wrapped mid-word."""
 

@@ -33,7 +33,7 @@ def list_(output: OutputFormat = OutputOption) -> None:
         return
     print_table(
         "Plugins",
-        ["plugin", "distribution", "version", "flavors", "status"],
+        ["plugin", "distribution", "version", "flavors", "state"],
         [
             (
                 i.name,

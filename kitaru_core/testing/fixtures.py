@@ -28,14 +28,17 @@ ISOLATED_VARIABLES = (
 
 
 def reset_caches() -> None:
-    """Forget open stores, built stacks and loaded plugins (the environment changed)."""
+    """Forget open stores, built stacks, loaded plugins and the memory scope chosen
+    outside flows (the environment changed)."""
     from kitaru_core.plugins import reset_plugins
+    from kitaru_core.runtime.memory import memory
     from kitaru_core.stack_registry import reset_stack_cache
     from kitaru_core.store.metadata_store import reset_store_cache
 
     reset_store_cache()
     reset_stack_cache()
     reset_plugins()
+    memory.configure()  # the default scope outside flows, as in a new process
 
 
 @pytest.fixture
