@@ -98,8 +98,11 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Print the performance figures; ``nox -s bench -- --peers`` adds DBOS and LangGraph."""
-    session.install("-e", ".")
+    session.install("-e", ".[postgres]")
     args = [a for a in session.posargs if a != "--stores"]
+    url = postgres_url(session)
+    if url:  # memory contention on PostgreSQL, beside SQLite
+        args += ["--database-url", url]
     if "--peers" in args:
         session.install("dbos", "langgraph", "langgraph-checkpoint-sqlite")
     session.run("python", "benchmarks/run.py", *args)

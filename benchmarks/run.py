@@ -193,6 +193,11 @@ def main() -> None:
     parser.add_argument("--checkpoints", type=int, default=1000)
     parser.add_argument("--peers", action="store_true", help="also measure DBOS and LangGraph")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("KITARU_BENCH_DATABASE_URL"),
+        help="a PostgreSQL URL: memory contention is measured there beside SQLite",
+    )
     args = parser.parse_args()
 
     print(f"Kitaru benchmarks: medians of {args.rounds} runs; {os.cpu_count()} cores", flush=True)
@@ -201,13 +206,21 @@ def main() -> None:
     figures["resume_200"] = crashed_resume(args.rounds, 200)
     figures.update(process_times(max(args.rounds, 11)))
     memory = {n: peak_memory_mib(n) for n in (1_000, 20_000)}
+    import memory_contention
+
+    contention = memory_contention.measure(args.database_url)
     peers: dict[str, dict[str, float]] = {}
     if args.peers:
         import peers as peer_benchmarks
 
         peers = peer_benchmarks.measure(args.rounds, args.checkpoints)
     if args.json:
-        print(json.dumps({"kitaru": figures, "peak_rss_mib": memory, **peers}, indent=2))
+        print(
+            json.dumps(
+                {"kitaru": figures, "peak_rss_mib": memory, "contention": contention, **peers},
+                indent=2,
+            )
+        )
         return
     header = f"{'figure':<66} {'kitaru':>10} {'target':>9}"
     for name in peers:
@@ -229,6 +242,7 @@ def main() -> None:
         "peak memory of a process recording then replaying N checkpoints: "
         + ", ".join(f"N={n:,}: {mib:.0f} MiB" for n, mib in memory.items())
     )
+    memory_contention.report(contention)
 
 
 def fmt(ms: float | None) -> str:

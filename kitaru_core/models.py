@@ -131,6 +131,8 @@ def choose(
         known = ", ".join(table) or "none"
         raise KitaruUsageError(
             f"model {model!r} is neither an alias (known: {known}) nor a provider model "
-            "such as openai/gpt-4o-mini"
+            f"such as openai/gpt-4o-mini. Register it: `kitaru model register {model} "
+            "--model openai/gpt-4o-mini --secret openai_api_key`; or, to try a flow without "
+            "a model, set KITARU_LLM_MOCK_RESPONSE=text to answer every call with that text"
         )
     return None, model, {}

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-import kitaru
 from conftest import PG_URL, subprocess_env
 from kitaru import KitaruClient
 from kitaru_core.errors import KitaruBackendError
