@@ -135,10 +135,10 @@ def dist(session: nox.Session) -> None:
         "pytest",
         "-q",
         "-ra",
-        "tests/dist",
+        "tests/packaging",
         "-p",
         "no:cacheprovider",
-        "--confcutdir=tests/dist",
+        "--confcutdir=tests/packaging",
         env={"KITARU_DIST_DIR": os.path.abspath("dist")},
     )
 

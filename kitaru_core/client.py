@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kitaru_core.errors import KitaruStateError
-from kitaru_core.runtime.engine import get_execution_or_raise
-from kitaru_core.runtime.flow import FlowHandle
+from kitaru_core.runtime.definition import resolve_flow
+from kitaru_core.runtime.flow import FlowHandle, load_result, start_replay
+from kitaru_core.runtime.inputs import abort_wait, give_input
 from kitaru_core.runtime.logs import log_path
+from kitaru_core.runtime.memory import MemoryEntry, MemoryScope
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import MetadataStore, get_store
-
-if TYPE_CHECKING:
-    from kitaru_core.runtime.memory import MemoryEntry, MemoryScope
-
 from kitaru_core.store.records import (
     TERMINAL_STATUSES,
     ArtifactRecord,
@@ -122,14 +120,6 @@ class Execution:
         return data
 
 
-def load_result(record: ExecutionRecord) -> Any:
-    store = get_store()
-    artifact = store.get_artifact(record.result_artifact_id or "")
-    if artifact is None:
-        raise KitaruStateError(f"execution {record.id} has no stored result")
-    return get_stack(record.stack).artifacts.read(artifact)
-
-
 class ExecutionsClient:
     def __init__(self, store: MetadataStore) -> None:
         self._store = store
@@ -171,7 +161,7 @@ class ExecutionsClient:
         )
 
     def get(self, exec_id: str) -> Execution:
-        return self._build(get_execution_or_raise(self._store, exec_id))
+        return self._build(self._store.require_execution(exec_id))
 
     def list(
         self, *, flow: str | None = None, status: str | None = None, limit: int | None = 50
@@ -187,13 +177,13 @@ class ExecutionsClient:
 
     def resume(self, exec_id: str) -> FlowHandle[Any]:
         """Run a crashed or waiting execution again; completed checkpoints are not rerun."""
-        record = get_execution_or_raise(self._store, exec_id)
+        record = self._store.require_execution(exec_id)
         get_stack(record.stack).orchestrator.resume(record.id)
         return FlowHandle(record.id)
 
     def retry(self, exec_id: str) -> FlowHandle[Any]:
         """Continue a failed execution from its last completed checkpoint."""
-        record = get_execution_or_raise(self._store, exec_id)
+        record = self._store.require_execution(exec_id)
         get_stack(record.stack).orchestrator.resume(record.id, retry=True)
         return FlowHandle(record.id)
 
@@ -206,16 +196,16 @@ class ExecutionsClient:
         **flow_inputs: Any,
     ) -> FlowHandle[Any]:
         """A new execution reusing ``exec_id``'s record before ``from_`` (see Flow.replay)."""
-        from kitaru_core.runtime.flow_ref import resolve_flow
-
-        record = get_execution_or_raise(self._store, exec_id)
-        flow = resolve_flow(record.flow_ref, record.options.get("source_root"))
-        return flow.replay(record.id, from_=from_, overrides=overrides, **flow_inputs)
+        source = self._store.require_execution(exec_id)
+        flow = resolve_flow(source.flow_ref, source.options.get("source_root"))
+        return FlowHandle(
+            start_replay(source, flow, from_=from_, overrides=overrides, flow_inputs=flow_inputs)
+        )
 
     def pending_waits(self, exec_id: str | None = None) -> builtins.list[WaitRecord]:
         """Waits nobody has answered yet, of one execution or of all."""
         if exec_id is not None:
-            exec_id = get_execution_or_raise(self._store, exec_id).id
+            exec_id = self._store.require_execution(exec_id).id
         return self._store.waits.pending(exec_id)
 
     def input(
@@ -224,8 +214,6 @@ class ExecutionsClient:
         """Answer a wait. The value must fit the wait's schema, else
         ``KitaruWaitValidationError`` and nothing is stored. With ``resume`` the stack's
         orchestrator resumes the execution (the local one in a worker process)."""
-        from kitaru_core.runtime.inputs import give_input
-
         record, _wait = give_input(exec_id, wait, value)
         current = self._store.get_execution(record.id)
         # A runner still letting go (status running) picks the answer up itself.
@@ -235,12 +223,10 @@ class ExecutionsClient:
 
     def abort_wait(self, exec_id: str, *, wait: str | None = None) -> Execution:
         """Refuse a wait: the execution ends ``cancelled`` and runs nothing more."""
-        from kitaru_core.runtime.inputs import abort_wait
-
         return self.get(abort_wait(exec_id, wait).id)
 
     def cancel(self, exec_id: str) -> Execution:
-        record = get_execution_or_raise(self._store, exec_id)
+        record = self._store.require_execution(exec_id)
         if record.status in TERMINAL_STATUSES:
             raise KitaruStateError(
                 f"execution {record.id} has already ended ({record.status}); nothing to cancel"
@@ -250,7 +236,7 @@ class ExecutionsClient:
 
     def logs(self, exec_id: str) -> str:
         """The execution's log: runs, retries, failures."""
-        record = get_execution_or_raise(self._store, exec_id)
+        record = self._store.require_execution(exec_id)
         path = log_path(record.id)
         return path.read_text(encoding="utf-8") if path.exists() else ""
 
@@ -279,7 +265,7 @@ class ArtifactsClient:
         )
 
     def list(self, exec_id: str, *, name: str | None = None) -> list[ArtifactRef]:
-        record = get_execution_or_raise(self._store, exec_id)
+        record = self._store.require_execution(exec_id)
         return [
             self._ref(a, record.stack) for a in self._store.list_artifacts(record.id, name=name)
         ]
@@ -298,8 +284,6 @@ class MemoriesClient:
 
     @staticmethod
     def scope(scope: str = "default", scope_type: str = "namespace") -> MemoryScope:
-        from kitaru_core.runtime.memory import MemoryScope
-
         return MemoryScope(scope_type, scope)
 
     def get(

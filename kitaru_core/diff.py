@@ -12,7 +12,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from kitaru_core.runtime.engine import get_execution_or_raise
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import MetadataStore, get_store
 from kitaru_core.store.records import ArtifactRecord, ExecutionRecord, JournalEntry
@@ -144,8 +143,8 @@ def _duration(entry: JournalEntry) -> float:
 def diff(exec_a: str, exec_b: str) -> ExecutionDiff:
     """Compare two executions checkpoint by checkpoint (and their results)."""
     store = get_store()
-    a = _Side(store, get_execution_or_raise(store, exec_a))
-    b = _Side(store, get_execution_or_raise(store, exec_b))
+    a = _Side(store, store.require_execution(exec_a))
+    b = _Side(store, store.require_execution(exec_b))
     result = ExecutionDiff(a.record.id, b.record.id)
     for position in sorted(set(a.journal) | set(b.journal)):
         ea, eb = a.journal.get(position), b.journal.get(position)

@@ -185,7 +185,7 @@ def test_an_alias_may_carry_litellms_mock_response(tmp_path: Path) -> None:
 def test_aliases_default_model_and_stack_overrides(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kitaru_core.models import choose, register_alias
+    from kitaru_core.model_aliases import choose, register_alias
 
     register_alias("fast", "anthropic/claude-3-5-haiku-latest", secret="anthropic_key")
     register_alias("big", "openai/gpt-4o")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
-import os
 import sys
 from typing import Any
 
@@ -25,7 +24,7 @@ from kitaru_core.cli.output import (
     text,
     when,
 )
-from kitaru_core.errors import KitaruError
+from kitaru_core.errors import KitaruError, KitaruUsageError
 
 app = typer.Typer(help="Inspect executions and resume, retry or cancel them.", no_args_is_help=True)
 
@@ -357,7 +356,7 @@ def logs(exec_id: str) -> None:
 
 
 def _flow_of(execution: Any) -> Any:
-    from kitaru_core.runtime.flow_ref import resolve_flow
+    from kitaru_core.runtime.definition import resolve_flow
 
     record = execution._record
     return resolve_flow(record.flow_ref, record.options.get("source_root"))
@@ -393,22 +392,15 @@ def run(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Start an execution of a flow."""
-    import importlib
-
+    from kitaru_core.runtime.definition import resolve_flow
     from kitaru_core.runtime.flow import Flow
 
-    module_name, sep, attr = target.partition(":")
-    if not sep or not attr:
+    if ":" not in target or not target.partition(":")[2]:
         raise typer.BadParameter("expected MODULE:FLOW, e.g. myapp.flows:research")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    if module_name.endswith(".py"):
-        from kitaru_core.runtime.flow_ref import _import_script
-
-        module = _import_script(os.path.abspath(module_name))
-    else:
-        module = importlib.import_module(module_name)
-    flow = getattr(module, attr, None)
+    try:
+        flow = resolve_flow(target)
+    except KitaruUsageError as exc:
+        raise typer.BadParameter(str(exc), param_hint="MODULE:FLOW") from None
     if not isinstance(flow, Flow):
         raise typer.BadParameter(f"{target} is not a @flow", param_hint="MODULE:FLOW")
     from kitaru_core.cli.values import flow_arguments

@@ -17,7 +17,7 @@ def register(
     api_base: str = typer.Option(None, "--api-base", help="a custom endpoint"),
 ) -> None:
     """Register (or replace) a user-level alias."""
-    from kitaru_core.models import register_alias
+    from kitaru_core.model_aliases import register_alias
 
     params = {"api_base": api_base} if api_base else {}
     registered = register_alias(alias, model, secret=secret, **params)
@@ -27,7 +27,7 @@ def register(
 @app.command("delete")
 def delete(alias: str) -> None:
     """Delete a user-level alias (a stack's own aliases live in its stack file)."""
-    from kitaru_core.models import delete_alias
+    from kitaru_core.model_aliases import delete_alias
 
     delete_alias(alias)
     typer.echo(f"deleted alias {alias}")
@@ -39,7 +39,7 @@ def list_(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Aliases the stack sees: user-level ones and the stack's own (which win)."""
-    from kitaru_core.models import alias_table
+    from kitaru_core.model_aliases import alias_table
     from kitaru_core.stack import mask_config
     from kitaru_core.stack_registry import get_stack
 

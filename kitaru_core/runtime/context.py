@@ -1,4 +1,8 @@
-"""What the running flow body and its checkpoints can see of their execution."""
+"""What the running flow body and its steps can see of their execution.
+
+A run's ``ExecutionContext`` is the only source of its stack, artifact store and
+metadata store: nothing inside a run reads the process's active stack.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kitaru_core.artifacts import Artifacts
-
-if TYPE_CHECKING:
-    from kitaru_core.stack import Stack
 from kitaru_core.errors import (
     KitaruBackendError,
     KitaruContextError,
@@ -21,8 +22,18 @@ from kitaru_core.errors import (
     KitaruUsageError,
 )
 from kitaru_core.runtime.journal import JournalReader
+from kitaru_core.runtime.step import Step
 from kitaru_core.store.metadata_store import MetadataStore
-from kitaru_core.store.records import ArtifactRecord, JournalEntry
+from kitaru_core.store.records import ArtifactRecord
+
+if TYPE_CHECKING:
+    from kitaru_core.stack import Stack
+
+T = TypeVar("T")
+
+
+def _as_recorded(value: Any) -> Any:
+    return value
 
 
 class ExecutionCancelled(BaseException):
@@ -61,13 +72,13 @@ class ExecutionContext:
         self.default_retries = default_retries
         self.cancelled = cancelled
         self.stack = stack
-        """The Stack the execution runs on (its gateway, secrets, artifact store)."""
+        """The stack the execution runs on (its gateway, secrets, artifact store)."""
         self.artifacts: Artifacts = stack.artifacts
         self.interactive = interactive
+        """Whether a wait may ask at this process's terminal."""
         self.started_at = time.time()
         self.notify = notify or (lambda hook_name, **kwargs: None)
         """Calls plugins' observer hooks."""
-        """Whether a wait may ask at this process's terminal."""
         self.memory_scope: tuple[str, str | None] | None = None
         """What ``kitaru.memory.configure`` chose in this run (default: the flow's scope)."""
         self._wait_counter = 0
@@ -104,20 +115,28 @@ class ExecutionContext:
             )
         return output
 
-    def completed_entry(
-        self, position: int, name: str, *, kind: str, started_at: float, output_artifact_id: str
-    ) -> JournalEntry:
-        """The journal entry recording that the call at ``position`` completed now."""
-        return JournalEntry(
-            exec_id=self.exec_id,
-            position=position,
-            name=name,
-            status="completed",
-            started_at=started_at,
-            ended_at=time.time(),
-            kind=kind,
-            output_artifact_id=output_artifact_id,
-        )
+    def open_step(self, name: str, kind: str) -> Step:
+        """A step of this execution at the next journal position (taken now)."""
+        return Step(self, name, kind, self.reserve_position())
+
+    def step(
+        self,
+        name: str,
+        kind: str,
+        run: Callable[[Step], T],
+        *,
+        load: Callable[[Any], T] | None = _as_recorded,
+    ) -> T:
+        """Run one journaled step (see ``step.py``): answer from the journal when an
+        earlier run completed it (``load`` turns the recorded value into the result;
+        None: the step returns None and its output is not even read), else check for
+        cancellation and ``run`` it; ``run`` records it."""
+        step = self.open_step(name, kind)
+        recorded = step.recorded_output()
+        if recorded is not None:
+            return None if load is None else load(self.artifacts.read(recorded))  # type: ignore[return-value]
+        self.check_cancelled()
+        return run(step)
 
     def has_entry(self, position: int) -> bool:
         """Whether an earlier run left an entry (a failed one) to overwrite here."""

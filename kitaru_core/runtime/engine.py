@@ -10,34 +10,42 @@ import inspect
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
-from kitaru_core.artifacts import new_id
+from kitaru_core.artifacts import Artifacts, new_id
 from kitaru_core.errors import KitaruDivergenceError, KitaruStateError, KitaruUsageError
 from kitaru_core.runtime import lease
-from kitaru_core.runtime.checkpoint import error_info
 from kitaru_core.runtime.context import ExecutionCancelled, ExecutionContext, current_execution
-from kitaru_core.runtime.flow_ref import resolve_flow, source_root_for
+from kitaru_core.runtime.definition import FlowDefinition, resolve_flow
+from kitaru_core.runtime.flow_ref import source_root_for
 from kitaru_core.runtime.journal import JournalReader
 from kitaru_core.runtime.logs import log_event
+from kitaru_core.runtime.step import error_info
 from kitaru_core.runtime.tracing import set_attributes, span, span_id_of
 from kitaru_core.runtime.wait import WaitSuspended
 from kitaru_core.settings import load_settings
+from kitaru_core.stack import Stack
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import MetadataStore, get_store
-from kitaru_core.store.records import ArtifactRecord, ExecutionRecord
+from kitaru_core.store.records import ArtifactRecord, ExecutionRecord, Status
 
 if TYPE_CHECKING:
-    from kitaru_core.runtime.flow import Flow
+    from kitaru_core.plugins import Plugins
+
+
+def get_plugins() -> Plugins:
+    """The loaded plugins (imported on first use: it imports pluggy and every plugin)."""
+    from kitaru_core.plugins import get_plugins as load
+
+    return load()
+
 
 RunMode = Literal["start", "resume", "retry"]
 
 
 def create_execution(
-    flow: Flow, args: tuple[Any, ...], kwargs: dict[str, Any], *, stack_name: str | None
-) -> str:
+    flow: FlowDefinition[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, stack: Stack
+) -> ExecutionRecord:
     """Record a new execution and its inputs; nothing is written if an input is refused."""
-    settings = load_settings()
-    stack = get_stack(stack_name, settings)
-    store = get_store(settings)
+    store = get_store(stack.settings)
     try:
         bound = flow.signature.bind(*args, **kwargs)
     except TypeError as exc:
@@ -48,7 +56,7 @@ def create_execution(
         id=exec_id,
         flow_name=flow.name,
         flow_ref=flow.ref,
-        status="running",
+        status=Status.RUNNING,
         stack=stack.name,
         created_at=time.time(),
         options={
@@ -57,12 +65,14 @@ def create_execution(
             "source_root": source_root_for(flow.func),
         },
     )
-    store.create_execution(record, inputs)
-    return exec_id
+    return store.create_execution(record, inputs)
 
 
 def write_inputs(
-    artifacts: Any, exec_id: str, flow: Flow, bound: inspect.BoundArguments
+    artifacts: Artifacts,
+    exec_id: str,
+    flow: FlowDefinition[Any, Any],
+    bound: inspect.BoundArguments,
 ) -> list[ArtifactRecord]:
     """Each argument of the flow as an input artifact (refused before anything is stored
     when one cannot be serialized)."""
@@ -76,23 +86,6 @@ def write_inputs(
         )
         for param, value in bound.arguments.items()
     ]
-
-
-def get_execution_or_raise(store: MetadataStore, exec_id: str) -> ExecutionRecord:
-    record = store.get_execution(exec_id)
-    if record is not None:
-        return record
-    matches = store.find_execution_ids(exec_id) if exec_id else []
-    if len(matches) == 1:  # any unique prefix names an execution
-        record = store.get_execution(matches[0])
-        assert record is not None
-        return record
-    if matches:
-        shown = ", ".join(m[:12] for m in matches[:4]) + (", ..." if len(matches) > 4 else "")
-        raise KitaruUsageError(
-            f"the id prefix {exec_id!r} matches several executions ({shown}); give more of the id"
-        )
-    raise KitaruUsageError(f"no execution with id {exec_id!r}; `kitaru executions list` shows them")
 
 
 def _check_runnable(record: ExecutionRecord, mode: RunMode) -> None:
@@ -131,21 +124,21 @@ def run_execution(
     execution is marked failed with the reason, since nobody is watching this process."""
     settings = load_settings()
     store = get_store(settings)
-    record = get_execution_or_raise(store, exec_id)
+    record = store.require_execution(exec_id)
     exec_id = record.id
     _check_runnable(record, mode)
     owner = lease.claim(store, exec_id)
     heartbeat: lease.Heartbeat | None = None
     try:
-        # Checked again under the lease: another process may have finished it meanwhile.
-        record = get_execution_or_raise(store, exec_id)
+        # Read again under the lease: another process may have finished it meanwhile.
+        current = store.get_execution(exec_id)
+        assert current is not None
+        record = current
         _check_runnable(record, mode)
         stack = get_stack(record.stack, settings)
         flow = resolve_flow(record.flow_ref, record.options.get("source_root"))
         args, kwargs = load_inputs(store, stack.artifacts, record, flow.signature)
         store.mark_started(exec_id, owner)
-        from kitaru_core.plugins import get_plugins
-
         plugins = get_plugins()
         plugins.notify(
             "kitaru_execution_started",
@@ -185,11 +178,11 @@ def run_execution(
             f"kitaru.execution {record.flow_name}",
             attributes,
             link_to=record.options.get("trace"),
-        ) as current:
-            if (reference := span_id_of(current)) is not None:
+        ) as current_span:
+            if (reference := span_id_of(current_span)) is not None:
                 store.merge_execution_options(exec_id, {"trace": reference})
-            suspended_on = _run_body(flow, ctx, args, kwargs, owner)
-            _mark_span(current, store, exec_id)
+            suspended_on, final = _run_body(flow, ctx, args, kwargs, owner)
+            _mark_span(current_span, final)
     except BaseException as exc:
         if heartbeat is None:  # failed before the body ran
             if unattended and isinstance(exc, Exception) and not isinstance(exc, KitaruStateError):
@@ -200,27 +193,15 @@ def run_execution(
     finally:
         if heartbeat is not None:
             heartbeat.stop()
+    plugins.notify(
+        "kitaru_execution_ended", exec_id=exec_id, flow_name=final.flow_name, status=final.status
+    )
     if suspended_on is not None:
-        plugins.notify(
-            "kitaru_execution_ended",
-            exec_id=exec_id,
-            flow_name=record.flow_name,
-            status="waiting",
-        )
         # Input that arrived while this process was letting go found the execution still
         # running and did not resume it: pick it up here, so no answer is left unread.
         wait = store.waits.get(exec_id, suspended_on)
         if wait is not None and wait.status == "answered":
             return run_execution(exec_id, mode="resume", interactive=interactive)
-    final = store.get_execution(exec_id)
-    assert final is not None
-    if suspended_on is None:
-        plugins.notify(
-            "kitaru_execution_ended",
-            exec_id=exec_id,
-            flow_name=final.flow_name,
-            status=final.status,
-        )
     return final
 
 
@@ -236,24 +217,35 @@ def _fail_unloadable(
     log_event(exec_id, f"failed before running: {message}")
 
 
-def _mark_span(current: Any, store: MetadataStore, exec_id: str) -> None:
+def _mark_span(current: Any, final: ExecutionRecord) -> None:
     if current is None:
         return
-    final = store.get_execution(exec_id)
-    status = final.status if final else "unknown"
-    set_attributes(current, **{"kitaru.status": status})
-    if status == "failed":
-        from opentelemetry import trace
+    set_attributes(current, **{"kitaru.status": final.status})
+    if final.status == Status.FAILED:
+        from opentelemetry import trace  # only when a span exists: the program imported it
 
-        message = (final.error or {}).get("message", "") if final else ""
+        message = (final.error or {}).get("message", "")
         current.set_status(trace.Status(trace.StatusCode.ERROR, message))
 
 
 def _run_body(
-    flow: Flow, ctx: ExecutionContext, args: tuple[Any, ...], kwargs: dict[str, Any], owner: str
-) -> str | None:
-    """Run the flow body and record how it ended; the wait's name if it suspended."""
+    flow: FlowDefinition[Any, Any],
+    ctx: ExecutionContext,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    owner: str,
+) -> tuple[str | None, ExecutionRecord]:
+    """Run the flow body and record how it ended: (the wait's name if it suspended, the
+    execution as it now is)."""
     store, exec_id = ctx.store, ctx.exec_id
+
+    def finish(status: Status, **outcome: Any) -> ExecutionRecord:
+        ended = store.finish(exec_id, owner, status, **outcome)
+        if ended is None:  # cancelled meanwhile: its status stays
+            ended = store.get_execution(exec_id)
+            assert ended is not None
+        return ended
+
     token = current_execution.set(ctx)
     try:
         try:
@@ -269,39 +261,39 @@ def _run_body(
             what=f"the result of flow {flow.name!r}",
         )
     except WaitSuspended as suspended:
-        store.finish(exec_id, owner, "waiting")
-        return suspended.name
+        return suspended.name, finish(Status.WAITING)
     except ExecutionCancelled:
-        store.finish(exec_id, owner, "cancelled")
         log_event(exec_id, "cancelled")
-        return None
+        return None, finish(Status.CANCELLED)
     except KitaruDivergenceError as exc:
-        store.finish(exec_id, owner, "failed", error={**error_info(exc), "divergence": True})
         log_event(exec_id, f"failed: {exc}")
-        return None
+        return None, finish(Status.FAILED, error={**error_info(exc), "divergence": True})
     except Exception as exc:
-        store.finish(exec_id, owner, "failed", error=error_info(exc))
         log_event(exec_id, f"failed: {type(exc).__name__}: {exc}")
-        return None
+        return None, finish(Status.FAILED, error=error_info(exc))
     except KeyboardInterrupt as exc:  # Ctrl-C: the person stopped it; nothing went wrong
-        store.finish(exec_id, owner, "cancelled")
+        finish(Status.CANCELLED)
         how = f"execution {exec_id} is cancelled; continue it with `kitaru executions retry {exec_id}`"
         log_event(exec_id, f"interrupted: {how}")
         exc.add_note(f"kitaru: {how}")
         raise
     except BaseException as exc:  # SystemExit and the like: record, then let it go on
-        store.finish(exec_id, owner, "failed", error=error_info(exc))
+        finish(Status.FAILED, error=error_info(exc))
         log_event(exec_id, f"interrupted: {type(exc).__name__}")
         raise
-    if store.finish(exec_id, owner, "completed", result=output):
+    ended = store.finish(exec_id, owner, Status.COMPLETED, result=output)
+    if ended is not None:
         log_event(exec_id, "completed")
-    else:
-        log_event(exec_id, "completed its body, but was cancelled meanwhile")
-    return None
+        return None, ended
+    log_event(exec_id, "completed its body, but was cancelled meanwhile")
+    return None, finish(Status.COMPLETED)
 
 
 def load_inputs(
-    store: MetadataStore, artifacts: Any, record: ExecutionRecord, signature: inspect.Signature
+    store: MetadataStore,
+    artifacts: Artifacts,
+    record: ExecutionRecord,
+    signature: inspect.Signature,
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     values = {a.name: artifacts.read(a) for a in store.list_artifacts(record.id, role="input")}
     args: list[Any] = []

@@ -2,54 +2,25 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 import time
 from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from kitaru_core.errors import KitaruExecutionError, KitaruStateError, KitaruUsageError
-from kitaru_core.runtime.flow_ref import flow_ref_for, refuse_start_while_importing, registry
-from kitaru_core.store.records import TERMINAL_STATUSES, ExecutionRecord
-from kitaru_core.untrusted import validate_name
+from kitaru_core.errors import KitaruExecutionError, KitaruStateError
+from kitaru_core.runtime.definition import FlowDefinition
+from kitaru_core.runtime.engine import create_execution
+from kitaru_core.runtime.flow_ref import refuse_start_while_importing
+from kitaru_core.runtime.replay import create_replay
+from kitaru_core.stack_registry import get_stack
+from kitaru_core.store.metadata_store import get_store
+from kitaru_core.store.records import TERMINAL_STATUSES, ExecutionRecord, Status
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class Flow(Generic[P, R]):
-    def __init__(
-        self,
-        func: Callable[P, R],
-        *,
-        retries: int = 0,
-        cache: bool = True,
-        stack: str | None = None,
-        name: str | None = None,
-    ) -> None:
-        if retries < 0:
-            raise ValueError("retries must be 0 or more")
-        self.func = func
-        self.name = validate_name("flow name", name or func.__name__)
-        self.retries = retries
-        self.cache = cache
-        self.stack = stack
-        self.ref = flow_ref_for(func)
-        functools.update_wrapper(self, func)
-        registry[self.ref] = self
-
-    @functools.cached_property
-    def signature(self) -> inspect.Signature:
-        return inspect.signature(self.func)
-
-    def __repr__(self) -> str:
-        return f"<flow {self.name}>"
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        raise KitaruUsageError(
-            f"flow {self.name!r} was called directly; start an execution with "
-            f"{self.name}.run(...), which returns a handle (.wait() gives the result)"
-        )
+class Flow(FlowDefinition[P, R]):
+    """A flow as user code starts it: ``run`` and ``replay`` (``@flow`` makes one)."""
 
     def run(self, *args: Any, stack: str | None = None, **kwargs: Any) -> FlowHandle[R]:
         """Start an execution on the active stack's orchestrator.
@@ -57,13 +28,11 @@ class Flow(Generic[P, R]):
         With the local orchestrator the body runs in this process and this returns
         once the execution has completed, failed or stopped to wait.
         """
-        from kitaru_core.runtime.engine import create_execution
-        from kitaru_core.stack_registry import get_stack
-
         refuse_start_while_importing(self.name)
-        exec_id = create_execution(self, args, kwargs, stack_name=stack or self.stack)
-        get_stack(stack or self.stack).orchestrator.start(exec_id)
-        return FlowHandle(exec_id)
+        target = get_stack(stack or self.stack)
+        record = create_execution(self, args, kwargs, stack=target)
+        target.orchestrator.start(record.id)
+        return FlowHandle(record.id)
 
     def replay(
         self,
@@ -77,18 +46,27 @@ class Flow(Generic[P, R]):
         ``from_`` and runs the rest live. ``overrides`` maps ``"checkpoint.NAME"`` to a
         value used instead of that checkpoint's recorded output; ``flow_inputs``
         replace the source's inputs."""
-        from kitaru_core.runtime.replay import create_replay
-        from kitaru_core.stack_registry import get_stack
-        from kitaru_core.store.metadata_store import get_store
-
         refuse_start_while_importing(self.name)
-        new_id = create_replay(
-            exec_id, from_=from_, overrides=overrides, flow_inputs=flow_inputs, flow=self
+        source = get_store().require_execution(exec_id)
+        return FlowHandle(
+            start_replay(source, self, from_=from_, overrides=overrides, flow_inputs=flow_inputs)
         )
-        record = get_store().get_execution(new_id)
-        assert record is not None
-        get_stack(record.stack).orchestrator.start(new_id)
-        return FlowHandle(new_id)
+
+
+def start_replay(
+    source: ExecutionRecord,
+    flow: FlowDefinition[Any, Any],
+    *,
+    from_: str | int,
+    overrides: dict[str, Any] | None,
+    flow_inputs: dict[str, Any],
+) -> str:
+    """Create the replay of ``source`` and start it on the source's stack; its id."""
+    record = create_replay(
+        source, from_=from_, overrides=overrides, flow_inputs=flow_inputs, flow=flow
+    )
+    get_stack(record.stack).orchestrator.start(record.id)
+    return record.id
 
 
 class FlowHandle(Generic[R]):
@@ -101,10 +79,7 @@ class FlowHandle(Generic[R]):
         return f"<FlowHandle {self.exec_id} {self.status}>"
 
     def _record(self) -> ExecutionRecord:
-        from kitaru_core.runtime.engine import get_execution_or_raise
-        from kitaru_core.store.metadata_store import get_store
-
-        return get_execution_or_raise(get_store(), self.exec_id)
+        return get_store().require_execution(self.exec_id)
 
     @property
     def status(self) -> str:
@@ -136,16 +111,22 @@ class FlowHandle(Generic[R]):
         return self._result(record)
 
     def _result(self, record: ExecutionRecord) -> R:
-        if record.status == "completed":
-            from kitaru_core.client import load_result
-
+        if record.status == Status.COMPLETED:
             return load_result(record)
         raise execution_error(record)
 
 
+def load_result(record: ExecutionRecord) -> Any:
+    """A completed execution's result, read from its own stack's artifact store."""
+    artifact = get_store().get_artifact(record.result_artifact_id or "")
+    if artifact is None:
+        raise KitaruStateError(f"execution {record.id} has no stored result")
+    return get_stack(record.stack).artifacts.read(artifact)
+
+
 def execution_error(record: ExecutionRecord) -> KitaruExecutionError:
     exec_id = record.id
-    if record.status == "cancelled":
+    if record.status == Status.CANCELLED:
         return KitaruExecutionError(
             f"execution {exec_id} was cancelled", exec_id=exec_id, status="cancelled"
         )

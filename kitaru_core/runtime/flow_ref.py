@@ -14,17 +14,11 @@ import os
 import sys
 import traceback
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kitaru_core import serialization
 from kitaru_core.errors import KitaruUsageError
 
-if TYPE_CHECKING:
-    from kitaru_core.runtime.flow import Flow
-
-# flows by reference, filled as they are defined: a process that defined a flow can run
-# its executions without importing anything.
-registry: dict[str, Flow] = {}
 # modules imported from a script path -> that path
 _script_paths: dict[str, str] = {}
 
@@ -55,11 +49,8 @@ def source_root_for(func: Any) -> str | None:
     return root
 
 
-def resolve_flow(ref: str, source_root: str | None = None) -> Flow:
-    from kitaru_core.runtime.flow import Flow
-
-    if ref in registry:
-        return registry[ref]
+def import_reference(ref: str, source_root: str | None = None) -> Any:
+    """The object a reference names, importing its module or script as needed."""
     source, _, qualname = ref.rpartition(":")
     if "<locals>" in qualname:
         raise KitaruUsageError(
@@ -67,7 +58,7 @@ def resolve_flow(ref: str, source_root: str | None = None) -> Flow:
             "it; define flows at module level to resume them elsewhere"
         )
     if _is_path(source):
-        module = _import_script(source)
+        module = import_script(os.path.abspath(source))
     else:
         module = _import_module(source, ref, source_root)
     obj: Any = module
@@ -79,8 +70,6 @@ def resolve_flow(ref: str, source_root: str | None = None) -> Flow:
             f"{source} has no flow named {qualname!r} (recorded as {ref!r}); was it "
             "renamed or removed since the execution started?"
         ) from None
-    if not isinstance(obj, Flow):
-        raise KitaruUsageError(f"{ref!r} is not a @flow (it is {type(obj).__name__})")
     return obj
 
 
@@ -102,7 +91,8 @@ def _import_module(name: str, ref: str, source_root: str | None) -> Any:
         ) from exc
 
 
-def _import_script(path: str) -> Any:
+def import_script(path: str) -> Any:
+    """A script's module, imported under a name of its own (its main block does not run)."""
     main = sys.modules.get("__main__")
     main_file = getattr(main, "__file__", None)
     if main_file and os.path.abspath(main_file) == path:

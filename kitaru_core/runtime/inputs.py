@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from kitaru_core.errors import KitaruStateError, KitaruUsageError, KitaruWaitValidationError
-from kitaru_core.runtime.engine import get_execution_or_raise
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import MetadataStore, get_store
 from kitaru_core.store.records import TERMINAL_STATUSES, ExecutionRecord, WaitRecord
@@ -62,7 +61,7 @@ def validate(record: WaitRecord, value: Any) -> None:
 def give_input(exec_id: str, wait: str | None, value: Any) -> tuple[ExecutionRecord, WaitRecord]:
     """Validate and store the input; returns the execution and the answered wait."""
     store = get_store()
-    record = get_execution_or_raise(store, exec_id)
+    record = store.require_execution(exec_id)
     if record.status in TERMINAL_STATUSES:
         raise KitaruStateError(
             f"execution {record.id} has ended ({record.status}); it takes no more input"
@@ -88,7 +87,7 @@ def give_input(exec_id: str, wait: str | None, value: Any) -> tuple[ExecutionRec
 def abort_wait(exec_id: str, wait: str | None) -> ExecutionRecord:
     """Refuse the wait: the execution ends ``cancelled``; later checkpoints never run."""
     store = get_store()
-    record = get_execution_or_raise(store, exec_id)
+    record = store.require_execution(exec_id)
     pending = find_pending_wait(store, record, wait)
     store.waits.abort(record.id, pending.name)
     get_stack(record.stack).orchestrator.cancel(record.id)

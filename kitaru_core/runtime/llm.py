@@ -17,10 +17,13 @@ from typing import TYPE_CHECKING, Any
 from kitaru_core.artifacts import new_id
 from kitaru_core.components.llm_gateway import LLMRequest, LLMResponse
 from kitaru_core.errors import KitaruError
-from kitaru_core.runtime.checkpoint import error_info
+from kitaru_core.model_aliases import choose
 from kitaru_core.runtime.context import current_checkpoint, current_execution
+from kitaru_core.runtime.step import Step
 from kitaru_core.runtime.tracing import set_attributes, span
-from kitaru_core.store.records import ArtifactRecord, JournalEntry, LLMCallRecord
+from kitaru_core.stack_registry import get_stack
+from kitaru_core.store.metadata_store import get_store
+from kitaru_core.store.records import ArtifactRecord, LLMCallRecord
 
 if TYPE_CHECKING:
     from kitaru_core.stack import Stack
@@ -59,8 +62,6 @@ def llm(
     frame = current_checkpoint.get()
     messages = _messages(prompt, system)
     if ctx is None or frame is not None:
-        from kitaru_core.stack_registry import get_stack
-
         stack = ctx.stack if ctx is not None else get_stack()
         exec_id = ctx.exec_id if ctx is not None else None
         outcome = _call(
@@ -74,23 +75,32 @@ def llm(
             position=frame.position if frame else None,
             checkpoint=frame.name if frame else None,
         )
-        from kitaru_core.store.metadata_store import get_store
-
         (ctx.store if ctx else get_store()).record_llm_call(outcome.call, outcome.artifacts)
         _notify(ctx, outcome.call)
         if outcome.error is not None:
             raise outcome.error
         return outcome.text
 
-    # In the flow body: a checkpoint of its own.
-    name = name or ctx.next_llm_name()
-    position = ctx.reserve_position()
-    recorded = ctx.recorded(position, name)
-    if recorded is not None:
-        return str(ctx.artifacts.read(recorded))
-    ctx.check_cancelled()
-    started = time.time()
-    with span(f"kitaru.checkpoint {name}", {"kitaru.position": position, "kitaru.kind": "llm"}):
+    # In the flow body: a journaled step of its own.
+    return ctx.step(
+        name or ctx.next_llm_name(),
+        "llm",
+        lambda step: _journaled_call(step, messages, model, temperature, max_tokens, kwargs),
+        load=str,
+    )
+
+
+def _journaled_call(
+    step: Step,
+    messages: list[dict[str, str]],
+    model: str | None,
+    temperature: float | None,
+    max_tokens: int | None,
+    kwargs: dict[str, Any],
+) -> str:
+    ctx = step.ctx
+    attributes = {"kitaru.position": step.position, "kitaru.kind": "llm"}
+    with span(f"kitaru.checkpoint {step.name}", attributes):
         outcome = _call(
             ctx.stack,
             messages,
@@ -99,34 +109,18 @@ def llm(
             max_tokens,
             kwargs,
             exec_id=ctx.exec_id,
-            position=position,
-            checkpoint=name,
+            position=step.position,
+            checkpoint=step.name,
         )
-        failed = outcome.error is not None
-        entry = JournalEntry(
-            exec_id=ctx.exec_id,
-            position=position,
-            name=name,
-            status="failed" if failed else "completed",
-            started_at=started,
-            ended_at=time.time(),
-            kind="llm",
-            attempts=outcome.call.attempts,
-            output_artifact_id=None if failed else outcome.response_artifact.id,  # type: ignore[union-attr]
-            error=error_info(outcome.error) if outcome.error else None,
-        )
-        ctx.store.record_entry(
-            entry, outcome.artifacts, replace=ctx.has_entry(position), llm_calls=[outcome.call]
-        )
-    _notify(ctx, outcome.call)
-    ctx.notify(
-        "kitaru_checkpoint_ended",
-        exec_id=ctx.exec_id,
-        name=name,
-        position=position,
-        status=entry.status,
-        duration=entry.ended_at - started,
-    )
+        call = outcome.call
+        if outcome.error is not None:
+            entry = step.failed_entry(outcome.error, attempts=call.attempts)
+        else:
+            assert outcome.response_artifact is not None
+            entry = step.entry(outcome.response_artifact.id, attempts=call.attempts)
+        step.record(entry, outcome.artifacts, llm_calls=[call])
+    _notify(ctx, call)
+    step.ended(entry)
     if outcome.error is not None:
         raise outcome.error
     return outcome.text
@@ -151,8 +145,6 @@ def _call(
     position: int | None,
     checkpoint: str | None,
 ) -> _Outcome:
-    from kitaru_core.models import choose
-
     mock = os.environ.get(MOCK_ENV)
     alias, provider_model, params = choose(stack, model, strict=mock is None)
     artifacts = stack.artifacts
@@ -265,6 +257,6 @@ def _notify(ctx: Any, call: LLMCallRecord) -> None:
     if ctx is not None:
         ctx.notify("kitaru_llm_call_ended", exec_id=call.exec_id, call=call)
     else:
-        from kitaru_core.plugins import get_plugins
+        from kitaru_core.plugins import get_plugins  # loads pluggy and every plugin: on use
 
         get_plugins().notify("kitaru_llm_call_ended", exec_id=None, call=call)

@@ -10,13 +10,16 @@ checkpoint calls run inline (the checkpoint's own record covers them).
 from __future__ import annotations
 
 import builtins
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from kitaru_core.errors import KitaruUsageError
 from kitaru_core.runtime.context import ExecutionContext, current_checkpoint, current_execution
+from kitaru_core.runtime.step import Step
+from kitaru_core.stack import Stack
+from kitaru_core.stack_registry import get_stack
+from kitaru_core.store.metadata_store import MetadataStore, get_store
 from kitaru_core.store.records import JournalEntry, MemoryRecord
 from kitaru_core.untrusted import validate_name
 
@@ -51,25 +54,31 @@ def validate_scope(scope_type: str, scope: str | None) -> tuple[str, str]:
 
 
 class MemoryScope:
-    """Reads and writes of one scope, without journaling (what clients use)."""
+    """Reads and writes of one scope, without journaling (what clients use). In a run,
+    the store and stack are the run's own; elsewhere, the process's active ones."""
 
-    def __init__(self, scope_type: str, scope: str, *, exec_id: str | None = None) -> None:
-        from kitaru_core.stack_registry import get_stack
-        from kitaru_core.store.metadata_store import get_store
-
+    def __init__(
+        self,
+        scope_type: str,
+        scope: str,
+        *,
+        exec_id: str | None = None,
+        store: MetadataStore | None = None,
+        stack: Stack | None = None,
+    ) -> None:
         self.scope_type, self.scope = validate_scope(scope_type, scope)
         self.exec_id = exec_id
-        self.store = get_store()
-        self.stack = get_stack()
+        self.store = store or get_store()
+        self.stack = stack or get_stack()
 
     def _entry(self, record: MemoryRecord) -> MemoryEntry:
         value = None
         if record.artifact_id is not None:
             artifact = self.store.get_artifact(record.artifact_id)
             assert artifact is not None
-            from kitaru_core.stack_registry import get_stack
-
-            value = get_stack(record.stack).artifacts.read(artifact)
+            # The value's bytes are where the writer's stack put them.
+            stack = self.stack if record.stack == self.stack.name else get_stack(record.stack)
+            value = stack.artifacts.read(artifact)
         return MemoryEntry(
             key=record.key,
             version=record.version,
@@ -185,63 +194,44 @@ class Memory:
             return MemoryScope(*self._outside)
         scope_type, named = ctx.memory_scope or ("flow", None)
         default = ctx.flow_name if scope_type == "flow" else ctx.exec_id
-        return MemoryScope(scope_type, named or default, exec_id=ctx.exec_id)
+        return MemoryScope(
+            scope_type, named or default, exec_id=ctx.exec_id, store=ctx.store, stack=ctx.stack
+        )
 
     def _journaled(self, op: str, key: str | None, compute: Callable[[MemoryScope], Any]) -> Any:
-        """Run ``compute`` once per execution when called from a flow body."""
+        """A read: one journaled step when called from a flow body, so a resumed run
+        sees what it saw; inline in a checkpoint (its own record covers it)."""
         ctx = current_execution.get()
         scope = self._scope(ctx)
         if ctx is None or current_checkpoint.get() is not None:
             return compute(scope)
         name = f"memory.{op}" + (f":{key}" if key else "")
-        position = ctx.reserve_position()
-        recorded = ctx.recorded(position, name)
-        if recorded is not None:
-            return ctx.artifacts.read(recorded)
-        started = time.time()
-        result = compute(scope)
-        output = ctx.artifacts.write(
-            result,
-            exec_id=ctx.exec_id,
-            name=name,
-            role="output",
-            position=position,
-        )
-        ctx.store.record_entry(
-            ctx.completed_entry(
-                position, name, kind="memory", started_at=started, output_artifact_id=output.id
-            ),
-            [output],
-            replace=ctx.has_entry(position),
-        )
-        return result
+        return ctx.step(name, "memory", lambda step: step.complete(compute(scope)))
 
     def _journaled_write(self, op: str, key: str, write: Callable[[MemoryScope, Any], int]) -> None:
-        """A write from a flow body is committed together with its journal entry."""
+        """A write from a flow body is one journaled step whose entry is committed in
+        the write's own transaction: it happens exactly once per execution."""
         ctx = current_execution.get()
         scope = self._scope(ctx)
         if ctx is None or current_checkpoint.get() is not None:
             write(scope, None)
             return
-        name = f"memory.{op}:{key}"
-        position = ctx.reserve_position()
-        if ctx.recorded(position, name) is not None:
-            return  # written by an earlier run of this execution
-        started = time.time()
 
-        def journal(artifact_id: str | None) -> tuple[JournalEntry, builtins.list[Any]]:
-            extra = []
-            if artifact_id is None:  # a tombstone: record None as the entry's output
-                none = ctx.artifacts.write(
-                    None, exec_id=ctx.exec_id, name=name, role="output", position=position
-                )
-                extra, artifact_id = [none], none.id
-            entry = ctx.completed_entry(
-                position, name, kind="memory", started_at=started, output_artifact_id=artifact_id
-            )
-            return entry, extra
+        def run(step: Step) -> None:
+            entries: builtins.list[JournalEntry] = []
 
-        write(scope, journal)
+            def journal(artifact_id: str | None) -> tuple[JournalEntry, builtins.list[Any]]:
+                extra = []
+                if artifact_id is None:  # a tombstone: record None as the entry's output
+                    none = step.output(None)
+                    extra, artifact_id = [none], none.id
+                entries.append(step.entry(artifact_id))
+                return entries[-1], extra
+
+            write(scope, journal)
+            step.ended(entries[-1])
+
+        ctx.step(f"memory.{op}:{key}", "memory", run, load=None)
 
     def get(self, key: str, *, version: int | None = None, default: Any = None) -> Any:
         return self._journaled("get", key, lambda s: s.get(key, version=version, default=default))

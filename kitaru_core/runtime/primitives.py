@@ -6,6 +6,7 @@ from typing import Any
 
 from kitaru_core.errors import KitaruContextError, KitaruUsageError
 from kitaru_core.runtime.context import current_checkpoint, current_execution, require_checkpoint
+from kitaru_core.stack_registry import get_stack
 
 
 def save(name: str, value: Any, *, type: str = "output", tags: list[str] | None = None) -> None:
@@ -36,15 +37,18 @@ def save(name: str, value: Any, *, type: str = "output", tags: list[str] | None 
 def load(exec_id: str, name: str) -> Any:
     """The latest artifact called ``name`` of an execution (saved, or a checkpoint's output)."""
     require_checkpoint("kitaru.load()")
-    from kitaru_core.client import KitaruClient
-
-    refs = KitaruClient().artifacts.list(exec_id, name=name)
-    if not refs:
+    ctx = current_execution.get()
+    assert ctx is not None
+    source = ctx.store.require_execution(exec_id)
+    found = ctx.store.list_artifacts(source.id, name=name)
+    if not found:
         raise KitaruUsageError(
-            f"execution {exec_id} has no artifact named {name!r}; "
-            f"`kitaru executions get {exec_id}` lists its checkpoints"
+            f"execution {source.id} has no artifact named {name!r}; "
+            f"`kitaru executions get {source.id}` lists its checkpoints"
         )
-    return refs[-1].load()
+    # Its bytes are in the artifact store of the stack that execution ran on.
+    stack = ctx.stack if source.stack == ctx.stack.name else get_stack(source.stack)
+    return stack.artifacts.read(found[-1])
 
 
 def log(**metadata: Any) -> None:

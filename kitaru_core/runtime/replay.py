@@ -9,18 +9,15 @@ checkpoint's recorded output. Everything is checked before anything is written.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kitaru_core.artifacts import new_id
 from kitaru_core.errors import KitaruUsageError
-from kitaru_core.runtime.engine import get_execution_or_raise, load_inputs, write_inputs
-from kitaru_core.runtime.flow_ref import resolve_flow
+from kitaru_core.runtime.definition import FlowDefinition, resolve_flow
+from kitaru_core.runtime.engine import load_inputs, write_inputs
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import get_store
-from kitaru_core.store.records import ExecutionRecord, JournalEntry
-
-if TYPE_CHECKING:
-    from kitaru_core.runtime.flow import Flow
+from kitaru_core.store.records import ExecutionRecord, JournalEntry, Status
 
 OVERRIDE_PREFIX = "checkpoint."
 
@@ -57,16 +54,15 @@ def _resolve_position(
 
 
 def create_replay(
-    source_id: str,
+    source: ExecutionRecord,
     *,
     from_: str | int,
     overrides: dict[str, Any] | None = None,
     flow_inputs: dict[str, Any] | None = None,
-    flow: Flow | None = None,
-) -> str:
-    """Create the replay execution; returns its id (the caller starts it)."""
+    flow: FlowDefinition[Any, Any] | None = None,
+) -> ExecutionRecord:
+    """Create the replay execution of ``source``; returns it (the caller starts it)."""
     store = get_store()
-    source: ExecutionRecord = get_execution_or_raise(store, source_id)
     journal = store.load_journal(source.id)
     start = _resolve_position(journal, "from_", from_, source.id)
     override_positions: dict[int, Any] = {}
@@ -96,14 +92,13 @@ def create_replay(
             position=position,
             what=f"override of checkpoint {journal[position].name!r}",
         )
-        entry = JournalEntry(
-            exec_id=exec_id,
-            position=position,
-            name=journal[position].name,
-            status="completed",
+        entry = JournalEntry.completed(
+            exec_id,
+            position,
+            journal[position].name,
+            kind=journal[position].kind,
             started_at=now,
             ended_at=now,
-            kind=journal[position].kind,
             output_artifact_id=artifact.id,
             metadata={"override": True},
         )
@@ -112,11 +107,10 @@ def create_replay(
         id=exec_id,
         flow_name=source.flow_name,
         flow_ref=source.flow_ref,
-        status="running",
+        status=Status.RUNNING,
         stack=source.stack,
         created_at=now,
         original_exec_id=source.id,
         options={**source.options, "replay_from": start},
     )
-    store.create_replay(record, inputs, source.id, start, replaced)
-    return exec_id
+    return store.create_replay(record, inputs, source.id, start, replaced)

@@ -1,6 +1,6 @@
 """``kitaru.wait()``: stop until a person or another agent gives input, holding nothing.
 
-A wait takes a journal position like a checkpoint. With no input yet it is recorded as
+A wait is a journaled step (``step.py``). With no input yet it is recorded as
 pending (with the JSON schema of the value it expects), the flow body unwinds and the
 execution becomes ``waiting``; no process is kept for it. Input given later is checked
 against the schema, stored, and the execution is resumed: the body runs again from the
@@ -14,14 +14,14 @@ import sys
 import time
 from typing import Any
 
-from kitaru_core.errors import KitaruContextError
-from kitaru_core.runtime.context import (
-    ExecutionCancelled,
-    current_checkpoint,
-    require_flow,
-)
+from kitaru_core.errors import KitaruContextError, KitaruUsageError, KitaruWaitValidationError
+from kitaru_core.runtime.context import ExecutionCancelled, current_checkpoint, require_flow
+from kitaru_core.runtime.inputs import give_input
+from kitaru_core.runtime.logs import log_event
+from kitaru_core.runtime.step import Step
 from kitaru_core.runtime.tracing import set_attributes, span
-from kitaru_core.untrusted import validate_name
+from kitaru_core.store.metadata_store import MetadataStore
+from kitaru_core.untrusted import parse_json_or_text, validate_name
 
 _POLL_INTERVAL = 0.2
 
@@ -73,36 +73,31 @@ def wait(
     validate_name("wait name", name)
     ctx.claim_wait_name(name)
     adapter = type_adapter(schema)
-    position = ctx.reserve_position()
-    recorded = ctx.recorded(position, name)
-    if recorded is not None:
-        return adapter.validate_python(ctx.artifacts.read(recorded))
 
-    with span(
-        f"kitaru.wait {name}", {"kitaru.wait.name": name, "kitaru.position": position}
-    ) as current:
-        value = _wait_for_input(
-            ctx, name, position, question, timeout, metadata or {}, schema, adapter
-        )
-        set_attributes(current, **{"kitaru.wait.status": "answered"})
-    return value
+    def run(step: Step) -> Any:
+        attributes = {"kitaru.wait.name": name, "kitaru.position": step.position}
+        with span(f"kitaru.wait {name}", attributes) as current:
+            value = _wait_for_input(step, question, timeout, metadata or {}, schema, adapter)
+            set_attributes(current, **{"kitaru.wait.status": "answered"})
+        return value
+
+    return ctx.step(name, "wait", run, load=adapter.validate_python)
 
 
 def _wait_for_input(
-    ctx: Any,
-    name: str,
-    position: int,
+    step: Step,
     question: str | None,
     timeout: float | None,
     metadata: dict[str, Any],
     schema: Any,
     adapter: Any,
 ) -> Any:
+    ctx, name = step.ctx, step.name
     waits = ctx.store.waits
     record = waits.create_pending(
         exec_id=ctx.exec_id,
         name=name,
-        position=position,
+        position=step.position,
         question=question,
         schema=adapter.json_schema(),
         schema_name=schema_name(schema),
@@ -110,7 +105,7 @@ def _wait_for_input(
     )
     if (
         record.status == "pending"
-        and record.position == position
+        and record.position == step.position
         and record.created_at > ctx.started_at
     ):
         ctx.notify(
@@ -124,39 +119,26 @@ def _wait_for_input(
         if timeout is None and ctx.interactive and sys.stdin.isatty():
             _prompt(ctx.exec_id, record.name, question, record.schema_name)
         else:
-            _poll(ctx.exec_id, name, timeout or 0.0)
+            _poll(ctx.store, ctx.exec_id, name, timeout or 0.0)
         record = waits.get(ctx.exec_id, name) or record
     if record.status == "aborted":
         raise ExecutionCancelled()
     if record.status != "answered" or record.value_artifact_id is None:
-        from kitaru_core.runtime.logs import log_event
-
         log_event(ctx.exec_id, f"waiting for input {name!r}: {question or ''}")
         raise WaitSuspended(name)
     value_record = ctx.store.get_artifact(record.value_artifact_id)
     assert value_record is not None
     value = ctx.artifacts.read(value_record)
-    ctx.store.record_entry(
-        ctx.completed_entry(
-            position,
-            name,
-            kind="wait",
-            started_at=record.created_at,
-            output_artifact_id=value_record.id,
-        ),
-        [],
-        replace=ctx.has_entry(position),
-    )
+    entry = step.entry(value_record.id, started_at=record.created_at)
+    step.record(entry)
+    step.ended(entry)
     return adapter.validate_python(value)
 
 
-def _poll(exec_id: str, name: str, timeout: float) -> None:
-    from kitaru_core.store.metadata_store import get_store
-
+def _poll(store: MetadataStore, exec_id: str, name: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    waits = get_store().waits
     while time.monotonic() < deadline:
-        record = waits.get(exec_id, name)
+        record = store.waits.get(exec_id, name)
         if record is not None and record.status != "pending":
             return
         time.sleep(min(_POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
@@ -164,10 +146,6 @@ def _poll(exec_id: str, name: str, timeout: float) -> None:
 
 def _prompt(exec_id: str, name: str, question: str | None, expected: str) -> None:
     """Ask at the terminal; an empty line lets go of the execution to answer later."""
-    from kitaru_core.errors import KitaruUsageError, KitaruWaitValidationError
-    from kitaru_core.runtime.inputs import give_input
-    from kitaru_core.untrusted import parse_json_or_text
-
     while True:
         try:
             line = input(

@@ -10,7 +10,6 @@ from typing import Any
 from kitaru_core.errors import KitaruStateError
 from kitaru_core.store.database import Database
 from kitaru_core.store.records import ArtifactRecord, JournalEntry, MemoryRecord
-from kitaru_core.store.statements import INSERT_ARTIFACT, INSERT_ENTRY
 
 _ATTEMPTS = 50
 # The next version is numbered inside the insert: one statement instead of a read and a
@@ -124,8 +123,8 @@ class MemoryStore:
                     # a plain write never loses a race for the next version number.
                     db.lock(f"memory\0{scope_type}\0{scope}\0{key}")
                     if value is not None:
-                        db.execute(INSERT_ARTIFACT, value.params())
-                    params = dict(record.__dict__, expected=expected_version)
+                        db.execute(ArtifactRecord.INSERT, value.params())
+                    params = {**record.params(), "expected": expected_version}
                     sql = _APPEND if expected_version is None else _COMPARE_AND_APPEND
                     row = db.fetchone(sql, params)
                     if row is None:
@@ -135,8 +134,8 @@ class MemoryStore:
                     if journal is not None:
                         entry, artifacts = journal
                         for artifact in artifacts:
-                            db.execute(INSERT_ARTIFACT, artifact.params())
-                        db.execute(INSERT_ENTRY, entry.params())
+                            db.execute(ArtifactRecord.INSERT, artifact.params())
+                        db.execute(JournalEntry.INSERT, entry.params())
                 self._conflicts.pop(key, None)
                 return record
             except _Stale as stale:

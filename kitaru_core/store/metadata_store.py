@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from kitaru_core.errors import KitaruBackendError, KitaruStateError
+from kitaru_core.errors import KitaruBackendError, KitaruStateError, KitaruUsageError
 from kitaru_core.settings import Settings, load_settings
 from kitaru_core.store.database import Database, sqlite_url
 from kitaru_core.store.memory import MemoryStore
@@ -23,11 +23,16 @@ from kitaru_core.store.records import (
     LLMCallRecord,
 )
 from kitaru_core.store.stacks import StackStore
-from kitaru_core.store.statements import INSERT_ARTIFACT, INSERT_ENTRY, INSERT_LLM_CALL
 from kitaru_core.store.waits import WaitStore
 
-_JOURNAL_COLUMNS = ", ".join("j." + c.strip() for c in JournalEntry.COLUMNS.split(","))
-_ARTIFACT_COLUMNS = ", ".join("a." + c.strip() for c in ArtifactRecord.COLUMNS.split(","))
+_JOURNAL_COLUMNS = ", ".join("j." + c for c in JournalEntry.NAMES)
+_ARTIFACT_COLUMNS = ", ".join("a." + c for c in ArtifactRecord.NAMES)
+# The source's completed entries below a position, copied to another execution.
+_COPY_JOURNAL = (
+    f"INSERT INTO journal ({JournalEntry.COLUMNS}) SELECT "
+    + ", ".join(":target" if c == "exec_id" else c for c in JournalEntry.NAMES)
+    + " FROM journal WHERE exec_id = :source AND position < :before AND status = 'completed'"
+)
 _DELETE_ENTRY = "DELETE FROM journal WHERE exec_id = :exec_id AND position = :position"
 
 
@@ -53,31 +58,42 @@ class MetadataStore:
 
     # -- executions ------------------------------------------------------------------
 
-    def create_execution(self, record: ExecutionRecord, inputs: list[ArtifactRecord]) -> None:
+    def create_execution(
+        self, record: ExecutionRecord, inputs: list[ArtifactRecord]
+    ) -> ExecutionRecord:
+        """Insert the execution and its input artifacts together; returns the record."""
         with self.db.transaction() as db:
-            db.execute(
-                "INSERT INTO executions (id, flow_name, flow_ref, status, stack, created_at, "
-                "original_exec_id, metadata, options, runs) VALUES (:id, :flow_name, "
-                ":flow_ref, :status, :stack, :created_at, :original_exec_id, '{}', :options, 0)",
-                {
-                    "id": record.id,
-                    "flow_name": record.flow_name,
-                    "flow_ref": record.flow_ref,
-                    "status": record.status,
-                    "stack": record.stack,
-                    "created_at": record.created_at,
-                    "original_exec_id": record.original_exec_id,
-                    "options": json.dumps(record.options),
-                },
-            )
+            db.execute(ExecutionRecord.INSERT, record.params())
             if inputs:
-                db.executemany(INSERT_ARTIFACT, [a.params() for a in inputs])
+                db.executemany(ArtifactRecord.INSERT, [a.params() for a in inputs])
+        return record
 
     def get_execution(self, exec_id: str) -> ExecutionRecord | None:
         row = self.db.fetchone(
             f"SELECT {ExecutionRecord.COLUMNS} FROM executions WHERE id = :id", {"id": exec_id}
         )
         return ExecutionRecord.from_row(row) if row else None
+
+    def require_execution(self, exec_id: str) -> ExecutionRecord:
+        """The execution with this id, or the only one whose id starts with it; else a
+        ``KitaruUsageError`` that says which it could not tell apart."""
+        record = self.get_execution(exec_id)
+        if record is not None:
+            return record
+        matches = self.find_execution_ids(exec_id) if exec_id else []
+        if len(matches) == 1:  # any unique prefix names an execution
+            record = self.get_execution(matches[0])
+            assert record is not None
+            return record
+        if matches:
+            shown = ", ".join(m[:12] for m in matches[:4]) + (", ..." if len(matches) > 4 else "")
+            raise KitaruUsageError(
+                f"the id prefix {exec_id!r} matches several executions ({shown}); give more "
+                "of the id"
+            )
+        raise KitaruUsageError(
+            f"no execution with id {exec_id!r}; `kitaru executions list` shows them"
+        )
 
     def find_execution_ids(self, prefix: str, limit: int = 5) -> list[str]:
         rows = self.db.fetchall(
@@ -165,19 +181,18 @@ class MetadataStore:
         *,
         error: dict[str, Any] | None = None,
         result: ArtifactRecord | None = None,
-    ) -> bool:
-        """End the run that ``owner`` holds and release its lease, in one transaction.
-
-        Returns False if the execution was cancelled meanwhile (its status is kept).
-        """
+    ) -> ExecutionRecord | None:
+        """End the run that ``owner`` holds and release its lease, in one transaction;
+        returns the execution as it now is, or None if it was cancelled meanwhile (its
+        status is kept)."""
         with self.db.transaction() as db:
             if result is not None:
-                db.execute(INSERT_ARTIFACT, result.params())
-            changed = db.execute(
+                db.execute(ArtifactRecord.INSERT, result.params())
+            row = db.fetchone(
                 "UPDATE executions SET status = :status, error = :error, "
                 "result_artifact_id = :result, ended_at = :ended, lease_owner = NULL, "
                 "lease_heartbeat = NULL WHERE id = :id AND lease_owner = :owner "
-                "AND status = 'running'",
+                f"AND status = 'running' RETURNING {ExecutionRecord.COLUMNS}",
                 {
                     "id": exec_id,
                     "owner": owner,
@@ -187,13 +202,13 @@ class MetadataStore:
                     "ended": time.time() if status != "waiting" else None,
                 },
             )
-            if not changed:
+            if row is None:
                 db.execute(
                     "UPDATE executions SET lease_owner = NULL, lease_heartbeat = NULL "
                     "WHERE id = :id AND lease_owner = :owner",
                     {"id": exec_id, "owner": owner},
                 )
-        return bool(changed)
+        return ExecutionRecord.from_row(row) if row is not None else None
 
     def fail_unstarted(self, exec_id: str, owner: str, error: dict[str, Any]) -> None:
         """Mark failed an execution whose run could not start (its flow would not load),
@@ -259,7 +274,7 @@ class MetadataStore:
             "ORDER BY j.position",
             {"id": exec_id, "low": low, "high": high},
         )
-        width = len(_JOURNAL_COLUMNS.split(","))
+        width = len(JournalEntry.NAMES)
         return [
             (
                 JournalEntry.from_row(row[:width]),
@@ -285,11 +300,11 @@ class MetadataStore:
                     {"exec_id": entry.exec_id, "position": entry.position},
                 )
             for artifact in artifacts:
-                db.execute(INSERT_ARTIFACT, artifact.params())
+                db.execute(ArtifactRecord.INSERT, artifact.params())
             for call in llm_calls or ():
-                db.execute(INSERT_LLM_CALL, call.params())
+                db.execute(LLMCallRecord.INSERT, call.params())
             try:
-                db.execute(INSERT_ENTRY, entry.params())
+                db.execute(JournalEntry.INSERT, entry.params())
             except db.integrity_error as exc:
                 raise KitaruStateError(
                     f"execution {entry.exec_id} already has a completed journal entry at "
@@ -303,30 +318,28 @@ class MetadataStore:
         source_id: str,
         before_position: int,
         overrides: list[tuple[JournalEntry, ArtifactRecord]],
-    ) -> None:
+    ) -> ExecutionRecord:
         """Create a replay execution whose journal starts as the source's completed
         entries below ``before_position``, with overridden outputs in place."""
         with self.db.transaction() as db:
             self.create_execution(record, inputs)
             db.execute(
-                f"INSERT INTO journal ({JournalEntry.COLUMNS}) SELECT :target, position, "
-                "name, status, started_at, ended_at, kind, output_artifact_id, attempts, "
-                "error, metadata FROM journal WHERE exec_id = :source AND position < :before "
-                "AND status = 'completed'",
+                _COPY_JOURNAL,
                 {"source": source_id, "target": record.id, "before": before_position},
             )
             for entry, artifact in overrides:
                 db.execute(_DELETE_ENTRY, {"exec_id": record.id, "position": entry.position})
-                db.execute(INSERT_ARTIFACT, artifact.params())
-                db.execute(INSERT_ENTRY, entry.params())
+                db.execute(ArtifactRecord.INSERT, artifact.params())
+                db.execute(JournalEntry.INSERT, entry.params())
+        return record
 
     # -- LLM calls -------------------------------------------------------------------
 
     def record_llm_call(self, call: LLMCallRecord, artifacts: list[ArtifactRecord]) -> None:
         with self.db.transaction() as db:
             for artifact in artifacts:
-                db.execute(INSERT_ARTIFACT, artifact.params())
-            db.execute(INSERT_LLM_CALL, call.params())
+                db.execute(ArtifactRecord.INSERT, artifact.params())
+            db.execute(LLMCallRecord.INSERT, call.params())
 
     def llm_calls(self, exec_id: str) -> list[LLMCallRecord]:
         rows = self.db.fetchall(
@@ -368,19 +381,19 @@ def _refuse_lost_database(settings: Settings) -> None:
     executions was truncated or deleted: starting a new store there would silently
     forget every execution and memory, so refuse and say how to go on."""
     path = settings.sqlite_path
+    # Evidence that a store existed: logs are written only by executions, which need
+    # one; artifacts may also be written just before a new store is first opened.
+    evidence = [settings.logs_dir]
     try:
         if path.stat().st_size > 0:
             return
         state = "is empty (0 bytes)"
+        evidence.append(settings.home / "artifacts")
     except FileNotFoundError:
         state = "is missing"
     except OSError:
         return  # not a directory, no permission: opening it says so
-    leftovers = [
-        d
-        for d in (settings.home / "artifacts", settings.logs_dir)
-        if d.is_dir() and any(d.iterdir())
-    ]
+    leftovers = [d for d in evidence if d.is_dir() and any(d.iterdir())]
     if leftovers:
         raise KitaruBackendError(
             f"the metadata store {path} {state}, but {' and '.join(map(str, leftovers))} hold "

@@ -1,17 +1,102 @@
-"""Rows of the metadata store as typed records."""
+"""Rows of the metadata store as typed records.
+
+Each record is a dataclass whose fields are its table's columns, in order; the column
+list, the INSERT statement, the parameters of a row and the mapping back from a row are
+derived from those fields (``@row``), so a new column is added in one place (plus its
+migration, and ``schema.py``, which a test checks against the migrations).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
-STATUSES = ("running", "waiting", "completed", "failed", "cancelled")
+from enum import StrEnum
+from typing import Any, ClassVar, TypeVar
 
 
+class Status(StrEnum):
+    """An execution's status (``str`` values, as stored and printed)."""
+
+    RUNNING = "running"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+STATUSES = tuple(Status)
+TERMINAL_STATUSES = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+
+T = TypeVar("T")
+
+
+def _from_json(value: Any) -> Any:
+    return json.loads(value) if value is not None else None
+
+
+def _to_json(value: Any) -> Any:
+    return json.dumps(value, default=str) if value is not None else None
+
+
+def _to_bytes(value: Any) -> Any:
+    return bytes(value) if value is not None else None  # psycopg gives memoryview
+
+
+def row(
+    table: str, *, json_fields: tuple[str, ...] = (), bytes_fields: tuple[str, ...] = ()
+) -> Callable[[type[T]], type[T]]:
+    """Give a record dataclass its ``COLUMNS``, ``INSERT``, ``params()`` and
+    ``from_row()``, derived from its fields. JSON fields are stored as text."""
+
+    def wrap(cls: type[T]) -> type[T]:
+        names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+        readers = [
+            _from_json if n in json_fields else _to_bytes if n in bytes_fields else None
+            for n in names
+        ]
+        writers = [(n, _to_json if n in json_fields else None) for n in names]
+        cls.COLUMNS = ", ".join(names)  # type: ignore[attr-defined]
+        cls.NAMES = tuple(names)  # type: ignore[attr-defined]
+        cls.INSERT = (  # type: ignore[attr-defined]
+            f"INSERT INTO {table} ({cls.COLUMNS}) VALUES ("  # type: ignore[attr-defined]
+            + ", ".join(f":{n}" for n in names)
+            + ")"
+        )
+
+        def from_row(klass: type[T], values: tuple[Any, ...]) -> T:
+            return klass(*[r(v) if r else v for r, v in zip(readers, values, strict=True)])
+
+        def params(self: Any) -> dict[str, Any]:
+            d = self.__dict__
+            return {n: w(d[n]) if w else d[n] for n, w in writers}
+
+        cls.from_row = classmethod(from_row)  # type: ignore[attr-defined]
+        cls.params = params  # type: ignore[attr-defined]
+        return cls
+
+    return wrap
+
+
+class Row:
+    """What ``@row`` gives a record (declared for type checkers)."""
+
+    COLUMNS: ClassVar[str]
+    NAMES: ClassVar[tuple[str, ...]]
+    INSERT: ClassVar[str]
+
+    @classmethod
+    def from_row(cls: type[T], values: tuple[Any, ...]) -> T:  # pragma: no cover
+        raise NotImplementedError
+
+    def params(self) -> dict[str, Any]:  # pragma: no cover
+        raise NotImplementedError
+
+
+@row("executions", json_fields=("error", "metadata", "options"))
 @dataclass
-class ExecutionRecord:
+class ExecutionRecord(Row):
     id: str
     flow_name: str
     flow_ref: str
@@ -29,54 +114,10 @@ class ExecutionRecord:
     started_at: float | None = None
     ended_at: float | None = None
 
-    COLUMNS = (
-        "id, flow_name, flow_ref, status, stack, created_at, original_exec_id, "
-        "result_artifact_id, error, metadata, options, lease_owner, lease_heartbeat, runs, "
-        "started_at, ended_at"
-    )
 
-    @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> ExecutionRecord:
-        (
-            id_,
-            flow_name,
-            flow_ref,
-            status,
-            stack,
-            created_at,
-            original,
-            result_id,
-            error,
-            metadata,
-            options,
-            owner,
-            heartbeat,
-            runs,
-            started_at,
-            ended_at,
-        ) = row
-        return cls(
-            id=id_,
-            flow_name=flow_name,
-            flow_ref=flow_ref,
-            status=status,
-            stack=stack,
-            created_at=created_at,
-            original_exec_id=original,
-            result_artifact_id=result_id,
-            error=json.loads(error) if error else None,
-            metadata=json.loads(metadata),
-            options=json.loads(options),
-            lease_owner=owner,
-            lease_heartbeat=heartbeat,
-            runs=runs,
-            started_at=started_at,
-            ended_at=ended_at,
-        )
-
-
+@row("journal", json_fields=("error", "metadata"))
 @dataclass
-class JournalEntry:
+class JournalEntry(Row):
     exec_id: str
     position: int
     name: str
@@ -85,68 +126,50 @@ class JournalEntry:
     started_at: float
     ended_at: float
     kind: str = "checkpoint"
+    """``checkpoint``, ``llm``, ``wait`` or ``memory``: what kind of step recorded it."""
     output_artifact_id: str | None = None
     attempts: int = 1
     error: dict[str, Any] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
-    COLUMNS = (
-        "exec_id, position, name, status, started_at, ended_at, kind, output_artifact_id, "
-        "attempts, error, metadata"
-    )
-
     @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> JournalEntry:
-        (
-            exec_id,
-            position,
-            name,
-            status,
-            started_at,
-            ended_at,
-            kind,
-            output_id,
-            attempts,
-            error,
-            metadata,
-        ) = row
+    def completed(
+        cls,
+        exec_id: str,
+        position: int,
+        name: str,
+        *,
+        kind: str,
+        started_at: float,
+        ended_at: float,
+        output_artifact_id: str,
+        attempts: int = 1,
+        metadata: dict[str, Any] | None = None,
+    ) -> JournalEntry:
+        """The entry recording that the step at ``position`` completed."""
         return cls(
             exec_id=exec_id,
             position=position,
             name=name,
-            status=status,
+            status="completed",
             started_at=started_at,
             ended_at=ended_at,
             kind=kind,
-            output_artifact_id=output_id,
+            output_artifact_id=output_artifact_id,
             attempts=attempts,
-            error=json.loads(error) if error else None,
-            metadata=json.loads(metadata),
+            metadata=metadata or {},
         )
 
-    def params(self) -> dict[str, Any]:
-        return {
-            "exec_id": self.exec_id,
-            "position": self.position,
-            "name": self.name,
-            "status": self.status,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "kind": self.kind,
-            "output_artifact_id": self.output_artifact_id,
-            "attempts": self.attempts,
-            "error": json.dumps(self.error) if self.error else None,
-            "metadata": json.dumps(self.metadata, default=str) if self.metadata else "{}",
-        }
 
-
+@row("artifacts", json_fields=("tags",), bytes_fields=("inline",))
 @dataclass
-class ArtifactRecord:
+class ArtifactRecord(Row):
     id: str
     exec_id: str | None
     name: str
     role: str
-    """``input``, ``output`` (a checkpoint's), ``saved`` (``kitaru.save``) or ``result``."""
+    """``input``, ``output`` (a step's), ``saved`` (``kitaru.save``), ``result``,
+    ``wait``, ``memory`` or ``llm``."""
     key: str
     serializer: str
     type_ref: str
@@ -160,67 +183,10 @@ class ArtifactRecord:
     signature: str | None = None
     """HMAC of a value whose loading runs code (pickle, typed models); see signing.py."""
 
-    COLUMNS = (
-        "id, exec_id, name, role, key, serializer, type_ref, size, created_at, "
-        "artifact_type, position, tags, inline, signature"
-    )
 
-    @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> ArtifactRecord:
-        (
-            id_,
-            exec_id,
-            name,
-            role,
-            key,
-            serializer,
-            type_ref,
-            size,
-            created_at,
-            artifact_type,
-            position,
-            tags,
-            inline,
-            signature,
-        ) = row
-        return cls(
-            id=id_,
-            exec_id=exec_id,
-            name=name,
-            role=role,
-            key=key,
-            serializer=serializer,
-            type_ref=type_ref,
-            size=size,
-            created_at=created_at,
-            artifact_type=artifact_type,
-            position=position,
-            tags=json.loads(tags),
-            inline=bytes(inline) if inline is not None else None,
-            signature=signature,
-        )
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "exec_id": self.exec_id,
-            "name": self.name,
-            "role": self.role,
-            "key": self.key,
-            "serializer": self.serializer,
-            "type_ref": self.type_ref,
-            "size": self.size,
-            "created_at": self.created_at,
-            "artifact_type": self.artifact_type,
-            "position": self.position,
-            "tags": json.dumps(self.tags) if self.tags else "[]",
-            "inline": self.inline,
-            "signature": self.signature,
-        }
-
-
+@row("waits", json_fields=("schema", "metadata"))
 @dataclass
-class WaitRecord:
+class WaitRecord(Row):
     exec_id: str
     name: str
     position: int
@@ -236,21 +202,10 @@ class WaitRecord:
     value_artifact_id: str | None = None
     answered_at: float | None = None
 
-    COLUMNS = (
-        "exec_id, name, position, status, question, schema, schema_name, metadata, "
-        "created_at, value_artifact_id, answered_at"
-    )
 
-    @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> WaitRecord:
-        values = dict(zip([c.strip() for c in cls.COLUMNS.split(",")], row, strict=True))
-        values["schema"] = json.loads(values["schema"])
-        values["metadata"] = json.loads(values["metadata"])
-        return cls(**values)
-
-
+@row("memory")
 @dataclass
-class MemoryRecord:
+class MemoryRecord(Row):
     scope_type: str
     scope: str
     key: str
@@ -261,19 +216,14 @@ class MemoryRecord:
     stack: str
     created_at: float
 
-    COLUMNS = "scope_type, scope, key, version, artifact_id, exec_id, stack, created_at"
-
     @property
     def deleted(self) -> bool:
         return self.artifact_id is None
 
-    @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> MemoryRecord:
-        return cls(*row)
 
-
+@row("llm_calls")
 @dataclass
-class LLMCallRecord:
+class LLMCallRecord(Row):
     id: str
     exec_id: str | None
     position: int | None
@@ -289,16 +239,3 @@ class LLMCallRecord:
     attempts: int
     error: str | None
     created_at: float
-
-    COLUMNS = (
-        "id, exec_id, position, checkpoint, alias, model, prompt_artifact_id, "
-        "response_artifact_id, input_tokens, output_tokens, cost_usd, latency, attempts, "
-        "error, created_at"
-    )
-
-    @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> LLMCallRecord:
-        return cls(*row)
-
-    def params(self) -> dict[str, Any]:
-        return dict(self.__dict__)

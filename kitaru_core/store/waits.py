@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from typing import Any
 
 from kitaru_core.store.database import Database
 from kitaru_core.store.records import ArtifactRecord, WaitRecord
-from kitaru_core.store.statements import INSERT_ARTIFACT
 
 _SELECT = f"SELECT {WaitRecord.COLUMNS} FROM waits"
 
@@ -33,23 +31,20 @@ class WaitStore:
         existing = self.get(exec_id, name)
         if existing is not None:
             return existing
+        pending = WaitRecord(
+            exec_id=exec_id,
+            name=name,
+            position=position,
+            status="pending",
+            question=question,
+            schema=schema,
+            schema_name=schema_name,
+            metadata=metadata,
+            created_at=time.time(),
+        )
         # (an earlier runner of this execution may create it at the same moment)
         with contextlib.suppress(self.db.integrity_error):
-            self.db.execute(
-                "INSERT INTO waits (exec_id, name, position, status, question, schema, "
-                "schema_name, metadata, created_at) VALUES (:exec_id, :name, :position, "
-                "'pending', :question, :schema, :schema_name, :metadata, :now)",
-                {
-                    "exec_id": exec_id,
-                    "name": name,
-                    "position": position,
-                    "question": question,
-                    "schema": json.dumps(schema),
-                    "schema_name": schema_name,
-                    "metadata": json.dumps(metadata, default=str),
-                    "now": time.time(),
-                },
-            )
+            self.db.execute(WaitRecord.INSERT, pending.params())
         record = self.get(exec_id, name)
         assert record is not None
         return record
@@ -87,7 +82,7 @@ class WaitStore:
                 {"exec_id": exec_id, "name": name, "artifact": value.id, "now": time.time()},
             )
             if changed:
-                db.execute(INSERT_ARTIFACT, value.params())
+                db.execute(ArtifactRecord.INSERT, value.params())
         return bool(changed)
 
     def abort(self, exec_id: str, name: str) -> bool:

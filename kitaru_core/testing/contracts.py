@@ -143,8 +143,9 @@ class OrchestratorContract:
 
     def _create(self, flow: Any) -> str:
         from kitaru_core.runtime.engine import create_execution
+        from kitaru_core.stack_registry import get_stack
 
-        return create_execution(flow, ("contract",), {}, stack_name=None)
+        return create_execution(flow, ("contract",), {}, stack=get_stack()).id
 
     def _wait_for(self, exec_id: str, statuses: set[str]) -> Any:
         from kitaru import KitaruClient
