@@ -37,8 +37,15 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env_dir = tmp_path_factory.mktemp("fresh") / "venv"
     venv.create(env_dir, with_pip=True)
     subprocess.run(
-        [env_dir / "bin" / "pip", "install", "--quiet", "--no-index", "--find-links", DIST,
-         "kitaru[aws]"],
+        [
+            env_dir / "bin" / "pip",
+            "install",
+            "--quiet",
+            "--no-index",
+            "--find-links",
+            DIST,
+            "kitaru[aws]",
+        ],
         check=True,
         timeout=600,
     )
@@ -51,14 +58,22 @@ def test_the_core_and_its_aws_plugin_install_from_the_wheels_alone(
     env = dict(os.environ, KITARU_HOME=str(tmp_path / "home"))
     listed = subprocess.run(
         [installed / "bin" / "kitaru", "plugins", "list", "-o", "json"],
-        capture_output=True, text=True, check=True, env=env, timeout=60,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=60,
     )
     plugins = {p["name"]: p for p in json.loads(listed.stdout)}
     assert plugins["aws"]["loaded"] and "artifact_store:s3" in plugins["aws"]["flavors"]
 
     ran = subprocess.run(
         [installed / "bin" / "python", "-c", FLOW],
-        capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "42"  # migrations and every module made it into the wheel
@@ -72,7 +87,11 @@ def test_a_missing_plugin_hint_from_an_installed_kitaru_names_the_wheels(
     env = dict(os.environ, KITARU_HOME=str(tmp_path / "home"))
     out = subprocess.run(
         [installed / "bin" / "kitaru", "stack", "validate", str(stack)],
-        capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert out.returncode == 1
     assert 'pip install --no-index --find-links DIST "kitaru[gcp]"' in out.stderr
