@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 from kitaru_core.components.artifact_store import ArtifactStore
 from kitaru_core.errors import KitaruBackendError, KitaruUsageError
 from kitaru_core.serialization import deserialize, serialize
+from kitaru_core.settings import load_settings
 from kitaru_core.signing import SIGNED_SERIALIZERS, Signer, pickle_allowed
 from kitaru_core.store.records import ArtifactRecord
 from kitaru_core.untrusted import plain_data
@@ -47,8 +48,6 @@ class Artifacts:
         self.store = store
         self.inline_limit = inline_limit
         if signer is None:
-            from kitaru_core.settings import load_settings
-
             signer = Signer(load_settings().home)
         self.signer = signer
 

@@ -59,3 +59,11 @@ class KitaruStackError(KitaruError):
 
 class KitaruBackendError(KitaruError):
     """A storage or service backend failed (artifact store, database, orchestrator, ...)."""
+
+
+def backend_error(flavor: str, resource: str, fix: str, exc: BaseException) -> KitaruBackendError:
+    """The one shape of a service failure: which flavor, which resource, what to do, and
+    the service's own first line, e.g. ``s3 (s3://bucket/key): access denied; check the
+    credentials and their IAM permissions (AccessDenied: ...)``."""
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return KitaruBackendError(f"{flavor} ({resource}): {fix} ({detail})")

@@ -14,6 +14,13 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from kitaru_core.events import (
+        ExecutionEnded,
+        ExecutionStarted,
+        LLMCallEnded,
+        StepEnded,
+        WaitCreated,
+    )
     from kitaru_core.flavors import Flavor
 
 hookspec = pluggy.HookspecMarker("kitaru")
@@ -47,29 +54,26 @@ def kitaru_register_commands(app: Any) -> None:
 
 
 @hookspec
-def kitaru_execution_started(exec_id: str, flow_name: str, stack: str, mode: str) -> None:
-    """An execution's flow body starts running (``mode``: start, resume or retry)."""
+def kitaru_execution_started(event: ExecutionStarted) -> None:
+    """An execution's flow body starts running (``event.mode``: start, resume or retry)."""
 
 
 @hookspec
-def kitaru_execution_ended(exec_id: str, flow_name: str, status: str) -> None:
+def kitaru_execution_ended(event: ExecutionEnded) -> None:
     """A run of an execution ended: ``completed``, ``failed``, ``cancelled`` or ``waiting``."""
 
 
 @hookspec
-def kitaru_checkpoint_ended(
-    exec_id: str, name: str, position: int, status: str, duration: float
-) -> None:
-    """A checkpoint body finished (``completed`` or ``failed``); not called on replay."""
+def kitaru_step_ended(event: StepEnded) -> None:
+    """A step ran to its end (a checkpoint, an LLM call, a wait, a memory operation;
+    ``completed`` or ``failed``); not called for steps answered from the journal."""
 
 
 @hookspec
-def kitaru_wait_created(
-    exec_id: str, name: str, question: str | None, schema: dict[str, Any]
-) -> None:
-    """An execution started waiting for input (``schema``: the JSON schema expected)."""
+def kitaru_wait_created(event: WaitCreated) -> None:
+    """An execution started waiting for input (``event.schema``: the JSON schema expected)."""
 
 
 @hookspec
-def kitaru_llm_call_ended(exec_id: str | None, call: Any) -> None:
-    """An LLM call through the gateway ended; ``call`` is its record (no secrets)."""
+def kitaru_llm_call_ended(event: LLMCallEnded) -> None:
+    """An LLM call through the gateway ended (tokens, cost, latency; never a secret)."""

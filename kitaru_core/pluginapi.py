@@ -1,7 +1,11 @@
-"""What a plugin module imports: the ``hookimpl`` marker (also ``kitaru.hookimpl``)."""
+"""The ``hookimpl`` marker and the plugin API version (re-exported by ``kitaru.plugin``)."""
 
 from __future__ import annotations
 
 import pluggy
 
 hookimpl = pluggy.HookimplMarker("kitaru")
+
+PLUGIN_API = 2
+"""The plugin API this Kitaru implements; plugins set ``KITARU_PLUGIN_API`` to the one
+they were written for. API 2: observer hooks receive one frozen event record."""

@@ -12,6 +12,7 @@ through the same hooks, as the plugin ``builtin``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import traceback
@@ -21,12 +22,16 @@ from typing import Any
 import pluggy
 
 from kitaru_core import __version__, hookspecs
+from kitaru_core.builtin import plugin as builtin
 from kitaru_core.errors import KitaruStackError
 from kitaru_core.flavors import Flavor, FlavorRegistry
+from kitaru_core.observers import Observers
+from kitaru_core.pluginapi import PLUGIN_API
 
-PLUGIN_API_VERSION = 1
-"""Plugins set ``KITARU_PLUGIN_API = 1`` in their module: the API they were written for."""
-SUPPORTED_PLUGIN_APIS = frozenset({1})
+PLUGIN_API_VERSION = PLUGIN_API
+"""Plugins set ``KITARU_PLUGIN_API`` in their module: the API they were written for."""
+SUPPORTED_PLUGIN_APIS = frozenset({PLUGIN_API_VERSION})
+"""API 1 handed observer hooks keyword arguments and a store row; API 2 one event."""
 ENTRY_POINT_GROUP = "kitaru"
 _REGISTRATION_HOOKS = {
     "artifact_store": "kitaru_register_artifact_stores",
@@ -62,19 +67,12 @@ class Plugins:
     # -- loading ---------------------------------------------------------------------
 
     def _load(self) -> None:
-        from kitaru_core.builtin import plugin as builtin
-
         self.pm.register(builtin, name="builtin")
         self.infos["builtin"] = PluginInfo("builtin", builtin.__name__, "kitaru", __version__)
         for entry_point in self._selected_entry_points():
             self._load_entry_point(entry_point)
         self._register_flavors()
-        # Observer hooks are called on hot paths: remember which ones anybody implements.
-        self._observed = {
-            name
-            for name in dir(hookspecs)
-            if name.startswith("kitaru_") and getattr(self.pm.hook, name).get_hookimpls()
-        }
+        self.observers = Observers(self.pm.hook, strict=self.strict)
 
     def _selected_entry_points(self) -> list[Any]:
         from importlib.metadata import entry_points
@@ -158,15 +156,7 @@ class Plugins:
                     f"plugin {info.name!r} registered {flavor.component_type} flavor "
                     f"{flavor.name!r} from the {component_type} hook"
                 )
-            stamped = Flavor(
-                component_type=flavor.component_type,
-                name=flavor.name,
-                implementation=flavor.implementation,
-                config=flavor.config,
-                description=flavor.description,
-                plugin=info.name,
-                plugin_version=info.version,
-            )
+            stamped = dataclasses.replace(flavor, plugin=info.name, plugin_version=info.version)
             self.registry.add(stamped)
             info.flavors.append(f"{component_type}:{flavor.name}")
 
@@ -176,19 +166,6 @@ class Plugins:
 
     def failed(self) -> list[PluginInfo]:
         return [i for i in self.infos.values() if not i.loaded]
-
-    def notify(self, hook_name: str, **kwargs: Any) -> None:
-        """Call an observer hook; a failing observer is logged, never fatal."""
-        if hook_name not in self._observed:
-            return
-        try:
-            getattr(self.pm.hook, hook_name)(**kwargs)
-        except Exception as exc:
-            import logging
-
-            logging.getLogger("kitaru").warning("plugin hook %s failed: %s", hook_name, exc)
-            if self.strict:
-                raise
 
 
 _plugins: Plugins | None = None

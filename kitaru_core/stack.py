@@ -21,6 +21,7 @@ from kitaru_core.components.orchestrator import Orchestrator
 from kitaru_core.components.secret_provider import SecretNotFoundError, SecretProvider
 from kitaru_core.errors import KitaruBackendError, KitaruStackError, KitaruUsageError
 from kitaru_core.flavors import COMPONENT_TYPES, FIRST_PARTY_EXTRAS, Flavor, install_command
+from kitaru_core.loaded_plugins import get_plugins
 from kitaru_core.settings import Settings, load_settings
 from kitaru_core.signing import SHARED_KEY_SECRET, Signer
 from kitaru_core.untrusted import validate_name
@@ -205,8 +206,6 @@ class Stack:
         self._secret_cache: dict[str, str] = {}
 
     def flavor(self, component_type: str) -> Flavor:
-        from kitaru_core.plugins import get_plugins
-
         spec = self.definition.components[component_type]
         flavor = get_plugins().registry.get(component_type, spec.flavor)
         if flavor is None:
@@ -353,8 +352,6 @@ def missing_flavors_error(
     definition: StackDefinition, specs: list[ComponentSpec]
 ) -> KitaruStackError:
     """One message for every flavor no plugin provides, and the one install command."""
-    from kitaru_core.plugins import get_plugins
-
     plugins = get_plugins()
     failed = {i.name: i for i in plugins.failed()} | {i.distribution: i for i in plugins.failed()}
     lines = []
@@ -389,8 +386,6 @@ def check_definition(definition: StackDefinition, *, resolve_references: bool = 
     the stack count, not those of whoever registers it), unless ``resolve_references``:
     then every ``${ENV}`` and ``{{ secret.NAME }}`` must resolve here and now.
     """
-    from kitaru_core.plugins import get_plugins
-
     registry = get_plugins().registry
     missing = [
         spec

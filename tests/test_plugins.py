@@ -20,25 +20,24 @@ from kitaru_core import hookspecs
 REPO = Path(__file__).parent.parent
 
 GOOD = """
-import kitaru
-from kitaru_core.flavors import Flavor
+from kitaru.plugin import PLUGIN_API, Flavor, hookimpl
 
-KITARU_PLUGIN_API = 1
+KITARU_PLUGIN_API = PLUGIN_API
 
-@kitaru.hookimpl
+@hookimpl
 def kitaru_register_artifact_stores(register):
     register(Flavor("artifact_store", "mirror", implementation="kitaru_mirror.store:MirrorStore",
                     config="kitaru_mirror.store:MirrorConfig", description="two copies"))
 
-@kitaru.hookimpl
-def kitaru_checkpoint_ended(exec_id, name, position, status, duration):
-    _event(f"checkpoint {name} {status}")
+@hookimpl
+def kitaru_step_ended(event):
+    _event(f"{event.kind} {event.name} {event.status}")
 
-@kitaru.hookimpl
-def kitaru_execution_ended(exec_id, flow_name, status):
-    _event(f"execution {flow_name} {status}")
+@hookimpl
+def kitaru_execution_ended(event):
+    _event(f"execution {event.flow_name} {event.status}")
 
-@kitaru.hookimpl
+@hookimpl
 def kitaru_register_commands(app):
     @app.command("mirror-hello")
     def hello():
@@ -52,11 +51,9 @@ def _event(line):
 
 GOOD_STORE = '''
 from pathlib import Path
-from pydantic import BaseModel, ConfigDict
-from kitaru_core.components.artifact_store import ArtifactStore
+from kitaru.plugin import ArtifactStore, StrictConfig
 
-class MirrorConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MirrorConfig(StrictConfig):
     first: str
     second: str
 
@@ -88,7 +85,7 @@ PACKAGES = {
     "kitaru-broken": (
         "broken",
         "kitaru_broken",
-        {"__init__.py": "KITARU_PLUGIN_API = 1\nimport a_module_that_is_not_installed\n"},
+        {"__init__.py": "KITARU_PLUGIN_API = 2\nimport a_module_that_is_not_installed\n"},
     ),
     "kitaru-typo": (
         "typo",
@@ -96,7 +93,7 @@ PACKAGES = {
         {
             "__init__.py": textwrap.dedent("""
         import kitaru
-        KITARU_PLUGIN_API = 1
+        KITARU_PLUGIN_API = 2
 
         @kitaru.hookimpl
         def kitaru_register_artifact_store(register):
@@ -104,7 +101,7 @@ PACKAGES = {
         """)
         },
     ),
-    "kitaru-future": ("future", "kitaru_future", {"__init__.py": "KITARU_PLUGIN_API = 2\n"}),
+    "kitaru-future": ("future", "kitaru_future", {"__init__.py": "KITARU_PLUGIN_API = 3\n"}),
 }
 
 
@@ -200,7 +197,7 @@ def test_installed_plugins_are_listed_and_a_broken_one_does_not_break_the_rest(
     assert not plugins["typo"]["loaded"]
     assert "kitaru_register_artifact_store" in plugins["typo"]["error"]
     assert not plugins["future"]["loaded"]
-    assert "written for plugin API 2" in plugins["future"]["error"]
+    assert "written for plugin API 3" in plugins["future"]["error"]
     table = venv_kitaru(plugin_venv, "plugins", "list", COLUMNS="250")
     assert "failed" in table.stdout and "mirror" in table.stdout
 

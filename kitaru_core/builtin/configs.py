@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-
-class StrictConfig(BaseModel):
-    """Base for flavor configs: unknown fields are errors, so typos are caught."""
-
-    model_config = ConfigDict(extra="forbid")
+from kitaru_core.components.config import StrictConfig
 
 
 class LocalArtifactStoreConfig(StrictConfig):

@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 from kitaru_core.components.artifact_store import ArtifactStore
 from kitaru_core.errors import KitaruBackendError
 from kitaru_core.private_files import FILE_MODE, private_dir
+from kitaru_core.settings import load_settings
 
 _CHUNK = 1024 * 1024
 
@@ -37,8 +38,6 @@ class LocalArtifactStore(ArtifactStore):
     flavor = "local"
 
     def __init__(self, config: Any) -> None:
-        from kitaru_core.settings import load_settings
-
         settings = load_settings()
         self.root = Path(config.path).expanduser() if config.path else settings.home / "artifacts"
         self.fsync = settings.durability == "full"

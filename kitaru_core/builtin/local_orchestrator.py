@@ -10,6 +10,10 @@ import threading
 from typing import Any
 
 from kitaru_core.components.orchestrator import Orchestrator
+from kitaru_core.private_files import open_private_append
+from kitaru_core.runtime.engine import run_execution
+from kitaru_core.runtime.logs import log_path
+from kitaru_core.store.metadata_store import get_store
 
 
 class LocalOrchestrator(Orchestrator):
@@ -19,31 +23,22 @@ class LocalOrchestrator(Orchestrator):
         self.config = config
 
     def start(self, exec_id: str) -> None:
-        from kitaru_core.runtime.engine import run_execution
-
         run_execution(exec_id, mode="start", interactive=True)
 
     def resume(self, exec_id: str, *, retry: bool = False, background: bool = False) -> None:
         if background:
             self._spawn_worker(exec_id)
             return
-        from kitaru_core.runtime.engine import run_execution
-
         run_execution(exec_id, mode="retry" if retry else "resume", interactive=True)
 
     def cancel(self, exec_id: str) -> None:
         # The runner's heartbeat sees the status and stops at its next checkpoint.
-        from kitaru_core.store.metadata_store import get_store
-
         get_store().cancel(exec_id)
 
     @staticmethod
     def _spawn_worker(exec_id: str) -> None:
         """A process of its own session, so it outlives the caller (a CLI, a notebook);
         its output goes to the execution's log, where `kitaru executions logs` reads it."""
-        from kitaru_core.private_files import open_private_append
-        from kitaru_core.runtime.logs import log_path
-
         with open_private_append(log_path(exec_id)) as log:
             worker = subprocess.Popen(
                 [sys.executable, "-m", "kitaru_core.runtime.worker", exec_id],

@@ -12,6 +12,7 @@ from typing import Any
 from kitaru_core.components.secret_provider import SecretNotFoundError, SecretProvider
 from kitaru_core.errors import KitaruBackendError
 from kitaru_core.private_files import write_private
+from kitaru_core.settings import load_settings
 from kitaru_core.untrusted import validate_name
 
 
@@ -21,8 +22,6 @@ class LocalSecretProvider(SecretProvider):
     flavor = "local"
 
     def __init__(self, config: Any) -> None:
-        from kitaru_core.settings import load_settings
-
         self.path = Path(config.path) if config.path else load_settings().home / "secrets.json"
         self._lock = threading.Lock()
 

@@ -21,6 +21,7 @@ from kitaru_core.errors import (
     KitaruDivergenceError,
     KitaruUsageError,
 )
+from kitaru_core.observers import NO_OBSERVERS, Observers
 from kitaru_core.runtime.journal import JournalReader
 from kitaru_core.runtime.step import Step
 from kitaru_core.store.metadata_store import MetadataStore
@@ -62,7 +63,7 @@ class ExecutionContext:
         default_retries: int,
         cancelled: threading.Event,
         interactive: bool = False,
-        notify: Callable[..., None] | None = None,
+        observers: Observers = NO_OBSERVERS,
         stack: Stack,
     ) -> None:
         self.exec_id = exec_id
@@ -77,8 +78,8 @@ class ExecutionContext:
         self.interactive = interactive
         """Whether a wait may ask at this process's terminal."""
         self.started_at = time.time()
-        self.notify = notify or (lambda hook_name, **kwargs: None)
-        """Calls plugins' observer hooks."""
+        self.observers = observers
+        """Plugins' observer hooks."""
         self.memory_scope: tuple[str, str | None] | None = None
         """What ``kitaru.memory.configure`` chose in this run (default: the flow's scope)."""
         self._wait_counter = 0

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import inspect
 import time
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from kitaru_core.artifacts import Artifacts, new_id
 from kitaru_core.errors import KitaruDivergenceError, KitaruStateError, KitaruUsageError
+from kitaru_core.events import ExecutionEnded, ExecutionStarted
+from kitaru_core.loaded_plugins import get_plugins
 from kitaru_core.runtime import lease
 from kitaru_core.runtime.context import ExecutionCancelled, ExecutionContext, current_execution
 from kitaru_core.runtime.definition import FlowDefinition, resolve_flow
@@ -26,17 +28,6 @@ from kitaru_core.stack import Stack
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import MetadataStore, get_store
 from kitaru_core.store.records import ArtifactRecord, ExecutionRecord, Status
-
-if TYPE_CHECKING:
-    from kitaru_core.plugins import Plugins
-
-
-def get_plugins() -> Plugins:
-    """The loaded plugins (imported on first use: it imports pluggy and every plugin)."""
-    from kitaru_core.plugins import get_plugins as load
-
-    return load()
-
 
 RunMode = Literal["start", "resume", "retry"]
 
@@ -139,13 +130,11 @@ def run_execution(
         flow = resolve_flow(record.flow_ref, record.options.get("source_root"))
         args, kwargs = load_inputs(store, stack.artifacts, record, flow.signature)
         store.mark_started(exec_id, owner)
-        plugins = get_plugins()
-        plugins.notify(
-            "kitaru_execution_started",
-            exec_id=exec_id,
-            flow_name=record.flow_name,
-            stack=record.stack,
-            mode=mode,
+        observers = get_plugins().observers
+        observers.execution_started(
+            ExecutionStarted(
+                exec_id=exec_id, flow_name=record.flow_name, stack=record.stack, mode=mode
+            )
         )
         heartbeat = lease.Heartbeat(store, exec_id, owner)
         heartbeat.start()
@@ -157,7 +146,7 @@ def run_execution(
             default_retries=int(record.options.get("retries") or 0),
             cancelled=heartbeat.cancelled,
             interactive=interactive,
-            notify=plugins.notify,
+            observers=observers,
             stack=stack,
         )
         verb = {"start": "started", "resume": "resumed", "retry": "retried"}[mode]
@@ -193,8 +182,8 @@ def run_execution(
     finally:
         if heartbeat is not None:
             heartbeat.stop()
-    plugins.notify(
-        "kitaru_execution_ended", exec_id=exec_id, flow_name=final.flow_name, status=final.status
+    observers.execution_ended(
+        ExecutionEnded(exec_id=exec_id, flow_name=final.flow_name, status=final.status)
     )
     if suspended_on is not None:
         # Input that arrived while this process was letting go found the execution still

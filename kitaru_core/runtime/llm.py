@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 from kitaru_core.artifacts import new_id
 from kitaru_core.components.llm_gateway import LLMRequest, LLMResponse
 from kitaru_core.errors import KitaruError
+from kitaru_core.events import LLMCallEnded
+from kitaru_core.loaded_plugins import get_plugins
 from kitaru_core.model_aliases import choose
-from kitaru_core.runtime.context import current_checkpoint, current_execution
+from kitaru_core.runtime.context import ExecutionContext, current_checkpoint, current_execution
 from kitaru_core.runtime.step import Step
 from kitaru_core.runtime.tracing import set_attributes, span
 from kitaru_core.stack_registry import get_stack
@@ -253,10 +255,20 @@ def _scrubbed(exc: KitaruError, secrets: list[str]) -> KitaruError:
     return type(exc)(message)
 
 
-def _notify(ctx: Any, call: LLMCallRecord) -> None:
-    if ctx is not None:
-        ctx.notify("kitaru_llm_call_ended", exec_id=call.exec_id, call=call)
-    else:
-        from kitaru_core.plugins import get_plugins  # loads pluggy and every plugin: on use
-
-        get_plugins().notify("kitaru_llm_call_ended", exec_id=None, call=call)
+def _notify(ctx: ExecutionContext | None, call: LLMCallRecord) -> None:
+    """Tell plugins about the call: the run's observers in a run, else the process's."""
+    observers = ctx.observers if ctx is not None else get_plugins().observers
+    observers.llm_call_ended(
+        LLMCallEnded(
+            exec_id=call.exec_id,
+            checkpoint=call.checkpoint,
+            alias=call.alias,
+            model=call.model,
+            input_tokens=call.input_tokens,
+            output_tokens=call.output_tokens,
+            cost_usd=call.cost_usd,
+            latency=call.latency,
+            attempts=call.attempts,
+            error=call.error,
+        )
+    )

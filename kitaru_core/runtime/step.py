@@ -20,6 +20,7 @@ import traceback
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from kitaru_core.events import StepEnded
 from kitaru_core.store.records import ArtifactRecord, JournalEntry, LLMCallRecord
 
 if TYPE_CHECKING:
@@ -95,13 +96,15 @@ class Step:
 
     def ended(self, entry: JournalEntry) -> None:
         """Tell plugins the step ran (``completed`` or ``failed``)."""
-        self.ctx.notify(
-            "kitaru_checkpoint_ended",
-            exec_id=self.ctx.exec_id,
-            name=self.name,
-            position=self.position,
-            status=entry.status,
-            duration=entry.ended_at - entry.started_at,
+        self.ctx.observers.step_ended(
+            StepEnded(
+                exec_id=self.ctx.exec_id,
+                name=self.name,
+                kind=self.kind,
+                position=self.position,
+                status=entry.status,
+                duration=entry.ended_at - entry.started_at,
+            )
         )
 
     def complete(

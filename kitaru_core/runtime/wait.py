@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from kitaru_core.errors import KitaruContextError, KitaruUsageError, KitaruWaitValidationError
+from kitaru_core.events import WaitCreated
 from kitaru_core.runtime.context import ExecutionCancelled, current_checkpoint, require_flow
 from kitaru_core.runtime.inputs import give_input
 from kitaru_core.runtime.logs import log_event
@@ -108,12 +109,8 @@ def _wait_for_input(
         and record.position == step.position
         and record.created_at > ctx.started_at
     ):
-        ctx.notify(
-            "kitaru_wait_created",
-            exec_id=ctx.exec_id,
-            name=name,
-            question=question,
-            schema=record.schema,
+        ctx.observers.wait_created(
+            WaitCreated(exec_id=ctx.exec_id, name=name, question=question, schema=record.schema)
         )
     if record.status == "pending":
         if timeout is None and ctx.interactive and sys.stdin.isatty():

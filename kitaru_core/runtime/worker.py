@@ -9,14 +9,13 @@ from __future__ import annotations
 import sys
 
 from kitaru_core.errors import KitaruError, KitaruStateError
+from kitaru_core.runtime.engine import run_execution
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m kitaru_core.runtime.worker EXEC_ID", file=sys.stderr)
         return 2
-    from kitaru_core.runtime.engine import run_execution
-
     try:
         record = run_execution(argv[0], mode="resume", unattended=True)
     except KitaruStateError as exc:  # someone else runs it, or it already ended: fine

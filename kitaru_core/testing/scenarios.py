@@ -30,10 +30,11 @@ def llm_gateway_yaml(fake_llm: Any, secret: str) -> str:
     )
 
 
-def review_on_stack(stack_file: Path, example: Path, fake_llm: Any) -> tuple[str, str]:
-    """Register and activate ``stack_file``, then run the review example: wait, input,
-    resume in a worker, memory, a replay with an override. Every artifact goes to the
-    stack's artifact store. Returns the two execution ids."""
+def end_to_end_on_stack(stack_file: Path, fake_llm: Any) -> tuple[str, str]:
+    """Register and activate ``stack_file``, then run ``kitaru_core.testing.flows:reviewed``
+    through the CLI: LLM calls, a wait, input, a resume in a worker process, memory, and
+    a replay with an override. Every artifact goes to the stack's artifact store.
+    Returns the two execution ids."""
     from kitaru import KitaruClient
 
     env = {"KITARU_INLINE_ARTIFACT_BYTES": "0"}
@@ -42,7 +43,8 @@ def review_on_stack(stack_file: Path, example: Path, fake_llm: Any) -> tuple[str
     name = registered.stdout.split()[-1]
     assert run_kitaru("stack", "activate", name, env=env).returncode == 0
 
-    ran = run_kitaru("run", f"{example}:review", "--arg", "topic=clouds", "-o", "json", env=env)
+    flow = "kitaru_core.testing.flows:reviewed"
+    ran = run_kitaru("run", flow, "--arg", "topic=clouds", "-o", "json", env=env)
     assert ran.returncode == 0, ran.stderr
     first = json.loads(ran.stdout)
     assert (first["status"], first["stack"]) == ("waiting", name)
@@ -69,7 +71,7 @@ def review_on_stack(stack_file: Path, example: Path, fake_llm: Any) -> tuple[str
     wait_for_status(second, "completed")
     assert len(fake_llm.requests) == 3  # only the replay's draft called the model
     assert "one note from the override" in KitaruClient().executions.get(second).result["text"]
-    reviews = KitaruClient().memories.get("reviews", scope="review", scope_type="flow")
+    reviews = KitaruClient().memories.get("reviews", scope="reviewed", scope_type="flow")
     assert reviews == 1  # the replay read the first run's recorded value, 0, and wrote 1
     return first["exec_id"], second
 

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
-from kitaru_core.components.secret_provider import SecretNotFoundError, SecretProvider
-from kitaru_core.errors import KitaruUsageError
+from kitaru.plugin import KitaruUsageError, SecretNotFoundError, SecretProvider, StrictConfig
 
 
-class DirectorySecretProviderConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DirectorySecretProviderConfig(StrictConfig):
     path: str
 
 
@@ -36,8 +33,9 @@ class DirectorySecretProvider(SecretProvider):
     def set(self, name: str, value: str) -> None:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         target = self._file(name)
-        tmp = target.with_name(f".{name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # A new file with a random name (O_EXCL, mode 0600), renamed into place: no
+        # predictable temporary name another user could create first.
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{name}.")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(value)
         os.replace(tmp, target)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from kitaru_core.testing import SecretProviderContract
+from kitaru.testing import SecretProviderContract
 from kitaru_template.provider import DirectorySecretProvider, DirectorySecretProviderConfig
 
 
@@ -17,9 +20,13 @@ class TestDirectorySecretProvider(SecretProviderContract):
 
 
 def test_the_plugin_registers_its_flavor_through_the_entry_point() -> None:
-    from kitaru_core.plugins import Plugins
-
-    plugins = Plugins()
-    flavor = plugins.registry.get("secret_provider", "directory")
-    assert flavor is not None and flavor.plugin == "template"
-    assert plugins.infos["template"].distribution == "kitaru-template"
+    listed = subprocess.run(
+        [sys.executable, "-m", "kitaru", "plugins", "list", "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    template = {p["name"]: p for p in json.loads(listed.stdout)}["template"]
+    assert template["loaded"] and template["distribution"] == "kitaru-template"
+    assert template["flavors"] == ["secret_provider:directory"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from kitaru.plugin import StrictConfig
 
 
-class AWSConnection(BaseModel):
+class AWSConnection(StrictConfig):
     """Where and as whom to connect; credentials default to boto3's usual chain."""
 
-    model_config = ConfigDict(extra="forbid")
     region: str | None = Field(default=None, description="e.g. eu-west-1")
     endpoint_url: str | None = Field(default=None, description="a custom or local endpoint")
     access_key_id: str | None = Field(default=None, description="e.g. {{ secret.aws_key_id }}")

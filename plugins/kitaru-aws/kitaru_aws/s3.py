@@ -11,9 +11,10 @@ import io
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from kitaru.plugin import ArtifactStore
 from kitaru_aws.config import S3ArtifactStoreConfig
-from kitaru_aws.session import backend_error, client, error_code
-from kitaru_core.components.artifact_store import ArtifactStore
+from kitaru_aws.errors import error_code, service_error
+from kitaru_aws.session import client
 
 _MB = 1024 * 1024
 
@@ -37,7 +38,7 @@ class S3ArtifactStore(ArtifactStore):
         return f"{self.prefix}{key}"
 
     def _error(self, exc: BaseException, key: str = "") -> Exception:
-        return backend_error(
+        return service_error(
             "s3 artifact store", self.uri(key) if key else f"s3://{self.bucket}", exc, self.config
         )
 

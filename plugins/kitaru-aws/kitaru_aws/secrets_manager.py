@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from kitaru.plugin import SecretNotFoundError, SecretProvider
 from kitaru_aws.config import SecretsManagerConfig
-from kitaru_aws.session import backend_error, client, error_code
-from kitaru_core.components.secret_provider import SecretNotFoundError, SecretProvider
+from kitaru_aws.errors import error_code, service_error
+from kitaru_aws.session import client
 
 
 class SecretsManagerProvider(SecretProvider):
@@ -31,7 +32,7 @@ class SecretsManagerProvider(SecretProvider):
                 f"AWS Secrets Manager has no secret {self._id(name)!r}; "
                 f"add it with `kitaru secrets set {name}`"
             )
-        return backend_error("aws-secrets-manager", self._id(name), exc, self.config)
+        return service_error("aws-secrets-manager", self._id(name), exc, self.config)
 
     def get(self, name: str) -> str:
         try:
@@ -66,5 +67,5 @@ class SecretsManagerProvider(SecretProvider):
                     if secret["Name"].startswith(self.config.prefix):
                         names.append(secret["Name"][len(self.config.prefix) :])
         except Exception as exc:
-            raise backend_error("aws-secrets-manager", "list", exc, self.config) from None
+            raise service_error("aws-secrets-manager", "list", exc, self.config) from None
         return sorted(names)

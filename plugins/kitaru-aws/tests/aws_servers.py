@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from kitaru_core.testing.servers import ServerProcess
+from kitaru.testing import ServerProcess
 
 
 class MotoServer(ServerProcess):

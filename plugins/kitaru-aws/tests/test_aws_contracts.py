@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from aws_servers import MotoServer
+from kitaru.plugin import KitaruBackendError
+from kitaru.testing import ArtifactStoreContract, SecretProviderContract
 from kitaru_aws.config import S3ArtifactStoreConfig, SecretsManagerConfig
 from kitaru_aws.s3 import S3ArtifactStore
 from kitaru_aws.secrets_manager import SecretsManagerProvider
-from kitaru_core.errors import KitaruBackendError
-from kitaru_core.testing import ArtifactStoreContract, SecretProviderContract
 
 
 class TestS3ArtifactStore(ArtifactStoreContract):

@@ -9,15 +9,14 @@ import pytest
 
 from aws_servers import MotoServer
 from kitaru import KitaruClient
-from kitaru_core.testing.llm_server import FakeLLM
-from kitaru_core.testing.scenarios import (
+from kitaru.testing import (
+    FakeLLM,
     check_artifacts_stored,
+    end_to_end_on_stack,
     llm_gateway_yaml,
-    review_on_stack,
     store_outage,
 )
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "review_flow.py"
 KEY = "sk-from-secrets-manager-1234"
 
 
@@ -52,7 +51,7 @@ orchestrator:
 def test_the_review_flow_on_aws(
     aws_stack: Path, moto: MotoServer, bucket: str, fake_llm: FakeLLM
 ) -> None:
-    executions = review_on_stack(aws_stack, EXAMPLE, fake_llm)
+    executions = end_to_end_on_stack(aws_stack, fake_llm)
     assert set(fake_llm.authorizations()) == {f"Bearer {KEY}"}  # read from Secrets Manager
     s3 = moto.client("s3")
     listed = s3.list_objects_v2(Bucket=bucket, Prefix="kitaru/").get("Contents", [])

@@ -10,9 +10,9 @@ import io
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from kitaru.plugin import ArtifactStore
 from kitaru_azure.config import AzureBlobArtifactStoreConfig
-from kitaru_azure.errors import backend_error
-from kitaru_core.components.artifact_store import ArtifactStore
+from kitaru_azure.errors import service_error
 
 _MB = 1024 * 1024
 
@@ -58,7 +58,7 @@ class AzureBlobArtifactStore(ArtifactStore):
         return self.container.get_blob_client(f"{self.prefix}{key}")
 
     def _error(self, exc: BaseException, key: str = "") -> Exception:
-        return backend_error(
+        return service_error(
             "azure-blob artifact store", self.uri(key) if key else self.uri(""), exc
         )
 

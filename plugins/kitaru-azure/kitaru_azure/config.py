@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from kitaru.plugin import StrictConfig
 
 
-class AzureBlobArtifactStoreConfig(BaseModel):
+class AzureBlobArtifactStoreConfig(StrictConfig):
     """Authenticates with DefaultAzureCredential unless a connection string or account
     key is given (through a secret reference: ``{{ secret.storage_connection }}``)."""
 
-    model_config = ConfigDict(extra="forbid")
     path: str = Field(description="az://container/prefix")
     account_url: str | None = Field(
         default=None, description="https://ACCOUNT.blob.core.windows.net"
@@ -37,10 +38,9 @@ class AzureBlobArtifactStoreConfig(BaseModel):
         return self
 
 
-class KeyVaultConfig(BaseModel):
+class KeyVaultConfig(StrictConfig):
     """Authenticates with DefaultAzureCredential, or a bearer ``token`` (``${ENV}``)."""
 
-    model_config = ConfigDict(extra="forbid")
     vault_url: str = Field(description="https://VAULT.vault.azure.net")
     token: str | None = Field(
         default=None, description="a bearer token instead of DefaultAzureCredential"

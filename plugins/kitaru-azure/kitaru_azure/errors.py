@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from kitaru_core.errors import KitaruBackendError
+from kitaru.plugin import KitaruBackendError, backend_error
 
 
-def backend_error(flavor: str, resource: str, exc: BaseException) -> KitaruBackendError:
+def service_error(flavor: str, resource: str, exc: BaseException) -> KitaruBackendError:
     name = type(exc).__name__
     code = str(getattr(exc, "error_code", "") or "")
     if name in ("ServiceRequestError", "ServiceResponseError", "ConnectionError"):
@@ -20,6 +20,4 @@ def backend_error(flavor: str, resource: str, exc: BaseException) -> KitaruBacke
         fix = "access denied; check the credentials and their role assignments"
     else:
         fix = f"{name} {code}".strip()
-    return KitaruBackendError(
-        f"{flavor} ({resource}): {fix} ({str(exc).splitlines()[0] if str(exc) else name})"
-    )
+    return backend_error(flavor, resource, fix, exc)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from kitaru.plugin import SecretNotFoundError, SecretProvider
 from kitaru_azure.config import KeyVaultConfig
-from kitaru_azure.errors import backend_error
-from kitaru_core.components.secret_provider import SecretNotFoundError, SecretProvider
+from kitaru_azure.errors import service_error
 
 
 class _StaticToken:
@@ -54,7 +54,7 @@ class KeyVaultSecretProvider(SecretProvider):
                 f"Azure Key Vault {self.config.vault_url} has no secret {name!r}; "
                 f"add it with `kitaru secrets set {name}`"
             )
-        return backend_error("azure-key-vault", f"{self.config.vault_url} {name}", exc)
+        return service_error("azure-key-vault", f"{self.config.vault_url} {name}", exc)
 
     def get(self, name: str) -> str:
         try:
@@ -80,4 +80,4 @@ class KeyVaultSecretProvider(SecretProvider):
         try:
             return sorted(p.name for p in self.client.list_properties_of_secrets())
         except Exception as exc:
-            raise backend_error("azure-key-vault", self.config.vault_url, exc) from None
+            raise service_error("azure-key-vault", self.config.vault_url, exc) from None

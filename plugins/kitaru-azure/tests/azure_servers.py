@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from kitaru_core.testing.servers import ServerProcess
+from kitaru.testing import ServerProcess
 
 AZURITE_DIR = Path(__file__).parent / ".azurite"
 ACCOUNT = "devstoreaccount1"

@@ -9,5 +9,7 @@ from azure_servers import (  # noqa: F401 (fixtures)
     managed_identity,
     tls_files,
 )
-from kitaru_core.testing.fixtures import kitaru_home  # noqa: F401 (a fixture)
-from kitaru_core.testing.llm_server import fake_llm  # noqa: F401 (a fixture)
+from kitaru.testing import (
+    fake_llm,  # noqa: F401 (a fixture)
+    kitaru_home,  # noqa: F401 (a fixture)
+)

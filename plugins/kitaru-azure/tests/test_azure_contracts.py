@@ -7,11 +7,11 @@ import uuid
 import pytest
 
 from azure_servers import Azurite, AzuriteWithOAuth, KeyVault
+from kitaru.plugin import KitaruBackendError
+from kitaru.testing import ArtifactStoreContract, SecretProviderContract
 from kitaru_azure.blob import AzureBlobArtifactStore
 from kitaru_azure.config import AzureBlobArtifactStoreConfig, KeyVaultConfig
 from kitaru_azure.key_vault import KeyVaultSecretProvider
-from kitaru_core.errors import KitaruBackendError
-from kitaru_core.testing import ArtifactStoreContract, SecretProviderContract
 
 
 class TestAzureBlobArtifactStore(ArtifactStoreContract):

@@ -10,17 +10,16 @@ import pytest
 
 from azure_servers import Azurite, KeyVault
 from kitaru import KitaruClient
-from kitaru_azure.config import KeyVaultConfig
-from kitaru_azure.key_vault import KeyVaultSecretProvider
-from kitaru_core.testing.llm_server import FakeLLM
-from kitaru_core.testing.scenarios import (
+from kitaru.testing import (
+    FakeLLM,
     check_artifacts_stored,
+    end_to_end_on_stack,
     llm_gateway_yaml,
-    review_on_stack,
     store_outage,
 )
+from kitaru_azure.config import KeyVaultConfig
+from kitaru_azure.key_vault import KeyVaultSecretProvider
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "review_flow.py"
 KEY = "sk-from-azure-key-vault-9012"
 
 
@@ -69,7 +68,7 @@ secret_provider:
 def test_the_review_flow_on_azure(
     azure_stack: Path, azurite: Azurite, container: str, fake_llm: FakeLLM
 ) -> None:
-    executions = review_on_stack(azure_stack, EXAMPLE, fake_llm)
+    executions = end_to_end_on_stack(azure_stack, fake_llm)
     assert set(fake_llm.authorizations()) == {f"Bearer {KEY}"}
     client = azurite.service().get_container_client(container)
     stored = set(client.list_blob_names(name_starts_with="kitaru/"))

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import kitaru
-from kitaru_core.flavors import Flavor
-from kitaru_core.hookspecs import Register
+from kitaru.plugin import PLUGIN_API, Flavor, Register, hookimpl
 
-KITARU_PLUGIN_API = 1
+KITARU_PLUGIN_API = PLUGIN_API
 
 
-@kitaru.hookimpl
+@hookimpl
 def kitaru_register_artifact_stores(register: Register) -> None:
     register(
         Flavor(
@@ -22,7 +20,7 @@ def kitaru_register_artifact_stores(register: Register) -> None:
     )
 
 
-@kitaru.hookimpl
+@hookimpl
 def kitaru_register_secret_providers(register: Register) -> None:
     register(
         Flavor(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from kitaru.plugin import StrictConfig
 
 
-class GCPConnection(BaseModel):
+class GCPConnection(StrictConfig):
     """Credentials default to Application Default Credentials (the usual chain)."""
 
-    model_config = ConfigDict(extra="forbid")
     project: str | None = Field(default=None, description="the Google Cloud project id")
     endpoint: str | None = Field(default=None, description="a custom or local API endpoint")
     credentials_json: str | None = Field(

@@ -1,11 +1,10 @@
-"""Google credentials from a connection config, and Google errors as Kitaru errors."""
+"""Google credentials from a connection config."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from kitaru_core.errors import KitaruBackendError
 from kitaru_gcp.config import GCPConnection
 
 
@@ -21,18 +20,3 @@ def credentials(config: GCPConnection) -> Any:
             json.loads(config.credentials_json)
         )
     return None  # Application Default Credentials
-
-
-def backend_error(flavor: str, resource: str, exc: BaseException) -> KitaruBackendError:
-    name = type(exc).__name__
-    if name in ("ConnectionError", "TransportError", "ServiceUnavailable", "RetryError"):
-        fix = "cannot reach the service; check the network and endpoint"
-    elif name == "NotFound":
-        fix = "it does not exist; create it or fix the stack's path/project"
-    elif name in ("Forbidden", "PermissionDenied", "Unauthorized", "Unauthenticated"):
-        fix = "access denied; check the credentials and their IAM roles"
-    elif name == "DefaultCredentialsError":
-        fix = "no Google credentials found; run `gcloud auth application-default login` or set credentials_json"
-    else:
-        fix = name
-    return KitaruBackendError(f"{flavor} ({resource}): {fix} ({exc})")

@@ -10,9 +10,10 @@ import io
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from kitaru_core.components.artifact_store import ArtifactStore
+from kitaru.plugin import ArtifactStore
 from kitaru_gcp.config import GCSArtifactStoreConfig
-from kitaru_gcp.credentials import backend_error, credentials
+from kitaru_gcp.credentials import credentials
+from kitaru_gcp.errors import service_error
 
 _MB = 1024 * 1024
 
@@ -45,7 +46,7 @@ class GCSArtifactStore(ArtifactStore):
         return self.bucket.blob(f"{self.prefix}{key}", chunk_size=self.config.chunk_size_mb * _MB)
 
     def _error(self, exc: BaseException, key: str = "") -> Exception:
-        return backend_error(
+        return service_error(
             "gcs artifact store", self.uri(key) if key else f"gs://{self.bucket_name}", exc
         )
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from kitaru_core.components.secret_provider import SecretNotFoundError, SecretProvider
+from kitaru.plugin import SecretNotFoundError, SecretProvider
 from kitaru_gcp.config import GCPSecretManagerConfig
-from kitaru_gcp.credentials import backend_error, credentials
+from kitaru_gcp.credentials import credentials
+from kitaru_gcp.errors import service_error
 
 
 class GCPSecretManagerProvider(SecretProvider):
@@ -37,7 +38,7 @@ class GCPSecretManagerProvider(SecretProvider):
                 f"Google Secret Manager has no secret {self._path(name)!r}; "
                 f"add it with `kitaru secrets set {name}`"
             )
-        return backend_error("gcp-secret-manager", self._path(name), exc)
+        return service_error("gcp-secret-manager", self._path(name), exc)
 
     def get(self, name: str) -> str:
         try:
@@ -80,6 +81,6 @@ class GCPSecretManagerProvider(SecretProvider):
                 for s in self.client.list_secrets(request={"parent": parent})
             ]
         except Exception as exc:
-            raise backend_error("gcp-secret-manager", parent, exc) from None
+            raise service_error("gcp-secret-manager", parent, exc) from None
         prefix = self.config.prefix
         return sorted(n[len(prefix) :] for n in names if n.startswith(prefix))

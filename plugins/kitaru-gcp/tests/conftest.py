@@ -2,5 +2,7 @@
 Kitaru home, and an OpenAI-compatible server for LLM calls."""
 
 from gcp_servers import bucket, gcs, secret_manager  # noqa: F401 (fixtures)
-from kitaru_core.testing.fixtures import kitaru_home  # noqa: F401 (a fixture)
-from kitaru_core.testing.llm_server import fake_llm  # noqa: F401 (a fixture)
+from kitaru.testing import (
+    fake_llm,  # noqa: F401 (a fixture)
+    kitaru_home,  # noqa: F401 (a fixture)
+)

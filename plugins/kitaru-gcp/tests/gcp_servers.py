@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kitaru_core.testing.servers import ServerProcess
+from kitaru.testing import ServerProcess
 
 PROJECT = "kitaru-test"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gcp_servers import PROJECT, FakeGCSServer
-from kitaru_core.errors import KitaruBackendError
-from kitaru_core.testing import ArtifactStoreContract, SecretProviderContract
+from kitaru.plugin import KitaruBackendError
+from kitaru.testing import ArtifactStoreContract, SecretProviderContract
 from kitaru_gcp.config import GCPSecretManagerConfig, GCSArtifactStoreConfig
 from kitaru_gcp.gcs import GCSArtifactStore
 from kitaru_gcp.secret_manager import GCPSecretManagerProvider

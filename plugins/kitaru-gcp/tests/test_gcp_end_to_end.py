@@ -9,17 +9,16 @@ import pytest
 
 from gcp_servers import PROJECT, FakeGCSServer
 from kitaru import KitaruClient
-from kitaru_core.testing.llm_server import FakeLLM
-from kitaru_core.testing.scenarios import (
+from kitaru.testing import (
+    FakeLLM,
     check_artifacts_stored,
+    end_to_end_on_stack,
     llm_gateway_yaml,
-    review_on_stack,
     store_outage,
 )
 from kitaru_gcp.config import GCPSecretManagerConfig
 from kitaru_gcp.secret_manager import GCPSecretManagerProvider
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "review_flow.py"
 KEY = "sk-from-google-secret-manager-5678"
 
 
@@ -64,7 +63,7 @@ secret_provider:
 def test_the_review_flow_on_gcp(
     gcp_stack: Path, gcs: FakeGCSServer, bucket: str, fake_llm: FakeLLM
 ) -> None:
-    executions = review_on_stack(gcp_stack, EXAMPLE, fake_llm)
+    executions = end_to_end_on_stack(gcp_stack, fake_llm)
     assert set(fake_llm.authorizations()) == {f"Bearer {KEY}"}
     stored = {b.name for b in gcs.client().list_blobs(bucket, prefix="kitaru/")}
     check_artifacts_stored(executions, f"gs://{bucket}/", stored)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kitaru_core.testing.scenarios import listed_without_sdk
+from kitaru.testing import listed_without_sdk
 
 
 def test_plugins_list_shows_the_flavors_without_importing_the_sdk() -> None:
@@ -16,7 +16,8 @@ def test_plugins_list_shows_the_flavors_without_importing_the_sdk() -> None:
 def test_the_example_stack_file_for_the_real_cloud_is_valid(kitaru_home: object) -> None:
     from pathlib import Path
 
-    from kitaru_core.stack_registry import register, stack_names
+    from kitaru.testing import register_stack as register
+    from kitaru.testing import stack_names
 
     stack_file = Path(__file__).resolve().parents[3] / "stacks" / "gcp.yaml"
     assert register(stack_file).name == "gcp"

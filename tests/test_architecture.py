@@ -1,0 +1,109 @@
+"""The import rules of docs/architecture.md, checked on the source."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+CORE = ROOT / "kitaru_core"
+DEFERRED_ON_PURPOSE = {"kitaru_core.loaded_plugins"}
+"""Modules allowed to import a module of the core inside a function."""
+LAZY_LAYERS = ("kitaru_core.cli", "kitaru_core.testing")
+"""The CLI imports the engine per command so `kitaru --help` stays fast; the testing
+helpers import what each suite needs."""
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def core_modules() -> dict[str, Path]:
+    return {module_name(p): p for p in CORE.rglob("*.py") if "migrations" not in p.parts}
+
+
+def imports(path: Path) -> Iterator[tuple[str, bool, bool]]:
+    """(imported module, at module level, under TYPE_CHECKING) for each import."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+
+    def walk(node: ast.AST, top: bool, typing_only: bool) -> Iterator[tuple[str, bool, bool]]:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                yield from walk(child, top, True)
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                yield from walk(child, False, typing_only)
+            elif isinstance(child, ast.Import):
+                for alias in child.names:
+                    yield alias.name, top, typing_only
+            elif isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
+                yield child.module, top, typing_only
+                for alias in child.names:  # `from kitaru_core.builtin import plugin`
+                    yield f"{child.module}.{alias.name}", top, typing_only
+            else:
+                yield from walk(child, top, typing_only)
+
+    yield from walk(tree, True, False)
+
+
+def test_the_runtime_never_imports_the_client_or_the_cli() -> None:
+    offenders = [
+        f"{name} imports {target}"
+        for name, path in core_modules().items()
+        if name.startswith("kitaru_core.runtime")
+        for target, _top, _typing in imports(path)
+        if target.startswith(("kitaru_core.client", "kitaru_core.cli"))
+    ]
+    assert offenders == []
+
+
+def test_the_core_imports_its_own_modules_at_the_top() -> None:
+    modules = core_modules()
+    offenders = [
+        f"{name} imports {target} inside a function"
+        for name, path in modules.items()
+        if name not in DEFERRED_ON_PURPOSE and not name.startswith(LAZY_LAYERS)
+        for target, top, typing_only in imports(path)
+        if not top and not typing_only and target in modules
+    ]
+    assert offenders == []
+
+
+def test_module_level_imports_of_the_core_have_no_cycle() -> None:
+    modules = core_modules()
+    graph = {
+        name: {
+            t for t, top, typing_only in imports(path) if top and not typing_only and t in modules
+        }
+        for name, path in modules.items()
+    }
+    state: dict[str, str] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = "open"
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        state[node] = "done"
+        path.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            raise AssertionError("import cycle: " + " -> ".join(cycle))
+
+
+def test_plugins_import_only_the_public_plugin_api() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {target}"
+        for path in (ROOT / "plugins").rglob("*.py")
+        if "build" not in path.parts
+        for target, _top, _typing in imports(path)
+        if target.startswith("kitaru_core")
+    ]
+    assert offenders == []
