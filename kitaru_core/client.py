@@ -19,6 +19,7 @@ from kitaru_core.store.records import (
     ArtifactRecord,
     ExecutionRecord,
     LLMCallRecord,
+    Status,
     WaitRecord,
 )
 
@@ -95,7 +96,7 @@ class Execution:
     def result(self) -> Any:
         """The flow's return value (None until the execution completed)."""
         if self._result is _MISSING:
-            completed = self._record is not None and self._record.status == "completed"
+            completed = self._record is not None and self._record.status == Status.COMPLETED
             self._result = load_result(self._record) if completed else None  # type: ignore[arg-type]
         return self._result
 
@@ -126,7 +127,7 @@ class ExecutionsClient:
 
     def _build(self, record: ExecutionRecord) -> Execution:
         journal = self._store.load_journal(record.id)
-        pending = self._store.waits.pending(record.id) if record.status == "waiting" else []
+        pending = self._store.waits.pending(record.id) if record.status == Status.WAITING else []
         return Execution(
             exec_id=record.id,
             flow_name=record.flow_name,
@@ -217,7 +218,7 @@ class ExecutionsClient:
         record, _wait = give_input(exec_id, wait, value)
         current = self._store.get_execution(record.id)
         # A runner still letting go (status running) picks the answer up itself.
-        if resume and current is not None and current.status == "waiting":
+        if resume and current is not None and current.status == Status.WAITING:
             get_stack(record.stack).orchestrator.resume(record.id, background=True)
         return self.get(record.id)
 

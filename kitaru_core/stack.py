@@ -307,24 +307,6 @@ class Stack:
         # One pass: what a substitution inserts is never searched again.
         return REFERENCE.sub(substitute, value)
 
-    def secret_references(self) -> list[tuple[str, str, str]]:
-        """Every (component type, field, secret name) this stack refers to."""
-        found: list[tuple[str, str, str]] = []
-
-        def walk(value: Any, component_type: str, field: str) -> None:
-            if isinstance(value, dict):
-                for k, v in value.items():
-                    walk(v, component_type, f"{field}.{k}".lstrip("."))
-            elif isinstance(value, list):
-                for v in value:
-                    walk(v, component_type, field)
-            elif isinstance(value, str):
-                found.extend((component_type, field, m) for m in SECRET_REF.findall(value))
-
-        for spec in self.definition.components.values():
-            walk(spec.config, spec.component_type, "")
-        return found
-
 
 def validate_config(
     definition: StackDefinition, spec: ComponentSpec, flavor: Flavor, config: dict[str, Any]

@@ -53,7 +53,7 @@ def main() -> None:
     (``KITARU_DEBUG=1`` shows the traceback of an unexpected error)."""
     import os
 
-    from kitaru_core.cli.output import fail
+    from kitaru_core.cli.output import print_error
     from kitaru_core.errors import KitaruError
 
     try:
@@ -62,21 +62,20 @@ def main() -> None:
         get_plugins().pm.hook.kitaru_register_commands(app=app)
         app()
     except KitaruError as exc:
-        raise SystemExit(fail(f"{exc}").exit_code) from None
+        print_error(str(exc))
+        raise SystemExit(1) from None
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
-        raise SystemExit(
-            fail(
-                f"{exc.strerror or exc}{where}; check that the path exists and is writable "
-                "(KITARU_HOME, the stack's paths) and that the disk is not full"
-            ).exit_code
-        ) from None
+        print_error(
+            f"{exc.strerror or exc}{where}; check that the path exists and is writable "
+            "(KITARU_HOME, the stack's paths) and that the disk is not full"
+        )
+        raise SystemExit(1) from None
     except Exception as exc:
         if os.environ.get("KITARU_DEBUG"):
             raise
-        raise SystemExit(
-            fail(
-                f"unexpected {type(exc).__name__}: {exc}. This is a bug in Kitaru or a plugin; "
-                "run again with KITARU_DEBUG=1 for the traceback and report it"
-            ).exit_code
-        ) from None
+        print_error(
+            f"unexpected {type(exc).__name__}: {exc}. This is a bug in Kitaru or a plugin; "
+            "run again with KITARU_DEBUG=1 for the traceback and report it"
+        )
+        raise SystemExit(1) from None

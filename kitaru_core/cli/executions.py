@@ -165,12 +165,6 @@ def _finish(handle: Any, output: OutputFormat) -> None:
         raise typer.Exit(1)
 
 
-def parse_value(raw: str, what: str = "--value") -> Any:
-    from kitaru_core.untrusted import parse_json_or_text
-
-    return parse_json_or_text(raw, what=what)
-
-
 @app.command("input")
 def input_(
     exec_id: str,
@@ -188,7 +182,7 @@ def input_(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Answer a waiting execution; it resumes in the background."""
-    from kitaru_core.cli.values import parse_for_schema, read_value_file
+    from kitaru_core.cli.values import parse_for_schema, parse_value, read_value_file
 
     client = _client()
     if abort:
@@ -201,7 +195,7 @@ def input_(
         parsed = (
             parse_for_schema(raw, pending.schema, pending.schema_name, "--value")
             if pending is not None
-            else parse_value(raw)
+            else parse_value(raw, "--value")
         )
         execution = client.executions.input(exec_id, wait=wait, value=parsed, resume=not no_resume)
     if output is OutputFormat.json:

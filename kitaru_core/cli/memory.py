@@ -6,7 +6,6 @@ from typing import Any
 
 import typer
 
-from kitaru_core.cli.executions import parse_value
 from kitaru_core.cli.output import (
     OutputFormat,
     OutputOption,
@@ -16,6 +15,7 @@ from kitaru_core.cli.output import (
     print_table,
     when,
 )
+from kitaru_core.cli.values import parse_value
 
 app = typer.Typer(help="Read and write Kitaru's versioned memory.", no_args_is_help=True)
 
@@ -82,11 +82,11 @@ def get(
     """Print a key's value (its newest version, or --version N)."""
     entry = _scope(scope, scope_type).get_entry(key, version=version)
     if entry is None:
-        raise typer.Exit(_missing(key, scope, scope_type))
+        fail(f"memory {scope_type}:{scope} has no key {key!r}")
     if output is OutputFormat.json:
         print_json(entry)
     elif entry.deleted:
-        raise fail(
+        fail(
             f"memory {scope_type}:{scope} key {key!r} was deleted at version {entry.version}; "
             f"`kitaru memory history {key}` shows its earlier values"
         )
@@ -161,9 +161,3 @@ def _where_memory_is(scope_type: str, scope: str) -> None:
         )
     else:
         echo("no memory has been written yet")
-
-
-def _missing(key: str, scope: str, scope_type: str) -> int:
-    from kitaru_core.cli.output import fail
-
-    return fail(f"memory {scope_type}:{scope} has no key {key!r}").exit_code

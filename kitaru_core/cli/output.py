@@ -9,7 +9,7 @@ import re
 import sys
 from collections.abc import Iterator, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
@@ -170,13 +170,19 @@ def interruptible() -> Iterator[None]:
         yield
     except KeyboardInterrupt as exc:
         notes = [n.removeprefix("kitaru: ") for n in getattr(exc, "__notes__", [])]
-        raise fail("interrupted" + (f": {notes[-1]}" if notes else ""), 130) from None
+        fail("interrupted" + (f": {notes[-1]}" if notes else ""), 130)
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
+def print_error(message: str) -> None:
+    """``error: MESSAGE`` on stderr, printed literally."""
     from rich.console import Console
 
     Console(stderr=True, soft_wrap=True).print(
         text("error: ", "bold red") + text(message), highlight=False
     )
-    return typer.Exit(code)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """End the command with one line on stderr and exit ``code``."""
+    print_error(message)
+    raise typer.Exit(code)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kitaru_core.errors import KitaruUsageError
-from kitaru_core.untrusted import NotJSONError, parse_json, plain_data
+from kitaru_core.untrusted import NotJSONError, parse_json, parse_json_or_text, plain_data
 
 
 def read_value_file(path: str) -> str:
@@ -29,6 +29,11 @@ def read_value_file(path: str) -> str:
         raise KitaruUsageError(f"cannot read --value-file {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise KitaruUsageError(f"--value-file {path} is not UTF-8 text") from None
+
+
+def parse_value(raw: str, what: str) -> Any:
+    """A value that has no type to go by (memory): JSON when it parses, else the text."""
+    return parse_json_or_text(raw, what=what)
 
 
 def _json_or_text(raw: str, what: str, *, text_ok: bool, expected: str) -> Any:

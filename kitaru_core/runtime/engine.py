@@ -82,24 +82,24 @@ def write_inputs(
 def _check_runnable(record: ExecutionRecord, mode: RunMode) -> None:
     status = record.status
     allowed = {
-        "start": ("running",),
-        "resume": ("running", "waiting"),
-        "retry": ("failed", "cancelled"),
+        "start": (Status.RUNNING,),
+        "resume": (Status.RUNNING, Status.WAITING),
+        "retry": (Status.FAILED, Status.CANCELLED),
     }
     if status in allowed[mode] and not (mode == "start" and record.runs > 0):
         return
     exec_id = record.id
-    if status == "completed":
+    if status == Status.COMPLETED:
         raise KitaruStateError(
             f"execution {exec_id} has already completed; nothing to {mode}. Its result: "
             f"`kitaru executions get {exec_id}`; to run it again, start a new execution"
         )
-    if status == "cancelled":
+    if status == Status.CANCELLED:
         raise KitaruStateError(
             f"execution {exec_id} was cancelled; continue it with "
             f"`kitaru executions retry {exec_id}`, or start a new execution"
         )
-    if status == "failed" and mode == "resume":
+    if status == Status.FAILED and mode == "resume":
         raise KitaruStateError(
             f"execution {exec_id} failed; continue it with `kitaru executions retry {exec_id}`"
         )

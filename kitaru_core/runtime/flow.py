@@ -128,7 +128,7 @@ def execution_error(record: ExecutionRecord) -> KitaruExecutionError:
     exec_id = record.id
     if record.status == Status.CANCELLED:
         return KitaruExecutionError(
-            f"execution {exec_id} was cancelled", exec_id=exec_id, status="cancelled"
+            f"execution {exec_id} was cancelled", exec_id=exec_id, status=Status.CANCELLED
         )
     error = record.error or {}
     message = f"execution {exec_id} of flow {record.flow_name!r} failed"

@@ -17,6 +17,7 @@ import uuid
 
 from kitaru_core.errors import KitaruStateError
 from kitaru_core.store.metadata_store import MetadataStore
+from kitaru_core.store.records import Status
 
 LEASE_TTL = 30.0
 HEARTBEAT_INTERVAL = 5.0
@@ -125,7 +126,7 @@ class Heartbeat:
                     self.lost.set()
                     self.cancelled.set()
                     return
-                if status == "cancelled":
+                if status == Status.CANCELLED:
                     self.cancelled.set()
         except Exception:  # the next checkpoint commit will surface a broken database
             return

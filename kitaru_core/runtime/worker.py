@@ -10,6 +10,7 @@ import sys
 
 from kitaru_core.errors import KitaruError, KitaruStateError
 from kitaru_core.runtime.engine import run_execution
+from kitaru_core.store.records import Status
 
 
 def main(argv: list[str]) -> int:
@@ -25,7 +26,7 @@ def main(argv: list[str]) -> int:
         print(f"worker: {exc}", file=sys.stderr)
         return 1
     print(f"worker: execution {record.id} is {record.status}", file=sys.stderr)
-    return 0 if record.status != "failed" else 1
+    return 0 if record.status != Status.FAILED else 1
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ The runtime talks to the database with plain parametrised SQL on the stdlib ``sq
 (or ``psycopg``) driver instead of SQLAlchemy: importing SQLAlchemy costs ~0.3 s here,
 which alone is the whole budget of a process running a short flow. The schema is still
 defined with SQLAlchemy (``schema.py``) and changed only through alembic migrations,
-which are imported only when the database is behind (``migrations.py``).
+which are imported only when the database is behind (``store/migrations/``).
 """
 
 from __future__ import annotations

@@ -14,13 +14,14 @@ from typing import Any
 from kitaru_core.errors import KitaruBackendError, KitaruStateError, KitaruUsageError
 from kitaru_core.settings import Settings, load_settings
 from kitaru_core.store.database import Database, sqlite_url
-from kitaru_core.store.memory import MemoryStore
+from kitaru_core.store.memory_versions import MemoryVersions
 from kitaru_core.store.migrations import ensure_schema
 from kitaru_core.store.records import (
     ArtifactRecord,
     ExecutionRecord,
     JournalEntry,
     LLMCallRecord,
+    Status,
 )
 from kitaru_core.store.stacks import StackStore
 from kitaru_core.store.waits import WaitStore
@@ -40,7 +41,7 @@ class MetadataStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.waits = WaitStore(db)
-        self.memory = MemoryStore(db)
+        self.memory = MemoryVersions(db)
         self.stacks = StackStore(db)
 
     @classmethod
@@ -199,7 +200,7 @@ class MetadataStore:
                     "status": status,
                     "error": json.dumps(error) if error else None,
                     "result": result.id if result else None,
-                    "ended": time.time() if status != "waiting" else None,
+                    "ended": time.time() if status != Status.WAITING else None,
                 },
             )
             if row is None:

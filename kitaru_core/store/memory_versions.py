@@ -28,7 +28,9 @@ _SELECT = f"SELECT {MemoryRecord.COLUMNS} FROM memory"
 _WHERE_KEY = " WHERE scope_type = :scope_type AND scope = :scope AND key = :key"
 
 
-class MemoryStore:
+class MemoryVersions:
+    """Versions of memory keys in the metadata store (every write appends one)."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
         self._conflicts: dict[str, int] = {}
