@@ -85,6 +85,33 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def kitaru_cli(
+    *args: str,
+    cwd: Path | None = None,
+    stdin: str | None = None,
+    timeout: float = 60,
+    **env: str,
+) -> subprocess.CompletedProcess[str]:
+    """The ``kitaru`` command in a fresh process with the test's environment (plus ``env``)."""
+    return subprocess.run(
+        [sys.executable, "-m", "kitaru", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        input=stdin,
+        timeout=timeout,
+        env=subprocess_env(**env),
+    )
+
+
+def error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    """The one ``error: ...`` line a refused command ends with (and it did end so)."""
+    assert proc.returncode != 0, proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
 SECRET_KEY = "sk-test-4f9a2b7c1d"
 
 

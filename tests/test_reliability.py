@@ -16,27 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PG_URL, subprocess_env
+from conftest import PG_URL, error_line, kitaru_cli, subprocess_env
 from kitaru import KitaruClient
 from kitaru_core.errors import KitaruBackendError
 from kitaru_core.store.metadata_store import get_store
-
-
-def kitaru_cli(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kitaru", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=subprocess_env(**env),
-    )
-
-
-def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode != 0, proc.stdout
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    return lines[0]
 
 
 def wait_until(predicate: object, timeout: float = 30, what: str = "") -> None:
@@ -178,7 +161,7 @@ def test_an_empty_database_file_beside_old_data_is_refused(kitaru_home: Path) ->
         (kitaru_home / name).unlink(missing_ok=True)
 
     proc = kitaru_cli("executions", "list")
-    line = one_error_line(proc)
+    line = error_line(proc)
     assert "kitaru.db is empty (0 bytes)" in line and "Restore it from a backup" in line
     assert (kitaru_home / "kitaru.db").stat().st_size == 0  # nothing was written
 
@@ -424,12 +407,12 @@ def test_every_command_with_damaged_configuration_ends_in_one_line(
     (kitaru_home / "active-stack").write_text("no-such-stack\n")
     assert check_every_command(exec_id, stack, []) == []
     proc = kitaru_cli("model", "list")
-    assert "models.json" in one_error_line(proc)
+    assert "models.json" in error_line(proc)
 
 
 def test_deeply_nested_value_is_one_line() -> None:
     proc = kitaru_cli("memory", "set", "k", "[" * 5000 + "]" * 5000)
-    assert "nested more than 512 levels" in one_error_line(proc)
+    assert "nested more than 512 levels" in error_line(proc)
 
 
 # -- 10. environment references in model aliases -----------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import kitaru
-from conftest import SECRET_KEY, subprocess_env
+from conftest import SECRET_KEY, error_line, kitaru_cli, subprocess_env
 from kitaru import KitaruClient
 from kitaru_core.errors import KitaruStackError, KitaruWaitValidationError
 from kitaru_core.stack_registry import get_stack, register, stack_names
@@ -51,21 +51,9 @@ def run_as(
     )
 
 
-def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kitaru", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=subprocess_env(COLUMNS="250", **env),
-    )
-
-
-def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode != 0, proc.stdout
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    return lines[0]
+def wide(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``kitaru_cli`` on a terminal wide enough that no free text is cut."""
+    return kitaru_cli(*args, COLUMNS="250", **env)
 
 
 # -- 1. pickle -------------------------------------------------------------------------
@@ -81,7 +69,7 @@ def test_a_pickle_written_by_another_deployment_is_never_unpickled(shared: dict[
 
     read = run_as(shared["victim"], shared, "-m", "kitaru", "memory", "get", "settings")
 
-    line = one_error_line(read)
+    line = error_line(read)
     assert "is not signed" in line or "wrong signature" in line
     assert "kitaru_signing_key" in line
     assert not shared["marker"].exists()
@@ -96,7 +84,7 @@ def test_a_pickle_this_deployment_wrote_still_loads(shared: dict[str, Any]) -> N
     assert read.stdout.strip() == "Fraction(1, 3)"
 
     other = run_as(shared["attacker"], shared, "-m", "kitaru", "memory", "get", "ratio")
-    assert "is not signed" in one_error_line(other) or "wrong signature" in other.stderr
+    assert "is not signed" in error_line(other) or "wrong signature" in other.stderr
 
 
 def test_allow_pickle_0_refuses_pickle_on_write_and_on_read(shared: dict[str, Any]) -> None:
@@ -108,7 +96,7 @@ def test_allow_pickle_0_refuses_pickle_on_write_and_on_read(shared: dict[str, An
     read = run_as(
         shared["victim"], shared, "-m", "kitaru", "memory", "get", "ratio", KITARU_ALLOW_PICKLE="0"
     )
-    assert "KITARU_ALLOW_PICKLE=0 refuses to load" in one_error_line(read)
+    assert "KITARU_ALLOW_PICKLE=0 refuses to load" in error_line(read)
 
 
 def test_a_typed_value_naming_another_class_is_not_imported(shared: dict[str, Any]) -> None:
@@ -124,7 +112,7 @@ def test_a_typed_value_naming_another_class_is_not_imported(shared: dict[str, An
     """)
     assert run_as(shared["attacker"], shared, "-c", forge).returncode == 0
     read = run_as(shared["victim"], shared, "-m", "kitaru", "memory", "get", "profile")
-    assert "is not signed" in one_error_line(read)
+    assert "is not signed" in error_line(read)
 
 
 def test_a_dict_subclass_given_as_wait_input_is_refused_and_nothing_is_stored(
@@ -154,7 +142,7 @@ def test_a_dict_subclass_given_as_wait_input_is_refused_and_nothing_is_stored(
 
 
 def test_cli_memory_set_stores_json_never_pickle() -> None:
-    assert cli("memory", "set", "k", '{"a": [1, 2.5, null]}').returncode == 0
+    assert kitaru_cli("memory", "set", "k", '{"a": [1, 2.5, null]}').returncode == 0
     entry = KitaruClient().memories.get_entry("k")
     assert entry is not None and entry.value == {"a": [1, 2.5, None]}
     with pytest.raises(kitaru.KitaruUsageError, match="not plain data"):
@@ -187,9 +175,9 @@ def test_a_yaml_bomb_inside_a_component_is_refused_fast_and_stores_nothing(tmp_p
     assert str(path) in str(info.value)
     assert stack_names() == ["local"]
 
-    proc = cli("stack", "register", str(path))
-    assert "anchors and aliases" in one_error_line(proc)
-    listed = cli("stack", "list")
+    proc = kitaru_cli("stack", "register", str(path))
+    assert "anchors and aliases" in error_line(proc)
+    listed = kitaru_cli("stack", "list")
     assert listed.returncode == 0 and "bomb" not in listed.stdout
 
 
@@ -266,25 +254,25 @@ def test_markup_from_results_questions_and_logs_prints_literally() -> None:
     result_id = spoofing.run().exec_id
     waiting_id = approval.run().exec_id
 
-    get = cli("executions", "get", result_id)
+    get = wide("executions", "get", result_id)
     assert get.returncode == 0, get.stderr
     assert SPOOF in get.stdout and "\\x1b[5mblink" in get.stdout and "\x1b" not in get.stdout
 
     for args in (["executions", "waits"], ["executions", "get", waiting_id]):
-        proc = cli(*args)
+        proc = wide(*args)
         assert proc.returncode == 0, proc.stderr
         assert SPOOF in proc.stdout, proc.stdout
 
-    listed = cli("executions", "list")
+    listed = wide("executions", "list")
     assert listed.returncode == 0 and result_id[:12] in listed.stdout
 
-    logs = cli("executions", "logs", waiting_id)
+    logs = wide("executions", "logs", waiting_id)
     assert logs.returncode == 0 and SPOOF in logs.stdout
 
 
 def test_json_output_never_prints_nan() -> None:
     exec_id = not_a_number.run().exec_id
-    proc = cli("executions", "get", exec_id, "--output", "json")
+    proc = kitaru_cli("executions", "get", exec_id, "--output", "json")
     assert proc.returncode == 0
     assert "NaN" not in proc.stdout and '"result": null' in proc.stdout
     assert "printed as null" in proc.stderr
@@ -341,12 +329,12 @@ def test_a_home_made_by_an_earlier_version_is_tightened(kitaru_home: Path) -> No
 def test_deeply_nested_or_oversized_values_are_refused_with_one_line() -> None:
     exec_id = approval.run().exec_id
     deep = "[" * 30_000 + "]" * 30_000
-    proc = cli("executions", "input", exec_id, "--value", deep)
-    assert "nested more than 512 levels" in one_error_line(proc)
+    proc = kitaru_cli("executions", "input", exec_id, "--value", deep)
+    assert "nested more than 512 levels" in error_line(proc)
 
     big = '"' + "x" * 2000 + '"'
-    proc = cli("executions", "input", exec_id, "--value", big, KITARU_MAX_INPUT_BYTES="1000")
-    assert "over the limit of 1,000" in one_error_line(proc)
+    proc = kitaru_cli("executions", "input", exec_id, "--value", big, KITARU_MAX_INPUT_BYTES="1000")
+    assert "over the limit of 1,000" in error_line(proc)
     assert KitaruClient().executions.get(exec_id).status == "waiting"
 
 
@@ -354,5 +342,5 @@ def test_nan_is_refused_as_input() -> None:
     exec_id = approval.run().exec_id
     with pytest.raises(KitaruWaitValidationError, match="JSON cannot hold"):
         KitaruClient().executions.input(exec_id, value={"x": float("nan")})
-    proc = cli("executions", "input", exec_id, "--value", '{"x": NaN}')
-    assert "NaN is not a JSON number" in one_error_line(proc)
+    proc = kitaru_cli("executions", "input", exec_id, "--value", '{"x": NaN}')
+    assert "NaN is not a JSON number" in error_line(proc)
