@@ -9,6 +9,7 @@ from the stack's secret provider and is never written anywhere.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -258,17 +259,7 @@ def _scrubbed(exc: KitaruError, secrets: list[str]) -> KitaruError:
 def _notify(ctx: ExecutionContext | None, call: LLMCallRecord) -> None:
     """Tell plugins about the call: the run's observers in a run, else the process's."""
     observers = ctx.observers if ctx is not None else get_plugins().observers
+    # The event carries the record's public fields (no artifact ids: plain data).
     observers.llm_call_ended(
-        LLMCallEnded(
-            exec_id=call.exec_id,
-            checkpoint=call.checkpoint,
-            alias=call.alias,
-            model=call.model,
-            input_tokens=call.input_tokens,
-            output_tokens=call.output_tokens,
-            cost_usd=call.cost_usd,
-            latency=call.latency,
-            attempts=call.attempts,
-            error=call.error,
-        )
+        LLMCallEnded(**{f.name: getattr(call, f.name) for f in dataclasses.fields(LLMCallEnded)})
     )
