@@ -150,3 +150,33 @@ def test_an_unreachable_postgres_is_a_backend_error(monkeypatch: pytest.MonkeyPa
     with pytest.raises(KitaruBackendError, match="KITARU_DATABASE_URL") as info:
         get_store()
     assert "secret" not in str(info.value)
+
+
+@pytest.mark.skipif(bool(load_settings().database_url), reason="the SQLite migrations")
+def test_migrations_that_fail_midway_leave_no_table_behind(tmp_path: Path) -> None:
+    """The migrations commit together or not at all: a process that dies after some of
+    the DDL ran (here: an error right after one table is created) leaves no table
+    without the version that made it, so the next process can migrate."""
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from kitaru_core.store.migrations import upgrade
+
+    path = tmp_path / "kitaru.db"
+
+    def die_after_llm_calls(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().startswith("CREATE TABLE llm_calls"):
+            raise RuntimeError("the process dies here")
+
+    event.listen(Engine, "after_cursor_execute", die_after_llm_calls)
+    try:
+        with pytest.raises(RuntimeError, match="dies here"):
+            upgrade(f"sqlite:///{path}")
+    finally:
+        event.remove(Engine, "after_cursor_execute", die_after_llm_calls)
+    with sqlite3.connect(path) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert tables == set()
+    upgrade(f"sqlite:///{path}")  # and the next attempt migrates from scratch

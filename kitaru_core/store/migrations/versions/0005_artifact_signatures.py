@@ -16,15 +16,16 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("artifacts") as batch:
-        batch.add_column(
-            sa.Column(
-                "signature",
-                sa.String(64),
-                nullable=True,
-                comment="HMAC-SHA256 of a value whose loading runs code (pickle, typed models)",
-            )
-        )
+    # A nullable column: added in place (no table copy, even on SQLite).
+    op.add_column(
+        "artifacts",
+        sa.Column(
+            "signature",
+            sa.String(64),
+            nullable=True,
+            comment="HMAC-SHA256 of a value whose loading runs code (pickle, typed models)",
+        ),
+    )
 
 
 def downgrade() -> None:
