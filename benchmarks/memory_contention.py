@@ -47,7 +47,12 @@ print(failures, conflicts, time.time())
 def race(env: dict[str, str], mode: str, processes: int, n: int) -> tuple[float, int, int]:
     """Every process starts writing at the same moment, once imported and connected:
     the figure is the writes alone, from that moment to the last one's end."""
-    subprocess.run([sys.executable, "-c", WRITER, mode, "0", "0"], env=env, check=True)
+    subprocess.run(
+        [sys.executable, "-c", WRITER, mode, "0", "0"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     start = time.time() + 3.0
     procs = [
         subprocess.Popen(

@@ -34,6 +34,9 @@ TARGETS_MS = {
 def env_with(home: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ, KITARU_HOME=home, PYTHONPATH=str(HERE), **extra)
     env.pop("KITARU_DATABASE_URL", None)
+    # Users run from cached bytecode (pip writes it at install, Python on first import):
+    # without it every process would measure compiling the sources instead.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 

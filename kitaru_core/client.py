@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kitaru_core.errors import KitaruStateError
-from kitaru_core.runtime.definition import resolve_flow
 from kitaru_core.runtime.flow import FlowHandle, load_result, start_replay
+from kitaru_core.runtime.flow_ref import resolve_flow
 from kitaru_core.runtime.inputs import abort_wait, give_input
 from kitaru_core.runtime.logs import log_path
 from kitaru_core.runtime.memory import MemoryEntry, MemoryScope

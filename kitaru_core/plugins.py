@@ -24,8 +24,8 @@ import pluggy
 from kitaru_core import __version__, hookspecs
 from kitaru_core.builtin import plugin as builtin
 from kitaru_core.errors import KitaruStackError
+from kitaru_core.events import Observers
 from kitaru_core.flavors import Flavor, FlavorRegistry
-from kitaru_core.observers import Observers
 from kitaru_core.pluginapi import PLUGIN_API
 
 PLUGIN_API_VERSION = PLUGIN_API

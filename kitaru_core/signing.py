@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import secrets
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -82,7 +81,7 @@ def home_key(home: Path) -> bytes:
         key = path.read_bytes().strip()
     except FileNotFoundError:
         private_dir(home)
-        write_private_new(path, secrets.token_hex(32).encode())
+        write_private_new(path, os.urandom(32).hex().encode())
         key = path.read_bytes().strip()
     if len(key) < 32:
         raise KitaruUsageError(

@@ -11,9 +11,8 @@ import pytest
 import kitaru
 from conftest import SECRET_KEY
 from kitaru import KitaruClient, checkpoint, flow
-from kitaru_core.events import StepEnded
+from kitaru_core.events import Observers, StepEnded
 from kitaru_core.flavors import Flavor
-from kitaru_core.observers import Observers
 from kitaru_core.plugins import Plugins, get_plugins
 from kitaru_core.stack_registry import get_stack, register
 from kitaru_core.store.metadata_store import get_store

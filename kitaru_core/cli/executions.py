@@ -350,7 +350,7 @@ def logs(exec_id: str) -> None:
 
 
 def _flow_of(execution: Any) -> Any:
-    from kitaru_core.runtime.definition import resolve_flow
+    from kitaru_core.runtime.flow_ref import resolve_flow
 
     record = execution._record
     return resolve_flow(record.flow_ref, record.options.get("source_root"))
@@ -386,8 +386,8 @@ def run(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Start an execution of a flow."""
-    from kitaru_core.runtime.definition import resolve_flow
     from kitaru_core.runtime.flow import Flow
+    from kitaru_core.runtime.flow_ref import resolve_flow
 
     if ":" not in target or not target.partition(":")[2]:
         raise typer.BadParameter("expected MODULE:FLOW, e.g. myapp.flows:research")

@@ -21,7 +21,7 @@ from kitaru_core.errors import (
     KitaruDivergenceError,
     KitaruUsageError,
 )
-from kitaru_core.observers import NO_OBSERVERS, Observers
+from kitaru_core.events import NO_OBSERVERS, Observers
 from kitaru_core.runtime.journal import JournalReader
 from kitaru_core.runtime.step import Step
 from kitaru_core.store.metadata_store import MetadataStore
@@ -132,12 +132,12 @@ class ExecutionContext:
         earlier run completed it (``load`` turns the recorded value into the result;
         None: the step returns None and its output is not even read), else check for
         cancellation and ``run`` it; ``run`` records it."""
-        step = self.open_step(name, kind)
-        recorded = step.recorded_output()
-        if recorded is not None:
+        position = self.reserve_position()
+        recorded = self.recorded(position, name)
+        if recorded is not None:  # (the hot path of a replay: no Step is made)
             return None if load is None else load(self.artifacts.read(recorded))  # type: ignore[return-value]
         self.check_cancelled()
-        return run(step)
+        return run(Step(self, name, kind, position))
 
     def has_entry(self, position: int) -> bool:
         """Whether an earlier run left an entry (a failed one) to overwrite here."""

@@ -16,8 +16,7 @@ from kitaru_core.events import ExecutionEnded, ExecutionStarted
 from kitaru_core.loaded_plugins import get_plugins
 from kitaru_core.runtime import lease
 from kitaru_core.runtime.context import ExecutionCancelled, ExecutionContext, current_execution
-from kitaru_core.runtime.definition import FlowDefinition, resolve_flow
-from kitaru_core.runtime.flow_ref import source_root_for
+from kitaru_core.runtime.flow_ref import FlowDefinition, resolve_flow, source_root_for
 from kitaru_core.runtime.journal import JournalReader
 from kitaru_core.runtime.logs import log_event
 from kitaru_core.runtime.step import error_info

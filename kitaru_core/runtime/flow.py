@@ -7,9 +7,8 @@ from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from kitaru_core.errors import KitaruExecutionError, KitaruStateError
-from kitaru_core.runtime.definition import FlowDefinition
 from kitaru_core.runtime.engine import create_execution
-from kitaru_core.runtime.flow_ref import refuse_start_while_importing
+from kitaru_core.runtime.flow_ref import FlowDefinition, refuse_start_while_importing
 from kitaru_core.runtime.replay import create_replay
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import get_store

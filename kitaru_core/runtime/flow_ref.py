@@ -1,4 +1,9 @@
-"""Where a flow can be imported from again, so any process can run an execution by id.
+"""What a flow is, and where it can be imported from again, so any process can run an
+execution by id.
+
+``FlowDefinition`` is all the engine needs to run an execution (how user code starts
+one, ``run`` and ``replay``, is ``flow.py``, a layer up). Defining a flow registers it
+by reference, so a process that defined it runs its executions without importing.
 
 A flow in an importable module is recorded as ``module:qualname``. A flow in a script
 run as ``__main__`` is recorded by the script's path and re-imported under another
@@ -7,17 +12,21 @@ module name, so the script's ``if __name__ == "__main__":`` block does not run a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from kitaru_core import serialization
 from kitaru_core.errors import KitaruUsageError
+from kitaru_core.untrusted import validate_name
 
 # modules imported from a script path -> that path
 _script_paths: dict[str, str] = {}
@@ -151,3 +160,55 @@ def refuse_start_while_importing(flow_name: str) -> None:
         "the script to find a flow and skipped the rest of it, so nothing was started twice. "
         'Put the call under `if __name__ == "__main__":`'
     )
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+registry: dict[str, FlowDefinition[Any, Any]] = {}
+"""Flows by reference, filled as they are defined."""
+
+
+class FlowDefinition(Generic[P, R]):
+    def __init__(
+        self,
+        func: Callable[P, R],
+        *,
+        retries: int = 0,
+        cache: bool = True,
+        stack: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        if retries < 0:
+            raise ValueError("retries must be 0 or more")
+        self.func = func
+        self.name = validate_name("flow name", name or func.__name__)
+        self.retries = retries
+        self.cache = cache
+        self.stack = stack
+        self.ref = flow_ref_for(func)
+        functools.update_wrapper(self, func)
+        registry[self.ref] = self
+
+    @functools.cached_property
+    def signature(self) -> inspect.Signature:
+        return inspect.signature(self.func)
+
+    def __repr__(self) -> str:
+        return f"<flow {self.name}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        raise KitaruUsageError(
+            f"flow {self.name!r} was called directly; start an execution with "
+            f"{self.name}.run(...), which returns a handle (.wait() gives the result)"
+        )
+
+
+def resolve_flow(ref: str, source_root: str | None = None) -> FlowDefinition[Any, Any]:
+    """The flow recorded as ``ref``: already defined in this process, or imported."""
+    if ref in registry:
+        return registry[ref]
+    found = import_reference(ref, source_root)
+    if not isinstance(found, FlowDefinition):
+        raise KitaruUsageError(f"{ref!r} is not a @flow (it is {type(found).__name__})")
+    return found

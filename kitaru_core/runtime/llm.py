@@ -9,7 +9,6 @@ from the stack's secret provider and is never written anywhere.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -261,5 +260,5 @@ def _notify(ctx: ExecutionContext | None, call: LLMCallRecord) -> None:
     observers = ctx.observers if ctx is not None else get_plugins().observers
     # The event carries the record's public fields (no artifact ids: plain data).
     observers.llm_call_ended(
-        LLMCallEnded(**{f.name: getattr(call, f.name) for f in dataclasses.fields(LLMCallEnded)})
+        LLMCallEnded(**{name: getattr(call, name) for name in LLMCallEnded._fields})
     )

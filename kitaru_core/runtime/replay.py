@@ -13,8 +13,8 @@ from typing import Any
 
 from kitaru_core.artifacts import new_id
 from kitaru_core.errors import KitaruUsageError
-from kitaru_core.runtime.definition import FlowDefinition, resolve_flow
 from kitaru_core.runtime.engine import load_inputs, write_inputs
+from kitaru_core.runtime.flow_ref import FlowDefinition, resolve_flow
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import get_store
 from kitaru_core.store.records import ExecutionRecord, JournalEntry, Status

@@ -96,6 +96,8 @@ class Step:
 
     def ended(self, entry: JournalEntry) -> None:
         """Tell plugins the step ran (``completed`` or ``failed``)."""
+        if not self.ctx.observers.observes_steps:
+            return
         self.ctx.observers.step_ended(
             StepEnded(
                 exec_id=self.ctx.exec_id,

@@ -32,12 +32,25 @@ TERMINAL_STATUSES = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED
 T = TypeVar("T")
 
 
+# Empty metadata, tags and errors are the common case on the hot path of every step:
+# they skip the JSON encoder and decoder.
+_EMPTY_READ: dict[str, type] = {"{}": dict, "[]": list}
+_EMPTY_WRITE: dict[type, str] = {dict: "{}", list: "[]"}
+
+
 def _from_json(value: Any) -> Any:
-    return json.loads(value) if value is not None else None
+    if value is None:
+        return None
+    empty = _EMPTY_READ.get(value)
+    return empty() if empty is not None else json.loads(value)
 
 
 def _to_json(value: Any) -> Any:
-    return json.dumps(value, default=str) if value is not None else None
+    if value is None:
+        return None
+    if not value and type(value) in _EMPTY_WRITE:
+        return _EMPTY_WRITE[type(value)]
+    return json.dumps(value, default=str)
 
 
 def _to_bytes(value: Any) -> Any:
@@ -52,11 +65,14 @@ def row(
 
     def wrap(cls: type[T]) -> type[T]:
         names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+        # Only the few converted columns are touched per row: this runs for every
+        # journal entry a resumed run reads, and for every record written.
         readers = [
-            _from_json if n in json_fields else _to_bytes if n in bytes_fields else None
-            for n in names
+            (i, _from_json if n in json_fields else _to_bytes)
+            for i, n in enumerate(names)
+            if n in json_fields or n in bytes_fields
         ]
-        writers = [(n, _to_json if n in json_fields else None) for n in names]
+        writers = [(n, _to_json) for n in names if n in json_fields]
         cls.COLUMNS = ", ".join(names)  # type: ignore[attr-defined]
         cls.NAMES = tuple(names)  # type: ignore[attr-defined]
         cls.INSERT = (  # type: ignore[attr-defined]
@@ -66,11 +82,18 @@ def row(
         )
 
         def from_row(klass: type[T], values: tuple[Any, ...]) -> T:
-            return klass(*[r(v) if r else v for r, v in zip(readers, values, strict=True)])
+            if len(values) != len(names):
+                raise ValueError(f"{klass.__name__} has {len(names)} columns, got {len(values)}")
+            fields = list(values)
+            for i, read in readers:
+                fields[i] = read(fields[i])
+            return klass(*fields)
 
         def params(self: Any) -> dict[str, Any]:
-            d = self.__dict__
-            return {n: w(d[n]) if w else d[n] for n, w in writers}
+            out = dict(self.__dict__)
+            for n, write in writers:
+                out[n] = write(out[n])
+            return out
 
         cls.from_row = classmethod(from_row)  # type: ignore[attr-defined]
         cls.params = params  # type: ignore[attr-defined]
