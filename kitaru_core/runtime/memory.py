@@ -20,7 +20,7 @@ from kitaru_core.runtime.step import Step
 from kitaru_core.stack import Stack
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import MetadataStore, get_store
-from kitaru_core.store.records import JournalEntry, MemoryRecord
+from kitaru_core.store.records import ArtifactRecord, JournalEntry, MemoryRecord
 from kitaru_core.untrusted import validate_name
 
 SCOPE_TYPES = ("namespace", "flow", "execution")
@@ -71,10 +71,10 @@ class MemoryScope:
         self.store = store or get_store()
         self.stack = stack or get_stack()
 
-    def _entry(self, record: MemoryRecord) -> MemoryEntry:
+    def _entry(self, record: MemoryRecord, artifact: ArtifactRecord | None = None) -> MemoryEntry:
         value = None
         if record.artifact_id is not None:
-            artifact = self.store.get_artifact(record.artifact_id)
+            artifact = artifact or self.store.get_artifact(record.artifact_id)
             assert artifact is not None
             # The value's bytes are where the writer's stack put them.
             stack = self.stack if record.stack == self.stack.name else get_stack(record.stack)
@@ -94,8 +94,10 @@ class MemoryScope:
         return self.store.memory.get(self.scope_type, self.scope, validate_key(key), version)
 
     def get_entry(self, key: str, *, version: int | None = None) -> MemoryEntry | None:
-        record = self.record(key, version)
-        return self._entry(record) if record is not None else None
+        found = self.store.memory.get_with_value(
+            self.scope_type, self.scope, validate_key(key), version
+        )
+        return self._entry(*found) if found is not None else None
 
     def get(self, key: str, *, version: int | None = None, default: Any = None) -> Any:
         entry = self.get_entry(key, version=version)

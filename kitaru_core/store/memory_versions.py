@@ -25,6 +25,8 @@ _COMPARE_AND_APPEND = _APPEND + " HAVING COALESCE(MAX(version), 0) = :expected"
 _APPEND += " RETURNING version"
 _COMPARE_AND_APPEND += " RETURNING version"
 _SELECT = f"SELECT {MemoryRecord.COLUMNS} FROM memory"
+_MEMORY_COLUMNS = ", ".join("m." + c for c in MemoryRecord.NAMES)
+_ARTIFACT_COLUMNS = ", ".join("a." + c for c in ArtifactRecord.NAMES)
 _WHERE_KEY = " WHERE scope_type = :scope_type AND scope = :scope AND key = :key"
 
 
@@ -55,6 +57,29 @@ class MemoryVersions:
             params["version"] = version
         row = self.db.fetchone(sql, params)
         return MemoryRecord.from_row(row) if row else None
+
+    def get_with_value(
+        self, scope_type: str, scope: str, key: str, version: int | None = None
+    ) -> tuple[MemoryRecord, ArtifactRecord | None] | None:
+        """A version (the newest by default) with its value's artifact record, in one
+        query: a compare-and-set loop reads this on every turn."""
+        params: dict[str, Any] = {"scope_type": scope_type, "scope": scope, "key": key}
+        sql = (
+            f"SELECT {_MEMORY_COLUMNS}, {_ARTIFACT_COLUMNS} FROM memory m "
+            "LEFT JOIN artifacts a ON a.id = m.artifact_id "
+            "WHERE m.scope_type = :scope_type AND m.scope = :scope AND m.key = :key"
+        )
+        if version is None:
+            sql += " ORDER BY m.version DESC LIMIT 1"
+        else:
+            sql += " AND m.version = :version"
+            params["version"] = version
+        row = self.db.fetchone(sql, params)
+        if row is None:
+            return None
+        width = len(MemoryRecord.NAMES)
+        artifact = ArtifactRecord.from_row(row[width:]) if row[width] is not None else None
+        return MemoryRecord.from_row(row[:width]), artifact
 
     def scopes(self) -> list[tuple[str, str]]:
         """Every (scope type, scope) that holds a key, by type and name."""
@@ -120,10 +145,13 @@ class MemoryVersions:
             )
             try:
                 with self.db.transaction() as db:
-                    # Writers of one key take turns (PostgreSQL: an advisory lock for
-                    # this transaction; SQLite: BEGIN IMMEDIATE already serialises), so
-                    # a plain write never loses a race for the next version number.
-                    db.lock(f"memory\0{scope_type}\0{scope}\0{key}")
+                    # Plain writers of one key take turns (PostgreSQL: an advisory lock
+                    # for this transaction; SQLite: BEGIN IMMEDIATE already serialises),
+                    # so a plain write never loses a race for the next version number.
+                    # Compare-and-set needs no turn: if another write takes the version
+                    # first, the unique version makes this one fail, as it should.
+                    if expected_version is None:
+                        db.lock(f"memory\0{scope_type}\0{scope}\0{key}")
                     if value is not None:
                         db.execute(ArtifactRecord.INSERT, value.params())
                     params = {**record.params(), "expected": expected_version}
