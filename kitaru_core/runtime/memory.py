@@ -90,9 +90,6 @@ class MemoryScope:
             created_at=record.created_at,
         )
 
-    def record(self, key: str, version: int | None = None) -> MemoryRecord | None:
-        return self.store.memory.get(self.scope_type, self.scope, validate_key(key), version)
-
     def get_entry(self, key: str, *, version: int | None = None) -> MemoryEntry | None:
         found = self.store.memory.get_with_value(
             self.scope_type, self.scope, validate_key(key), version
