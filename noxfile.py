@@ -106,6 +106,9 @@ def bench(session: nox.Session) -> None:
     if "--peers" in args:
         session.install("dbos", "langgraph", "langgraph-checkpoint-sqlite")
     session.run("python", "benchmarks/run.py", *args)
+    # The worker: recovery, timers, an idle worker, queues on PostgreSQL (beside DBOS's).
+    worker_args = [a for a in args if a in ("--peers", "--database-url") or a == url]
+    session.run("python", "benchmarks/worker.py", *worker_args)
     if "--stores" in session.posargs:  # a 200 MB artifact through every store
         session.install("pytest")  # the plugins' test servers are pytest fixtures too
         for plugin in PLUGINS:

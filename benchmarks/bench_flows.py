@@ -63,3 +63,15 @@ def llm_steps(topic: str) -> str:
     idea = kitaru.llm(f"An idea about {topic}", model="openai/gpt-4o-mini")
     outline = kitaru.llm(f"Outline: {idea}", model="openai/gpt-4o-mini")
     return kitaru.llm(f"Write: {outline}", model="openai/gpt-4o-mini")
+
+
+@flow(concurrency=64)
+def queued_three(topic: str) -> int:
+    """The three-checkpoint flow, through a queue (the limit does not bind here)."""
+    return publish(draft(fetch(topic)))
+
+
+@flow
+def nap(seconds: float) -> str:
+    kitaru.sleep(seconds)
+    return "rested"

@@ -11,7 +11,26 @@ import sys
 import tempfile
 import time
 
-DBOS_SETUP = """
+DBOS_THREE_STEPS = """
+@DBOS.step()
+def fetch(topic):
+    return "notes on " + topic
+
+@DBOS.step()
+def draft(notes):
+    return notes.upper()
+
+@DBOS.step()
+def publish(text):
+    return len(text)
+
+@DBOS.workflow()
+def three_steps(topic):
+    return publish(draft(fetch(topic)))
+"""
+
+DBOS_SETUP = (
+    """
 import os, sys, time
 from dbos import DBOS, SetWorkflowID
 
@@ -36,25 +55,13 @@ def crash_after(n):
         os.kill(os.getpid(), 9)
     return total
 
-@DBOS.step()
-def fetch(topic):
-    return "notes on " + topic
-
-@DBOS.step()
-def draft(notes):
-    return notes.upper()
-
-@DBOS.step()
-def publish(text):
-    return len(text)
-
-@DBOS.workflow()
-def three_steps(topic):
-    return publish(draft(fetch(topic)))
-
+"""
+    + DBOS_THREE_STEPS
+    + """
 DBOS(config={"name": "bench", "system_database_url": "sqlite:///" + os.environ["BENCH_DB"]})
 DBOS.launch()
 """
+)
 
 DBOS_RECORD = (
     DBOS_SETUP

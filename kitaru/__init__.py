@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         KitaruStackError,
         KitaruStateError,
         KitaruUsageError,
+        KitaruWaitExpiredError,
         KitaruWaitValidationError,
     )
     from kitaru_core.pluginapi import hookimpl
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from kitaru_core.runtime.llm import llm
     from kitaru_core.runtime.memory import memory
     from kitaru_core.runtime.primitives import load, log, save
+    from kitaru_core.runtime.timers import sleep, sleep_until
     from kitaru_core.runtime.wait import wait
 
 _ERRORS = "kitaru_core.errors"
@@ -49,6 +51,7 @@ _EXPORTS = {
     "KitaruStackError": _ERRORS,
     "KitaruStateError": _ERRORS,
     "KitaruUsageError": _ERRORS,
+    "KitaruWaitExpiredError": _ERRORS,
     "KitaruWaitValidationError": _ERRORS,
     "hookimpl": "kitaru_core.pluginapi",
     "checkpoint": "kitaru_core.runtime.checkpoint",
@@ -60,6 +63,8 @@ _EXPORTS = {
     "log": "kitaru_core.runtime.primitives",
     "save": "kitaru_core.runtime.primitives",
     "wait": "kitaru_core.runtime.wait",
+    "sleep": "kitaru_core.runtime.timers",
+    "sleep_until": "kitaru_core.runtime.timers",
 }
 
 
@@ -87,6 +92,7 @@ __all__ = [
     "KitaruStackError",
     "KitaruStateError",
     "KitaruUsageError",
+    "KitaruWaitExpiredError",
     "KitaruWaitValidationError",
     "__version__",
     "checkpoint",
@@ -98,5 +104,7 @@ __all__ = [
     "log",
     "memory",
     "save",
+    "sleep",
+    "sleep_until",
     "wait",
 ]

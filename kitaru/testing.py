@@ -8,6 +8,7 @@ for running test servers and end-to-end scenarios.
 
 from __future__ import annotations
 
+from kitaru_core.clock import ManualClock, use_clock
 from kitaru_core.stack_registry import register as register_stack
 from kitaru_core.stack_registry import stack_names
 from kitaru_core.testing import ArtifactStoreContract, OrchestratorContract, SecretProviderContract
@@ -27,6 +28,7 @@ __all__ = [
     "ISOLATED_VARIABLES",
     "ArtifactStoreContract",
     "FakeLLM",
+    "ManualClock",
     "OrchestratorContract",
     "SecretProviderContract",
     "ServerProcess",
@@ -40,5 +42,6 @@ __all__ = [
     "reset_caches",
     "stack_names",
     "store_outage",
+    "use_clock",
     "wait_for_status",
 ]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kitaru_core.errors import KitaruStateError
+from kitaru_core.errors import KitaruStateError, KitaruUsageError
+from kitaru_core.runtime.dispatch import continue_later
 from kitaru_core.runtime.flow import FlowHandle, load_result, start_replay
 from kitaru_core.runtime.flow_ref import resolve_flow
 from kitaru_core.runtime.inputs import abort_wait, give_input
@@ -15,6 +17,7 @@ from kitaru_core.runtime.memory import MemoryEntry, MemoryScope
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import MetadataStore, get_store
 from kitaru_core.store.records import (
+    STATUSES,
     TERMINAL_STATUSES,
     ArtifactRecord,
     ExecutionRecord,
@@ -22,6 +25,9 @@ from kitaru_core.store.records import (
     Status,
     WaitRecord,
 )
+from kitaru_core.worker import retention
+from kitaru_core.worker.retention import Deleted
+from kitaru_core.worker.schedules import Schedules
 
 _MISSING: Any = object()
 
@@ -86,6 +92,10 @@ class Execution:
     runs: int
     metadata: dict[str, Any]
     lease_owner: str | None
+    wake_at: float | None = None
+    """When a sleeping execution's timer, or a waiting one's deadline, is due."""
+    queue_key: str | None = None
+    """The value of its flow's key argument (``@flow(key=...)``)."""
     pending_wait: Any = None
     llm_calls: list[LLMCallRecord] = field(default_factory=list)
     """Every LLM call of the execution: model, tokens, latency, cost, error."""
@@ -156,6 +166,8 @@ class ExecutionsClient:
             runs=record.runs,
             metadata=record.metadata,
             lease_owner=record.lease_owner,
+            wake_at=record.wake_at,
+            queue_key=record.queue_key,
             pending_wait=pending[0] if pending else None,
             llm_calls=self._store.llm_calls(record.id),
             _record=record,
@@ -167,6 +179,8 @@ class ExecutionsClient:
     def list(
         self, *, flow: str | None = None, status: str | None = None, limit: int | None = 50
     ) -> list[Execution]:
+        if status is not None and status not in STATUSES:
+            raise KitaruUsageError(f"{status!r} is not a status; use one of {', '.join(STATUSES)}")
         return [
             self._build(r)
             for r in self._store.list_executions(flow=flow, status=status, limit=limit)
@@ -217,9 +231,16 @@ class ExecutionsClient:
         orchestrator resumes the execution (the local one in a worker process)."""
         record, _wait = give_input(exec_id, wait, value)
         current = self._store.get_execution(record.id)
-        # A runner still letting go (status running) picks the answer up itself.
+        # A runner still letting go (status running) picks the answer up itself; else
+        # claim it (a worker expiring the wait at this moment may claim it instead).
         if resume and current is not None and current.status == Status.WAITING:
-            get_stack(record.stack).orchestrator.resume(record.id, background=True)
+            continue_later(
+                self._store,
+                current,
+                lambda to: self._store.dispatch(
+                    current.id, from_status=Status.WAITING, to_status=to
+                ),
+            )
         return self.get(record.id)
 
     def abort_wait(self, exec_id: str, *, wait: str | None = None) -> Execution:
@@ -234,6 +255,23 @@ class ExecutionsClient:
             )
         get_stack(record.stack).orchestrator.cancel(record.id)
         return self.get(record.id)
+
+    def delete(self, *exec_ids: str) -> Deleted:
+        """Delete ended executions, their journals, LLM call records and logs, and the
+        artifacts no other execution or memory version refers to."""
+        records = [self._store.require_execution(e) for e in exec_ids]
+        return retention.delete_executions(self._store, records)
+
+    def prunable(
+        self, *, older_than: float, statuses: Iterable[str] = retention.PRUNABLE
+    ) -> builtins.list[ExecutionRecord]:
+        """Ended executions created more than ``older_than`` seconds ago."""
+        return retention.prunable(self._store, older_than=older_than, statuses=statuses)
+
+    def prune(self, *, older_than: float, statuses: Iterable[str] = retention.PRUNABLE) -> Deleted:
+        """Delete ended executions created more than ``older_than`` seconds ago."""
+        found = self.prunable(older_than=older_than, statuses=statuses)
+        return retention.delete_executions(self._store, found)
 
     def logs(self, exec_id: str) -> str:
         """The execution's log: runs, retries, failures."""
@@ -345,3 +383,4 @@ class KitaruClient:
         self.executions = ExecutionsClient(store)
         self.artifacts = ArtifactsClient(store)
         self.memories = MemoriesClient()
+        self.schedules = Schedules(store)

@@ -53,6 +53,16 @@ class KitaruWaitValidationError(KitaruError):
     """Input given to a wait does not fit its schema; nothing was stored."""
 
 
+class KitaruWaitExpiredError(KitaruError):
+    """Nobody answered a wait before its ``expires_after`` passed, and it has no default.
+    Raised at the ``kitaru.wait()`` call inside the flow, which may catch it."""
+
+    def __init__(self, message: str, *, exec_id: str, wait: str) -> None:
+        self.exec_id = exec_id
+        self.wait = wait
+        super().__init__(message)
+
+
 class KitaruStackError(KitaruError):
     """A stack file, flavor or plugin problem."""
 

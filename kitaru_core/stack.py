@@ -58,22 +58,71 @@ class ComponentSpec:
 
 
 @dataclass(frozen=True)
+class StackSettings:
+    """The stack's own settings for the service that runs it (``settings:`` in the file)."""
+
+    max_recoveries: int = 3
+    """Times the worker resumes an execution whose process died, before failing it."""
+    retention_days: float | None = None
+    """When set, the worker deletes executions that ended this many days ago."""
+
+    @classmethod
+    def from_mapping(cls, data: Any, where: str) -> StackSettings:
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise KitaruStackError(f"{where}: 'settings' must be a mapping")
+        unknown = sorted(set(data) - {"max_recoveries", "retention_days"})
+        if unknown:
+            raise KitaruStackError(
+                f"{where}: unknown setting(s) {', '.join(map(repr, unknown))}; a stack's "
+                "settings are 'max_recoveries' and 'retention_days'"
+            )
+        recoveries = data.get("max_recoveries", 3)
+        if isinstance(recoveries, bool) or not isinstance(recoveries, int) or recoveries < 0:
+            raise KitaruStackError(
+                f"{where}: settings.max_recoveries must be a whole number of 0 or more "
+                f"(got {recoveries!r})"
+            )
+        days = data.get("retention_days")
+        if days is not None and (
+            isinstance(days, bool) or not isinstance(days, int | float) or not 0 < days < 1e6
+        ):
+            raise KitaruStackError(
+                f"{where}: settings.retention_days must be a number of days above 0 (got {days!r})"
+            )
+        return cls(max_recoveries=recoveries, retention_days=days)
+
+    def to_mapping(self) -> dict[str, Any]:
+        defaults = StackSettings()
+        return {
+            k: v
+            for k, v in (
+                ("max_recoveries", self.max_recoveries),
+                ("retention_days", self.retention_days),
+            )
+            if v != getattr(defaults, k)
+        }
+
+
+@dataclass(frozen=True)
 class StackDefinition:
     name: str
     components: dict[str, ComponentSpec]
     source: str
     """Where it came from: a file path, or ``built-in``."""
+    settings: StackSettings = StackSettings()
 
     @classmethod
     def from_mapping(cls, data: Any, source: str) -> StackDefinition:
         where = f"stack file {source}"
         if not isinstance(data, dict):
             raise KitaruStackError(f"{where}: expected a mapping with 'name' and components")
-        unknown = sorted(set(data) - {"name", *COMPONENT_TYPES})
+        unknown = sorted(set(data) - {"name", "settings", *COMPONENT_TYPES})
         if unknown:
             raise KitaruStackError(
-                f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; a stack has 'name' "
-                f"and the components {', '.join(COMPONENT_TYPES)}"
+                f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; a stack has 'name', "
+                f"the components {', '.join(COMPONENT_TYPES)}, and 'settings'"
             )
         try:
             name = validate_name("stack name", data.get("name"))
@@ -94,7 +143,8 @@ class StackDefinition:
                 )
             config = {k: v for k, v in raw.items() if k != "flavor"}
             components[component_type] = ComponentSpec(component_type, raw["flavor"], config)
-        return cls(name=name, components=components, source=source)
+        settings = StackSettings.from_mapping(data.get("settings"), where)
+        return cls(name=name, components=components, source=source, settings=settings)
 
     @classmethod
     def from_file(cls, path: str | Path) -> StackDefinition:
@@ -107,6 +157,8 @@ class StackDefinition:
             if spec.explicit:
                 config = mask_config(spec.config) if masked else spec.config
                 data[spec.component_type] = {"flavor": spec.flavor, **config}
+        if settings := self.settings.to_mapping():
+            data["settings"] = settings
         return data
 
 

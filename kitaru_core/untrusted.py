@@ -22,6 +22,7 @@ NAME_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_.:@/-]{0,254}"
 """Every name Kitaru stores: 1 to 255 characters of letters, digits and ``_ . : @ / -``,
 not starting with punctuation other than ``_``."""
 _NAME = re.compile(NAME_PATTERN)
+EXEC_ID_PATTERN = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_DEPTH = 512
@@ -29,13 +30,30 @@ DEFAULT_MAX_DEPTH = 512
 
 def validate_name(kind: str, name: Any) -> str:
     """``name`` if it fits :data:`NAME_PATTERN`, else a ``KitaruUsageError`` naming ``kind``."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."
-        raise KitaruUsageError(
-            f"{kind} {shown} is not valid: use 1 to 255 characters of letters, digits "
-            "and _ . : @ / -, starting with a letter, digit or _"
-        )
-    return name
+    return _fitting(
+        _NAME,
+        kind,
+        name,
+        "use 1 to 255 characters of letters, digits and _ . : @ / -, starting with a "
+        "letter, digit or _",
+    )
+
+
+def validate_exec_id(exec_id: Any) -> str:
+    """An execution id chosen by a caller (an idempotency key)."""
+    return _fitting(
+        EXEC_ID_PATTERN,
+        "execution id",
+        exec_id,
+        "use 1 to 128 characters of letters, digits and . _ : @ -",
+    )
+
+
+def _fitting(pattern: re.Pattern[str], kind: str, value: Any, rule: str) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        raise KitaruUsageError(f"{kind} {shown} is not valid: {rule}")
+    return value
 
 
 def limits() -> tuple[int, int]:

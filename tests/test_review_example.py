@@ -73,7 +73,7 @@ def test_review_flow_waits_takes_input_from_the_cli_and_completes(counter: Path)
     assert counter.read_text().split() == ["research", "draft", "publish"]  # each once
     log = KitaruClient().executions.logs(exec_id)
     assert "waiting for input 'approve_draft'" in log
-    assert "worker: execution" in log and "is completed" in log
+    assert "runner: execution" in log and "is completed" in log
 
 
 def test_replay_with_an_override_and_the_diff_of_the_two_runs(counter: Path) -> None:

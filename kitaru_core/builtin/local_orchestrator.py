@@ -1,5 +1,6 @@
-"""The ``local`` orchestrator: runs executions in the calling process, and resumes
-after input in a detached worker process on this machine."""
+"""The ``local`` orchestrator: runs executions in the calling process (``run``), or in a
+detached process on this machine (``start``, resumes after input); ``kitaru worker``
+runs what it claims in its own threads."""
 
 from __future__ import annotations
 
@@ -18,16 +19,20 @@ from kitaru_core.store.metadata_store import get_store
 
 class LocalOrchestrator(Orchestrator):
     flavor = "local"
+    runs_in_worker = True
 
     def __init__(self, config: Any = None) -> None:
         self.config = config
 
-    def start(self, exec_id: str) -> None:
+    def start(self, exec_id: str, *, background: bool = False) -> None:
+        if background:
+            self._spawn_runner(exec_id)
+            return
         run_execution(exec_id, mode="start", interactive=True)
 
     def resume(self, exec_id: str, *, retry: bool = False, background: bool = False) -> None:
         if background:
-            self._spawn_worker(exec_id)
+            self._spawn_runner(exec_id)
             return
         run_execution(exec_id, mode="retry" if retry else "resume", interactive=True)
 
@@ -36,12 +41,12 @@ class LocalOrchestrator(Orchestrator):
         get_store().cancel(exec_id)
 
     @staticmethod
-    def _spawn_worker(exec_id: str) -> None:
+    def _spawn_runner(exec_id: str) -> None:
         """A process of its own session, so it outlives the caller (a CLI, a notebook);
         its output goes to the execution's log, where `kitaru executions logs` reads it."""
         with open_private_append(log_path(exec_id)) as log:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "kitaru_core.runtime.worker", exec_id],
+            runner = subprocess.Popen(
+                [sys.executable, "-m", "kitaru_core.runtime.runner", exec_id],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -51,4 +56,4 @@ class LocalOrchestrator(Orchestrator):
             )
         # Reap it when it exits, so a long-lived caller (a notebook, a server) keeps
         # no zombie whose pid would look alive to the lease check.
-        threading.Thread(target=worker.wait, name=f"kitaru-reap-{exec_id[:8]}", daemon=True).start()
+        threading.Thread(target=runner.wait, name=f"kitaru-reap-{exec_id[:8]}", daemon=True).start()

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import typer
 
-from kitaru_core.cli import executions, memory, models, plugins, secrets, stacks
+from kitaru_core.cli import (
+    artifacts,
+    executions,
+    memory,
+    models,
+    plugins,
+    schedules,
+    secrets,
+    stacks,
+    worker,
+)
 
 app = typer.Typer(
     name="kitaru",
@@ -20,6 +30,9 @@ app.add_typer(stacks.app, name="stack")
 app.add_typer(plugins.app, name="plugins")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(models.app, name="model")
+app.add_typer(worker.app, name="worker")
+app.add_typer(schedules.app, name="schedule")
+app.add_typer(artifacts.app, name="artifacts")
 app.command("run")(executions.run)
 
 

@@ -44,7 +44,9 @@ def _short(value: Any, width: int = 60) -> str:
 def list_(
     flow: str = typer.Option(None, "--flow", help="only executions of this flow"),
     status: str = typer.Option(
-        None, "--status", help="running, waiting, completed, failed, cancelled"
+        None,
+        "--status",
+        help="queued, running, sleeping, waiting, completed, failed or cancelled",
     ),
     limit: int = typer.Option(50, "--limit", "-n"),
     output: OutputFormat = OutputOption,
@@ -136,6 +138,8 @@ def get(exec_id: str, output: OutputFormat = OutputOption) -> None:
         print_line(
             f"  answer: kitaru executions input {execution.exec_id} --wait {wait.name} --value JSON"
         )
+    if execution.status == "sleeping" and execution.wake_at:
+        print_line(text("sleeping until", "magenta"), f" {when(execution.wake_at)}")
     if execution.status == "completed":
         print_line("result: ", _short(execution.result, 400))
     if execution.error:
@@ -349,6 +353,56 @@ def logs(exec_id: str) -> None:
     sys.stdout.write(plain_text(_client().executions.logs(exec_id)))
 
 
+@app.command()
+def delete(
+    exec_ids: list[str] = typer.Argument(..., metavar="ID..."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Delete ended executions with their journals, LLM call records, logs, and the
+    artifacts nothing else refers to."""
+    deleted = _client().executions.delete(*exec_ids)
+    if output is OutputFormat.json:
+        print_json(deleted)
+        return
+    echo(f"deleted {len(deleted.executions)} execution(s) and {len(deleted.blobs)} blob(s)")
+
+
+@app.command()
+def prune(
+    older_than: str = typer.Option(..., "--older-than", help="age, e.g. 30d, 12h"),
+    status: str = typer.Option(
+        "completed,failed,cancelled", "--status", help="comma-separated ended statuses"
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="only list what would be deleted"),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Delete ended executions older than --older-than (see `delete`)."""
+    from kitaru_core.worker.retention import parse_age
+
+    try:
+        age = parse_age(older_than)
+    except KitaruUsageError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--older-than") from None
+    statuses = [s.strip() for s in status.split(",") if s.strip()]
+    client = _client()
+    if dry_run:
+        found = client.executions.prunable(older_than=age, statuses=statuses)
+        if output is OutputFormat.json:
+            print_json([{"exec_id": r.id, "flow": r.flow_name, "status": r.status} for r in found])
+            return
+        print_table(
+            "Would delete",
+            ["id", "flow", "status", "created"],
+            [(r.id, r.flow_name, styled_status(r.status), when(r.created_at)) for r in found],
+        )
+        return
+    deleted = client.executions.prune(older_than=age, statuses=statuses)
+    if output is OutputFormat.json:
+        print_json(deleted)
+        return
+    echo(f"deleted {len(deleted.executions)} execution(s) and {len(deleted.blobs)} blob(s)")
+
+
 def _flow_of(execution: Any) -> Any:
     from kitaru_core.runtime.flow_ref import resolve_flow
 
@@ -383,6 +437,12 @@ def run(
     target: str = typer.Argument(..., metavar="MODULE:FLOW", help="e.g. myapp.flows:research"),
     arg: list[str] = typer.Option([], "--arg", "-a", help="key=value; the value is JSON or text"),
     stack: str = typer.Option(None, "--stack", help="run on this stack instead of the active one"),
+    exec_id: str = typer.Option(
+        None, "--exec-id", help="an id of your choosing: starting it again starts nothing"
+    ),
+    detach: bool = typer.Option(
+        False, "--detach", "-d", help="return at once; the execution runs in the background"
+    ),
     output: OutputFormat = OutputOption,
 ) -> None:
     """Start an execution of a flow."""
@@ -400,6 +460,14 @@ def run(
     from kitaru_core.cli.values import flow_arguments
 
     kwargs = flow_arguments(flow, arg)
+    if detach:
+        handle = flow.start(stack=stack, exec_id=exec_id, **kwargs)
+        if output is OutputFormat.json:
+            print_json({"exec_id": handle.exec_id, "status": handle.status})
+        else:
+            echo(handle.exec_id, handle.status)
+            echo(f"follow with: kitaru executions get {handle.exec_id}")
+        return
     with interruptible():
-        handle = flow.run(stack=stack, **kwargs)
+        handle = flow.run(stack=stack, exec_id=exec_id, **kwargs)
     _finish(handle, output)

@@ -102,7 +102,9 @@ def seconds(value: float | None) -> str:
 
 
 STATUS_STYLE = {
+    "queued": "blue",
     "running": "cyan",
+    "sleeping": "magenta",
     "waiting": "yellow",
     "completed": "green",
     "failed": "red",

@@ -8,9 +8,15 @@ from abc import ABC, abstractmethod
 class Orchestrator(ABC):
     flavor: str = ""
 
+    runs_in_worker: bool = False
+    """True when executions run on this machine: ``kitaru worker`` then runs what it
+    claims in its own threads instead of handing each to the orchestrator."""
+
     @abstractmethod
-    def start(self, exec_id: str) -> None:
-        """Run a newly created execution (the caller holds its lease when in process)."""
+    def start(self, exec_id: str, *, background: bool = False) -> None:
+        """Run a newly created execution. ``background``: return at once, the run goes
+        on elsewhere (``flow.start()``, the worker); else return when it has ended or
+        stopped to wait, where the flavor can."""
 
     @abstractmethod
     def resume(self, exec_id: str, *, retry: bool = False, background: bool = False) -> None:

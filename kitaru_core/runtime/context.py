@@ -42,6 +42,20 @@ class ExecutionCancelled(BaseException):
     code's ``except Exception`` does not swallow it)."""
 
 
+class Suspended(BaseException):
+    """Unwinds a flow body that stops until something outside it happens: input for a
+    wait, or a timer. The execution gets ``status``; ``wake_at`` is when the worker
+    should resume it by itself (a timer, a wait's deadline), if ever. (Not an
+    ``Exception``: user code's ``except Exception`` must not swallow it.)"""
+
+    status: str = "waiting"
+
+    def __init__(self, name: str, wake_at: float | None = None) -> None:
+        super().__init__(name)
+        self.name = name
+        self.wake_at = wake_at
+
+
 @dataclass
 class CheckpointFrame:
     """The checkpoint body that is running in this context."""
@@ -65,6 +79,7 @@ class ExecutionContext:
         interactive: bool = False,
         observers: Observers = NO_OBSERVERS,
         stack: Stack,
+        key: str | None = None,
     ) -> None:
         self.exec_id = exec_id
         self.flow_name = flow_name
@@ -74,6 +89,8 @@ class ExecutionContext:
         self.cancelled = cancelled
         self.stack = stack
         """The stack the execution runs on (its gateway, secrets, artifact store)."""
+        self.key = key
+        """The value of the flow's key argument (``@flow(key=...)``), if it has one."""
         self.artifacts: Artifacts = stack.artifacts
         self.interactive = interactive
         """Whether a wait may ask at this process's terminal."""
@@ -82,8 +99,7 @@ class ExecutionContext:
         """Plugins' observer hooks."""
         self.memory_scope: tuple[str, str | None] | None = None
         """What ``kitaru.memory.configure`` chose in this run (default: the flow's scope)."""
-        self._wait_counter = 0
-        self._llm_counter = 0
+        self._name_counters: dict[str, int] = {}
         self._wait_names: set[str] = set()
         self._next_position = 0
         self._lock = threading.Lock()
@@ -143,17 +159,12 @@ class ExecutionContext:
         """Whether an earlier run left an entry (a failed one) to overwrite here."""
         return self.journal.get(position) is not None
 
-    def next_wait_name(self) -> str:
-        """``wait_1``, ``wait_2``, ...: stable names for unnamed waits, in call order."""
+    def next_name(self, kind: str) -> str:
+        """``wait_1``, ``wait_2``, ``llm_1``, ``sleep_1``, ...: stable names for unnamed
+        steps of one kind, in call order."""
         with self._lock:
-            self._wait_counter += 1
-            return f"wait_{self._wait_counter}"
-
-    def next_llm_name(self) -> str:
-        """``llm_1``, ``llm_2``, ...: names of unnamed LLM calls in the flow body."""
-        with self._lock:
-            self._llm_counter += 1
-            return f"llm_{self._llm_counter}"
+            count = self._name_counters[kind] = self._name_counters.get(kind, 0) + 1
+            return f"{kind}_{count}"
 
     def claim_wait_name(self, name: str) -> None:
         with self._lock:

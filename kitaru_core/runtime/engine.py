@@ -6,16 +6,23 @@ loaded, let every completed checkpoint answer from it, and record how the body e
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 import time
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from kitaru_core.artifacts import Artifacts, new_id
 from kitaru_core.errors import KitaruDivergenceError, KitaruStateError, KitaruUsageError
 from kitaru_core.events import ExecutionEnded, ExecutionStarted
 from kitaru_core.loaded_plugins import get_plugins
 from kitaru_core.runtime import lease
-from kitaru_core.runtime.context import ExecutionCancelled, ExecutionContext, current_execution
+from kitaru_core.runtime.context import (
+    ExecutionCancelled,
+    ExecutionContext,
+    Suspended,
+    current_execution,
+)
 from kitaru_core.runtime.flow_ref import FlowDefinition, resolve_flow, source_root_for
 from kitaru_core.runtime.journal import JournalReader
 from kitaru_core.runtime.logs import log_event
@@ -27,35 +34,95 @@ from kitaru_core.stack import Stack
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import MetadataStore, get_store
 from kitaru_core.store.records import ArtifactRecord, ExecutionRecord, Status
+from kitaru_core.untrusted import validate_exec_id
 
 RunMode = Literal["start", "resume", "retry"]
 
 
+class Created(NamedTuple):
+    record: ExecutionRecord
+    new: bool
+    """False when ``exec_id`` named an execution that already existed with the same
+    flow and inputs (an idempotent start): it is not started again."""
+
+
 def create_execution(
-    flow: FlowDefinition[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, stack: Stack
-) -> ExecutionRecord:
-    """Record a new execution and its inputs; nothing is written if an input is refused."""
+    flow: FlowDefinition[Any, Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    stack: Stack,
+    exec_id: str | None = None,
+) -> Created:
+    """Record a new execution and its inputs; nothing is written if an input is refused.
+
+    ``exec_id`` chosen by the caller makes the start idempotent: if it exists with the
+    same flow and inputs, that execution is returned; with others, ``KitaruStateError``.
+    Two processes racing on one id create one execution (the id is the primary key).
+    A flow with a concurrency limit or a key starts ``queued``.
+    """
     store = get_store(stack.settings)
     try:
         bound = flow.signature.bind(*args, **kwargs)
     except TypeError as exc:
         raise KitaruUsageError(f"flow {flow.name!r} cannot take these arguments: {exc}") from None
-    exec_id = new_id()
+    chosen = exec_id is not None
+    exec_id = validate_exec_id(exec_id) if chosen else new_id()
+    if chosen and (existing := store.get_execution(exec_id)) is not None:
+        # Checked before writing inputs, so a repeat costs one read; compared after.
+        inputs = write_inputs(stack.artifacts, exec_id, flow, bound)
+        return Created(_same_start(existing, flow, inputs_digest(inputs)), new=False)
     inputs = write_inputs(stack.artifacts, exec_id, flow, bound)
+    queue, key = flow.queue_of(bound)
+    options: dict[str, Any] = {
+        "retries": flow.retries,
+        "cache": flow.cache,
+        "source_root": source_root_for(flow.func),
+        "inputs": inputs_digest(inputs),
+    }
+    if flow.concurrency is not None:
+        options["concurrency"] = flow.concurrency
     record = ExecutionRecord(
         id=exec_id,
         flow_name=flow.name,
         flow_ref=flow.ref,
-        status=Status.RUNNING,
+        status=Status.QUEUED if queue else Status.RUNNING,
         stack=stack.name,
         created_at=time.time(),
-        options={
-            "retries": flow.retries,
-            "cache": flow.cache,
-            "source_root": source_root_for(flow.func),
-        },
+        options=options,
+        queue=queue,
+        queue_key=key,
     )
-    return store.create_execution(record, inputs)
+    try:
+        return Created(store.create_execution(record, inputs), new=True)
+    except store.db.integrity_error:
+        existing = store.get_execution(exec_id) if chosen else None
+        if existing is None:
+            raise
+        return Created(_same_start(existing, flow, options["inputs"]), new=False)
+
+
+def inputs_digest(inputs: list[ArtifactRecord]) -> str:
+    """What identifies a start's inputs: each argument's name, serializer and content hash."""
+    parts = sorted((a.name, a.serializer, a.key) for a in inputs)
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def _same_start(
+    existing: ExecutionRecord, flow: FlowDefinition[Any, Any], digest: str
+) -> ExecutionRecord:
+    if existing.flow_name == flow.name and existing.options.get("inputs") == digest:
+        return existing
+    what = (
+        f"flow {existing.flow_name!r}"
+        if existing.flow_name != flow.name
+        else "the same flow with other inputs"
+    )
+    raise KitaruStateError(
+        f"execution id {existing.id!r} is already taken by an execution of {what}; an "
+        "id starts one execution only. Use another id, or the same inputs to get that "
+        f"execution back (`kitaru executions get {existing.id}`)"
+    )
 
 
 def write_inputs(
@@ -82,7 +149,7 @@ def _check_runnable(record: ExecutionRecord, mode: RunMode) -> None:
     status = record.status
     allowed = {
         "start": (Status.RUNNING,),
-        "resume": (Status.RUNNING, Status.WAITING),
+        "resume": (Status.RUNNING, Status.WAITING, Status.SLEEPING),
         "retry": (Status.FAILED, Status.CANCELLED),
     }
     if status in allowed[mode] and not (mode == "start" and record.runs > 0):
@@ -101,6 +168,11 @@ def _check_runnable(record: ExecutionRecord, mode: RunMode) -> None:
     if status == Status.FAILED and mode == "resume":
         raise KitaruStateError(
             f"execution {exec_id} failed; continue it with `kitaru executions retry {exec_id}`"
+        )
+    if status == Status.QUEUED:
+        raise KitaruStateError(
+            f"execution {exec_id} is queued behind others of its flow (its concurrency limit "
+            "or key); `kitaru worker` starts it when its turn comes"
         )
     raise KitaruStateError(f"execution {exec_id} is {status}; it cannot be {mode}ed")
 
@@ -147,6 +219,7 @@ def run_execution(
             interactive=interactive,
             observers=observers,
             stack=stack,
+            key=record.queue_key,
         )
         verb = {"start": "started", "resume": "resumed", "retry": "retried"}[mode]
         log_event(
@@ -184,10 +257,10 @@ def run_execution(
     observers.execution_ended(
         ExecutionEnded(exec_id=exec_id, flow_name=final.flow_name, status=final.status)
     )
-    if suspended_on is not None:
+    if isinstance(suspended_on, WaitSuspended):
         # Input that arrived while this process was letting go found the execution still
         # running and did not resume it: pick it up here, so no answer is left unread.
-        wait = store.waits.get(exec_id, suspended_on)
+        wait = store.waits.get(exec_id, suspended_on.name)
         if wait is not None and wait.status == "answered":
             return run_execution(exec_id, mode="resume", interactive=interactive)
     return final
@@ -222,12 +295,12 @@ def _run_body(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     owner: str,
-) -> tuple[str | None, ExecutionRecord]:
-    """Run the flow body and record how it ended: (the wait's name if it suspended, the
-    execution as it now is)."""
+) -> tuple[Suspended | None, ExecutionRecord]:
+    """Run the flow body and record how it ended: (what it stopped at if it suspended,
+    the execution as it now is)."""
     store, exec_id = ctx.store, ctx.exec_id
 
-    def finish(status: Status, **outcome: Any) -> ExecutionRecord:
+    def finish(status: str, **outcome: Any) -> ExecutionRecord:
         ended = store.finish(exec_id, owner, status, **outcome)
         if ended is None:  # cancelled meanwhile: its status stays
             ended = store.get_execution(exec_id)
@@ -248,8 +321,8 @@ def _run_body(
             role="result",
             what=f"the result of flow {flow.name!r}",
         )
-    except WaitSuspended as suspended:
-        return suspended.name, finish(Status.WAITING)
+    except Suspended as suspended:
+        return suspended, finish(suspended.status, wake_at=suspended.wake_at)
     except ExecutionCancelled:
         log_event(exec_id, "cancelled")
         return None, finish(Status.CANCELLED)

@@ -7,9 +7,11 @@ from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from kitaru_core.errors import KitaruExecutionError, KitaruStateError
-from kitaru_core.runtime.engine import create_execution
+from kitaru_core.runtime.dispatch import admit_and_hand_off, run_in_background
+from kitaru_core.runtime.engine import Created, create_execution
 from kitaru_core.runtime.flow_ref import FlowDefinition, refuse_start_while_importing
 from kitaru_core.runtime.replay import create_replay
+from kitaru_core.stack import Stack
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import get_store
 from kitaru_core.store.records import TERMINAL_STATUSES, ExecutionRecord, Status
@@ -19,19 +21,54 @@ R = TypeVar("R")
 
 
 class Flow(FlowDefinition[P, R]):
-    """A flow as user code starts it: ``run`` and ``replay`` (``@flow`` makes one)."""
+    """A flow as user code starts it: ``run``, ``start`` and ``replay`` (``@flow``
+    makes one)."""
 
-    def run(self, *args: Any, stack: str | None = None, **kwargs: Any) -> FlowHandle[R]:
+    def run(
+        self, *args: Any, stack: str | None = None, exec_id: str | None = None, **kwargs: Any
+    ) -> FlowHandle[R]:
         """Start an execution on the active stack's orchestrator.
 
         With the local orchestrator the body runs in this process and this returns
-        once the execution has completed, failed or stopped to wait.
+        once the execution has completed, failed or stopped to wait (a queued one
+        first waits for its turn). ``exec_id`` makes the start idempotent: an id that
+        exists with the same inputs returns that execution, which is not run again.
         """
+        target, created = self._create(args, kwargs, stack, exec_id)
+        if created.new:
+            if created.record.status == Status.QUEUED:
+                _run_when_admitted(created.record, target)
+            else:
+                target.orchestrator.start(created.record.id)
+        return FlowHandle(created.record.id)
+
+    def start(
+        self, *args: Any, stack: str | None = None, exec_id: str | None = None, **kwargs: Any
+    ) -> FlowHandle[R]:
+        """Start an execution and return at once; the stack's orchestrator runs it
+        elsewhere (the local one: in a detached process). A flow over its concurrency
+        limit, or with its key busy, is ``queued``: ``kitaru worker`` starts it when
+        its turn comes. ``exec_id``: an idempotent start, as for ``run``."""
+        target, created = self._create(args, kwargs, stack, exec_id)
+        record = created.record
+        if created.new:
+            if record.status == Status.QUEUED:
+                assert record.queue is not None
+                admit_and_hand_off(get_store(target.settings), record.queue)
+            else:
+                target.orchestrator.start(record.id, background=True)
+        return FlowHandle(record.id)
+
+    def _create(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        stack: str | None,
+        exec_id: str | None,
+    ) -> tuple[Stack, Created]:
         refuse_start_while_importing(self.name)
         target = get_stack(stack or self.stack)
-        record = create_execution(self, args, kwargs, stack=target)
-        target.orchestrator.start(record.id)
-        return FlowHandle(record.id)
+        return target, create_execution(self, args, kwargs, stack=target, exec_id=exec_id)
 
     def replay(
         self,
@@ -50,6 +87,28 @@ class Flow(FlowDefinition[P, R]):
         return FlowHandle(
             start_replay(source, self, from_=from_, overrides=overrides, flow_inputs=flow_inputs)
         )
+
+
+def _run_when_admitted(record: ExecutionRecord, stack: Stack) -> None:
+    """``run`` of a queued execution: take its turn in this process when the queue has
+    room (the others it admits on the way go to the background), or, if someone else
+    started it meanwhile, wait until it ends or stops to wait."""
+    store = get_store(stack.settings)
+    assert record.queue is not None
+    delay = 0.02
+    while True:
+        admitted = store.queues.admit(record.queue)
+        for other in admitted:
+            if other.id != record.id:
+                run_in_background(other)
+        if any(other.id == record.id for other in admitted):
+            stack.orchestrator.start(record.id)
+            return
+        current = store.require_execution(record.id)
+        if current.status not in (Status.QUEUED, Status.RUNNING):
+            return
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
 
 
 def start_replay(
@@ -146,7 +205,13 @@ def execution_error(record: ExecutionRecord) -> KitaruExecutionError:
 def flow(func: Callable[P, R], /) -> Flow[P, R]: ...
 @overload
 def flow(
-    *, retries: int = 0, cache: bool = True, stack: str | None = None, name: str | None = None
+    *,
+    retries: int = 0,
+    cache: bool = True,
+    stack: str | None = None,
+    name: str | None = None,
+    concurrency: int | None = None,
+    key: str | None = None,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 def flow(
     func: Callable[P, R] | None = None,
@@ -156,13 +221,26 @@ def flow(
     cache: bool = True,
     stack: str | None = None,
     name: str | None = None,
+    concurrency: int | None = None,
+    key: str | None = None,
 ) -> Flow[P, R] | Callable[[Callable[P, R]], Flow[P, R]]:
-    """Make a function a durable flow; start executions with ``.run()``.
+    """Make a function a durable flow; start executions with ``.run()`` or ``.start()``.
 
     ``retries`` is the default number of retries of the flow's checkpoints.
+    ``concurrency``: at most this many executions of the flow run at once; the others
+    are ``queued`` in start order. ``key``: the name of a parameter; executions with
+    the same value of it run one at a time, in start order, and share ``key`` memory.
     """
 
     def wrap(f: Callable[P, R]) -> Flow[P, R]:
-        return Flow(f, retries=retries, cache=cache, stack=stack, name=name)
+        return Flow(
+            f,
+            retries=retries,
+            cache=cache,
+            stack=stack,
+            name=name,
+            concurrency=concurrency,
+            key=key,
+        )
 
     return wrap(func) if func is not None else wrap

@@ -17,6 +17,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import json
 import os
 import sys
 import traceback
@@ -178,6 +179,8 @@ class FlowDefinition(Generic[P, R]):
         cache: bool = True,
         stack: str | None = None,
         name: str | None = None,
+        concurrency: int | None = None,
+        key: str | None = None,
     ) -> None:
         if retries < 0:
             raise ValueError("retries must be 0 or more")
@@ -186,9 +189,37 @@ class FlowDefinition(Generic[P, R]):
         self.retries = retries
         self.cache = cache
         self.stack = stack
+        if concurrency is not None and (isinstance(concurrency, bool) or concurrency < 1):
+            raise KitaruUsageError(
+                f"flow {self.name!r}: concurrency must be a whole number of 1 or more, "
+                f"not {concurrency!r}"
+            )
+        self.concurrency = concurrency
+        """At most this many executions of the flow run at once (per metadata store)."""
+        if key is not None and key not in self.signature.parameters:
+            raise KitaruUsageError(
+                f"flow {self.name!r}: key={key!r} names no parameter of the flow; its "
+                f"parameters: {', '.join(self.signature.parameters) or 'none'}"
+            )
+        self.key = key
+        """The parameter whose value runs one execution at a time, in start order."""
         self.ref = flow_ref_for(func)
         functools.update_wrapper(self, func)
         registry[self.ref] = self
+
+    def queue_of(self, bound: inspect.BoundArguments) -> tuple[str | None, str | None]:
+        """(queue, key) of an execution with these arguments: the flow's name when it
+        has a concurrency limit or a key, and the key argument's value as text."""
+        if self.concurrency is None and self.key is None:
+            return None, None
+        if self.key is None:
+            return self.name, None
+        arguments = inspect.BoundArguments(self.signature, bound.arguments.copy())
+        arguments.apply_defaults()
+        value = arguments.arguments[self.key]
+        return self.name, value if isinstance(value, str) else json.dumps(
+            value, sort_keys=True, default=str
+        )
 
     @functools.cached_property
     def signature(self) -> inspect.Signature:

@@ -78,7 +78,7 @@ def give_input(exec_id: str, wait: str | None, value: Any) -> tuple[ExecutionRec
     )
     if not store.waits.answer(record.id, pending.name, artifact):
         raise KitaruStateError(
-            f"wait {pending.name!r} of execution {record.id} was answered or aborted "
+            f"wait {pending.name!r} of execution {record.id} was answered, aborted or expired "
             "meanwhile; input can be given once"
         )
     return record, pending

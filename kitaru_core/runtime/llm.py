@@ -85,7 +85,7 @@ def llm(
 
     # In the flow body: a journaled step of its own.
     return ctx.step(
-        name or ctx.next_llm_name(),
+        name or ctx.next_name("llm"),
         "llm",
         lambda step: _journaled_call(step, messages, model, temperature, max_tokens, kwargs),
         load=str,

@@ -2,7 +2,8 @@
 
 Every write appends a version (a delete appends a tombstone); values are typed
 artifacts. Scopes: ``namespace`` (shared by name), ``flow`` (the default in a flow: all
-executions of that flow) and ``execution``. In a flow body each call is journaled, so a
+executions of that flow), ``execution``, and ``key`` (in a flow with ``@flow(key=...)``:
+all executions of that flow with the same key). In a flow body each call is journaled, so a
 resumed execution sees the values it saw before and never writes twice; inside a
 checkpoint calls run inline (the checkpoint's own record covers them).
 """
@@ -10,6 +11,8 @@ checkpoint calls run inline (the checkpoint's own record covers them).
 from __future__ import annotations
 
 import builtins
+import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,9 +24,9 @@ from kitaru_core.stack import Stack
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import MetadataStore, get_store
 from kitaru_core.store.records import ArtifactRecord, JournalEntry, MemoryRecord
-from kitaru_core.untrusted import validate_name
+from kitaru_core.untrusted import NAME_PATTERN, validate_name
 
-SCOPE_TYPES = ("namespace", "flow", "execution")
+SCOPE_TYPES = ("namespace", "flow", "execution", "key")
 DEFAULT_NAMESPACE = "default"
 
 
@@ -51,6 +54,17 @@ def validate_scope(scope_type: str, scope: str | None) -> tuple[str, str]:
     if not scope:
         raise KitaruUsageError(f"a {scope_type!r} memory scope needs a name")
     return scope_type, validate_name(f"{scope_type} memory scope", scope)
+
+
+def key_scope(flow_name: str, key: str | None) -> str | None:
+    """The memory scope of one key of a keyed flow: ``FLOW:KEY`` (a digest of the key
+    when it holds characters a scope name cannot)."""
+    if key is None:
+        return None
+    scope = f"{flow_name}:{key}"
+    if re.fullmatch(NAME_PATTERN, scope):
+        return scope
+    return f"{flow_name}:sha256-{hashlib.sha256(key.encode()).hexdigest()[:32]}"
 
 
 class MemoryScope:
@@ -178,7 +192,12 @@ class Memory:
             validate_scope(scope_type, scope)
         if scope_type == "namespace" and not scope:
             scope = DEFAULT_NAMESPACE
-        if scope_type in ("flow", "execution") and ctx is None and not scope:
+        if scope_type == "key" and ctx is not None and ctx.key is None and not scope:
+            raise KitaruUsageError(
+                f"flow {ctx.flow_name!r} has no key, so it has no key memory; declare "
+                "one with @flow(key='argument name'), or choose another scope type"
+            )
+        if scope_type in ("flow", "execution", "key") and ctx is None and not scope:
             raise KitaruUsageError(
                 f"a {scope_type!r} memory scope outside a flow needs a name: "
                 f"configure(scope=..., scope_type={scope_type!r})"
@@ -192,9 +211,17 @@ class Memory:
         if ctx is None:
             return MemoryScope(*self._outside)
         scope_type, named = ctx.memory_scope or ("flow", None)
-        default = ctx.flow_name if scope_type == "flow" else ctx.exec_id
+        default = {
+            "flow": ctx.flow_name,
+            "execution": ctx.exec_id,
+            "key": key_scope(ctx.flow_name, ctx.key),
+        }.get(scope_type)
         return MemoryScope(
-            scope_type, named or default, exec_id=ctx.exec_id, store=ctx.store, stack=ctx.stack
+            scope_type,
+            named or default or "",
+            exec_id=ctx.exec_id,
+            store=ctx.store,
+            stack=ctx.stack,
         )
 
     def _journaled(self, op: str, key: str | None, compute: Callable[[MemoryScope], Any]) -> Any:

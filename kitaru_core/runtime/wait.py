@@ -10,30 +10,53 @@ returns the input.
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
-from kitaru_core.errors import KitaruContextError, KitaruUsageError, KitaruWaitValidationError
+from kitaru_core import clock
+from kitaru_core.errors import (
+    KitaruContextError,
+    KitaruUsageError,
+    KitaruWaitExpiredError,
+    KitaruWaitValidationError,
+)
 from kitaru_core.events import WaitCreated
-from kitaru_core.runtime.context import ExecutionCancelled, current_checkpoint, require_flow
+from kitaru_core.runtime.context import (
+    ExecutionCancelled,
+    Suspended,
+    current_checkpoint,
+    require_flow,
+)
 from kitaru_core.runtime.inputs import give_input
 from kitaru_core.runtime.logs import log_event
 from kitaru_core.runtime.step import Step
 from kitaru_core.runtime.tracing import set_attributes, span
 from kitaru_core.store.metadata_store import MetadataStore
+from kitaru_core.store.records import WaitRecord
 from kitaru_core.untrusted import parse_json_or_text, validate_name
 
 _POLL_INTERVAL = 0.2
 
 
-class WaitSuspended(BaseException):
-    """Unwinds a flow body that waits for input (not an ``Exception``: user code's
-    ``except Exception`` must not swallow it)."""
+_NO_DEFAULT: Any = object()
 
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
+
+class WaitSuspended(Suspended):
+    """Unwinds a flow body that waits for input; ``wake_at`` is the wait's deadline."""
+
+    status = "waiting"
+
+
+def seconds_of(duration: float | dt.timedelta, what: str) -> float:
+    """A duration given as seconds or a ``timedelta``, checked to be finite and not negative."""
+    seconds = duration.total_seconds() if isinstance(duration, dt.timedelta) else duration
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise KitaruUsageError(f"{what} must be seconds or a timedelta, not {duration!r}")
+    if not 0 <= seconds < float("inf"):
+        raise KitaruUsageError(f"{what} must be 0 or more seconds, not {duration!r}")
+    return float(seconds)
 
 
 def schema_name(schema: Any) -> str:
@@ -56,12 +79,16 @@ def wait(
     question: str | None = None,
     timeout: float | None = None,
     metadata: dict[str, Any] | None = None,
+    expires_after: float | dt.timedelta | None = None,
+    default: Any = _NO_DEFAULT,
 ) -> Any:
     """Wait for input that fits ``schema``; returns it once given.
 
     In the flow body only. ``timeout`` is how many seconds this process may poll for
     the input before letting go of the execution (default: 0, or a prompt at an
-    interactive terminal).
+    interactive terminal). ``expires_after`` (seconds or a timedelta, counted from when
+    the wait is first recorded): with no input by then, the wait returns ``default``
+    if one was given, else raises ``KitaruWaitExpiredError`` here, in the flow.
     """
     frame = current_checkpoint.get()
     if frame is not None:
@@ -70,39 +97,46 @@ def wait(
             "body, between checkpoints, so the checkpoint's work is recorded first"
         )
     ctx = require_flow("kitaru.wait()")
-    name = name or ctx.next_wait_name()
+    name = name or ctx.next_name("wait")
     validate_name("wait name", name)
     ctx.claim_wait_name(name)
     adapter = type_adapter(schema)
+    expires_in = None if expires_after is None else seconds_of(expires_after, "expires_after")
 
     def run(step: Step) -> Any:
         attributes = {"kitaru.wait.name": name, "kitaru.position": step.position}
         with span(f"kitaru.wait {name}", attributes) as current:
-            value = _wait_for_input(step, question, timeout, metadata or {}, schema, adapter)
+            request = _Request(question, timeout, metadata or {}, schema, expires_in, default)
+            value = _wait_for_input(step, request, adapter)
             set_attributes(current, **{"kitaru.wait.status": "answered"})
         return value
 
     return ctx.step(name, "wait", run, load=adapter.validate_python)
 
 
-def _wait_for_input(
-    step: Step,
-    question: str | None,
-    timeout: float | None,
-    metadata: dict[str, Any],
-    schema: Any,
-    adapter: Any,
-) -> Any:
+class _Request(NamedTuple):
+    question: str | None
+    timeout: float | None
+    metadata: dict[str, Any]
+    schema: Any
+    expires_in: float | None
+    default: Any
+
+
+def _wait_for_input(step: Step, request: _Request, adapter: Any) -> Any:
     ctx, name = step.ctx, step.name
+    question, timeout = request.question, request.timeout
     waits = ctx.store.waits
+    now = clock.now()
     record = waits.create_pending(
         exec_id=ctx.exec_id,
         name=name,
         position=step.position,
         question=question,
         schema=adapter.json_schema(),
-        schema_name=schema_name(schema),
-        metadata=metadata,
+        schema_name=schema_name(request.schema),
+        metadata=request.metadata,
+        expires_at=None if request.expires_in is None else now + request.expires_in,
     )
     if (
         record.status == "pending"
@@ -112,17 +146,25 @@ def _wait_for_input(
         ctx.observers.wait_created(
             WaitCreated(exec_id=ctx.exec_id, name=name, question=question, schema=record.schema)
         )
+    expires_at = record.expires_at
     if record.status == "pending":
-        if timeout is None and ctx.interactive and sys.stdin.isatty():
+        left = None if expires_at is None else expires_at - now
+        if left is not None and left <= 0:
+            waits.expire(ctx.exec_id, name)
+        elif timeout is None and left is None and ctx.interactive and sys.stdin.isatty():
             _prompt(ctx.exec_id, record.name, question, record.schema_name)
         else:
-            _poll(ctx.store, ctx.exec_id, name, timeout or 0.0)
+            _poll(ctx.store, ctx.exec_id, name, min(timeout or 0.0, left or float("inf")))
+            if expires_at is not None and clock.now() >= expires_at:
+                waits.expire(ctx.exec_id, name)
         record = waits.get(ctx.exec_id, name) or record
     if record.status == "aborted":
         raise ExecutionCancelled()
+    if record.status == "expired":
+        return _expired(step, record, request.default)
     if record.status != "answered" or record.value_artifact_id is None:
         log_event(ctx.exec_id, f"waiting for input {name!r}: {question or ''}")
-        raise WaitSuspended(name)
+        raise WaitSuspended(name, expires_at)
     value_record = ctx.store.get_artifact(record.value_artifact_id)
     assert value_record is not None
     value = ctx.artifacts.read(value_record)
@@ -130,6 +172,23 @@ def _wait_for_input(
     step.record(entry)
     step.ended(entry)
     return adapter.validate_python(value)
+
+
+def _expired(step: Step, record: WaitRecord, default: Any) -> Any:
+    """Nobody answered in time: the default becomes the wait's recorded answer, or the
+    flow hears of it where it waits."""
+    ctx = step.ctx
+    if default is not _NO_DEFAULT:
+        log_event(ctx.exec_id, f"wait {record.name!r} expired; it resolves to its default")
+        return step.complete(default, what=f"the default of wait {record.name!r}")
+    log_event(ctx.exec_id, f"wait {record.name!r} expired with no input and no default")
+    raise KitaruWaitExpiredError(
+        f"wait {record.name!r} of execution {ctx.exec_id} expired: nobody answered by "
+        f"{dt.datetime.fromtimestamp(record.expires_at or 0, dt.UTC):%Y-%m-%d %H:%M:%S} UTC. "
+        "Catch KitaruWaitExpiredError in the flow, or give the wait a default=",
+        exec_id=ctx.exec_id,
+        wait=record.name,
+    )
 
 
 def _poll(store: MetadataStore, exec_id: str, name: str, timeout: float) -> None:

@@ -16,15 +16,21 @@ from kitaru_core.settings import Settings, load_settings
 from kitaru_core.store.database import Database, sqlite_url
 from kitaru_core.store.memory_versions import MemoryVersions
 from kitaru_core.store.migrations import ensure_schema
+from kitaru_core.store.queues import QueueStore
 from kitaru_core.store.records import (
+    TERMINAL_STATUSES,
+    UNFINISHED_STATUSES,
     ArtifactRecord,
     ExecutionRecord,
     JournalEntry,
     LLMCallRecord,
     Status,
 )
+from kitaru_core.store.retention import RetentionStore
+from kitaru_core.store.schedules import ScheduleStore
 from kitaru_core.store.stacks import StackStore
 from kitaru_core.store.waits import WaitStore
+from kitaru_core.store.workers import WorkerStore
 
 _JOURNAL_COLUMNS = ", ".join("j." + c for c in JournalEntry.NAMES)
 _ARTIFACT_COLUMNS = ", ".join("a." + c for c in ArtifactRecord.NAMES)
@@ -35,6 +41,7 @@ _COPY_JOURNAL = (
     + " FROM journal WHERE exec_id = :source AND position < :before AND status = 'completed'"
 )
 _DELETE_ENTRY = "DELETE FROM journal WHERE exec_id = :exec_id AND position = :position"
+UNFINISHED_SQL = ", ".join(f"'{s}'" for s in UNFINISHED_STATUSES)
 
 
 class MetadataStore:
@@ -43,6 +50,10 @@ class MetadataStore:
         self.waits = WaitStore(db)
         self.memory = MemoryVersions(db)
         self.stacks = StackStore(db)
+        self.queues = QueueStore(db)
+        self.schedules = ScheduleStore(db)
+        self.workers = WorkerStore(db)
+        self.retention = RetentionStore(db)
 
     @classmethod
     def open(cls, settings: Settings) -> MetadataStore:
@@ -107,21 +118,36 @@ class MetadataStore:
     def unfinished_on_stack(self, stack: str) -> list[str]:
         """Ids of executions on ``stack`` that still run or wait."""
         rows = self.db.fetchall(
-            "SELECT id FROM executions WHERE stack = :stack AND status IN ('running', 'waiting')",
+            f"SELECT id FROM executions WHERE stack = :stack AND status IN ({UNFINISHED_SQL})",
             {"stack": stack},
         )
         return [r[0] for r in rows]
 
     def list_executions(
-        self, *, flow: str | None = None, status: str | None = None, limit: int | None = 50
+        self,
+        *,
+        flow: str | None = None,
+        status: str | list[str] | None = None,
+        limit: int | None = 50,
+        created_before: float | None = None,
+        stack: str | None = None,
     ) -> list[ExecutionRecord]:
-        where, params = [], {}
+        where: list[str] = []
+        params: dict[str, Any] = {}
         if flow:
             where.append("flow_name = :flow")
             params["flow"] = flow
         if status:
-            where.append("status = :status")
-            params["status"] = status
+            statuses = [status] if isinstance(status, str) else status
+            names = [f"status_{i}" for i in range(len(statuses))]
+            where.append(f"status IN ({', '.join(':' + n for n in names)})")
+            params.update(zip(names, statuses, strict=True))
+        if created_before is not None:
+            where.append("created_at < :before")
+            params["before"] = created_before
+        if stack:
+            where.append("stack = :stack")
+            params["stack"] = stack
         sql = f"SELECT {ExecutionRecord.COLUMNS} FROM executions"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -169,7 +195,7 @@ class MetadataStore:
         now = time.time()
         self.db.execute(
             "UPDATE executions SET status = 'running', runs = runs + 1, ended_at = NULL, "
-            "error = NULL, started_at = COALESCE(started_at, :now) "
+            "error = NULL, wake_at = NULL, started_at = COALESCE(started_at, :now) "
             "WHERE id = :id AND lease_owner = :owner",
             {"id": exec_id, "owner": owner, "now": now},
         )
@@ -182,17 +208,20 @@ class MetadataStore:
         *,
         error: dict[str, Any] | None = None,
         result: ArtifactRecord | None = None,
+        wake_at: float | None = None,
     ) -> ExecutionRecord | None:
         """End the run that ``owner`` holds and release its lease, in one transaction;
         returns the execution as it now is, or None if it was cancelled meanwhile (its
-        status is kept)."""
+        status is kept). ``wake_at``: when a sleeping or waiting execution is due. A run
+        that got this far made progress, so its count of recoveries starts again."""
         with self.db.transaction() as db:
             if result is not None:
                 db.execute(ArtifactRecord.INSERT, result.params())
             row = db.fetchone(
                 "UPDATE executions SET status = :status, error = :error, "
                 "result_artifact_id = :result, ended_at = :ended, lease_owner = NULL, "
-                "lease_heartbeat = NULL WHERE id = :id AND lease_owner = :owner "
+                "lease_heartbeat = NULL, wake_at = :wake_at, recoveries = 0 "
+                "WHERE id = :id AND lease_owner = :owner "
                 f"AND status = 'running' RETURNING {ExecutionRecord.COLUMNS}",
                 {
                     "id": exec_id,
@@ -200,7 +229,8 @@ class MetadataStore:
                     "status": status,
                     "error": json.dumps(error) if error else None,
                     "result": result.id if result else None,
-                    "ended": time.time() if status != Status.WAITING else None,
+                    "ended": time.time() if status in TERMINAL_STATUSES else None,
+                    "wake_at": wake_at,
                 },
             )
             if row is None:
@@ -216,8 +246,8 @@ class MetadataStore:
         releasing the lease ``owner`` holds."""
         self.db.execute(
             "UPDATE executions SET status = 'failed', error = :error, ended_at = :now, "
-            "lease_owner = NULL, lease_heartbeat = NULL WHERE id = :id AND lease_owner = :owner "
-            "AND status IN ('running', 'waiting')",
+            "wake_at = NULL, lease_owner = NULL, lease_heartbeat = NULL "
+            f"WHERE id = :id AND lease_owner = :owner AND status IN ({UNFINISHED_SQL})",
             {"id": exec_id, "owner": owner, "error": json.dumps(error), "now": time.time()},
         )
 
@@ -225,12 +255,114 @@ class MetadataStore:
         """Mark a non-terminal execution cancelled; its runner stops at its next checkpoint."""
         return (
             self.db.execute(
-                "UPDATE executions SET status = 'cancelled', ended_at = :now "
-                "WHERE id = :id AND status IN ('running', 'waiting')",
+                "UPDATE executions SET status = 'cancelled', ended_at = :now, wake_at = NULL "
+                f"WHERE id = :id AND status IN ({UNFINISHED_SQL})",
                 {"id": exec_id, "now": time.time()},
             )
             == 1
         )
+
+    def dispatch(
+        self,
+        exec_id: str,
+        *,
+        from_status: str,
+        to_status: str = Status.RUNNING,
+        due_by: float | None = None,
+        observed_owner: str | None = None,
+        observed_heartbeat: float | None = None,
+        recovery: bool = False,
+    ) -> bool:
+        """Claim an execution for one run, exactly once however many processes try:
+        move it from ``from_status`` (due by ``due_by``, when given; its lease held by
+        ``observed_owner``, a dead process, when given) to ``to_status`` with no lease
+        and a fresh heartbeat, so whoever runs it next takes the lease, and an
+        execution whose runner never starts is seen as orphaned after a grace period."""
+        sql = (
+            "UPDATE executions SET status = :to_status, lease_owner = NULL, "
+            "lease_heartbeat = :now, wake_at = NULL"
+            + (", recoveries = recoveries + 1" if recovery else "")
+            + " WHERE id = :id AND status = :from_status"
+        )
+        params: dict[str, Any] = {
+            "id": exec_id,
+            "from_status": from_status,
+            "to_status": to_status,
+            "now": time.time(),
+        }
+        if due_by is not None:
+            sql += " AND wake_at <= :due_by"
+            params["due_by"] = due_by
+        if observed_owner is not None:
+            sql += " AND lease_owner = :observed"
+            params["observed"] = observed_owner
+        elif recovery:  # orphaned: nobody took it since it was last claimed
+            sql += " AND lease_owner IS NULL AND COALESCE(lease_heartbeat, -1) = :beat"
+            params["beat"] = -1 if observed_heartbeat is None else observed_heartbeat
+        return self.db.execute(sql, params) == 1
+
+    def due_work(self, stack: str, horizon: float) -> list[tuple[Any, ...]]:
+        """What a worker of ``stack`` may have to act on, in one query (an idle worker
+        makes one per poll): every running or queued execution, every sleeping or
+        waiting one due by ``horizon``, and every active schedule due by then. Rows:
+        (kind, id, status, lease_owner, lease_heartbeat, due_at, created_at,
+        recoveries, queue, runs); kind is ``execution`` or ``schedule``."""
+        return self.db.fetchall(
+            "SELECT 'execution', id, status, lease_owner, lease_heartbeat, wake_at, "
+            "created_at, recoveries, queue, runs FROM executions WHERE stack = :stack AND "
+            "(status IN ('running', 'queued') OR "
+            "(status IN ('sleeping', 'waiting') AND wake_at <= :horizon)) "
+            "UNION ALL SELECT 'schedule', name, 'scheduled', NULL, NULL, next_at, "
+            "created_at, 0, NULL, 0 FROM schedules "
+            "WHERE stack = :stack AND paused = 0 AND next_at <= :horizon",
+            {"stack": stack, "horizon": horizon},
+        )
+
+    def fail_abandoned(
+        self, exec_id: str, observed_owner: str | None, error: dict[str, Any]
+    ) -> bool:
+        """Fail a running execution whose runners kept dying (nobody took it since)."""
+        sql = (
+            "UPDATE executions SET status = 'failed', error = :error, ended_at = :now, "
+            "lease_owner = NULL, lease_heartbeat = NULL WHERE id = :id AND status = 'running'"
+        )
+        params: dict[str, Any] = {"id": exec_id, "error": json.dumps(error), "now": time.time()}
+        if observed_owner is None:
+            sql += " AND lease_owner IS NULL"
+        else:
+            sql += " AND lease_owner = :observed"
+            params["observed"] = observed_owner
+        return self.db.execute(sql, params) == 1
+
+    def complete_timer(self, exec_id: str, position: int | None = None) -> int:
+        """Mark an execution's sleeping timer (at ``position``, else whichever it has)
+        completed: it has fired. Returns how many it marked."""
+        sql = (
+            "UPDATE journal SET status = 'completed', ended_at = :now "
+            "WHERE exec_id = :id AND status = 'sleeping'"
+        )
+        params: dict[str, Any] = {"id": exec_id, "now": time.time()}
+        if position is not None:
+            sql += " AND position = :position"
+            params["position"] = position
+        return self.db.execute(sql, params)
+
+    def wake(self, exec_id: str, *, status: str, due_by: float, to_status: str) -> bool:
+        """Claim a sleeping execution whose timer, or a waiting one whose wait's
+        deadline, is due by ``due_by`` (the caller's clock), and record that the timer
+        fired or the wait expired, together, exactly once."""
+        with self.db.transaction():
+            if not self.dispatch(exec_id, from_status=status, to_status=to_status, due_by=due_by):
+                return False
+            if status == Status.SLEEPING:
+                self.complete_timer(exec_id)
+            else:
+                self.db.execute(
+                    "UPDATE waits SET status = 'expired', answered_at = :now "
+                    "WHERE exec_id = :id AND status = 'pending' AND expires_at <= :due_by",
+                    {"id": exec_id, "now": time.time(), "due_by": due_by},
+                )
+        return True
 
     def merge_execution_metadata(self, exec_id: str, values: dict[str, Any]) -> None:
         """``kitaru.log`` in a flow body: user-facing metadata."""

@@ -19,7 +19,11 @@ from typing import Any, ClassVar, TypeVar
 class Status(StrEnum):
     """An execution's status (``str`` values, as stored and printed)."""
 
+    QUEUED = "queued"
+    """Started, held back by its flow's concurrency limit or key; the worker dispatches it."""
     RUNNING = "running"
+    SLEEPING = "sleeping"
+    """Stopped at a durable timer (``wake_at``); the worker resumes it when due."""
     WAITING = "waiting"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -28,6 +32,7 @@ class Status(StrEnum):
 
 STATUSES = tuple(Status)
 TERMINAL_STATUSES = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+UNFINISHED_STATUSES = tuple(s for s in Status if s not in TERMINAL_STATUSES)
 
 T = TypeVar("T")
 
@@ -136,6 +141,14 @@ class ExecutionRecord(Row):
     runs: int = 0
     started_at: float | None = None
     ended_at: float | None = None
+    wake_at: float | None = None
+    """When a sleeping execution's timer, or a waiting one's deadline, is due."""
+    queue: str | None = None
+    """The flow's queue (its name) when it limits concurrency or runs one per key."""
+    queue_key: str | None = None
+    """The value of the flow's key argument: one execution per key runs at a time."""
+    recoveries: int = 0
+    """Times a worker resumed it after the process running it died."""
 
 
 @row("journal", json_fields=("error", "metadata"))
@@ -145,11 +158,13 @@ class JournalEntry(Row):
     position: int
     name: str
     status: str
-    """``completed`` (binding on resume) or ``failed`` (run again on resume)."""
+    """``completed`` (binding on resume), ``failed`` (run again on resume) or
+    ``sleeping`` (a durable timer not yet due; its output holds the deadline)."""
     started_at: float
     ended_at: float
     kind: str = "checkpoint"
-    """``checkpoint``, ``llm``, ``wait`` or ``memory``: what kind of step recorded it."""
+    """``checkpoint``, ``llm``, ``wait``, ``sleep`` or ``memory``: what kind of step
+    recorded it."""
     output_artifact_id: str | None = None
     attempts: int = 1
     error: dict[str, Any] | None = None
@@ -214,7 +229,7 @@ class WaitRecord(Row):
     name: str
     position: int
     status: str
-    """``pending``, ``answered`` or ``aborted``."""
+    """``pending``, ``answered``, ``aborted`` or ``expired``."""
     question: str | None
     schema: dict[str, Any]
     """The JSON schema the input must fit."""
@@ -224,6 +239,8 @@ class WaitRecord(Row):
     created_at: float
     value_artifact_id: str | None = None
     answered_at: float | None = None
+    expires_at: float | None = None
+    """After this, the wait resolves to its default, or raises ``KitaruWaitExpiredError``."""
 
 
 @row("memory")
@@ -262,3 +279,35 @@ class LLMCallRecord(Row):
     attempts: int
     error: str | None
     created_at: float
+
+
+@row("schedules", json_fields=("args",))
+@dataclass
+class ScheduleRecord(Row):
+    name: str
+    flow_ref: str
+    flow_name: str
+    args: dict[str, Any]
+    """The flow's keyword arguments for every firing (plain JSON)."""
+    cron: str
+    timezone: str
+    catchup: str
+    """``skip``, ``latest`` or ``all``: which slots missed while no worker ran still fire."""
+    stack: str
+    paused: int
+    next_at: float
+    """The earliest slot not yet fired (seconds since the epoch)."""
+    created_at: float
+    updated_at: float
+    last_exec_id: str | None = None
+
+
+@row("workers", json_fields=("counts",))
+@dataclass
+class WorkerRecord(Row):
+    id: str
+    """host:pid:start-ticks:nonce, like a lease owner."""
+    stack: str
+    started_at: float
+    heartbeat_at: float
+    counts: dict[str, Any] = field(default_factory=dict)

@@ -14,14 +14,14 @@ metadata = MetaData()
 executions = Table(
     "executions",
     metadata,
-    Column("id", String(64), primary_key=True),
+    Column("id", String(128), primary_key=True),
     Column("flow_name", String(255), nullable=False),
     Column(
         "flow_ref", Text, nullable=False, comment="module:qualname or path/to/script.py:qualname"
     ),
     Column("status", String(16), nullable=False),
     Column("stack", String(255), nullable=False),
-    Column("original_exec_id", String(64), nullable=True),
+    Column("original_exec_id", String(128), nullable=True),
     Column("result_artifact_id", String(64), nullable=True),
     Column("error", Text, nullable=True, comment="JSON: type, message, traceback"),
     Column("metadata", Text, nullable=False, server_default="{}"),
@@ -32,7 +32,29 @@ executions = Table(
     Column("created_at", Float, nullable=False),
     Column("started_at", Float, nullable=True),
     Column("ended_at", Float, nullable=True),
+    Column(
+        "wake_at",
+        Float,
+        nullable=True,
+        comment="when a sleeping execution's timer or a waiting one's deadline is due",
+    ),
+    Column(
+        "queue",
+        String(255),
+        nullable=True,
+        comment="the flow's queue when it limits concurrency or runs one per key",
+    ),
+    Column("queue_key", Text, nullable=True, comment="the key argument's value"),
+    Column(
+        "recoveries",
+        Integer,
+        nullable=False,
+        server_default="0",
+        comment="times a worker resumed it after its process died",
+    ),
     Index("ix_executions_status", "status"),
+    Index("ix_executions_queue", "queue", "status"),
+    Index("ix_executions_wake", "status", "wake_at"),
     Index("ix_executions_flow_created", "flow_name", "created_at"),
     Index("ix_executions_created", "created_at"),
 )
@@ -40,7 +62,7 @@ executions = Table(
 journal = Table(
     "journal",
     metadata,
-    Column("exec_id", String(64), primary_key=True),
+    Column("exec_id", String(128), primary_key=True),
     Column("position", Integer, primary_key=True),
     Column("name", String(255), nullable=False),
     Column("kind", String(16), nullable=False, server_default="checkpoint"),
@@ -57,7 +79,7 @@ artifacts = Table(
     "artifacts",
     metadata,
     Column("id", String(64), primary_key=True),
-    Column("exec_id", String(64), nullable=True),
+    Column("exec_id", String(128), nullable=True),
     Column("name", String(255), nullable=False),
     Column("role", String(16), nullable=False, comment="input, output, saved or result"),
     Column("artifact_type", String(64), nullable=False, server_default="output"),
@@ -86,7 +108,7 @@ artifacts = Table(
 waits = Table(
     "waits",
     metadata,
-    Column("exec_id", String(64), primary_key=True),
+    Column("exec_id", String(128), primary_key=True),
     Column("name", String(255), primary_key=True),
     Column("position", Integer, nullable=False),
     Column("status", String(16), nullable=False, comment="pending, answered, aborted"),
@@ -97,6 +119,12 @@ waits = Table(
     Column("value_artifact_id", String(64), nullable=True),
     Column("created_at", Float, nullable=False),
     Column("answered_at", Float, nullable=True),
+    Column(
+        "expires_at",
+        Float,
+        nullable=True,
+        comment="after this, the wait resolves to its default or fails",
+    ),
     Index("ix_waits_status", "status"),
 )
 
@@ -108,7 +136,7 @@ memory = Table(
     Column("key", String(255), primary_key=True),
     Column("version", Integer, primary_key=True),
     Column("artifact_id", String(64), nullable=True, comment="NULL for a tombstone"),
-    Column("exec_id", String(64), nullable=True, comment="the execution that wrote it"),
+    Column("exec_id", String(128), nullable=True, comment="the execution that wrote it"),
     Column("stack", String(255), nullable=False, comment="whose artifact store holds it"),
     Column("created_at", Float, nullable=False),
 )
@@ -129,7 +157,7 @@ llm_calls = Table(
     "llm_calls",
     metadata,
     Column("id", String(64), primary_key=True),
-    Column("exec_id", String(64), nullable=True),
+    Column("exec_id", String(128), nullable=True),
     Column("position", Integer, nullable=True, comment="journal position of its checkpoint"),
     Column("checkpoint", String(255), nullable=True),
     Column("alias", String(255), nullable=True),
@@ -144,4 +172,34 @@ llm_calls = Table(
     Column("error", Text, nullable=True),
     Column("created_at", Float, nullable=False),
     Index("ix_llm_calls_exec", "exec_id"),
+)
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("flow_ref", Text, nullable=False),
+    Column("flow_name", String(255), nullable=False),
+    Column("args", Text, nullable=False, server_default="{}", comment="JSON"),
+    Column("cron", String(255), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("catchup", String(16), nullable=False, comment="skip, latest or all"),
+    Column("stack", String(255), nullable=False),
+    Column("paused", Integer, nullable=False, server_default="0"),
+    Column(
+        "next_at", Float, nullable=False, comment="the earliest slot not yet fired (epoch seconds)"
+    ),
+    Column("last_exec_id", String(128), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("stack", String(255), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    Column("counts", Text, nullable=False, server_default="{}", comment="JSON"),
 )

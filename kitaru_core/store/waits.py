@@ -26,6 +26,7 @@ class WaitStore:
         schema: dict[str, Any],
         schema_name: str,
         metadata: dict[str, Any],
+        expires_at: float | None = None,
     ) -> WaitRecord:
         """Record the wait as pending, unless an earlier run already did."""
         existing = self.get(exec_id, name)
@@ -41,6 +42,7 @@ class WaitStore:
             schema_name=schema_name,
             metadata=metadata,
             created_at=time.time(),
+            expires_at=expires_at,
         )
         # (an earlier runner of this execution may create it at the same moment)
         with contextlib.suppress(self.db.integrity_error):
@@ -84,6 +86,17 @@ class WaitStore:
             if changed:
                 db.execute(ArtifactRecord.INSERT, value.params())
         return bool(changed)
+
+    def expire(self, exec_id: str, name: str) -> bool:
+        """Nobody answered in time; False if it was answered or aborted first."""
+        return (
+            self.db.execute(
+                "UPDATE waits SET status = 'expired', answered_at = :now "
+                "WHERE exec_id = :exec_id AND name = :name AND status = 'pending'",
+                {"exec_id": exec_id, "name": name, "now": time.time()},
+            )
+            == 1
+        )
 
     def abort(self, exec_id: str, name: str) -> bool:
         return (

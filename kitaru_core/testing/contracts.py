@@ -145,7 +145,7 @@ class OrchestratorContract:
         from kitaru_core.runtime.engine import create_execution
         from kitaru_core.stack_registry import get_stack
 
-        return create_execution(flow, ("contract",), {}, stack=get_stack()).id
+        return create_execution(flow, ("contract",), {}, stack=get_stack()).record.id
 
     def _wait_for(self, exec_id: str, statuses: set[str]) -> Any:
         from kitaru import KitaruClient

@@ -1,0 +1,79 @@
+"""``kitaru worker``: run the active stack by itself; ``kitaru worker status``."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+
+from kitaru_core.cli.output import OutputFormat, OutputOption, print_json, print_table, when
+
+app = typer.Typer(
+    help="Run the active stack by itself: recover crashed executions, fire timers and "
+    "schedules, start queued executions, prune old ones.",
+    invoke_without_command=True,
+)
+
+
+@app.callback()
+def worker(
+    ctx: typer.Context,
+    concurrency: int = typer.Option(
+        8, "--concurrency", "-c", min=1, help="executions this worker runs at once"
+    ),
+    once: bool = typer.Option(
+        False, "--once", help="one pass, then exit (for cron or a Kubernetes CronJob)"
+    ),
+    poll: float = typer.Option(1.0, "--poll", min=0.01, help="seconds between passes"),
+    stack: str = typer.Option(None, "--stack", help="serve this stack instead of the active one"),
+) -> None:
+    """Run the worker until SIGTERM or Ctrl-C (running executions are let finish)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from kitaru_core.worker.service import Worker
+
+    service = Worker(stack=stack, concurrency=concurrency, poll=poll)
+    if once:
+        counts = service.run_once()
+        done = {k: v for k, v in counts.items() if k != "passes" and v}
+        summary = ", ".join(f"{k} {v}" for k, v in sorted(done.items())) or "nothing was due"
+        typer.echo(f"one pass: {summary}", err=True)
+        return
+    service.run_forever()
+
+
+@app.command()
+def status(output: OutputFormat = OutputOption) -> None:
+    """Workers that share this metadata store, and what each has done."""
+    from kitaru_core.store.metadata_store import get_store
+    from kitaru_core.worker.service import BEAT_SECONDS
+
+    workers = get_store().workers.list()
+    now = time.time()
+
+    def state(record: object) -> str:
+        counts = getattr(record, "counts", {})
+        if counts.get("state") == "stopped":
+            return "stopped"
+        return "running" if now - getattr(record, "heartbeat_at", 0) < 3 * BEAT_SECONDS else "lost"
+
+    if output is OutputFormat.json:
+        print_json([{**w.__dict__, "state": state(w)} for w in workers])
+        return
+    columns = ["recovered", "timers", "expired_waits", "fired", "dispatched", "pruned", "failed"]
+    print_table(
+        "Workers",
+        ["worker", "stack", "state", "since", "last seen", *columns, "lag"],
+        [
+            (
+                w.id.rsplit(":", 2)[0],
+                w.stack,
+                state(w),
+                when(w.started_at),
+                when(w.heartbeat_at),
+                *(w.counts.get(c, 0) for c in columns),
+                f"{w.counts.get('lag_seconds', 0):.3f} s",
+            )
+            for w in workers
+        ],
+    )

@@ -1,0 +1,120 @@
+"""Deleting executions, and blobs that nothing refers to any more.
+
+Rows go first, in the metadata store's transactions; blobs after, each only if no
+artifact row holds its content key at that moment. A blob whose key a writer takes
+again while it is being deleted (content-addressed writes skip a key that exists) is
+put back from the copy read just before, so nothing referenced is ever lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from kitaru_core.errors import KitaruStateError, KitaruUsageError
+from kitaru_core.runtime.logs import log_path
+from kitaru_core.stack import Stack
+from kitaru_core.stack_registry import get_stack
+from kitaru_core.store.metadata_store import MetadataStore
+from kitaru_core.store.records import TERMINAL_STATUSES, ExecutionRecord
+
+PRUNABLE = ("completed", "failed", "cancelled")
+
+
+@dataclass
+class Deleted:
+    executions: list[str] = field(default_factory=list)
+    blobs: list[str] = field(default_factory=list)
+    """Content keys whose bytes were deleted from an artifact store."""
+
+
+def parse_age(text: str) -> float:
+    """``30d``, ``12h``, ``45m``, ``90s`` (or plain seconds) as seconds."""
+    units = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+    raw = text.strip().lower()
+    number, unit = (raw[:-1], raw[-1]) if raw and raw[-1] in units else (raw, "s")
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise KitaruUsageError(f"{text!r} is not an age; use e.g. 30d, 12h, 45m or 90s")
+    return value * units[unit]
+
+
+def delete_executions(store: MetadataStore, records: list[ExecutionRecord]) -> Deleted:
+    """Delete ended executions and everything only they refer to."""
+    running = [r.id for r in records if r.status not in TERMINAL_STATUSES]
+    if running:
+        raise KitaruStateError(
+            f"execution(s) {', '.join(running[:3])} have not ended; cancel them first "
+            "(`kitaru executions cancel ID`), then delete"
+        )
+    ids = [r.id for r in records]
+    blobs = store.retention.delete_executions(ids)
+    for exec_id in ids:
+        with contextlib.suppress(FileNotFoundError):
+            log_path(exec_id).unlink()
+    deleted = Deleted(executions=ids)
+    by_stack: dict[str, set[str]] = {}
+    for stack_name, key in blobs:
+        by_stack.setdefault(stack_name, set()).add(key)
+    for stack_name, keys in by_stack.items():
+        deleted.blobs += delete_unreferenced(store, get_stack(stack_name), keys)
+    return deleted
+
+
+def prunable(
+    store: MetadataStore, *, older_than: float, statuses: Iterable[str] = PRUNABLE
+) -> list[ExecutionRecord]:
+    """Ended executions created more than ``older_than`` seconds ago."""
+    chosen = list(statuses)
+    wrong = [s for s in chosen if s not in PRUNABLE]
+    if wrong:
+        raise KitaruUsageError(
+            f"cannot prune executions that are {', '.join(wrong)}: only ended ones "
+            f"({', '.join(PRUNABLE)})"
+        )
+    return store.list_executions(status=chosen, created_before=time.time() - older_than, limit=None)
+
+
+def delete_unreferenced(store: MetadataStore, stack: Stack, keys: Iterable[str]) -> list[str]:
+    """Delete the blobs under ``keys`` that no artifact row refers to; returns them."""
+    deleted = []
+    artifact_store = stack.artifact_store
+    for key in keys:
+        if store.retention.key_is_referenced(key):
+            continue
+        with tempfile.TemporaryFile() as copy:
+            try:
+                with artifact_store.open(key) as source:
+                    shutil.copyfileobj(source, copy)
+            except FileNotFoundError:
+                continue
+            artifact_store.delete(key)
+            if store.retention.key_is_referenced(key):  # written again meanwhile
+                copy.seek(0)
+                artifact_store.put(key, copy)
+                continue
+        deleted.append(key)
+    return deleted
+
+
+def unreferenced_blobs(store: MetadataStore, stack: Stack) -> list[str]:
+    """Keys in the stack's artifact store that no artifact row refers to."""
+    referenced = store.retention.referenced_keys()
+    return [key for key in stack.artifact_store.list() if key not in referenced]
+
+
+def collect_garbage(store: MetadataStore, stack: Stack, *, settle: float = 5.0) -> list[str]:
+    """Delete unreferenced blobs. A blob is written before the row that refers to it is
+    committed, so only blobs still unreferenced ``settle`` seconds after they were
+    first seen go."""
+    candidates = unreferenced_blobs(store, stack)
+    if candidates and settle > 0:
+        time.sleep(settle)
+    return delete_unreferenced(store, stack, candidates)

@@ -1,0 +1,335 @@
+"""``kitaru worker``: the loop that makes a stack run by itself.
+
+Each pass asks the metadata store one question (``due_work``) and acts on the answer,
+in this order: (1) recovery: running executions whose process died (same host: the
+process is gone; another host: its heartbeat is stale), resumed at most
+``max_recoveries`` times with backoff, then failed with the reason; (2) due timers and
+expired waits; (3) due schedule slots; (4) queued executions, within their flow's
+limits; (5) retention, when the stack sets ``retention_days``.
+
+Every item is claimed in the store by compare-and-set before anything runs it, so any
+number of workers on any hosts may share one store. On a stack whose orchestrator runs
+executions on this machine, the worker runs what it claims in its own threads
+(``--concurrency``); otherwise it hands each to the orchestrator (a Kubernetes Job).
+Between passes it sleeps until the next poll, or until the earliest timer it knows of.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from kitaru_core import clock as clocks
+from kitaru_core.errors import KitaruError, KitaruStateError
+from kitaru_core.runtime import lease
+from kitaru_core.runtime.dispatch import admit_and_hand_off, continue_later, run_in_background
+from kitaru_core.runtime.engine import run_execution
+from kitaru_core.runtime.logs import log_event
+from kitaru_core.stack_registry import get_stack
+from kitaru_core.store.metadata_store import get_store
+from kitaru_core.store.records import ExecutionRecord, Status
+from kitaru_core.worker import retention, schedules
+
+DEFAULT_POLL = 1.0
+DEFAULT_CONCURRENCY = 8
+ORPHAN_SECONDS = lease.LEASE_TTL
+"""A running execution nobody took the lease of this long after it was claimed (its
+runner never started) is recovered."""
+BEAT_SECONDS = 30.0
+PRUNE_SECONDS = 3600.0
+FORGET_WORKERS_SECONDS = 7 * 86400.0
+
+
+def recovery_backoff(recoveries: int) -> float:
+    """Seconds to let pass since the last sign of life before recovering again."""
+    return 0.0 if recoveries == 0 else min(60.0, 2.0 ** (recoveries - 1))
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        stack: str | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        poll: float = DEFAULT_POLL,
+        clock: clocks.Clock | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise KitaruError(f"worker concurrency must be 1 or more, not {concurrency}")
+        if not poll > 0:
+            raise KitaruError(f"worker poll interval must be above 0 seconds, not {poll}")
+        self.store = get_store()
+        self.stack = get_stack(stack)
+        self.concurrency = concurrency
+        self.poll = poll
+        self.clock = clock or clocks.clock()
+        self.id = lease.new_owner()
+        self.started_at = time.time()
+        self.counts: Counter[str] = Counter()
+        self.lag = 0.0
+        """How late the last due item was acted on, in seconds."""
+        self._log = log or _print_line
+        self._pool = (
+            ThreadPoolExecutor(concurrency, thread_name_prefix="kitaru-worker")
+            if self.stack.orchestrator.runs_in_worker
+            else None
+        )
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._nudge = threading.Event()
+        self._last_beat = 0.0
+        self._last_prune = 0.0
+        self._schedule_errors: dict[str, str] = {}
+
+    # -- the loop --------------------------------------------------------------------
+
+    def run_forever(self) -> None:
+        """Pass after pass until SIGTERM or Ctrl-C; in-flight runs are let finish."""
+        self._install_signal_handlers()
+        self.store.workers.forget_older_than(time.time() - FORGET_WORKERS_SECONDS)
+        self._log(
+            f"worker {lease.describe_owner(self.id)} on stack {self.stack.name!r}: polling "
+            f"every {self.poll:g} s, {self.concurrency} at a time"
+        )
+        try:
+            while not self._stop.is_set():
+                earliest = self.run_pass()
+                timeout = self.poll
+                if earliest is not None:
+                    timeout = min(timeout, max(0.0, earliest - self.clock.now()))
+                self._nudge.wait(timeout)
+                self._nudge.clear()
+        finally:
+            self.close()
+
+    def run_once(self) -> Counter[str]:
+        """One pass, then wait for what it started in this process to end or stop."""
+        try:
+            self.run_pass()
+        finally:
+            self.close()
+        return self.counts
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._nudge.set()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            if self._running:
+                self._log(f"letting {len(self._running)} running execution(s) finish")
+            self._pool.shutdown(wait=True)
+        self._beat(state="stopped")
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self.stop())
+
+    def run_pass(self) -> float | None:
+        """Act on everything due now; returns the earliest due time still ahead that
+        the store reported (so the loop can wake for it), if any."""
+        now = self.clock.now()
+        rows = self.store.due_work(self.stack.name, now + self.poll)
+        self.counts["passes"] += 1
+        earliest: float | None = None
+        running, due, firing, queues = [], [], [], set()
+        for row in rows:
+            kind, _id, status, _owner, _beat, due_at, *_rest = row
+            if status == Status.RUNNING:
+                running.append(row)
+            elif status == Status.QUEUED:
+                queues.add(row[8])
+            elif due_at is not None and due_at > now:
+                earliest = due_at if earliest is None else min(earliest, due_at)
+            elif kind == "schedule":
+                firing.append(row)
+            else:
+                due.append(row)
+        for row in running:
+            self._guarded(row[1], self._recover_if_dead, row)
+        for row in due:
+            self._guarded(row[1], self._wake, row, now)
+        for row in firing:
+            self._guarded(row[1], self._fire, row[1], now)
+        for queue in sorted(queues):
+            if self._free() > 0:
+                self._guarded(queue, self._admit, queue)
+        self._retain()
+        if time.time() - self._last_beat >= BEAT_SECONDS:
+            self._beat()
+        return earliest
+
+    def _guarded(self, what: str, action: Callable[..., Any], *args: Any) -> None:
+        """One item's failure (a database hiccup, a flow that will not import) must not
+        stop the worker: log it and go on; the item is still due next pass."""
+        try:
+            action(*args)
+        except Exception as exc:
+            self.counts["errors"] += 1
+            self._log(f"error on {what}: {type(exc).__name__}: {exc}")
+
+    # -- the five kinds of work ------------------------------------------------------
+
+    def _recover_if_dead(self, row: tuple[Any, ...]) -> None:
+        _kind, exec_id, _status, owner, beat, _due, created, recoveries, _queue, _runs = row
+        real_now = time.time()
+        last_sign = beat if beat is not None else created
+        if owner is not None:
+            if lease.owner_is_alive(owner, beat, real_now):
+                return
+            why = f"{lease.describe_owner(owner)} died"
+        else:
+            if real_now - last_sign < ORPHAN_SECONDS:
+                return
+            why = f"no process took it within {ORPHAN_SECONDS:g} s"
+        if real_now - last_sign < recovery_backoff(recoveries):
+            return
+        limit = self.stack.definition.settings.max_recoveries
+        if recoveries >= limit:
+            error = {
+                "type": "kitaru.ProcessDied",
+                "message": f"the process running it died {recoveries + 1} times (last: "
+                f"{why}); the stack allows {limit} recoveries. Find the cause in "
+                f"`kitaru executions logs {exec_id}`, then `kitaru executions retry {exec_id}`",
+            }
+            if self.store.fail_abandoned(exec_id, owner, error):
+                self.counts["failed"] += 1
+                log_event(exec_id, f"failed: {error['message']}")
+                self._log(f"failed {exec_id}: {why}, and it was recovered {recoveries} times")
+            return
+        if self._free() <= 0:
+            return
+        record = self.store.get_execution(exec_id)
+        if record is None:
+            return
+
+        def claim(to_status: str) -> bool:
+            return self.store.dispatch(
+                exec_id,
+                from_status=Status.RUNNING,
+                to_status=to_status,
+                observed_owner=owner,
+                observed_heartbeat=beat,
+                recovery=True,
+            )
+
+        if continue_later(self.store, record, claim, self._hand_off):
+            self.counts["recovered"] += 1
+            log_event(exec_id, f"recovered by the worker: {why}")
+            self._log(f"recovered {exec_id} ({why}; recovery {recoveries + 1} of {limit})")
+
+    def _wake(self, row: tuple[Any, ...], now: float) -> None:
+        _kind, exec_id, status, _owner, _beat, due_at, *_rest = row
+        if self._free() <= 0:
+            return
+        record = self.store.get_execution(exec_id)
+        if record is None:
+            return
+
+        def claim(to_status: str) -> bool:
+            return self.store.wake(exec_id, status=status, due_by=now, to_status=to_status)
+
+        if continue_later(self.store, record, claim, self._hand_off):
+            what = "its timer fired" if status == Status.SLEEPING else "its wait expired"
+            self.counts["timers" if status == Status.SLEEPING else "expired_waits"] += 1
+            self.lag = max(0.0, now - due_at)
+            self._log(f"woke {exec_id}: {what} ({self.lag:.3f} s after it was due)")
+
+    def _fire(self, name: str, now: float) -> None:
+        record = self.store.schedules.get(name)
+        if record is None or record.paused or record.next_at > now:
+            return
+        try:
+            started = schedules.fire(self.store, record, now, self._hand_off)
+        except KitaruError as exc:
+            message = str(exc)
+            if self._schedule_errors.get(name) != message:  # once, not every poll
+                self._schedule_errors[name] = message
+                raise
+            return
+        self._schedule_errors.pop(name, None)
+        for exec_id in started:
+            self.counts["fired"] += 1
+            self._log(f"fired schedule {name}: started {exec_id}")
+
+    def _admit(self, queue: str) -> None:
+        free = self._free()
+        for record in admit_and_hand_off(
+            self.store, queue, self._hand_off, at_most=None if free == sys.maxsize else free
+        ):
+            self.counts["dispatched"] += 1
+            self._log(f"dispatched {record.id} from queue {queue}")
+
+    def _retain(self) -> None:
+        days = self.stack.definition.settings.retention_days
+        if days is None or time.time() - self._last_prune < PRUNE_SECONDS:
+            return
+        self._last_prune = time.time()
+        old = [
+            r
+            for r in retention.prunable(self.store, older_than=days * 86400)
+            if r.stack == self.stack.name
+        ]
+        if old:
+            deleted = retention.delete_executions(self.store, old)
+            self.counts["pruned"] += len(deleted.executions)
+            self._log(
+                f"pruned {len(deleted.executions)} execution(s) older than {days:g} days "
+                f"and {len(deleted.blobs)} blob(s)"
+            )
+
+    # -- running what was claimed ----------------------------------------------------
+
+    def _free(self) -> int:
+        if self._pool is None:
+            return sys.maxsize
+        with self._lock:
+            return self.concurrency - len(self._running)
+
+    def _hand_off(self, record: ExecutionRecord) -> None:
+        if self._pool is None:
+            run_in_background(record)
+            return
+        with self._lock:
+            self._running.add(record.id)
+        self._pool.submit(self._run, record.id)
+
+    def _run(self, exec_id: str) -> None:
+        try:
+            final = run_execution(exec_id, mode="resume", unattended=True)
+            self._log(f"ran {exec_id}: {final.status}")
+        except KitaruStateError as exc:  # another process runs it, or it ended
+            self._log(f"skipped {exec_id}: {exc}")
+        except BaseException as exc:  # recorded on the execution; the worker goes on
+            self._log(f"ran {exec_id}: {type(exc).__name__}: {exc}")
+        finally:
+            with self._lock:
+                self._running.discard(exec_id)
+            self._nudge.set()  # a place is free: look at the queues now
+
+    def _beat(self, state: str = "running") -> None:
+        self._last_beat = time.time()
+        with contextlib.suppress(KitaruError):
+            self.store.workers.beat(
+                self.id,
+                self.stack.name,
+                self.started_at,
+                {**self.counts, "state": state, "lag_seconds": round(self.lag, 3)},
+            )
+
+
+def _print_line(message: str) -> None:
+    stamp = dt.datetime.now().astimezone().strftime("%Y-%m-%dT%H:%M:%S%z")
+    print(f"{stamp} {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,558 @@
+"""The worker and what it drives: start(), idempotent ids, durable timers, wait
+deadlines, queues and keys, recovery after SIGKILL, schedules, retention.
+
+Time is moved by a ManualClock, never by sleeping for the length of a timer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import worker_flows as wf
+from conftest import PG_URL, kitaru_cli, subprocess_env
+from kitaru import KitaruClient
+from kitaru.testing import ManualClock, use_clock
+from kitaru_core.errors import KitaruStateError, KitaruUsageError
+from kitaru_core.stack_registry import get_stack
+from kitaru_core.store.metadata_store import get_store
+from kitaru_core.worker.schedules import slot_exec_id, slots_after
+from kitaru_core.worker.service import Worker
+
+
+@pytest.fixture(autouse=True)
+def effects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "effects.txt"
+    monkeypatch.setenv("KITARU_TEST_EFFECTS", str(path))
+    return path
+
+
+def quiet(_line: str) -> None:
+    pass
+
+
+def wait_until(predicate, timeout: float = 60.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def status_of(exec_id: str) -> str:
+    return get_store().require_execution(exec_id).status
+
+
+@pytest.fixture
+def worker_process() -> Iterator[list[subprocess.Popen[str]]]:
+    """Start ``kitaru worker`` processes; each is stopped with SIGTERM at the end."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in started:
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def start_worker(
+    started: list[subprocess.Popen[str]], *args: str, **env: str
+) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kitaru", "worker", "--poll", "0.2", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(**env),
+    )
+    started.append(proc)
+    return proc
+
+
+# -- start() and idempotent ids ----------------------------------------------------------
+
+
+def test_start_returns_at_once_and_the_execution_runs_elsewhere() -> None:
+    began = time.monotonic()
+    handle = wf.three.start(1)
+    assert time.monotonic() - began < 2
+    assert handle.wait(timeout=60) == 0 + 1 + 4 + 1
+    execution = KitaruClient().executions.get(handle.exec_id)
+    assert [c.name for c in execution.checkpoints] == ["work"] * 3
+
+
+def test_an_exec_id_starts_one_execution_and_other_inputs_are_refused() -> None:
+    first = wf.three.run(2, exec_id="order-42")
+    assert first.exec_id == "order-42" and first.wait() == 7
+    again = wf.three.run(2, exec_id="order-42")
+    assert again.exec_id == "order-42"
+    assert len([n for n in wf.notes() if n[2] == "start"]) == 3  # not run again
+    with pytest.raises(KitaruStateError, match="other inputs"):
+        wf.three.run(3, exec_id="order-42")
+    with pytest.raises(KitaruStateError, match="flow 'three'"):
+        wf.report.run(exec_id="order-42")
+    with pytest.raises(KitaruUsageError, match="128 characters"):
+        wf.three.start(1, exec_id="no spaces allowed")
+
+
+def test_twenty_processes_racing_on_one_id_create_one_execution() -> None:
+    code = (
+        "import worker_flows as wf, sys; h = wf.three.start(5, exec_id='order-42'); "
+        "print(h.exec_id)"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=subprocess_env(),
+        )
+        for _ in range(20)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1] for o in outputs]
+    assert {o[0].strip() for o in outputs} == {"order-42"}
+    assert [e.exec_id for e in KitaruClient().executions.list()] == ["order-42"]
+    wait_until(lambda: status_of("order-42") == "completed", what="the one execution")
+    starts = [n for n in wf.notes() if n[2] == "start"]
+    assert len(starts) == 3  # each checkpoint body ran once
+
+
+# -- durable timers --------------------------------------------------------------------
+
+
+def test_a_long_sleep_lets_go_and_the_worker_resumes_it_when_due_never_before() -> None:
+    clock = ManualClock()
+    with use_clock(clock):
+        handle = wf.napper.run(1.0)
+        record = get_store().require_execution(handle.exec_id)
+        assert record.status == "sleeping"
+        assert record.wake_at == pytest.approx(clock.now() + 3600, abs=1)
+        worker = Worker(clock=clock, log=quiet)
+        clock.advance(3000)
+        # A person resuming it early changes nothing: the deadline was fixed.
+        KitaruClient().executions.resume(handle.exec_id)
+        assert status_of(handle.exec_id) == "sleeping"
+        assert get_store().require_execution(handle.exec_id).wake_at == record.wake_at
+        clock.advance(599.9)
+        worker.run_pass()
+        assert status_of(handle.exec_id) == "sleeping"  # not a moment early
+        clock.advance(0.2)
+        worker.run_once()
+    assert handle.wait(timeout=30) == "rested"
+    assert worker.counts["timers"] == 1
+    assert [n[1] for n in wf.notes() if n[2] == "start"] == ["work0", "work1"]
+
+
+def test_a_short_sleep_is_slept_in_place() -> None:
+    clock = ManualClock()
+    with use_clock(clock):
+        began = clock.now()
+        assert wf.short_nap.run().wait() == "rested"
+        assert clock.now() - began == pytest.approx(2, abs=0.5)
+
+
+def test_sleep_until_needs_an_aware_datetime() -> None:
+    import kitaru
+
+    @kitaru.flow
+    def naive() -> None:
+        kitaru.sleep_until(dt.datetime(2030, 1, 1))
+
+    execution = KitaruClient().executions.get(naive.run().exec_id)
+    assert execution.status == "failed"
+    assert "timezone-aware" in execution.error["message"]
+
+
+# -- wait deadlines --------------------------------------------------------------------
+
+
+def test_an_expired_wait_resolves_to_its_default() -> None:
+    clock = ManualClock()
+    with use_clock(clock):
+        handle = wf.approval.run(True)
+        record = get_store().require_execution(handle.exec_id)
+        assert record.status == "waiting" and record.wake_at is not None
+        clock.advance(601)
+        Worker(clock=clock, log=quiet).run_once()
+    assert handle.wait(timeout=30) == "answer False"
+
+
+def test_an_expired_wait_without_default_raises_in_the_flow() -> None:
+    clock = ManualClock()
+    with use_clock(clock):
+        handle = wf.approval.run(False)
+        clock.advance(601)
+        worker = Worker(clock=clock, log=quiet)
+        worker.run_once()
+    assert handle.wait(timeout=30) == "expired approve"
+    assert worker.counts["expired_waits"] == 1
+
+
+def test_input_before_the_deadline_wins() -> None:
+    clock = ManualClock()
+    with use_clock(clock):
+        handle = wf.approval.run(True)
+        KitaruClient().executions.input(handle.exec_id, value=True)
+        assert handle.wait(timeout=60) == "answer True"
+        clock.advance(601)
+        worker = Worker(clock=clock, log=quiet)
+        worker.run_once()
+    assert worker.counts["expired_waits"] == 0
+
+
+# -- queues and keys -------------------------------------------------------------------
+
+
+def test_a_concurrency_limit_holds_across_three_workers(
+    worker_process: list[subprocess.Popen[str]],
+) -> None:
+    count = 200 if PG_URL else 40  # SQLite has one writer: fewer, same rule
+    handles = [wf.limited.start(i) for i in range(count)]
+    for _ in range(3):
+        start_worker(worker_process, KITARU_TEST_STEP_SLEEP="0.01")
+    peak = 0
+    store = get_store()
+
+    def sample() -> bool:
+        nonlocal peak
+        rows = store.db.fetchall(
+            "SELECT status, COUNT(*) FROM executions WHERE queue = 'limited' GROUP BY status"
+        )
+        by_status = dict(rows)
+        peak = max(peak, by_status.get("running", 0))
+        return by_status.get("completed", 0) == count
+
+    wait_until(sample, timeout=240, what="every limited execution to complete")
+    assert 1 <= peak <= 4
+    assert sorted(h.wait() for h in handles) == sorted(i + 5 for i in range(count))
+
+
+def test_executions_with_one_key_run_one_at_a_time_in_start_order(
+    worker_process: list[subprocess.Popen[str]],
+) -> None:
+    handles = [wf.per_customer.start("acme", i) for i in range(50)]
+    other = wf.per_customer.start("globex", 99)
+    start_worker(worker_process, KITARU_TEST_STEP_SLEEP="0.005")
+    for h in [*handles, other]:
+        h.wait(timeout=240)
+    notes = [n for n in wf.notes() if n[1] != "work99"]
+    spans: dict[str, list[float]] = {}
+    for exec_id, _name, _event, at in notes:
+        spans.setdefault(exec_id, []).append(float(at))
+    ordered = [spans[h.exec_id] for h in handles]
+    for earlier, later in itertools.pairwise(ordered):
+        assert max(earlier) <= min(later)  # strictly one at a time, in start order
+    # The key's own memory saw every order of that key, in order, and no other key's.
+    orders = KitaruClient().memories.get("orders", scope="per_customer:acme", scope_type="key")
+    assert orders == list(range(50))
+
+
+# -- recovery --------------------------------------------------------------------------
+
+
+def test_a_killed_run_is_finished_by_the_worker_without_rerunning_recorded_work(
+    worker_process: list[subprocess.Popen[str]],
+) -> None:
+    start_worker(worker_process)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import worker_flows as wf; wf.three.run(10)"],
+        env=subprocess_env(KITARU_TEST_CRASH_AT="work1"),
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == -signal.SIGKILL
+    [execution] = KitaruClient().executions.list()
+    wait_until(lambda: status_of(execution.exec_id) == "completed", what="recovery")
+    assert KitaruClient().executions.get(execution.exec_id).result == 15
+    starts = [n[1] for n in wf.notes() if n[2] == "start"]
+    assert starts == ["work0", "work1", "work1", "work2"]  # work1 died before its record
+    assert "recovered by the worker" in KitaruClient().executions.logs(execution.exec_id)
+
+
+def test_an_execution_whose_process_keeps_dying_fails_with_the_reason(tmp_path: Path) -> None:
+    (tmp_path / "stack.yaml").write_text("name: fragile\nsettings:\n  max_recoveries: 0\n")
+    from kitaru_core.stack_registry import register
+
+    register(tmp_path / "stack.yaml", activate=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import worker_flows as wf; wf.three.run(1)"],
+        env=subprocess_env(KITARU_TEST_CRASH_AT="work0"),
+        timeout=60,
+    )
+    assert proc.returncode == -signal.SIGKILL
+    Worker(log=quiet).run_once()
+    [execution] = KitaruClient().executions.list()
+    assert execution.status == "failed"
+    assert "died" in execution.error["message"] and "retry" in execution.error["message"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not PG_URL, reason="many writers at once: PostgreSQL")
+def test_random_kills_with_two_workers_every_execution_completes_exactly_once(
+    worker_process: list[subprocess.Popen[str]],
+) -> None:
+    rng = random.Random(42)
+    env = {"KITARU_TEST_STEP_SLEEP": "0.05"}
+    # A limited flow: beyond the first four, the workers run them, and are killed.
+    handles = [wf.limited.start(i, exec_id=f"kill-{i}") for i in range(25)]
+    workers = [start_worker(worker_process, **env) for _ in range(2)]
+    kills = 0
+    while kills < 50 and not all(status_of(h.exec_id) == "completed" for h in handles):
+        time.sleep(rng.uniform(0.05, 0.3))
+        victim = workers[rng.randrange(2)]
+        victim.kill()
+        victim.wait()
+        kills += 1
+        workers[workers.index(victim)] = start_worker(worker_process, **env)
+    for h in handles:
+        wait_until(lambda h=h: status_of(h.exec_id) == "completed", timeout=120, what=h.exec_id)
+    store = get_store()
+    for i, h in enumerate(handles):
+        assert h.wait() == 5 + i
+        journal = store.load_journal(h.exec_id)
+        recorded_at = {e.name + str(p): e.ended_at for p, e in journal.items()}
+        assert len(journal) == 3
+        for exec_id, name, event, at in wf.notes():
+            if exec_id == h.exec_id and event == "start":
+                position = int(name[-1])
+                # A body never starts again once its entry is recorded.
+                assert float(at) <= recorded_at[f"work{position}"]
+
+
+# -- schedules -------------------------------------------------------------------------
+
+BERLIN = "Europe/Berlin"
+
+
+def utc(text: str) -> float:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC).timestamp()
+
+
+def test_schedule_slots_follow_daylight_saving_time_in_berlin() -> None:
+    # 09:00 Berlin is 08:00 UTC in winter and 07:00 UTC in summer (2026-03-29 switch).
+    slots = slots_after("0 9 * * *", BERLIN, utc("2026-03-27T12:00:00"))
+    assert [next(slots) for _ in range(3)] == [
+        utc("2026-03-28T08:00:00"),
+        utc("2026-03-29T07:00:00"),
+        utc("2026-03-30T07:00:00"),
+    ]
+    # 02:30 does not exist on 2026-03-29: it fires once, when the clocks jump.
+    gap = slots_after("30 2 * * *", BERLIN, utc("2026-03-28T12:00:00"))
+    assert [next(gap) for _ in range(2)] == [utc("2026-03-29T01:00:00"), utc("2026-03-30T00:30:00")]
+    # 02:30 happens twice on 2026-10-25: it fires once.
+    twice = slots_after("30 2 * * *", BERLIN, utc("2026-10-24T12:00:00"))
+    assert [next(twice) for _ in range(2)] == [
+        utc("2026-10-25T00:30:00"),
+        utc("2026-10-26T01:30:00"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("catchup", "fired"),
+    [("all", [8, 9, 10, 11]), ("latest", [11]), ("skip", [11])],
+)
+def test_catch_up_after_a_worker_was_down_for_three_slots(catchup: str, fired: list[int]) -> None:
+    clock = ManualClock(utc("2026-11-30T07:30:00"))
+    with use_clock(clock):
+        client = KitaruClient()
+        client.schedules.create(
+            "hourly",
+            "worker_flows:report",
+            cron="0 * * * *",
+            args={"region": "us"},
+            catchup=catchup,
+        )
+        clock.set(utc("2026-11-30T11:00:20"))  # down through 08:00, 09:00 and 10:00
+        Worker(clock=clock, log=quiet).run_once()
+    ids = sorted(e.exec_id for e in client.executions.list())
+    assert ids == [f"hourly@2026-11-30T{h:02d}:00:00Z" for h in fired]
+    for exec_id in ids:
+        wait_until(lambda e=exec_id: status_of(e) == "completed", what=exec_id)
+    assert client.executions.get(ids[0]).result == "report us"
+    assert client.schedules.get("hourly").next_at == utc("2026-11-30T12:00:00")
+
+
+def test_a_late_slot_under_skip_is_skipped() -> None:
+    clock = ManualClock(utc("2026-11-30T07:30:00"))
+    with use_clock(clock):
+        KitaruClient().schedules.create("hourly", "worker_flows:report", cron="0 * * * *")
+        clock.set(utc("2026-11-30T08:10:00"))
+        Worker(clock=clock, log=quiet).run_once()
+    assert KitaruClient().executions.list() == []
+
+
+def test_two_workers_fire_one_slot_once() -> None:
+    clock = ManualClock(utc("2026-11-30T08:59:00"))
+    with use_clock(clock):
+        KitaruClient().schedules.create("daily", wf.report, cron="0 9 * * *", timezone=BERLIN)
+        clock.set(utc("2026-11-30T08:00:01") + 86400)  # 09:00 Berlin next day
+        workers = [Worker(clock=clock, log=quiet) for _ in range(2)]
+        threads = [threading.Thread(target=w.run_once) for w in workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    [execution] = KitaruClient().executions.list()
+    assert execution.exec_id == "daily@2026-12-01T08:00:00Z"
+    assert sum(w.counts["fired"] for w in workers) == 1
+    assert slot_exec_id("daily", utc("2026-12-01T08:00:00")) == execution.exec_id
+
+
+def test_schedule_commands_create_describe_pause_and_refuse_bad_input() -> None:
+    made = kitaru_cli(
+        "schedule", "create", "morning", "worker_flows:report", "--cron", "0 9 * * 1-5",
+        "--timezone", BERLIN, "--arg", "region=apac",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    described = kitaru_cli("schedule", "describe", "morning", "--output", "json")
+    data = json.loads(described.stdout)
+    assert len(data["next_firings"]) == 5 and data["args"] == {"region": "apac"}
+    for ts in data["next_firings"]:
+        local = dt.datetime.fromtimestamp(ts, dt.UTC).astimezone(
+            __import__("zoneinfo").ZoneInfo(BERLIN)
+        )
+        assert (local.hour, local.minute) == (9, 0) and local.weekday() < 5
+    assert kitaru_cli("schedule", "pause", "morning").returncode == 0
+    listed = json.loads(kitaru_cli("schedule", "list", "--output", "json").stdout)
+    assert listed[0]["paused"] == 1
+    bad = kitaru_cli("schedule", "create", "x", "worker_flows:report", "--cron", "99 * * *")
+    assert bad.returncode != 0 and "not a cron expression" in bad.stderr
+    zone = kitaru_cli("schedule", "create", "y", "worker_flows:report", "--cron", "0 9 * * *", "--timezone", "Mars/Olympus")  # fmt: skip
+    assert zone.returncode != 0 and "not a timezone" in zone.stderr
+    assert kitaru_cli("schedule", "delete", "morning").returncode == 0
+
+
+# -- the command -----------------------------------------------------------------------
+
+
+def test_run_detached_with_an_exec_id_starts_once() -> None:
+    first = kitaru_cli("run", "worker_flows:three", "--arg", "x=1", "--exec-id", "job-1", "-d")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("job-1 ")
+    wait_until(lambda: status_of("job-1") == "completed", what="the detached run")
+    again = kitaru_cli(
+        "run", "worker_flows:three", "--arg", "x=1", "--exec-id", "job-1", "-o", "json"
+    )
+    assert json.loads(again.stdout)["result"] == 6
+    assert len([n for n in wf.notes() if n[2] == "start"]) == 3
+    other = kitaru_cli("run", "worker_flows:three", "--arg", "x=2", "--exec-id", "job-1")
+    assert other.returncode == 1 and "already taken" in other.stderr
+
+
+def test_worker_once_and_status_report_what_was_done() -> None:
+    handle = wf.three.start(1)
+    handle.wait(timeout=60)
+    once = kitaru_cli("worker", "--once")
+    assert once.returncode == 0, once.stderr
+    assert "nothing was due" in once.stderr
+    status = json.loads(kitaru_cli("worker", "status", "--output", "json").stdout)
+    assert status[0]["state"] == "stopped" and status[0]["counts"]["passes"] == 1
+
+
+def test_sigterm_lets_running_executions_finish_and_exits_0(
+    worker_process: list[subprocess.Popen[str]],
+) -> None:
+    from kitaru_core.runtime.engine import create_execution
+
+    # Queued and not admitted by its starter: only the worker can run it.
+    slow = create_execution(wf.limited, (1,), {}, stack=get_stack()).record
+    assert slow.status == "queued"
+    proc = start_worker(worker_process, KITARU_TEST_STEP_SLEEP="0.5")
+    wait_until(lambda: status_of(slow.id) == "running", what="the worker to take it")
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    assert status_of(slow.id) == "completed"
+    assert proc.stderr is not None and "letting 1 running execution(s) finish" in proc.stderr.read()
+
+
+# -- retention -------------------------------------------------------------------------
+
+
+def test_delete_keeps_what_a_replay_and_memory_still_refer_to(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KITARU_INLINE_ARTIFACT_BYTES", "0")  # every value is a blob
+    from kitaru_core.testing.fixtures import reset_caches
+
+    reset_caches()
+    source = wf.three.run(1)
+    replay = wf.three.replay(source.exec_id, from_=2)
+    shared = wf.three.run(1)  # the same outputs: the same content-addressed blobs
+    assert replay.wait() == 6 and shared.wait() == 6
+    client = KitaruClient()
+    deleted = client.executions.delete(source.exec_id)
+    assert deleted.executions == [source.exec_id]
+    assert deleted.blobs == []  # every blob is still someone's
+    with pytest.raises(KitaruUsageError):
+        client.executions.get(source.exec_id)
+    assert client.executions.get(replay.exec_id).result == 6
+    client.executions.delete(shared.exec_id, replay.exec_id)
+    assert list(get_stack().artifact_store.list()) == []  # now nothing refers to any
+    running = wf.approval.run(True)
+    with pytest.raises(KitaruStateError, match="cancel them first"):
+        client.executions.delete(running.exec_id)
+
+
+def test_a_stack_with_retention_days_has_the_worker_prune(tmp_path: Path) -> None:
+    (tmp_path / "stack.yaml").write_text("name: tidy\nsettings:\n  retention_days: 7\n")
+    from kitaru_core.stack_registry import register
+
+    register(tmp_path / "stack.yaml", activate=True)
+    old, new = wf.three.run(1), wf.three.run(2)
+    get_store().db.execute(
+        "UPDATE executions SET created_at = created_at - 8 * 86400 WHERE id = :id",
+        {"id": old.exec_id},
+    )
+    worker = Worker(log=quiet)
+    worker.run_once()
+    assert worker.counts["pruned"] == 1
+    assert [e.exec_id for e in KitaruClient().executions.list()] == [new.exec_id]
+
+
+def test_prune_and_gc_find_only_what_is_old_or_unreferenced() -> None:
+    old = wf.three.run(1)
+    get_store().db.execute(
+        "UPDATE executions SET created_at = created_at - 40 * 86400 WHERE id = :id",
+        {"id": old.exec_id},
+    )
+    new = wf.three.run(2)
+    dry = kitaru_cli("executions", "prune", "--older-than", "30d", "--dry-run", "--output", "json")
+    assert [r["exec_id"] for r in json.loads(dry.stdout)] == [old.exec_id]
+    assert status_of(old.exec_id) == "completed"  # a dry run deletes nothing
+    pruned = kitaru_cli("executions", "prune", "--older-than", "30d", "--output", "json")
+    assert json.loads(pruned.stdout)["executions"] == [old.exec_id]
+    assert status_of(new.exec_id) == "completed"
+    get_stack().artifact_store.put("0" * 64, b"nobody refers to this")
+    gc = json.loads(kitaru_cli("artifacts", "gc", "--dry-run", "--output", "json").stdout)
+    assert gc["blobs"] == ["0" * 64]
+    done = json.loads(kitaru_cli("artifacts", "gc", "--settle", "0", "--output", "json").stdout)
+    assert done["blobs"] == ["0" * 64] and not get_stack().artifact_store.exists("0" * 64)
+    bad = kitaru_cli("executions", "prune", "--older-than", "soon")
+    assert bad.returncode != 0 and "not an age" in bad.stderr
+
+
+def test_new_statuses_filter_listings() -> None:
+    clock = ManualClock()
+    with use_clock(clock):
+        handle = wf.napper.run(2.0)
+    listed = kitaru_cli("executions", "list", "--status", "sleeping", "--output", "json")
+    assert [e["exec_id"] for e in json.loads(listed.stdout)] == [handle.exec_id]
+    assert json.loads(listed.stdout)[0]["wake_at"] is not None
