@@ -32,7 +32,9 @@ def postgres_url(session: nox.Session) -> str | None:
 
 
 # Plugin packages in this repository, each tested by its own suite against local servers.
-PLUGINS = ["kitaru-aws", "kitaru-gcp", "kitaru-azure"]
+PLUGINS = ["kitaru-aws", "kitaru-gcp", "kitaru-azure", "kitaru-kubernetes"]
+# What a plugin's end-to-end tests also need: the Kubernetes stack keeps artifacts in S3.
+ALSO_NEEDS = {"kitaru-kubernetes": ["plugins/kitaru-aws"]}
 AZURITE = "plugins/kitaru-azure/tests/.azurite"
 
 
@@ -48,15 +50,17 @@ def tests(session: nox.Session) -> None:
         session.log("metadata store: PostgreSQL")
         session.run("pytest", *args, env={"KITARU_TEST_DATABASE_URL": url})
     for plugin in PLUGINS:
-        _plugin_suite(session, plugin)
+        _plugin_suite(session, plugin, url)
 
 
-def _plugin_suite(session: nox.Session, plugin: str) -> None:
+def _plugin_suite(session: nox.Session, plugin: str, database_url: str | None = None) -> None:
     session.log(f"plugin {plugin}")
-    session.install("-e", f"plugins/{plugin}[test]")
+    extra = [arg for path in ALSO_NEEDS.get(plugin, []) for arg in ("-e", path)]
+    session.install("-e", f"plugins/{plugin}[test]", *extra)
     if plugin == "kitaru-azure":
         _install_azurite(session)
-    session.run("pytest", "-q", "-ra", f"plugins/{plugin}/tests", "-p", "no:cacheprovider")
+    env = {"KITARU_TEST_DATABASE_URL": database_url} if database_url else {}
+    session.run("pytest", "-q", "-ra", f"plugins/{plugin}/tests", "-p", "no:cacheprovider", env=env)
 
 
 def _install_azurite(session: nox.Session) -> None:
@@ -79,7 +83,7 @@ def _install_azurite(session: nox.Session) -> None:
 def plugin(session: nox.Session, plugin: str) -> None:
     """One plugin's suite: ``nox -s "plugin(plugin='kitaru-aws')"``."""
     session.install("-e", ".[test]")
-    _plugin_suite(session, plugin)
+    _plugin_suite(session, plugin, postgres_url(session))
 
 
 @nox.session(python=PYTHON)
@@ -98,7 +102,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Print the performance figures; ``nox -s bench -- --peers`` adds DBOS and LangGraph."""
-    session.install("-e", ".[postgres]")
+    session.install("-e", ".[postgres]", "-e", "plugins/kitaru-kubernetes")
     args = [a for a in session.posargs if a != "--stores"]
     url = postgres_url(session)
     if url:  # memory contention on PostgreSQL, beside SQLite

@@ -151,6 +151,26 @@ def process_times(rounds: int) -> dict[str, float]:
     }
 
 
+PLUGINS = ("kitaru_aws", "kitaru_gcp", "kitaru_azure", "kitaru_kubernetes")
+
+
+def plugin_imports(rounds: int) -> dict[str, float]:
+    """``import kitaru_X`` over a bare interpreter, for each plugin installed (a plugin
+    declares flavors; its SDK loads on first use, so this must stay small)."""
+    import importlib.util
+
+    figures = {}
+    with tempfile.TemporaryDirectory() as home:
+        env = env_with(home)
+        bare = median_ms([wall([sys.executable, "-c", "pass"], env) for _ in range(rounds)])
+        for module in PLUGINS:
+            if importlib.util.find_spec(module) is None:
+                continue
+            code = [sys.executable, "-c", f"import {module}"]
+            figures[module] = median_ms([wall(code, env) for _ in range(rounds)]) - bare
+    return figures
+
+
 PEAK_MEMORY = """
 import resource, sys
 import bench_flows as b
@@ -209,6 +229,7 @@ def main() -> None:
     figures["resume_200"] = crashed_resume(args.rounds, 200)
     figures.update(process_times(max(args.rounds, 11)))
     memory = {n: peak_memory_mib(n) for n in (1_000, 20_000)}
+    plugins = plugin_imports(max(args.rounds, 11))
     import memory_contention
 
     contention = memory_contention.measure(args.database_url)
@@ -241,6 +262,11 @@ def main() -> None:
         "the mocked-LLM process imported litellm: "
         + ("yes (a regression)" if figures["litellm_imported"] else "no")
     )
+    if plugins:
+        print(
+            "importing a plugin (over a bare interpreter; target 20 ms): "
+            + ", ".join(f"{name} {ms:.0f} ms" for name, ms in plugins.items())
+        )
     print(
         "peak memory of a process recording then replaying N checkpoints: "
         + ", ".join(f"N={n:,}: {mib:.0f} MiB" for n, mib in memory.items())

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 _ERRORS = "kitaru_core.errors"
 _EVENTS = "kitaru_core.events"
+_ORCHESTRATION = "kitaru_core.runtime.orchestration"
 _EXPORTS = {
     "Flavor": "kitaru_core.flavors",
     "Register": "kitaru_core.hookspecs",
@@ -35,12 +36,23 @@ _EXPORTS = {
     "KitaruBackendError": _ERRORS,
     "KitaruStackError": _ERRORS,
     "KitaruUsageError": _ERRORS,
+    "KitaruStateError": _ERRORS,
     "backend_error": _ERRORS,
     "ExecutionStarted": _EVENTS,
     "ExecutionEnded": _EVENTS,
     "StepEnded": _EVENTS,
     "WaitCreated": _EVENTS,
     "LLMCallEnded": _EVENTS,
+    # For orchestrators: what they may read of executions and do to them.
+    "ExecutionView": _ORCHESTRATION,
+    "execution": _ORCHESTRATION,
+    "runner_command": _ORCHESTRATION,
+    "mark_cancelled": _ORCHESTRATION,
+    "claim_for_retry": _ORCHESTRATION,
+    "fail_execution": _ORCHESTRATION,
+    "wait_for_execution": _ORCHESTRATION,
+    # A registered stack by name (the active one by default), its components built on use.
+    "get_stack": "kitaru_core.stack_registry",
 }
 
 

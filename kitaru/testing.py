@@ -23,6 +23,7 @@ from kitaru_core.testing.scenarios import (
     wait_for_status,
 )
 from kitaru_core.testing.servers import ServerProcess
+from kitaru_core.worker.service import Worker
 
 __all__ = [
     "ISOLATED_VARIABLES",
@@ -32,6 +33,7 @@ __all__ = [
     "OrchestratorContract",
     "SecretProviderContract",
     "ServerProcess",
+    "Worker",
     "check_artifacts_stored",
     "end_to_end_on_stack",
     "fake_llm",

@@ -277,7 +277,9 @@ class ExecutionsClient:
         """The execution's log: runs, retries, failures."""
         record = self._store.require_execution(exec_id)
         path = log_path(record.id)
-        return path.read_text(encoding="utf-8") if path.exists() else ""
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        elsewhere = get_stack(record.stack).orchestrator.logs(record.id)
+        return text + (elsewhere or "")
 
 
 class ArtifactsClient:

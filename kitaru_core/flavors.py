@@ -28,6 +28,8 @@ FIRST_PARTY_EXTRAS = {
     "gcp-secret-manager": "gcp",
     "azure-blob": "azure",
     "azure-key-vault": "azure",
+    "kubernetes": "kubernetes",
+    "kubernetes-secrets": "kubernetes",
 }
 
 
@@ -77,6 +79,12 @@ class Flavor:
     resolve_when_used: tuple[str, ...] = ()
     """Config fields whose ``{{ secret.X }}`` references the core resolves each time it
     uses them (an LLM alias's key), instead of once when the component is built."""
+    machine_local: bool = False
+    """Its data lives on this machine only (a directory, a file): another machine, such
+    as a pod, cannot reach it."""
+    runs_elsewhere: bool = False
+    """An orchestrator that runs executions on other machines (a Kubernetes Job): its
+    stack needs a shared metadata store and components those machines can reach."""
     plugin: str = field(default="", compare=False)
     """The plugin that registered it (set by the registry)."""
     plugin_version: str = field(default="", compare=False)

@@ -413,6 +413,38 @@ def missing_flavors_error(
     )
 
 
+def _check_reachable_from_elsewhere(definition: StackDefinition, settings: Settings) -> None:
+    """An orchestrator that runs executions on other machines needs everything they use
+    to be reachable from there: not this machine's disk, nor its SQLite file."""
+    registry = get_plugins().registry
+    spec = definition.components["orchestrator"]
+    orchestrator = registry.get("orchestrator", spec.flavor)
+    if orchestrator is None or not orchestrator.runs_elsewhere:
+        return
+    problems = []
+    for component_type in ("artifact_store", "secret_provider"):
+        used = definition.components[component_type]
+        flavor = registry.get(component_type, used.flavor)
+        if flavor is not None and flavor.machine_local:
+            where = "left out, so the local default" if not used.explicit else f"{used.flavor!r}"
+            problems.append(
+                f"its {component_type.replace('_', ' ')} is {where} ({flavor.description}); "
+                "use one the pods can reach (s3, gcs, azure-blob; a cloud or "
+                "kubernetes-secrets secret provider)"
+            )
+    if settings.database_url is None:
+        problems.append(
+            "the metadata store is SQLite on this machine; set KITARU_DATABASE_URL to a "
+            "PostgreSQL server the pods can reach, then register the stack again"
+        )
+    if problems:
+        raise KitaruStackError(
+            f"stack {definition.name!r} ({definition.source}) runs executions on the "
+            f"{spec.flavor} orchestrator, on other machines that cannot see this machine's "
+            "disk: " + "; ".join(problems)
+        )
+
+
 def check_definition(definition: StackDefinition, *, resolve_references: bool = False) -> Stack:
     """Check that every flavor exists and every config validates; returns the stack.
 
@@ -430,6 +462,7 @@ def check_definition(definition: StackDefinition, *, resolve_references: bool = 
     if missing:
         raise missing_flavors_error(definition, missing)
     stack = Stack(definition, load_settings())
+    _check_reachable_from_elsewhere(definition, stack.settings)
     for spec in definition.components.values():
         flavor = registry.get(spec.component_type, spec.flavor)
         if flavor is not None:

@@ -124,5 +124,8 @@ def stack_names() -> list[str]:
 
 
 def validate_file(path: str | Path) -> Stack:
-    """Everything ``register`` checks, and that every secret reference resolves."""
-    return check_definition(StackDefinition.from_file(path), resolve_references=True)
+    """Everything ``register`` checks, that every secret reference resolves, and that
+    the orchestrator can run executions where it would (a cluster it can reach)."""
+    stack = check_definition(StackDefinition.from_file(path), resolve_references=True)
+    stack.orchestrator.check()
+    return stack

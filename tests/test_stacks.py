@@ -219,8 +219,8 @@ orchestrator: {flavor: kubernetes, namespace: agents}
     for flavor in ("'s3'", "'aws-secrets-manager'", "'kubernetes'"):
         assert flavor in message
     assert message.count("pip install") == 1
-    assert "pip install -e plugins/kitaru-aws" in message
-    assert "'kubernetes' (none of Kitaru's own plugins does yet)" in message
+    # One command for both first-party plugins, from this checkout.
+    assert "pip install -e plugins/kitaru-aws -e plugins/kitaru-kubernetes" in message
 
 
 def test_delete_and_the_local_stack_rules(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ def kitaru_register_artifact_stores(register: Register) -> None:
             implementation="kitaru_core.builtin.local_artifact_store:LocalArtifactStore",
             config=f"{_CONFIGS}:LocalArtifactStoreConfig",
             description="files in a directory on this machine",
+            machine_local=True,
         )
     )
 
@@ -32,6 +33,7 @@ def kitaru_register_secret_providers(register: Register) -> None:
             implementation="kitaru_core.builtin.local_secrets:LocalSecretProvider",
             config=f"{_CONFIGS}:LocalSecretProviderConfig",
             description="a JSON file only its owner can read",
+            machine_local=True,
         )
     )
     register(
@@ -53,7 +55,7 @@ def kitaru_register_orchestrators(register: Register) -> None:
             "local",
             implementation="kitaru_core.builtin.local_orchestrator:LocalOrchestrator",
             config=f"{_CONFIGS}:LocalOrchestratorConfig",
-            description="in this process; resumes after input in a worker process",
+            description="in this process, or a detached process on this machine",
         )
     )
 

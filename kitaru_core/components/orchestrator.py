@@ -29,3 +29,19 @@ class Orchestrator(ABC):
     @abstractmethod
     def cancel(self, exec_id: str) -> None:
         """Stop an execution; it ends ``cancelled`` at its next checkpoint boundary."""
+
+    def diagnose(self, exec_id: str) -> str | None:
+        """Why a run this orchestrator started is not running, when it can tell (a pod
+        that could not pull its image, was OOM-killed or evicted): the worker then
+        fails the execution with this reason instead of starting it again."""
+        return None
+
+    def logs(self, exec_id: str) -> str | None:
+        """What the execution's runs printed where they ran (pod logs), if kept there."""
+        return None
+
+    def check(self) -> None:
+        """Raise ``KitaruStackError`` or ``KitaruBackendError`` naming what is wrong
+        with where executions would run (``kitaru stack validate``); the local
+        orchestrator has nothing to check."""
+        return None

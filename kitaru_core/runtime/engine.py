@@ -82,6 +82,8 @@ def create_execution(
     }
     if flow.concurrency is not None:
         options["concurrency"] = flow.concurrency
+    if flow.settings:
+        options["settings"] = flow.settings
     record = ExecutionRecord(
         id=exec_id,
         flow_name=flow.name,

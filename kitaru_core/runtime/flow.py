@@ -212,6 +212,7 @@ def flow(
     name: str | None = None,
     concurrency: int | None = None,
     key: str | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 def flow(
     func: Callable[P, R] | None = None,
@@ -223,6 +224,7 @@ def flow(
     name: str | None = None,
     concurrency: int | None = None,
     key: str | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> Flow[P, R] | Callable[[Callable[P, R]], Flow[P, R]]:
     """Make a function a durable flow; start executions with ``.run()`` or ``.start()``.
 
@@ -230,6 +232,7 @@ def flow(
     ``concurrency``: at most this many executions of the flow run at once; the others
     are ``queued`` in start order. ``key``: the name of a parameter; executions with
     the same value of it run one at a time, in start order, and share ``key`` memory.
+    ``settings``: per-orchestrator settings of its executions (``{"kubernetes": {...}}``).
     """
 
     def wrap(f: Callable[P, R]) -> Flow[P, R]:
@@ -241,6 +244,7 @@ def flow(
             name=name,
             concurrency=concurrency,
             key=key,
+            settings=settings,
         )
 
     return wrap(func) if func is not None else wrap

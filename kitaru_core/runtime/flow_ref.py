@@ -27,7 +27,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 
 from kitaru_core import serialization
 from kitaru_core.errors import KitaruUsageError
-from kitaru_core.untrusted import validate_name
+from kitaru_core.untrusted import plain_data, validate_name
 
 # modules imported from a script path -> that path
 _script_paths: dict[str, str] = {}
@@ -181,6 +181,7 @@ class FlowDefinition(Generic[P, R]):
         name: str | None = None,
         concurrency: int | None = None,
         key: str | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> None:
         if retries < 0:
             raise ValueError("retries must be 0 or more")
@@ -203,6 +204,9 @@ class FlowDefinition(Generic[P, R]):
             )
         self.key = key
         """The parameter whose value runs one execution at a time, in start order."""
+        self.settings = plain_data(settings or {}, what=f"the settings of flow {self.name!r}")
+        """Per-orchestrator settings of this flow's executions, e.g. ``{"kubernetes":
+        {"resources": {"limits": {"nvidia.com/gpu": 1}}}}``."""
         self.ref = flow_ref_for(func)
         functools.update_wrapper(self, func)
         registry[self.ref] = self

@@ -33,6 +33,7 @@ from kitaru_core.runtime import lease
 from kitaru_core.runtime.dispatch import admit_and_hand_off, continue_later, run_in_background
 from kitaru_core.runtime.engine import run_execution
 from kitaru_core.runtime.logs import log_event
+from kitaru_core.runtime.orchestration import fail_execution
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import get_store
 from kitaru_core.store.records import ExecutionRecord, Status
@@ -62,6 +63,7 @@ class Worker:
         poll: float = DEFAULT_POLL,
         clock: clocks.Clock | None = None,
         log: Callable[[str], None] | None = None,
+        orphan_seconds: float = ORPHAN_SECONDS,
     ) -> None:
         if concurrency < 1:
             raise KitaruError(f"worker concurrency must be 1 or more, not {concurrency}")
@@ -72,6 +74,7 @@ class Worker:
         self.concurrency = concurrency
         self.poll = poll
         self.clock = clock or clocks.clock()
+        self.orphan_seconds = orphan_seconds
         self.id = lease.new_owner()
         self.started_at = time.time()
         self.counts: Counter[str] = Counter()
@@ -191,10 +194,18 @@ class Worker:
                 return
             why = f"{lease.describe_owner(owner)} died"
         else:
-            if real_now - last_sign < ORPHAN_SECONDS:
+            if real_now - last_sign < self.orphan_seconds:
                 return
-            why = f"no process took it within {ORPHAN_SECONDS:g} s"
+            why = f"no process took it within {self.orphan_seconds:g} s"
         if real_now - last_sign < recovery_backoff(recoveries):
+            return
+        # Where it ran may know why it died (a pod that never started, an OOM kill):
+        # then it fails with that reason rather than being started again.
+        reason = self.stack.orchestrator.diagnose(exec_id)
+        if reason is not None:
+            if fail_execution(exec_id, reason):
+                self.counts["failed"] += 1
+                self._log(f"failed {exec_id}: {reason}")
             return
         limit = self.stack.definition.settings.max_recoveries
         if recoveries >= limit:

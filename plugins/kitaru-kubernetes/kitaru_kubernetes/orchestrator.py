@@ -1,0 +1,229 @@
+"""The ``kubernetes`` orchestrator: each run of an execution is one ``batch/v1`` Job.
+
+``start`` and every later run (after input, a due timer, a recovery, a retry) create a
+Job named for that execution and run, and return; no pod exists while an execution
+waits or sleeps. The metadata store stays the truth: the cluster is read only to tell
+why a run died before it could record anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kitaru.plugin import (
+    ExecutionView,
+    KitaruStackError,
+    KitaruStateError,
+    Orchestrator,
+    claim_for_retry,
+    execution,
+    mark_cancelled,
+    runner_command,
+    wait_for_execution,
+)
+from kitaru_kubernetes.api import api_error, connect, status_of
+from kitaru_kubernetes.config import KubernetesOrchestratorConfig
+from kitaru_kubernetes.jobs import job_manifest
+from kitaru_kubernetes.names import EXECUTION_LABEL, execution_label
+
+logger = logging.getLogger("kitaru.kubernetes")
+
+# Why a container cannot start, as the kubelet reports it while it keeps trying.
+_CANNOT_START = {
+    "ErrImagePull": "its image could not be pulled",
+    "ImagePullBackOff": "its image could not be pulled",
+    "InvalidImageName": "its image name is not valid",
+    "CreateContainerConfigError": "its container could not be configured (a missing Secret or key?)",
+    "CreateContainerError": "its container could not be created",
+}
+
+
+class KubernetesOrchestrator(Orchestrator):
+    flavor = "kubernetes"
+
+    def __init__(self, config: KubernetesOrchestratorConfig) -> None:
+        self.config = config
+        self._api: Any = None
+
+    @property
+    def api(self) -> Any:
+        if self._api is None:
+            self._api = connect(self.config)
+        return self._api
+
+    def _batch(self) -> Any:
+        from kubernetes import client
+
+        return client.BatchV1Api(self.api)
+
+    def _core(self) -> Any:
+        from kubernetes import client
+
+        return client.CoreV1Api(self.api)
+
+    # -- runs ------------------------------------------------------------------------
+
+    def start(self, exec_id: str, *, background: bool = False) -> None:
+        view = self._create_job(exec_id)
+        if not background:
+            wait_for_execution(exec_id, since=view)
+
+    def resume(self, exec_id: str, *, retry: bool = False, background: bool = False) -> None:
+        if retry and not claim_for_retry(exec_id):
+            raise KitaruStateError(
+                f"execution {exec_id} is not failed or cancelled; nothing to retry"
+            )
+        view = self._create_job(exec_id)
+        if not background:
+            wait_for_execution(exec_id, since=view)
+
+    def _create_job(self, exec_id: str) -> ExecutionView:
+        view = execution(exec_id)
+        manifest = job_manifest(
+            self.config, view, runner_command(view.exec_id, python=self.config.python)
+        )
+        name = manifest["metadata"]["name"]
+        try:
+            self._batch().create_namespaced_job(self.config.namespace, manifest)
+        except Exception as exc:
+            if status_of(exc) == 409:  # this run's Job exists: it was already started
+                logger.info("job %s of execution %s already exists", name, exec_id)
+                return view
+            raise api_error(
+                exc,
+                f"job {self.config.namespace}/{name}",
+                "check that the namespace exists and the service account may create Jobs",
+            ) from exc
+        return view
+
+    def cancel(self, exec_id: str) -> None:
+        mark_cancelled(exec_id)
+        for job in self._jobs(exec_id):
+            if job.status is not None and (job.status.succeeded or job.status.failed):
+                continue
+            try:
+                self._batch().delete_namespaced_job(
+                    job.metadata.name, self.config.namespace, propagation_policy="Foreground"
+                )
+            except Exception as exc:
+                if status_of(exc) != 404:
+                    raise api_error(exc, f"job {job.metadata.name}", "delete it by hand") from exc
+
+    # -- reading the cluster ---------------------------------------------------------
+
+    def _jobs(self, exec_id: str) -> list[Any]:
+        """The execution's Jobs, oldest first."""
+        label = execution_label(exec_id)
+        try:
+            jobs = (
+                self._batch()
+                .list_namespaced_job(
+                    self.config.namespace, label_selector=f"{EXECUTION_LABEL}={label}"
+                )
+                .items
+            )
+        except Exception as exc:
+            raise api_error(exc, f"jobs in {self.config.namespace}", "check the cluster") from exc
+        mine = [j for j in jobs if (j.metadata.labels or {}).get(EXECUTION_LABEL) == label]
+        return sorted(
+            mine,
+            key=lambda j: (
+                int((j.metadata.labels or {}).get("kitaru.dev/attempt", 0)),
+                j.metadata.name,
+            ),
+        )
+
+    def _pods(self, job_name: str) -> list[Any]:
+        try:
+            pods = (
+                self._core()
+                .list_namespaced_pod(self.config.namespace, label_selector=f"job-name={job_name}")
+                .items
+            )
+        except Exception as exc:
+            raise api_error(exc, f"pods of job {job_name}", "check the cluster") from exc
+        return [p for p in pods if (p.metadata.labels or {}).get("job-name") == job_name]
+
+    def diagnose(self, exec_id: str) -> str | None:
+        jobs = self._jobs(exec_id)
+        if not jobs:
+            return None
+        job = jobs[-1]
+        name = job.metadata.name
+        for condition in (job.status.conditions if job.status else None) or []:
+            if condition.type == "Failed" and condition.status == "True":
+                if condition.reason == "DeadlineExceeded":
+                    return f"job {name} ran past its active_deadline_seconds (DeadlineExceeded)"
+                return f"job {name} failed: {condition.reason}: {condition.message or ''}".rstrip(
+                    ": "
+                )
+        for pod in self._pods(name):
+            status = pod.status
+            if status is None:
+                continue
+            if status.reason == "Evicted":
+                return (
+                    f"pod {pod.metadata.name} was evicted (Evicted): {status.message or ''}".rstrip(
+                        ": "
+                    )
+                )
+            for container in status.container_statuses or []:
+                state = container.state
+                if state and state.waiting and state.waiting.reason in _CANNOT_START:
+                    why = _CANNOT_START[state.waiting.reason]
+                    detail = f": {state.waiting.message}" if state.waiting.message else ""
+                    return f"pod {pod.metadata.name} never started: {why} ({state.waiting.reason}{detail})"
+                if state and state.terminated and state.terminated.reason == "OOMKilled":
+                    return (
+                        f"pod {pod.metadata.name} was killed for using more memory than its "
+                        "limit (OOMKilled); raise resources.limits.memory for this flow"
+                    )
+        return None
+
+    def logs(self, exec_id: str) -> str | None:
+        parts = []
+        try:
+            jobs = self._jobs(exec_id)
+        except Exception:  # the cluster is not reachable: the local log is still there
+            return None
+        for job in jobs:
+            for pod in self._pods(job.metadata.name):
+                try:
+                    text = self._core().read_namespaced_pod_log(
+                        pod.metadata.name, self.config.namespace
+                    )
+                except Exception as exc:
+                    text = f"(no log: {getattr(exc, 'reason', None) or exc})\n"
+                parts.append(f"--- pod {pod.metadata.name} ---\n{text}")
+        return "".join(parts) or None
+
+    def check(self) -> None:
+        from kubernetes import client
+
+        namespace = self.config.namespace
+        try:
+            self._core().read_namespace(namespace)
+        except Exception as exc:
+            if status_of(exc) == 404:
+                raise KitaruStackError(
+                    f"kubernetes: namespace {namespace!r} does not exist; create it "
+                    f"(`kubectl create namespace {namespace}`) or name another in the stack"
+                ) from None
+            raise api_error(exc, f"namespace {namespace}", "check the cluster") from exc
+        review = client.V1SelfSubjectAccessReview(
+            spec=client.V1SelfSubjectAccessReviewSpec(
+                resource_attributes=client.V1ResourceAttributes(
+                    namespace=namespace, verb="create", group="batch", resource="jobs"
+                )
+            )
+        )
+        try:
+            answer = client.AuthorizationV1Api(self.api).create_self_subject_access_review(review)
+        except Exception as exc:
+            raise api_error(exc, "selfsubjectaccessreviews", "check the credentials") from exc
+        if not (answer.status and answer.status.allowed):
+            raise KitaruStackError(
+                f"kubernetes: these credentials may not create Jobs in namespace {namespace!r}; "
+                "bind them to the Role that `kitaru kubernetes manifests` prints"
+            )

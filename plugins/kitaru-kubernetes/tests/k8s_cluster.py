@@ -1,0 +1,291 @@
+"""A Kubernetes API for the tests: kmock's emulator on 127.0.0.1, a kubeconfig that
+points the official client at it, strict offline validation of every manifest, and a
+kubelet: it runs each new Job's pod as a local process with the pod's environment
+(Secrets resolved through the API) and reports back by patching pod and Job status."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import yaml
+
+K8S_VERSION = "1.33.0"
+NAMESPACE = "agents"
+
+
+def validate(manifest: dict[str, Any]) -> None:
+    """Refuse what a real API server of a recent version would (unknown fields too)."""
+    kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+
+
+class Cluster:
+    """kmock's KubernetesEmulator served in a thread of its own."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        import kmock
+
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+        async def serve() -> None:
+            async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator) as server:
+                self.emulator = emulator
+                self.url = str(server.url).rstrip("/")
+                self._stop = asyncio.Event()
+                self._loop = asyncio.get_running_loop()
+                self._ready.set()
+                await self._stop.wait()
+
+        self._thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise RuntimeError("the kmock emulator did not start")
+        self.kubeconfig = tmp_path / "kubeconfig"
+        self.kubeconfig.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "test", "cluster": {"server": self.url}}],
+                    "users": [{"name": "test", "user": {"token": "test-token"}}],
+                    "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
+                    "current-context": "test",
+                }
+            )
+        )
+        # A real server lists a known resource with no objects as an empty list.
+        for resource in ("v1/pods", "v1/secrets", "batch/v1/jobs"):
+            self.emulator.resources[resource] = {}
+        # kmock stores no Namespaces (its path parser takes /namespaces/NAME for a
+        # namespaced request): answer for the one namespace that exists, as a server would.
+        self.emulator[f"get /api/v1/namespaces/{NAMESPACE}"] << {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": NAMESPACE},
+            "status": {"phase": "Active"},
+        }
+
+    @property
+    def api(self) -> Any:
+        from kubernetes import client
+
+        configuration = client.Configuration(host=self.url)
+        return client.ApiClient(configuration)
+
+    @property
+    def core(self) -> Any:
+        from kubernetes import client
+
+        return client.CoreV1Api(self.api)
+
+    @property
+    def batch(self) -> Any:
+        from kubernetes import client
+
+        return client.BatchV1Api(self.api)
+
+    def jobs(self) -> list[Any]:
+        return self.batch.list_namespaced_job(NAMESPACE).items
+
+    def pods(self) -> list[Any]:
+        return self.core.list_namespaced_pod(NAMESPACE).items
+
+    def job_bodies(self) -> list[dict[str, Any]]:
+        """Every Job as the orchestrator sent it (from the emulator's request log)."""
+        return [
+            dict(request.data)
+            for request in list(self.emulator._requests)  # kmock's request log
+            if str(request.method).endswith("POST") and str(request.url.path).endswith("/jobs")
+        ]
+
+    def secret(self, name: str, value: str, key: str = "value") -> None:
+        self.core.create_namespaced_secret(
+            NAMESPACE,
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name},
+                "data": {key: base64.b64encode(value.encode()).decode()},
+            },
+        )
+
+    def close(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+class Kubelet:
+    """Plays the Job controller and the kubelet for the emulator (which runs neither)."""
+
+    def __init__(self, cluster: Cluster, home: Path, env: dict[str, str]) -> None:
+        self.cluster = cluster
+        self.home = home
+        self.env = env
+        self.unpullable: set[str] = set()
+        self.started: list[str] = []
+        self.running: set[str] = set()
+        self._seen: set[str] = set()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._watcher = threading.Thread(target=self._watch, daemon=True)
+        self._watcher.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._watcher.join(10)
+        for thread in self._threads:
+            thread.join(60)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                jobs = self.cluster.jobs()
+            except Exception:
+                jobs = []
+            for job in jobs:
+                name = job.metadata.name
+                if name not in self._seen and not job.metadata.deletion_timestamp:
+                    self._seen.add(name)
+                    thread = threading.Thread(target=self._run_job, args=(job,), daemon=True)
+                    self._threads.append(thread)
+                    thread.start()
+            self._stop.wait(0.05)
+
+    def _run_job(self, job: Any) -> None:
+        try:
+            self._run_pod(job)
+        except Exception as exc:
+            # The Job or its pod was deleted meanwhile (a cancel): a real kubelet stops too.
+            if getattr(exc, "status", None) != 404:
+                raise
+
+    def _run_pod(self, job: Any) -> None:
+        name = job.metadata.name
+        template = job.spec.template
+        container = template.spec.containers[0]
+        pod_name = f"{name}-{uuid.uuid4().hex[:5]}"
+        labels = {**(template.metadata.labels or {}), "job-name": name}
+        core, batch = self.cluster.core, self.cluster.batch
+        core.create_namespaced_pod(
+            NAMESPACE,
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": pod_name, "labels": labels},
+                "spec": {"containers": [{"name": container.name, "image": container.image}]},
+                "status": {"phase": "Pending"},
+            },
+        )
+        if container.image in self.unpullable:
+            core.patch_namespaced_pod_status(
+                pod_name,
+                NAMESPACE,
+                {
+                    "status": {
+                        "phase": "Pending",
+                        "containerStatuses": [
+                            _container_status(
+                                container,
+                                waiting={
+                                    "reason": "ImagePullBackOff",
+                                    "message": f'Back-off pulling image "{container.image}"',
+                                },
+                            )
+                        ],
+                    }
+                },
+            )
+            return
+        env = dict(self.env)
+        for item in container.env or []:
+            if item.value_from is not None:
+                ref = item.value_from.secret_key_ref
+                secret = core.read_namespaced_secret(ref.name, NAMESPACE)
+                env[item.name] = base64.b64decode(secret.data[ref.key]).decode()
+            else:
+                env[item.name] = item.value or ""
+        env["KITARU_HOME"] = str(self.home / pod_name)  # each pod has its own disk
+        command = [
+            sys.executable if container.command[0] == "python" else container.command[0],
+            *container.command[1:],
+        ]
+        core.patch_namespaced_pod_status(pod_name, NAMESPACE, {"status": {"phase": "Running"}})
+        self.started.append(name)
+        self.running.add(pod_name)
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        self.running.discard(pod_name)
+        # What `kubectl logs` would show (kmock keeps no logs: answer for this pod).
+        self.cluster.emulator[f"get /api/v1/namespaces/{NAMESPACE}/pods/{pod_name}/log"] << (
+            proc.stdout + proc.stderr
+        )
+        phase = "Succeeded" if proc.returncode == 0 else "Failed"
+        core.patch_namespaced_pod_status(
+            pod_name,
+            NAMESPACE,
+            {
+                "status": {
+                    "phase": phase,
+                    "containerStatuses": [
+                        _container_status(
+                            container,
+                            terminated={
+                                "exitCode": proc.returncode,
+                                "reason": "Completed" if proc.returncode == 0 else "Error",
+                            },
+                        )
+                    ],
+                }
+            },
+        )
+        done = "Complete" if proc.returncode == 0 else "Failed"
+        batch.patch_namespaced_job_status(
+            name,
+            NAMESPACE,
+            {
+                "status": {
+                    "succeeded" if proc.returncode == 0 else "failed": 1,
+                    "conditions": [{"type": done, "status": "True"}],
+                }
+            },
+        )
+
+
+def _container_status(container: Any, **state: dict[str, Any]) -> dict[str, Any]:
+    """A container's status as the kubelet reports it, in ``state`` (waiting, terminated)."""
+    return {
+        "name": container.name,
+        "image": container.image,
+        "imageID": "",
+        "ready": False,
+        "restartCount": 0,
+        "state": state,
+    }
+
+
+def wait_until(predicate: Any, timeout: float = 60.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def base_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """What a pod's process inherits besides the pod's own environment: this
+    interpreter's PATH and PYTHONPATH (the image would have Kitaru and the project)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KITARU_")}
+    env.update(extra or {})
+    return env

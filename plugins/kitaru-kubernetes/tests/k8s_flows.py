@@ -1,0 +1,39 @@
+"""Flows the pods run (importable there: the tests put this folder on PYTHONPATH)."""
+
+from __future__ import annotations
+
+import os
+
+import kitaru
+from kitaru import checkpoint, flow
+
+
+@checkpoint
+def step(i: int) -> int:
+    path = os.environ.get("REVIEW_FLOW_COUNTER")
+    if path:
+        with open(path, "a") as f:
+            f.write(f"step{i}\n")
+    return i * i
+
+
+@flow
+def three(x: int) -> int:
+    return step(0) + step(1) + step(2) + x
+
+
+@flow(
+    settings={
+        "kubernetes": {
+            "node_selector": {"gpu": "a100"},
+            "resources": {"limits": {"nvidia.com/gpu": 1}},
+        }
+    }
+)
+def on_gpu() -> int:
+    return step(7)
+
+
+@flow
+def approval() -> bool:
+    return bool(kitaru.wait(schema=bool, name="ok"))

@@ -1,0 +1,262 @@
+"""The kubernetes orchestrator against kmock's API, with the kubelet played by the
+tests: executions run as Jobs, no pod exists while one waits, pods that die say why,
+and every manifest passes strict validation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+import k8s_flows
+from conftest import MOCK, ROOT, stack_yaml
+from k8s_cluster import NAMESPACE, Cluster, Kubelet, validate, wait_until
+from kitaru import KitaruClient
+from kitaru.plugin import KitaruStackError, Orchestrator, get_stack
+from kitaru.testing import OrchestratorContract, Worker, register_stack
+
+sys.path.insert(0, str(ROOT / "examples"))
+import review_flow
+
+
+def status_of(exec_id: str) -> str:
+    return KitaruClient().executions.get(exec_id).status
+
+
+def bodies_run(counter: Path) -> list[str]:
+    return counter.read_text().split() if counter.exists() else []
+
+
+def test_the_review_example_runs_as_jobs_and_no_pod_exists_while_it_waits(
+    k8s_stack: Cluster, kubelet: Kubelet, counter: Path, database_url: str
+) -> None:
+    began = time.monotonic()
+    handle = review_flow.review.start("durable agents")
+    assert time.monotonic() - began < 5  # start returns once the Job exists
+    assert len(k8s_stack.jobs()) == 1
+    wait_until(
+        lambda: status_of(handle.exec_id) == "waiting", what="the first Job to reach the wait"
+    )
+    wait_until(lambda: not kubelet.running, what="the first pod to exit")
+    assert [p.status.phase for p in k8s_stack.pods()] == ["Succeeded"]  # none runs
+
+    KitaruClient().executions.input(handle.exec_id, wait="approve_draft", value=True)
+    wait_until(lambda: status_of(handle.exec_id) == "completed", timeout=120, what="the second Job")
+    execution = KitaruClient().executions.get(handle.exec_id)
+    assert execution.result["published"] is True and MOCK in execution.result["text"]
+    assert bodies_run(counter) == ["research", "draft", "publish"]  # each once, across pods
+
+    jobs = k8s_stack.job_bodies()
+    assert len(jobs) == 2 and jobs[0]["metadata"]["name"] != jobs[1]["metadata"]["name"]
+    for job in jobs:
+        validate(job)
+        assert database_url not in json.dumps(job)  # the URL stays in its Secret
+        pod = job["spec"]["template"]["spec"]
+        env = {e["name"]: e for e in pod["containers"][0]["env"]}
+        assert env["KITARU_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+            "name": "kitaru-db",
+            "key": "url",
+        }
+        assert pod["nodeSelector"] == {"pool": "general"}  # the stack's flows.review
+        assert pod["containers"][0]["resources"]["limits"] == {"memory": "1Gi"}
+        assert job["spec"]["backoffLimit"] == 0
+    logs = KitaruClient().executions.logs(handle.exec_id)
+    assert logs.count("--- pod ") == 2 and "is completed" in logs
+
+
+def test_a_pod_that_never_starts_fails_the_execution_with_the_reason_and_retry_completes(
+    k8s_stack: Cluster, kubelet: Kubelet, tmp_path: Path, bucket: str, moto: object
+) -> None:
+    kubelet.unpullable.add("kitaru-test:1")
+    handle = k8s_flows.three.start(1)
+    wait_until(lambda: len(k8s_stack.pods()) == 1, what="the pod")
+    time.sleep(0.3)
+    Worker(log=lambda line: None, orphan_seconds=0.2).run_once()
+    execution = KitaruClient().executions.get(handle.exec_id)
+    assert execution.status == "failed"
+    assert "ImagePullBackOff" in execution.error["message"]
+    assert "retry" in execution.error["message"]
+
+    kubelet.unpullable.clear()  # the image was pushed
+    KitaruClient().executions.retry(handle.exec_id)
+    assert status_of(handle.exec_id) == "completed"
+    assert KitaruClient().executions.get(handle.exec_id).result == 6
+    names = [j["metadata"]["name"] for j in k8s_stack.job_bodies()]
+    assert len(names) == 2 and len(set(names)) == 2
+
+
+def test_twenty_executions_run_as_twenty_jobs_and_a_repeated_resume_starts_no_second(
+    k8s_stack: Cluster, kubelet: Kubelet, counter: Path
+) -> None:
+    handles = [k8s_flows.three.start(i) for i in range(20)]
+    for handle in handles:
+        wait_until(
+            lambda h=handle: status_of(h.exec_id) == "completed", timeout=180, what=handle.exec_id
+        )
+    assert len(k8s_stack.jobs()) == 20
+    assert sorted(KitaruClient().executions.get(h.exec_id).result for h in handles) == [
+        5 + i for i in range(20)
+    ]
+    assert sorted(bodies_run(counter)) == sorted(["step0", "step1", "step2"] * 20)  # once each
+
+    waiting = k8s_flows.approval.start()
+    wait_until(lambda: status_of(waiting.exec_id) == "waiting", what="the wait")
+    orchestrator = get_stack().orchestrator
+    before = len(k8s_stack.jobs())
+    orchestrator.resume(waiting.exec_id, background=True)
+    orchestrator.resume(waiting.exec_id, background=True)  # the same request again: a 409
+    assert len(k8s_stack.jobs()) == before + 1
+
+
+def test_flow_settings_ask_for_a_gpu_node(k8s_stack: Cluster, kubelet: Kubelet) -> None:
+    handle = k8s_flows.on_gpu.start()
+    wait_until(lambda: status_of(handle.exec_id) == "completed", what="the GPU flow")
+    [job] = k8s_stack.job_bodies()
+    validate(job)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"gpu": "a100"}
+    assert pod["containers"][0]["resources"]["limits"] == {"memory": "1Gi", "nvidia.com/gpu": "1"}
+
+
+def test_cancel_deletes_the_running_job(k8s_stack: Cluster, kubelet: Kubelet) -> None:
+    kubelet.unpullable.add("kitaru-test:1")  # it stays pending
+    handle = k8s_flows.three.start(1)
+    wait_until(lambda: len(k8s_stack.pods()) == 1, what="the pod")
+    KitaruClient().executions.cancel(handle.exec_id)
+    assert status_of(handle.exec_id) == "cancelled"
+    deletes = [r for r in list(k8s_stack.emulator._requests) if str(r.method).endswith("DELETE")]
+    assert len(deletes) == 1 and deletes[0].params.get("propagationPolicy") in (None, "Foreground")
+    assert (
+        json.loads(deletes[0].text or "{}").get("propagationPolicy", "Foreground") == "Foreground"
+    )
+
+
+def test_register_refuses_a_stack_pods_cannot_reach(
+    cluster: Cluster, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "local-disk.yaml"
+    path.write_text(
+        f"""
+name: half-local
+orchestrator:
+  flavor: kubernetes
+  kubeconfig: {cluster.kubeconfig}
+  image: x:1
+  database_url_secret: {{name: db, key: url}}
+"""
+    )
+    with pytest.raises(KitaruStackError) as refused:
+        register_stack(path)
+    message = str(refused.value)
+    assert "cannot see this machine's disk" in message
+    assert "artifact store is left out" in message and "secret provider is left out" in message
+    monkeypatch.delenv("KITARU_DATABASE_URL")
+    from kitaru.testing import reset_caches
+
+    reset_caches()
+    with pytest.raises(KitaruStackError, match="SQLite on this machine"):
+        register_stack(path)
+
+
+def kitaru(*args: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "kitaru", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
+    )
+
+
+def _validate(
+    cluster: Cluster,
+    tmp_path: Path,
+    bucket: str,
+    moto_url: str,
+    allowed: bool,
+    namespace: str = NAMESPACE,
+) -> subprocess.CompletedProcess[str]:
+    """``kitaru stack validate`` against an API server that answers the access review
+    with ``allowed`` (kmock keeps each posted review, so one per cluster)."""
+    path = tmp_path / "k8s.yaml"
+    path.write_text(
+        stack_yaml(cluster, bucket, moto_url).replace(
+            f"namespace: {NAMESPACE}", f"namespace: {namespace}"
+        )
+    )
+    cluster.emulator["post /apis/authorization.k8s.io/v1/selfsubjectaccessreviews"] << {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {},
+        "status": {"allowed": allowed},
+    }
+    return kitaru("stack", "validate", str(path))
+
+
+def test_stack_validate_passes_when_the_credentials_may_create_jobs(
+    cluster: Cluster, database_url: str, bucket: str, moto: object, tmp_path: Path
+) -> None:
+    checked = _validate(cluster, tmp_path, bucket, moto.url, allowed=True)  # type: ignore[attr-defined]
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_stack_validate_refuses_credentials_that_may_not_create_jobs(
+    cluster: Cluster, database_url: str, bucket: str, moto: object, tmp_path: Path
+) -> None:
+    refused = _validate(cluster, tmp_path, bucket, moto.url, allowed=False)  # type: ignore[attr-defined]
+    assert refused.returncode == 1 and "may not create Jobs" in refused.stderr
+    assert "kitaru kubernetes manifests" in refused.stderr
+
+
+def test_stack_validate_refuses_a_missing_namespace(
+    cluster: Cluster, database_url: str, bucket: str, moto: object, tmp_path: Path
+) -> None:
+    missing = _validate(cluster, tmp_path, bucket, moto.url, allowed=True, namespace="missing")  # type: ignore[attr-defined]
+    assert missing.returncode == 1 and "namespace 'missing' does not exist" in missing.stderr
+
+
+def test_manifests_for_the_worker_pass_strict_validation(k8s_stack: Cluster) -> None:
+    for extra in ([], ["--cronjob", "--schedule", "*/5 * * * *"]):
+        printed = kitaru("kubernetes", "manifests", "--stack", "k8s-test", *extra)
+        assert printed.returncode == 0, printed.stderr
+        documents = list(yaml.safe_load_all(printed.stdout))
+        kinds = [d["kind"] for d in documents]
+        assert kinds == [
+            "ServiceAccount",
+            "Role",
+            "RoleBinding",
+            "CronJob" if extra else "Deployment",
+        ]
+        for document in documents:
+            validate(document)
+        role = documents[1]
+        assert {"jobs"} in [set(rule["resources"]) for rule in role["rules"]]
+        assert {"pods/log"} in [set(rule["resources"]) for rule in role["rules"]]
+        runner = documents[3]
+        text = json.dumps(runner)
+        assert "kitaru-db" in text and "postgresql://" not in text
+
+
+def test_plugins_list_does_not_import_the_kubernetes_client() -> None:
+    from kitaru.testing import listed_without_sdk
+
+    listed_without_sdk(
+        "kubernetes",
+        ["secret_provider:kubernetes-secrets", "orchestrator:kubernetes"],
+        ("kubernetes",),
+    )
+
+
+class TestKubernetesOrchestratorContract(OrchestratorContract):
+    """The contract every orchestrator passes, with each run a Job the kubelet runs."""
+
+    @pytest.fixture
+    def orchestrator(self, k8s_stack: Cluster) -> Orchestrator:
+        return get_stack().orchestrator
