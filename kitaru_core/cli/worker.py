@@ -46,7 +46,7 @@ def worker(
 def status(output: OutputFormat = OutputOption) -> None:
     """Workers that share this metadata store, and what each has done."""
     from kitaru_core.store.metadata_store import get_store
-    from kitaru_core.worker.service import BEAT_SECONDS
+    from kitaru_core.worker.service import IDLE_BEAT_SECONDS
 
     workers = get_store().workers.list()
     now = time.time()
@@ -55,7 +55,8 @@ def status(output: OutputFormat = OutputOption) -> None:
         counts = getattr(record, "counts", {})
         if counts.get("state") == "stopped":
             return "stopped"
-        return "running" if now - getattr(record, "heartbeat_at", 0) < 3 * BEAT_SECONDS else "lost"
+        alive = now - getattr(record, "heartbeat_at", 0) < 2 * IDLE_BEAT_SECONDS
+        return "running" if alive else "lost"
 
     if output is OutputFormat.json:
         print_json([{**w.__dict__, "state": state(w)} for w in workers])

@@ -45,6 +45,9 @@ ORPHAN_SECONDS = lease.LEASE_TTL
 """A running execution nobody took the lease of this long after it was claimed (its
 runner never started) is recovered."""
 BEAT_SECONDS = 30.0
+"""How often a busy worker records its counts (``kitaru worker status``)."""
+IDLE_BEAT_SECONDS = 300.0
+"""How often an idle one says it is alive: its budget is about one query a second."""
 PRUNE_SECONDS = 3600.0
 FORGET_WORKERS_SECONDS = 7 * 86400.0
 
@@ -91,6 +94,7 @@ class Worker:
         self._stop = threading.Event()
         self._nudge = threading.Event()
         self._last_beat = 0.0
+        self._beaten_news: dict[str, int] = {}
         self._last_prune = 0.0
         self._schedule_errors: dict[str, str] = {}
 
@@ -170,7 +174,9 @@ class Worker:
             if self._free() > 0:
                 self._guarded(queue, self._admit, queue)
         self._retain()
-        if time.time() - self._last_beat >= BEAT_SECONDS:
+        since_beat = time.time() - self._last_beat
+        busy = self._news() != self._beaten_news
+        if since_beat >= (BEAT_SECONDS if busy else IDLE_BEAT_SECONDS):
             self._beat()
         return earliest
 
@@ -330,8 +336,14 @@ class Worker:
                 self._running.discard(exec_id)
             self._nudge.set()  # a place is free: look at the queues now
 
+    def _news(self) -> dict[str, int]:
+        """What the worker did, less its passes: an idle worker has no news to record
+        more often than every ``IDLE_BEAT_SECONDS``."""
+        return {k: v for k, v in self.counts.items() if k != "passes" and v}
+
     def _beat(self, state: str = "running") -> None:
         self._last_beat = time.time()
+        self._beaten_news = self._news()
         with contextlib.suppress(KitaruError):
             self.store.workers.beat(
                 self.id,

@@ -134,6 +134,9 @@ class Kubelet:
         self.home = home
         self.env = env
         self.unpullable: set[str] = set()
+        self.dies: dict[str, str] = {}
+        """image -> how its pods die before running anything: OOMKilled, Evicted or
+        DeadlineExceeded (what a node or the Job controller would report)."""
         self.started: list[str] = []
         self.running: set[str] = set()
         self._seen: set[str] = set()
@@ -162,6 +165,14 @@ class Kubelet:
                     self._threads.append(thread)
                     thread.start()
             self._stop.wait(0.05)
+
+    def _die(self, job_name: str, pod_name: str, container: Any, kind: str) -> None:
+        pod_status, job_status = _die_status(kind, container)
+        self.cluster.core.patch_namespaced_pod_status(pod_name, NAMESPACE, {"status": pod_status})
+        if job_status is not None:
+            self.cluster.batch.patch_namespaced_job_status(
+                job_name, NAMESPACE, {"status": job_status}
+            )
 
     def _run_job(self, job: Any) -> None:
         try:
@@ -207,6 +218,9 @@ class Kubelet:
                     }
                 },
             )
+            return
+        if container.image in self.dies:
+            self._die(name, pod_name, container, self.dies[container.image])
             return
         env = dict(self.env)
         for item in container.env or []:
@@ -260,6 +274,29 @@ class Kubelet:
                 }
             },
         )
+
+
+def _die_status(kind: str, container: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(the pod's status, the Job's status or None) for a run that died as ``kind``."""
+    if kind == "OOMKilled":
+        terminated = {"exitCode": 137, "reason": "OOMKilled"}
+        return {
+            "phase": "Failed",
+            "containerStatuses": [_container_status(container, terminated=terminated)],
+        }, None
+    if kind == "Evicted":
+        return {
+            "phase": "Failed",
+            "reason": "Evicted",
+            "message": "The node was low on memory.",
+        }, None
+    condition = {
+        "type": "Failed",
+        "status": "True",
+        "reason": "DeadlineExceeded",
+        "message": "Job was active longer than specified deadline",
+    }
+    return {"phase": "Failed"}, {"failed": 1, "conditions": [condition]}
 
 
 def _container_status(container: Any, **state: dict[str, Any]) -> dict[str, Any]:

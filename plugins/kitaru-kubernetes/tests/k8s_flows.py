@@ -37,3 +37,10 @@ def on_gpu() -> int:
 @flow
 def approval() -> bool:
     return bool(kitaru.wait(schema=bool, name="ok"))
+
+
+@flow
+def nap() -> str:
+    step(0)
+    kitaru.sleep(3600)
+    return "rested"

@@ -18,7 +18,7 @@ from conftest import MOCK, ROOT, stack_yaml
 from k8s_cluster import NAMESPACE, Cluster, Kubelet, validate, wait_until
 from kitaru import KitaruClient
 from kitaru.plugin import KitaruStackError, Orchestrator, get_stack
-from kitaru.testing import OrchestratorContract, Worker, register_stack
+from kitaru.testing import ManualClock, OrchestratorContract, Worker, register_stack, use_clock
 
 sys.path.insert(0, str(ROOT / "examples"))
 import review_flow
@@ -88,6 +88,46 @@ def test_a_pod_that_never_starts_fails_the_execution_with_the_reason_and_retry_c
     assert KitaruClient().executions.get(handle.exec_id).result == 6
     names = [j["metadata"]["name"] for j in k8s_stack.job_bodies()]
     assert len(names) == 2 and len(set(names)) == 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "said"),
+    [
+        ("OOMKilled", "more memory than its limit (OOMKilled)"),
+        ("Evicted", "was evicted (Evicted)"),
+        ("DeadlineExceeded", "active_deadline_seconds (DeadlineExceeded)"),
+    ],
+)
+def test_a_run_that_dies_in_the_cluster_is_failed_with_what_the_cluster_says(
+    k8s_stack: Cluster, kubelet: Kubelet, kind: str, said: str
+) -> None:
+    kubelet.dies["kitaru-test:1"] = kind
+    handle = k8s_flows.three.start(1)
+    wait_until(lambda: len(k8s_stack.pods()) == 1, what="the pod")
+    time.sleep(0.3)
+    Worker(log=lambda line: None, orphan_seconds=0.2).run_once()
+    execution = KitaruClient().executions.get(handle.exec_id)
+    assert execution.status == "failed" and said in execution.error["message"]
+
+
+def test_a_due_timer_is_a_new_job_and_no_pod_exists_while_it_sleeps(
+    k8s_stack: Cluster, kubelet: Kubelet
+) -> None:
+    clock = ManualClock()
+    handle = k8s_flows.nap.start()
+    wait_until(lambda: status_of(handle.exec_id) == "sleeping", what="the first Job to sleep")
+    wait_until(lambda: not kubelet.running, what="its pod to exit")
+    with use_clock(clock):
+        worker = Worker(log=lambda line: None, clock=clock)
+        worker.run_once()
+        assert len(k8s_stack.jobs()) == 1  # not due yet
+        clock.advance(3601)
+        worker = Worker(log=lambda line: None, clock=clock)
+        worker.run_once()
+    assert worker.counts["timers"] == 1
+    wait_until(lambda: status_of(handle.exec_id) == "completed", what="the second Job")
+    assert len(k8s_stack.jobs()) == 2
+    assert KitaruClient().executions.get(handle.exec_id).result == "rested"
 
 
 def test_twenty_executions_run_as_twenty_jobs_and_a_repeated_resume_starts_no_second(
