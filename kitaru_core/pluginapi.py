@@ -6,6 +6,8 @@ import pluggy
 
 hookimpl = pluggy.HookimplMarker("kitaru")
 
-PLUGIN_API = 2
+PLUGIN_API = 3
 """The plugin API this Kitaru implements; plugins set ``KITARU_PLUGIN_API`` to the one
-they were written for. API 2: observer hooks receive one frozen event record."""
+they were written for. API 2: observer hooks receive one frozen event record. API 3:
+an orchestrator's ``start`` takes ``background``, and it may ``diagnose``, show
+``logs`` and ``check``; ``kitaru.plugin`` gives orchestrators their executions."""

@@ -30,8 +30,9 @@ from kitaru_core.pluginapi import PLUGIN_API
 
 PLUGIN_API_VERSION = PLUGIN_API
 """Plugins set ``KITARU_PLUGIN_API`` in their module: the API they were written for."""
-SUPPORTED_PLUGIN_APIS = frozenset({PLUGIN_API_VERSION})
-"""API 1 handed observer hooks keyword arguments and a store row; API 2 one event."""
+SUPPORTED_PLUGIN_APIS = frozenset({2, PLUGIN_API_VERSION})
+"""API 1 handed observer hooks keyword arguments and a store row; API 2 one event; API
+3 changed only orchestrators, so an API 2 plugin loads unless it registers one."""
 ENTRY_POINT_GROUP = "kitaru"
 _REGISTRATION_HOOKS = {
     "artifact_store": "kitaru_register_artifact_stores",
@@ -49,6 +50,8 @@ class PluginInfo:
     version: str
     flavors: list[str] = field(default_factory=list)
     error: str | None = None
+    api: int = PLUGIN_API
+    """The plugin API it was written for (``KITARU_PLUGIN_API``)."""
 
     @property
     def loaded(self) -> bool:
@@ -123,6 +126,7 @@ class Plugins:
                 f"{', '.join(map(str, sorted(SUPPORTED_PLUGIN_APIS)))}: install a version of "
                 f"{info.distribution} made for it, or upgrade kitaru"
             )
+        info.api = declared
 
     def _failed(self, info: PluginInfo, exc: BaseException) -> None:
         last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
@@ -155,6 +159,13 @@ class Plugins:
                 raise KitaruStackError(
                     f"plugin {info.name!r} registered {flavor.component_type} flavor "
                     f"{flavor.name!r} from the {component_type} hook"
+                )
+            if component_type == "orchestrator" and info.api < 3:
+                raise KitaruStackError(
+                    f"plugin {info.name!r} registers orchestrator {flavor.name!r} for plugin "
+                    f"API {info.api}; orchestrators need API {PLUGIN_API_VERSION} (start() "
+                    "takes background=): install a version of "
+                    f"{info.distribution} made for it"
                 )
             stamped = dataclasses.replace(flavor, plugin=info.name, plugin_version=info.version)
             self.registry.add(stamped)

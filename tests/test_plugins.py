@@ -101,13 +101,27 @@ PACKAGES = {
         """)
         },
     ),
-    "kitaru-future": ("future", "kitaru_future", {"__init__.py": "KITARU_PLUGIN_API = 3\n"}),
+    "kitaru-future": ("future", "kitaru_future", {"__init__.py": "KITARU_PLUGIN_API = 4\n"}),
+    "kitaru-oldorch": (
+        "oldorch",
+        "kitaru_oldorch",
+        {
+            "__init__.py": textwrap.dedent("""
+        from kitaru.plugin import Flavor, hookimpl
+        KITARU_PLUGIN_API = 2  # before orchestrators' start() took background=
+
+        @hookimpl
+        def kitaru_register_orchestrators(register):
+            register(Flavor("orchestrator", "old", implementation="x:Y", config="x:Z"))
+        """)
+        },
+    ),
 }
 
 
 @pytest.fixture(scope="module")
 def plugin_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A new virtual environment that sees Kitaru, with four plugin packages pip-installed."""
+    """A new virtual environment that sees Kitaru, with the plugin packages above pip-installed."""
     root = tmp_path_factory.mktemp("plugins")
     venv = root / "venv"
     # No pip or setuptools of its own: it borrows the test environment's (see the .pth).
@@ -197,7 +211,10 @@ def test_installed_plugins_are_listed_and_a_broken_one_does_not_break_the_rest(
     assert not plugins["typo"]["loaded"]
     assert "kitaru_register_artifact_store" in plugins["typo"]["error"]
     assert not plugins["future"]["loaded"]
-    assert "written for plugin API 3" in plugins["future"]["error"]
+    assert "written for plugin API 4" in plugins["future"]["error"]
+    # API 2 still loads, but not an orchestrator written for it.
+    assert not plugins["oldorch"]["loaded"]
+    assert "orchestrators need API 3" in plugins["oldorch"]["error"]
     table = venv_kitaru(plugin_venv, "plugins", "list", COLUMNS="250")
     assert "failed" in table.stdout and "mirror" in table.stdout
 

@@ -556,3 +556,16 @@ def test_new_statuses_filter_listings() -> None:
     listed = kitaru_cli("executions", "list", "--status", "sleeping", "--output", "json")
     assert [e["exec_id"] for e in json.loads(listed.stdout)] == [handle.exec_id]
     assert json.loads(listed.stdout)[0]["wake_at"] is not None
+
+
+def test_delete_keeps_a_value_a_memory_version_refers_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KITARU_INLINE_ARTIFACT_BYTES", "0")  # the memory value is a blob
+    from kitaru_core.testing.fixtures import reset_caches
+
+    reset_caches()
+    handle = wf.per_customer.run("acme", 7)
+    assert handle.wait() == 7
+    client = KitaruClient()
+    client.executions.delete(handle.exec_id)
+    orders = client.memories.get("orders", scope="per_customer:acme", scope_type="key")
+    assert orders == [7]  # the execution that wrote it is gone; the value is not

@@ -9,8 +9,6 @@ put back from the copy read just before, so nothing referenced is ever lost.
 from __future__ import annotations
 
 import contextlib
-import shutil
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -84,6 +82,9 @@ def prunable(
 
 def delete_unreferenced(store: MetadataStore, stack: Stack, keys: Iterable[str]) -> list[str]:
     """Delete the blobs under ``keys`` that no artifact row refers to; returns them."""
+    import shutil
+    import tempfile  # (only when deleting: `import kitaru` does not pay for it)
+
     deleted = []
     artifact_store = stack.artifact_store
     for key in keys:

@@ -15,8 +15,7 @@ import builtins
 import datetime as dt
 import time
 from collections.abc import Iterator
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING, Any
 
 from kitaru_core import clock
 from kitaru_core.errors import KitaruUsageError
@@ -35,7 +34,13 @@ MAX_CATCHUP_SLOTS = 1000
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-")
 
 
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+
 def zone(name: str) -> ZoneInfo:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # not on `import kitaru`'s path
+
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

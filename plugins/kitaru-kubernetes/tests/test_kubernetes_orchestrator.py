@@ -300,3 +300,20 @@ class TestKubernetesOrchestratorContract(OrchestratorContract):
     @pytest.fixture
     def orchestrator(self, k8s_stack: Cluster) -> Orchestrator:
         return get_stack().orchestrator
+
+
+@pytest.mark.parametrize(
+    "exec_id",
+    ["order-42", "nightly@2026-12-01T08:00:00Z", "A" * 128, "x.y_z:1@2-3", "--"],
+)
+def test_job_names_are_dns_labels_fixed_per_run(exec_id: str) -> None:
+    from kitaru.plugin import ExecutionView
+    from kitaru_kubernetes.jobs import job_name
+    from kitaru_kubernetes.names import check_dns_label
+
+    view = ExecutionView(exec_id, "f", "s", "running", 0, None, None, None)
+    name = job_name(view)
+    assert check_dns_label(name, "job name") == name and len(name) <= 52
+    assert job_name(view) == name  # the same run, the same Job
+    later = ExecutionView(exec_id, "f", "s", "waiting", 1, None, None, None)
+    assert job_name(later) != name
