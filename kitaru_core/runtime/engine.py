@@ -276,7 +276,7 @@ def _fail_unloadable(
         f"(a moved script, a missing module or package), then run "
         f"`kitaru executions retry {exec_id}`"
     )
-    store.fail_unstarted(exec_id, owner, {**error_info(exc), "message": message})
+    store.fail_run(exec_id, owner, {**error_info(exc), "message": message})
     log_event(exec_id, f"failed before running: {message}")
 
 

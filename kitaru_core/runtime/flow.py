@@ -96,12 +96,17 @@ def _run_when_admitted(record: ExecutionRecord, stack: Stack) -> None:
     store = get_store(stack.settings)
     assert record.queue is not None
     delay = 0.02
+    ours: list[ExecutionRecord] = []
+
+    def hand_off(admitted: ExecutionRecord) -> None:
+        if admitted.id == record.id:
+            ours.append(admitted)
+        else:
+            run_in_background(admitted)
+
     while True:
-        admitted = store.queues.admit(record.queue)
-        for other in admitted:
-            if other.id != record.id:
-                run_in_background(other)
-        if any(other.id == record.id for other in admitted):
+        admit_and_hand_off(store, record.queue, hand_off)
+        if ours:
             stack.orchestrator.start(record.id)
             return
         current = store.require_execution(record.id)

@@ -88,7 +88,7 @@ def fail_execution(exec_id: str, reason: str) -> bool:
         "type": "kitaru.RunDied",
         "message": f"{reason}; fix the cause, then `kitaru executions retry {record.id}`",
     }
-    if not store.fail_abandoned(record.id, owner, error):
+    if not store.fail_run(record.id, owner, error, statuses=(Status.RUNNING,)):
         return False
     log_event(record.id, f"failed where it ran: {reason}")
     return True

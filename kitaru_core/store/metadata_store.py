@@ -241,15 +241,32 @@ class MetadataStore:
                 )
         return ExecutionRecord.from_row(row) if row is not None else None
 
-    def fail_unstarted(self, exec_id: str, owner: str, error: dict[str, Any]) -> None:
-        """Mark failed an execution whose run could not start (its flow would not load),
-        releasing the lease ``owner`` holds."""
-        self.db.execute(
+    def fail_run(
+        self,
+        exec_id: str,
+        owner: str | None,
+        error: dict[str, Any],
+        *,
+        statuses: tuple[str, ...] = UNFINISHED_STATUSES,
+    ) -> bool:
+        """Mark failed an execution whose run cannot go on (its flow would not load; its
+        runners kept dying; its pod died), if its lease is still held by ``owner`` (None:
+        by nobody) and its status is one of ``statuses``; False if either changed."""
+        names = [f"s{i}" for i in range(len(statuses))]
+        sql = (
             "UPDATE executions SET status = 'failed', error = :error, ended_at = :now, "
-            "wake_at = NULL, lease_owner = NULL, lease_heartbeat = NULL "
-            f"WHERE id = :id AND lease_owner = :owner AND status IN ({UNFINISHED_SQL})",
-            {"id": exec_id, "owner": owner, "error": json.dumps(error), "now": time.time()},
+            "wake_at = NULL, lease_owner = NULL, lease_heartbeat = NULL WHERE id = :id "
+            f"AND status IN ({', '.join(':' + n for n in names)}) AND "
+            + ("lease_owner IS NULL" if owner is None else "lease_owner = :owner")
         )
+        params: dict[str, Any] = {
+            "id": exec_id,
+            "owner": owner,
+            "error": json.dumps(error),
+            "now": time.time(),
+            **dict(zip(names, statuses, strict=True)),
+        }
+        return self.db.execute(sql, params) == 1
 
     def cancel(self, exec_id: str) -> bool:
         """Mark a non-terminal execution cancelled; its runner stops at its next checkpoint."""
@@ -317,22 +334,6 @@ class MetadataStore:
             "WHERE stack = :stack AND paused = 0 AND next_at <= :horizon",
             {"stack": stack, "horizon": horizon},
         )
-
-    def fail_abandoned(
-        self, exec_id: str, observed_owner: str | None, error: dict[str, Any]
-    ) -> bool:
-        """Fail a running execution whose runners kept dying (nobody took it since)."""
-        sql = (
-            "UPDATE executions SET status = 'failed', error = :error, ended_at = :now, "
-            "lease_owner = NULL, lease_heartbeat = NULL WHERE id = :id AND status = 'running'"
-        )
-        params: dict[str, Any] = {"id": exec_id, "error": json.dumps(error), "now": time.time()}
-        if observed_owner is None:
-            sql += " AND lease_owner IS NULL"
-        else:
-            sql += " AND lease_owner = :observed"
-            params["observed"] = observed_owner
-        return self.db.execute(sql, params) == 1
 
     def complete_timer(self, exec_id: str, position: int | None = None) -> int:
         """Mark an execution's sleeping timer (at ``position``, else whichever it has)

@@ -221,7 +221,7 @@ class Worker:
                 f"{why}); the stack allows {limit} recoveries. Find the cause in "
                 f"`kitaru executions logs {exec_id}`, then `kitaru executions retry {exec_id}`",
             }
-            if self.store.fail_abandoned(exec_id, owner, error):
+            if self.store.fail_run(exec_id, owner, error, statuses=(Status.RUNNING,)):
                 self.counts["failed"] += 1
                 log_event(exec_id, f"failed: {error['message']}")
                 self._log(f"failed {exec_id}: {why}, and it was recovered {recoveries} times")
