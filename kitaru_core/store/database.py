@@ -14,6 +14,7 @@ import hashlib
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,11 +70,10 @@ class Database:
             # database's own mode, so all three stay readable by their owner only.
             for suffix in ("", "-wal", "-shm"):
                 tighten(f"{path}{suffix}")
-            # WAL lets readers (the CLI, other processes) work while a flow writes;
-            # NORMAL loses nothing when a process dies, FULL also survives power loss.
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
             conn.execute("PRAGMA busy_timeout=30000")
+            _use_wal(conn)
+            # NORMAL loses nothing when a process dies, FULL also survives power loss.
+            conn.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
         except (OSError, sqlite3.Error) as exc:
             raise KitaruBackendError(
                 f"cannot open the SQLite metadata store at {path}: {exc}; "
@@ -192,6 +192,23 @@ class Database:
 
     def _backend_error(self, exc: Exception) -> KitaruBackendError:
         return KitaruBackendError(f"metadata store {redact(self.url)} failed: {exc}")
+
+
+def _use_wal(conn: sqlite3.Connection, patience: float = 30.0) -> None:
+    """Put the database in WAL mode, so readers (the CLI, other processes) work while a
+    flow writes. The mode is kept in the file: once set, it is only read. Switching
+    needs the database to itself, which the busy timeout does not wait for, so while
+    another process creates or migrates a new database, try again."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 # -- URLs ------------------------------------------------------------------------------
