@@ -95,14 +95,14 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".[postgres]", "mypy>=1.10", "pytest")
+    session.install("-e", ".[postgres,server]", "mypy>=1.10", "pytest")
     session.run("mypy")
 
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Print the performance figures; ``nox -s bench -- --peers`` adds DBOS and LangGraph."""
-    session.install("-e", ".[postgres]", "-e", "plugins/kitaru-kubernetes")
+    session.install("-e", ".[postgres,server]", "-e", "plugins/kitaru-kubernetes")
     args = [a for a in session.posargs if a != "--stores"]
     url = postgres_url(session)
     if url:  # memory contention on PostgreSQL, beside SQLite
@@ -113,6 +113,8 @@ def bench(session: nox.Session) -> None:
     # The worker: recovery, timers, an idle worker, queues on PostgreSQL (beside DBOS's).
     worker_args = [a for a in args if a in ("--peers", "--database-url") or a == url]
     session.run("python", "benchmarks/worker.py", *worker_args)
+    # The server: POST /input to result (beside DBOS and LangGraph), GET throughput, memory.
+    session.run("python", "benchmarks/server.py", *[a for a in args if a == "--peers"])
     if "--stores" in session.posargs:  # a 200 MB artifact through every store
         session.install("pytest")  # the plugins' test servers are pytest fixtures too
         for plugin in PLUGINS:

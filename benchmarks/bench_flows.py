@@ -75,3 +75,15 @@ def queued_three(topic: str) -> int:
 def nap(seconds: float) -> str:
     kitaru.sleep(seconds)
     return "rested"
+
+
+@checkpoint
+def record_decision(ok: bool) -> str:
+    return "approved" if ok else "rejected"
+
+
+@flow
+def approve(n: int) -> str:
+    """Waits for a person, then records the decision (the HTTP input benchmark)."""
+    ok = kitaru.wait(schema=bool, name="ok", question=f"Approve {n}?")
+    return record_decision(ok)

@@ -160,6 +160,29 @@ class Artifacts:
             data = stream.read()
         return self._verified(record, data, where, f"at {self.store.uri(record.key)}")
 
+    def read_bytes(self, record: ArtifactRecord) -> bytes:
+        """The stored bytes, checked against their hash, without building a value from
+        them: what may be sent to a client that must never run code from them."""
+        where = f"artifact {record.name!r} ({record.id}) of execution {record.exec_id}"
+        if record.inline is not None:
+            data = record.inline
+        else:
+            with self._open(record, where) as stream:
+                data = stream.read()
+        if hashlib.sha256(data).hexdigest() != record.key:
+            raise KitaruBackendError(
+                f"{where} is corrupted: its bytes do not match their recorded hash; restore "
+                "them or re-run the execution"
+            )
+        return data
+
+    def open_verified(self, record: ArtifactRecord) -> BinaryIO:
+        """A stream of the stored bytes that fails at its end if they do not match."""
+        where = f"artifact {record.name!r} ({record.id}) of execution {record.exec_id}"
+        if record.inline is not None:
+            return io.BytesIO(self.read_bytes(record))
+        return VerifiedStream(self._open(record, where), record.key, where)  # type: ignore[return-value]
+
     def _open(self, record: ArtifactRecord, where: str) -> BinaryIO:
         try:
             return self.store.open(record.key)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import builtins
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kitaru_core.errors import KitaruStateError, KitaruUsageError
-from kitaru_core.runtime.dispatch import continue_later
+from kitaru_core.errors import KitaruNotFoundError, KitaruStateError, KitaruUsageError
+from kitaru_core.runtime.dispatch import HandOff, continue_later, run_in_background
 from kitaru_core.runtime.flow import FlowHandle, load_result, start_replay
 from kitaru_core.runtime.flow_ref import resolve_flow
 from kitaru_core.runtime.inputs import abort_wait, give_input
@@ -28,6 +29,9 @@ from kitaru_core.store.records import (
 from kitaru_core.worker import retention
 from kitaru_core.worker.retention import Deleted
 from kitaru_core.worker.schedules import Schedules
+
+if TYPE_CHECKING:
+    from kitaru_core.diff import ExecutionDiff
 
 _MISSING: Any = object()
 
@@ -132,8 +136,10 @@ class Execution:
 
 
 class ExecutionsClient:
-    def __init__(self, store: MetadataStore) -> None:
+    def __init__(self, store: MetadataStore, hand_off: HandOff = run_in_background) -> None:
         self._store = store
+        self._hand_off = hand_off
+        """What runs an execution that input made runnable again (a server's worker)."""
 
     def _build(self, record: ExecutionRecord) -> Execution:
         journal = self._store.load_journal(record.id)
@@ -240,6 +246,7 @@ class ExecutionsClient:
                 lambda to: self._store.dispatch(
                     current.id, from_status=Status.WAITING, to_status=to
                 ),
+                self._hand_off,
             )
         return self.get(record.id)
 
@@ -314,7 +321,7 @@ class ArtifactsClient:
     def get(self, artifact_id: str) -> ArtifactRef:
         record = self._store.get_artifact(artifact_id)
         if record is None:
-            raise KitaruStateError(f"no artifact with id {artifact_id!r}")
+            raise KitaruNotFoundError(f"no artifact with id {artifact_id!r}")
         execution = self._store.get_execution(record.exec_id or "")
         return self._ref(record, execution.stack if execution else "local")
 
@@ -378,11 +385,37 @@ class MemoriesClient:
 
 
 class KitaruClient:
-    """Entry point for reading and steering executions, from any process."""
+    """Entry point for reading and steering executions, from any process.
+
+    With ``KITARU_SERVER_URL`` set it talks to that ``kitaru serve`` (with the token in
+    ``KITARU_TOKEN``) instead of the database, and gives the same results."""
 
     def __init__(self) -> None:
+        url = os.environ.get("KITARU_SERVER_URL")
+        if url:
+            from kitaru_core import remote
+
+            connection = remote.ServerConnection(url, os.environ.get("KITARU_TOKEN"))
+            self.remote: remote.ServerConnection | None = connection
+            self.executions: ExecutionsClient = remote.RemoteExecutions(connection)  # type: ignore[assignment]
+            self.artifacts: ArtifactsClient = remote.RemoteArtifacts(connection)  # type: ignore[assignment]
+            self.memories: MemoriesClient = remote.RemoteMemories(connection)  # type: ignore[assignment]
+            self.schedules: Schedules = remote.NotOverHTTP("schedules")  # type: ignore[assignment]
+            return
         store = get_store()
+        self.remote = None
         self.executions = ExecutionsClient(store)
         self.artifacts = ArtifactsClient(store)
         self.memories = MemoriesClient()
         self.schedules = Schedules(store)
+
+    def diff(self, exec_a: str, exec_b: str) -> ExecutionDiff:
+        """Compare two executions step by step (``kitaru.diff``)."""
+        if self.remote is not None:
+            from kitaru_core.remote import diff_from_json
+
+            params = {"a": exec_a, "b": exec_b}
+            return diff_from_json(self.remote.request("GET", "/diff", params=params))
+        from kitaru_core.diff import diff
+
+        return diff(exec_a, exec_b)

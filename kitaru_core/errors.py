@@ -11,6 +11,10 @@ class KitaruUsageError(KitaruError):
     """The API was called in a way it does not support (wrong arguments, direct flow call)."""
 
 
+class KitaruNotFoundError(KitaruUsageError):
+    """What was named (an execution, an artifact, a memory key, a flow) does not exist."""
+
+
 class KitaruContextError(KitaruError):
     """A primitive was called where it cannot work (a checkpoint outside a flow, nested, ...)."""
 

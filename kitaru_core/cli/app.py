@@ -13,6 +13,7 @@ from kitaru_core.cli import (
     plugins,
     schedules,
     secrets,
+    serve,
     stacks,
     worker,
 )
@@ -34,6 +35,9 @@ app.add_typer(worker.app, name="worker")
 app.add_typer(schedules.app, name="schedule")
 app.add_typer(artifacts.app, name="artifacts")
 app.command("run")(executions.run)
+app.command("serve")(serve.serve)
+app.command("mcp")(serve.mcp)
+app.add_typer(serve.tokens, name="tokens")
 
 
 def _print_version(value: bool) -> None:

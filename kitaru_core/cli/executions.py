@@ -281,9 +281,7 @@ def replay(
 @app.command("diff")
 def diff_(exec_a: str, exec_b: str, output: OutputFormat = OutputOption) -> None:
     """Compare two executions checkpoint by checkpoint."""
-    from kitaru_core.diff import diff
-
-    result = diff(exec_a, exec_b)
+    result = _client().diff(exec_a, exec_b)
     if output is OutputFormat.json:
         print_json(result.to_dict())
         return

@@ -28,9 +28,9 @@ ScopeTypeOption = typer.Option(
 
 
 def _scope(scope: str, scope_type: str) -> Any:
-    from kitaru_core.client import MemoriesClient
+    from kitaru_core.client import KitaruClient
 
-    return MemoriesClient.scope(scope, scope_type)
+    return KitaruClient().memories.scope(scope, scope_type)
 
 
 def _rows(entries: list[Any]) -> list[tuple[Any, ...]]:
@@ -150,6 +150,11 @@ def history(
 
 def _where_memory_is(scope_type: str, scope: str) -> None:
     """An empty scope: say which scopes hold keys (a flow writes to its own by default)."""
+    import os
+
+    if os.environ.get("KITARU_SERVER_URL"):
+        echo(f"{scope_type}:{scope} holds no keys")
+        return
     from kitaru_core.store.metadata_store import get_store
 
     others = [s for s in get_store().memory.scopes() if s != (scope_type, scope)]

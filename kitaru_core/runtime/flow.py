@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from kitaru_core.errors import KitaruExecutionError, KitaruStateError
-from kitaru_core.runtime.dispatch import admit_and_hand_off, run_in_background
+from kitaru_core.runtime.dispatch import HandOff, admit_and_hand_off, run_in_background
 from kitaru_core.runtime.engine import Created, create_execution
 from kitaru_core.runtime.flow_ref import FlowDefinition, refuse_start_while_importing
 from kitaru_core.runtime.replay import create_replay
@@ -50,14 +50,9 @@ class Flow(FlowDefinition[P, R]):
         limit, or with its key busy, is ``queued``: ``kitaru worker`` starts it when
         its turn comes. ``exec_id``: an idempotent start, as for ``run``."""
         target, created = self._create(args, kwargs, stack, exec_id)
-        record = created.record
         if created.new:
-            if record.status == Status.QUEUED:
-                assert record.queue is not None
-                admit_and_hand_off(get_store(target.settings), record.queue)
-            else:
-                target.orchestrator.start(record.id, background=True)
-        return FlowHandle(record.id)
+            hand_off_new(created.record, target)
+        return FlowHandle(created.record.id)
 
     def _create(
         self,
@@ -87,6 +82,18 @@ class Flow(FlowDefinition[P, R]):
         return FlowHandle(
             start_replay(source, self, from_=from_, overrides=overrides, flow_inputs=flow_inputs)
         )
+
+
+def hand_off_new(
+    record: ExecutionRecord, stack: Stack, hand_off: HandOff = run_in_background
+) -> None:
+    """Hand a new execution over to run elsewhere: a queued one through its queue (it
+    may have to wait for its turn), any other straight away."""
+    if record.status == Status.QUEUED:
+        assert record.queue is not None
+        admit_and_hand_off(get_store(stack.settings), record.queue, hand_off)
+    else:
+        hand_off(record)
 
 
 def _run_when_admitted(record: ExecutionRecord, stack: Stack) -> None:

@@ -11,9 +11,15 @@ import threading
 import time
 from typing import Any
 
-from kitaru_core.errors import KitaruBackendError, KitaruStateError, KitaruUsageError
+from kitaru_core.errors import (
+    KitaruBackendError,
+    KitaruNotFoundError,
+    KitaruStateError,
+    KitaruUsageError,
+)
 from kitaru_core.settings import Settings, load_settings
 from kitaru_core.store.database import Database, sqlite_url
+from kitaru_core.store.events import EventLog
 from kitaru_core.store.memory_versions import MemoryVersions
 from kitaru_core.store.migrations import ensure_schema
 from kitaru_core.store.queues import QueueStore
@@ -29,6 +35,7 @@ from kitaru_core.store.records import (
 from kitaru_core.store.retention import RetentionStore
 from kitaru_core.store.schedules import ScheduleStore
 from kitaru_core.store.stacks import StackStore
+from kitaru_core.store.tokens import TokenStore
 from kitaru_core.store.waits import WaitStore
 from kitaru_core.store.workers import WorkerStore
 
@@ -54,6 +61,8 @@ class MetadataStore:
         self.schedules = ScheduleStore(db)
         self.workers = WorkerStore(db)
         self.retention = RetentionStore(db)
+        self.tokens = TokenStore(db)
+        self.events = EventLog(db)
 
     @classmethod
     def open(cls, settings: Settings) -> MetadataStore:
@@ -103,7 +112,7 @@ class MetadataStore:
                 f"the id prefix {exec_id!r} matches several executions ({shown}); give more "
                 "of the id"
             )
-        raise KitaruUsageError(
+        raise KitaruNotFoundError(
             f"no execution with id {exec_id!r}; `kitaru executions list` shows them"
         )
 
@@ -131,7 +140,10 @@ class MetadataStore:
         limit: int | None = 50,
         created_before: float | None = None,
         stack: str | None = None,
+        after: tuple[float, str] | None = None,
     ) -> list[ExecutionRecord]:
+        """Newest first. ``after``: the (created_at, id) of the last execution of the
+        previous page, for pages that neither skip nor repeat while executions start."""
         where: list[str] = []
         params: dict[str, Any] = {}
         if flow:
@@ -148,10 +160,13 @@ class MetadataStore:
         if stack:
             where.append("stack = :stack")
             params["stack"] = stack
+        if after is not None:
+            where.append("(created_at < :after_at OR (created_at = :after_at AND id < :after_id))")
+            params["after_at"], params["after_id"] = after
         sql = f"SELECT {ExecutionRecord.COLUMNS} FROM executions"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC"
+        sql += " ORDER BY created_at DESC, id DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
         return [ExecutionRecord.from_row(r) for r in self.db.fetchall(sql, params)]

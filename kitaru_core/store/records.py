@@ -311,3 +311,35 @@ class WorkerRecord(Row):
     started_at: float
     heartbeat_at: float
     counts: dict[str, Any] = field(default_factory=dict)
+
+
+@row("api_tokens")
+@dataclass
+class TokenRecord(Row):
+    id: str
+    """The token's public part, shown by ``kitaru tokens list``."""
+    name: str
+    scope: str
+    """``read``, ``input``, ``run`` or ``admin``."""
+    secret_hash: str
+    """SHA-256 of the secret part: the token itself is never stored."""
+    created_at: float
+    expires_at: float | None = None
+    revoked_at: float | None = None
+    last_used_at: float | None = None
+
+
+@row("events")
+@dataclass
+class EventRecord(Row):
+    """One line of the event log (written by database triggers, see migration 0007)."""
+
+    id: int
+    at: float
+    exec_id: str
+    kind: str
+    """``status`` (the execution's status changed), ``wait`` (a wait was created) or
+    ``step`` (a checkpoint, LLM call, wait, sleep or memory step ended)."""
+    name: str | None
+    status: str | None
+    position: int | None

@@ -75,6 +75,7 @@ class RetentionStore:
                         )
                     )
                 for table, column in (
+                    ("events", "exec_id"),
                     ("journal", "exec_id"),
                     ("waits", "exec_id"),
                     ("llm_calls", "exec_id"),

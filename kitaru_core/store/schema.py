@@ -7,7 +7,18 @@ and these tables agree. Times are seconds since the epoch; JSON columns hold tex
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData()
 
@@ -202,4 +213,31 @@ workers = Table(
     Column("started_at", Float, nullable=False),
     Column("heartbeat_at", Float, nullable=False),
     Column("counts", Text, nullable=False, server_default="{}", comment="JSON"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True, comment="the token's public part"),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("scope", String(16), nullable=False, comment="read, input, run or admin"),
+    Column("secret_hash", String(64), nullable=False, comment="SHA-256 of the secret"),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=True),
+    Column("revoked_at", Float, nullable=True),
+    Column("last_used_at", Float, nullable=True),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("at", Float, nullable=False),
+    Column("exec_id", String(128), nullable=False),
+    Column("kind", String(16), nullable=False, comment="status, wait or step"),
+    Column("name", String(255), nullable=True),
+    Column("status", String(16), nullable=True),
+    Column("position", Integer, nullable=True),
+    Index("ix_events_exec", "exec_id", "id"),
+    sqlite_autoincrement=True,
 )

@@ -242,7 +242,7 @@ class Worker:
                 recovery=True,
             )
 
-        if continue_later(self.store, record, claim, self._hand_off):
+        if continue_later(self.store, record, claim, self.hand_off):
             self.counts["recovered"] += 1
             log_event(exec_id, f"recovered by the worker: {why}")
             self._log(f"recovered {exec_id} ({why}; recovery {recoveries + 1} of {limit})")
@@ -258,7 +258,7 @@ class Worker:
         def claim(to_status: str) -> bool:
             return self.store.wake(exec_id, status=status, due_by=now, to_status=to_status)
 
-        if continue_later(self.store, record, claim, self._hand_off):
+        if continue_later(self.store, record, claim, self.hand_off):
             what = "its timer fired" if status == Status.SLEEPING else "its wait expired"
             self.counts["timers" if status == Status.SLEEPING else "expired_waits"] += 1
             self.lag = max(0.0, now - due_at)
@@ -269,7 +269,7 @@ class Worker:
         if record is None or record.paused or record.next_at > now:
             return
         try:
-            started = schedules.fire(self.store, record, now, self._hand_off)
+            started = schedules.fire(self.store, record, now, self.hand_off)
         except KitaruError as exc:
             message = str(exc)
             if self._schedule_errors.get(name) != message:  # once, not every poll
@@ -284,7 +284,7 @@ class Worker:
     def _admit(self, queue: str) -> None:
         free = self._free()
         for record in admit_and_hand_off(
-            self.store, queue, self._hand_off, at_most=None if free == sys.maxsize else free
+            self.store, queue, self.hand_off, at_most=None if free == sys.maxsize else free
         ):
             self.counts["dispatched"] += 1
             self._log(f"dispatched {record.id} from queue {queue}")
@@ -315,7 +315,8 @@ class Worker:
         with self._lock:
             return self.concurrency - len(self._running)
 
-    def _hand_off(self, record: ExecutionRecord) -> None:
+    def hand_off(self, record: ExecutionRecord) -> None:
+        """Run a claimed execution in this worker's threads (or its stack's orchestrator)."""
         if self._pool is None:
             run_in_background(record)
             return

@@ -1,0 +1,465 @@
+"""The HTTP API under ``/api/v1``, ``/healthz``, ``/metrics`` and MCP at ``/mcp``.
+
+Every route names the scope it needs; errors are problem details
+(``application/problem+json``) whose ``detail`` is the same one-line message the CLI
+prints. Routes that touch the store are plain functions, which FastAPI runs in its
+thread pool; only the event streams and ``?wait=`` are async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kitaru_core import __version__
+from kitaru_core.errors import KitaruError
+from kitaru_core.server import metrics
+from kitaru_core.server.events import EventHub, parse_last_event_id
+from kitaru_core.server.mcp_tools import mount_mcp
+from kitaru_core.server.problems import (
+    ERROR_RESPONSES,
+    Problem,
+    ProblemDetails,
+    problem_response,
+    status_of,
+)
+from kitaru_core.server.service import Service
+from kitaru_core.server.tokens import (
+    SCOPES,
+    TokenChecker,
+    TokenRefused,
+    allows,
+    check_scope,
+    create_token,
+    revoke_token,
+)
+from kitaru_core.server.views import token_json
+from kitaru_core.store.records import Status
+
+API = "/api/v1"
+MAX_WAIT_SECONDS = 300.0
+
+
+# -- request bodies ----------------------------------------------------------------------
+
+
+class StartBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    args: dict[str, Any] = Field(default_factory=dict, description="the flow's arguments")
+
+
+class InputBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    wait: str | None = Field(None, description="the wait's name; optional when one is pending")
+    value: Any = Field(None, description="JSON that fits the wait's schema (required)")
+    abort: bool = Field(False, description="refuse instead: the execution ends cancelled")
+
+
+class ReplayBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    from_: str | int = Field(..., alias="from", description="checkpoint name or position")
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description='"checkpoint.NAME" to the value it returns instead'
+    )
+    args: dict[str, Any] = Field(default_factory=dict, description="replaced flow inputs")
+
+
+class MemoryBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    value: Any = Field(..., description="plain JSON data")
+    expected_version: int | None = Field(
+        None, description="compare-and-set: the version you read (0: the key must not exist)"
+    )
+
+
+class TokenBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    scope: str = Field(..., description=" | ".join(SCOPES))
+    expires_in_seconds: float | None = Field(None, gt=0)
+
+
+# -- the app -----------------------------------------------------------------------------
+
+
+@dataclass
+class ServerState:
+    service: Service
+    auth: bool = True
+    """False only with --insecure-no-auth on a loopback address."""
+    hub: EventHub | None = None
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+    mcp: Any = None
+
+
+Scope = Callable[..., str]
+
+
+def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
+    checker = TokenChecker(state.service.store)
+    state.hub = state.hub or EventHub(state.service.store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        assert state.hub is not None
+        state.background.append(asyncio.create_task(state.hub.watch()))
+        async with contextlib.AsyncExitStack() as stack:
+            if state.mcp is not None:
+                await stack.enter_async_context(state.mcp.session_manager.run())
+            if lifespan_extra is not None:
+                await stack.enter_async_context(lifespan_extra())
+            yield
+        for task in state.background:
+            task.cancel()
+
+    app = FastAPI(
+        title="Kitaru",
+        version=__version__,
+        description="Start flows, answer waits, follow executions. Every request but "
+        "/healthz carries `Authorization: Bearer TOKEN` (`kitaru tokens create`).",
+        openapi_url=f"{API}/openapi.json",
+        docs_url=f"{API}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.kitaru = state
+
+    def scoped(needed: str) -> Any:
+        # Async, so checking a token costs no hop through the thread pool: the lookup is
+        # one primary-key read, and every request must see a revocation at once.
+        async def check(authorization: Annotated[str | None, Header()] = None) -> str:
+            if not state.auth:
+                return "admin"
+            bearer = None
+            if authorization and authorization[:7].lower() == "bearer ":
+                bearer = authorization[7:].strip()
+            try:
+                record = checker.verify(bearer)
+            except TokenRefused as exc:
+                raise Problem(401, "Unauthorized", str(exc)) from None
+            if not allows(record.scope, needed):
+                raise Problem(
+                    403,
+                    "Forbidden",
+                    f"token {record.name!r} has scope {record.scope!r}; this needs "
+                    f"{needed!r} or higher ({' < '.join(SCOPES)})",
+                )
+            return record.scope
+
+        return Depends(check)
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc.status, exc.title, exc.detail)
+
+    @app.exception_handler(KitaruError)
+    async def _kitaru(request: Request, exc: KitaruError) -> JSONResponse:
+        status, title = status_of(exc)
+        return problem_response(status, title, str(exc).splitlines()[0])
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return problem_response(422, "Unprocessable Content", f"{where}: {first['msg']}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem_response(exc.status_code, str(exc.detail), str(exc.detail))
+
+    @app.get("/healthz", tags=["server"])
+    def healthz() -> dict[str, Any]:
+        """Whether the server and its database answer (no token needed)."""
+        state.service.store.events.latest_id()
+        return {"status": "ok", "version": __version__}
+
+    @app.get(
+        "/metrics",
+        tags=["server"],
+        response_class=PlainTextResponse,
+        responses={401: ERROR_RESPONSES[401], 403: ERROR_RESPONSES[403]},
+    )
+    def get_metrics(_: str = scoped("read")) -> Response:
+        """Prometheus text: executions by status, step durations, LLM use, worker lag."""
+        return Response(metrics.render(state.service.store), media_type=metrics.CONTENT_TYPE)
+
+    api = APIRouter(prefix=API, responses=ERROR_RESPONSES)
+    service = state.service
+
+    # -- flows -------------------------------------------------------------------------
+
+    @api.get("/flows", tags=["flows"])
+    def list_flows(_: str = scoped("read")) -> list[dict[str, Any]]:
+        """The flows this server may start, with their parameters' JSON schemas."""
+        return service.flows()
+
+    @api.post(
+        "/flows/{name}/executions",
+        tags=["flows"],
+        status_code=201,
+        responses={200: {"description": "The execution that this Idempotency-Key started"}},
+    )
+    async def start_flow(
+        response: Response,
+        name: Annotated[str, Path(description="the flow's name")],
+        body: Annotated[StartBody, Body()] = StartBody(),
+        idempotency_key: Annotated[
+            str | None,
+            Header(description="becomes the execution's id: a repeat starts nothing"),
+        ] = None,
+        wait: Annotated[
+            float | None,
+            Query(ge=0, le=MAX_WAIT_SECONDS, description="hold until it ends or waits"),
+        ] = None,
+        _: str = scoped("run"),
+    ) -> dict[str, Any]:
+        """Start an execution; 201 when new, 200 when the Idempotency-Key exists."""
+        execution, new = await anyio.to_thread.run_sync(
+            lambda: service.start(name, body.args, exec_id=idempotency_key)
+        )
+        response.status_code = 201 if new else 200
+        if wait:
+            return await _held(execution["exec_id"], wait)
+        return execution
+
+    async def _held(exec_id: str, seconds: float) -> dict[str, Any]:
+        """The execution once it is no longer queued or running, or after ``seconds``."""
+        deadline = time.monotonic() + seconds
+        delay = 0.005
+        while True:
+            status, _ = await anyio.to_thread.run_sync(service.status, exec_id)
+            if status not in (Status.QUEUED, Status.RUNNING) or time.monotonic() >= deadline:
+                return await anyio.to_thread.run_sync(service.execution, exec_id)
+            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 1.5, 0.25)
+
+    # -- executions --------------------------------------------------------------------
+
+    @api.get("/executions", tags=["executions"])
+    def list_executions(
+        response: Response,
+        status: str | None = Query(None, description=", ".join(Status)),
+        flow: str | None = None,
+        limit: int = Query(50, ge=1, le=500),
+        cursor: str | None = Query(None, description="the previous page's X-Next-Cursor"),
+        _: str = scoped("read"),
+    ) -> list[dict[str, Any]]:
+        """Executions, newest first; the next page's cursor is in X-Next-Cursor."""
+        page, following = service.list_executions(
+            status=status, flow=flow, limit=limit, cursor=cursor
+        )
+        if following:
+            response.headers["X-Next-Cursor"] = following
+            response.headers["Link"] = f'<{API}/executions?cursor={following}>; rel="next"'
+        return page
+
+    @api.get("/executions/{exec_id}", tags=["executions"])
+    def get_execution(exec_id: str, _: str = scoped("read")) -> dict[str, Any]:
+        """Checkpoints, the pending wait with its schema, LLM calls, result, error."""
+        return service.execution(exec_id)
+
+    @api.get("/executions/{exec_id}/logs", tags=["executions"], response_class=PlainTextResponse)
+    def get_logs(exec_id: str, _: str = scoped("read")) -> str:
+        return service.logs(exec_id)
+
+    @api.post("/executions/{exec_id}/input", tags=["waits"])
+    def give_input(exec_id: str, body: InputBody, _: str = scoped("input")) -> dict[str, Any]:
+        """Answer a wait (422 if the value does not fit, 409 if the execution ended or
+        the wait was answered; nothing is stored then). The execution resumes."""
+        if body.abort:
+            return service.abort_wait(exec_id, body.wait)
+        if "value" not in body.model_fields_set:
+            raise Problem(422, "Unprocessable Content", 'body: give "value" (or "abort": true)')
+        return service.give_input(exec_id, body.wait, body.value)
+
+    @api.post("/executions/{exec_id}/cancel", tags=["executions"])
+    def cancel(exec_id: str, _: str = scoped("run")) -> dict[str, Any]:
+        return service.cancel(exec_id)
+
+    @api.post("/executions/{exec_id}/retry", tags=["executions"])
+    def retry(exec_id: str, _: str = scoped("run")) -> dict[str, Any]:
+        """Run a failed or cancelled execution again from its last completed step."""
+        return service.retry(exec_id)
+
+    @api.post("/executions/{exec_id}/resume", tags=["executions"])
+    def resume(exec_id: str, _: str = scoped("run")) -> dict[str, Any]:
+        return service.resume(exec_id)
+
+    @api.post("/executions/{exec_id}/replay", tags=["executions"], status_code=201)
+    def replay(exec_id: str, body: ReplayBody, _: str = scoped("run")) -> dict[str, Any]:
+        """A new execution reusing this one's steps before ``from``."""
+        return service.replay(exec_id, from_=body.from_, overrides=body.overrides, args=body.args)
+
+    @api.get("/diff", tags=["executions"])
+    def get_diff(a: str, b: str, _: str = scoped("read")) -> dict[str, Any]:
+        """Two executions compared step by step."""
+        return service.diff(a, b)
+
+    @api.get("/waits", tags=["waits"])
+    def pending_waits(
+        exec_id: str | None = Query(None, description="only this execution's"),
+        _: str = scoped("read"),
+    ) -> list[dict[str, Any]]:
+        """Waits nobody has answered yet, with their questions and JSON schemas."""
+        return service.pending_waits(exec_id)
+
+    # -- artifacts ---------------------------------------------------------------------
+
+    @api.get("/executions/{exec_id}/artifacts", tags=["artifacts"])
+    def list_artifacts(exec_id: str, _: str = scoped("read")) -> list[dict[str, Any]]:
+        return service.artifacts(exec_id)
+
+    @api.get("/artifacts/{artifact_id}/metadata", tags=["artifacts"])
+    def get_artifact_metadata(artifact_id: str, _: str = scoped("read")) -> dict[str, Any]:
+        """Name, type, serializer, size and where the artifact is stored."""
+        return service.artifact_metadata(artifact_id)
+
+    @api.get(
+        "/artifacts/{artifact_id}",
+        tags=["artifacts"],
+        responses={
+            200: {
+                "description": "JSON for typed values; the bytes for binary ones",
+                "content": {"application/json": {}, "application/octet-stream": {}},
+            }
+        },
+    )
+    def get_artifact(artifact_id: str, _: str = scoped("read")) -> Response:
+        """A typed value as JSON, a binary one as its bytes; pickles are never sent."""
+        content = service.artifact(artifact_id)
+        headers = {"X-Kitaru-Serializer": content.record.serializer}
+        if content.stream is not None:
+            return StreamingResponse(
+                iter(content.stream), media_type=content.media_type, headers=headers
+            )
+        return JSONResponse(content.value, headers=headers)
+
+    # -- memory ------------------------------------------------------------------------
+
+    @api.get("/memory/{scope_type}/{scope}", tags=["memory"])
+    def memory_list(
+        scope_type: str, scope: str, prefix: str | None = None, _: str = scoped("read")
+    ) -> list[dict[str, Any]]:
+        """The newest version of every key of the scope (deleted keys included)."""
+        return service.memory_list(scope_type, scope, prefix)
+
+    @api.get("/memory/{scope_type}/{scope}/{key:path}", tags=["memory"])
+    def memory_get(
+        scope_type: str,
+        scope: str,
+        key: str,
+        version: int | None = Query(None, ge=1),
+        history: bool = Query(False, description="every version, newest first"),
+        _: str = scoped("read"),
+    ) -> Any:
+        if history:
+            return service.memory_history(scope_type, scope, key)
+        return service.memory_get(scope_type, scope, key, version)
+
+    @api.put("/memory/{scope_type}/{scope}/{key:path}", tags=["memory"])
+    def memory_put(
+        scope_type: str, scope: str, key: str, body: MemoryBody, _: str = scoped("admin")
+    ) -> dict[str, Any]:
+        """Write a new version (compare-and-set with ``expected_version``)."""
+        return service.memory_set(scope_type, scope, key, body.value, body.expected_version)
+
+    @api.delete("/memory/{scope_type}/{scope}/{key:path}", tags=["memory"])
+    def memory_delete(
+        scope_type: str, scope: str, key: str, _: str = scoped("admin")
+    ) -> dict[str, Any]:
+        """Delete the key: a tombstone version; earlier versions stay readable."""
+        return service.memory_delete(scope_type, scope, key)
+
+    # -- tokens ------------------------------------------------------------------------
+
+    @api.get("/tokens", tags=["tokens"])
+    def list_tokens(_: str = scoped("admin")) -> list[dict[str, Any]]:
+        return [token_json(t) for t in service.store.tokens.list()]
+
+    @api.post("/tokens", tags=["tokens"], status_code=201)
+    def new_token(body: TokenBody, _: str = scoped("admin")) -> dict[str, Any]:
+        """A new token; the response is the only place its secret appears."""
+        made = create_token(
+            service.store, body.name, check_scope(body.scope), expires_in=body.expires_in_seconds
+        )
+        return {**token_json(made.record), "token": made.token}
+
+    @api.delete("/tokens/{name}", tags=["tokens"])
+    def revoke_by_name(name: str, _: str = scoped("admin")) -> dict[str, Any]:
+        return token_json(revoke_token(service.store, name))
+
+    # -- events ------------------------------------------------------------------------
+
+    _sse: dict[int | str, dict[str, Any]] = {
+        200: {"description": "Server-Sent Events", "content": {"text/event-stream": {}}}
+    }
+
+    @api.get("/events", tags=["events"], response_class=StreamingResponse, responses=_sse)
+    def events(
+        last_event_id: Annotated[str | None, Header()] = None,
+        after: int | None = Query(None, ge=0, description="like Last-Event-ID"),
+        _: str = scoped("read"),
+    ) -> StreamingResponse:
+        """Every execution status change, new wait and ended step, as they happen."""
+        assert state.hub is not None
+        start = parse_last_event_id(last_event_id, after)
+        return _event_stream(state.hub.stream(start))
+
+    @api.get(
+        "/executions/{exec_id}/events",
+        tags=["events"],
+        response_class=StreamingResponse,
+        responses=_sse,
+    )
+    def execution_events(
+        exec_id: str,
+        last_event_id: Annotated[str | None, Header()] = None,
+        after: int | None = Query(None, ge=0, description="like Last-Event-ID"),
+        _: str = scoped("read"),
+    ) -> StreamingResponse:
+        """The events of one execution."""
+        assert state.hub is not None
+        record = service.store.require_execution(exec_id)
+        start = parse_last_event_id(last_event_id, after)
+        return _event_stream(state.hub.stream(start, exec_id=record.id))
+
+    app.include_router(api)
+    app.openapi_schema = None
+    _add_problem_schema(app)
+    if state.mcp is not None:
+        mount_mcp(app, state.mcp, checker if state.auth else None)
+    return app
+
+
+def _event_stream(body: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(
+        body,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _add_problem_schema(app: FastAPI) -> None:
+    """Put ProblemDetails in the OpenAPI components (error responses refer to it)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components["ProblemDetails"] = ProblemDetails.model_json_schema()
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,316 @@
+"""What the HTTP API and the MCP tools do, once for both: each operation takes plain
+arguments, returns JSON data (see ``views``) and raises Kitaru's own errors, which each
+front end turns into its status codes or tool errors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from kitaru_core.client import ArtifactsClient, ExecutionsClient
+from kitaru_core.diff import diff
+from kitaru_core.errors import KitaruNotFoundError, KitaruStateError, KitaruUsageError
+from kitaru_core.runtime.dispatch import HandOff, continue_later, run_in_background
+from kitaru_core.runtime.engine import create_execution
+from kitaru_core.runtime.flow import hand_off_new
+from kitaru_core.runtime.flow_ref import resolve_flow
+from kitaru_core.runtime.memory import MemoryScope, validate_key
+from kitaru_core.runtime.orchestration import claim_for_retry
+from kitaru_core.runtime.replay import create_replay
+from kitaru_core.server.catalog import FlowCatalog
+from kitaru_core.server.views import (
+    artifact_value,
+    jsonable,
+    media_type,
+    memory_json,
+    wait_json,
+)
+from kitaru_core.stack_registry import get_stack
+from kitaru_core.store.metadata_store import MetadataStore
+from kitaru_core.store.records import STATUSES, ArtifactRecord, Status
+from kitaru_core.untrusted import plain_data, validate_exec_id
+
+MAX_PAGE = 500
+
+
+@dataclass
+class ArtifactContent:
+    """An artifact as sent: JSON data, or its bytes with a content type."""
+
+    record: ArtifactRecord
+    media_type: str
+    value: Any = None
+    stream: Iterable[bytes] | None = None
+
+
+def encode_cursor(created_at: float, exec_id: str) -> str:
+    raw = json.dumps([created_at, exec_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, exec_id = json.loads(raw)
+        return float(created_at), str(exec_id)
+    except (ValueError, TypeError, binascii.Error):
+        raise KitaruUsageError(
+            f"cursor {cursor!r} is not valid: pass the next_cursor of the previous page"
+        ) from None
+
+
+class Service:
+    def __init__(
+        self,
+        store: MetadataStore,
+        catalog: FlowCatalog,
+        hand_off: HandOff = run_in_background,
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.hand_off = hand_off
+        """Runs what the server makes runnable: its worker's threads, or the stack's
+        orchestrator in the background."""
+        self.executions = ExecutionsClient(store, hand_off)
+
+    # -- flows -----------------------------------------------------------------------
+
+    def flows(self) -> list[dict[str, Any]]:
+        return [f.description for f in self.catalog]
+
+    def start(
+        self, name: str, args: Any, *, exec_id: str | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Start flow ``name``; (the execution, whether it is new). An ``exec_id`` that
+        exists with the same arguments returns that execution."""
+        served = self.catalog.get(name)
+        kwargs = served.arguments(args if args is not None else {})
+        if exec_id is not None:
+            validate_exec_id(exec_id)
+        stack = get_stack(served.flow.stack)
+        created = create_execution(served.flow, (), kwargs, stack=stack, exec_id=exec_id)
+        if created.new:
+            hand_off_new(created.record, stack, self.hand_off)
+        return self.execution(created.record.id, with_result=False), created.new
+
+    # -- executions ------------------------------------------------------------------
+
+    def list_executions(
+        self,
+        *,
+        status: str | None = None,
+        flow: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of executions, newest first, and the cursor of the next page."""
+        if status is not None and status not in STATUSES:
+            raise KitaruUsageError(f"{status!r} is not a status; use one of {', '.join(STATUSES)}")
+        if not 1 <= limit <= MAX_PAGE:
+            raise KitaruUsageError(f"limit must be between 1 and {MAX_PAGE}, not {limit}")
+        records = self.store.list_executions(
+            flow=flow,
+            status=status,
+            limit=limit + 1,
+            after=decode_cursor(cursor) if cursor else None,
+        )
+        page = records[:limit]
+        following = (
+            encode_cursor(page[-1].created_at, page[-1].id) if len(records) > limit else None
+        )
+        return [self._shape(r.id, with_result=False) for r in page], following
+
+    def execution(self, exec_id: str, *, with_result: bool = True) -> dict[str, Any]:
+        return self._shape(exec_id, with_result=with_result)
+
+    def _shape(self, exec_id: str, *, with_result: bool) -> dict[str, Any]:
+        execution = self.executions.get(exec_id)
+        data = jsonable(execution.to_dict(with_result=False))
+        record = execution._record
+        assert record is not None
+        data["result_artifact_id"] = record.result_artifact_id
+        if with_result:
+            data["result"] = None
+            if record.status == Status.COMPLETED and record.result_artifact_id:
+                artifact = self.store.get_artifact(record.result_artifact_id)
+                if artifact is not None:
+                    sent, value = artifact_value(get_stack(record.stack).artifacts, artifact)
+                    data["result"] = value if sent else None
+        if execution.pending_wait is not None:
+            data["pending_wait"] = wait_json(execution.pending_wait)
+        return data
+
+    def status(self, exec_id: str) -> tuple[str, int]:
+        record = self.store.require_execution(exec_id)
+        return record.status, record.runs
+
+    def logs(self, exec_id: str) -> str:
+        return self.executions.logs(exec_id)
+
+    def pending_waits(self, exec_id: str | None = None) -> list[dict[str, Any]]:
+        return [wait_json(w) for w in self.executions.pending_waits(exec_id)]
+
+    def give_input(self, exec_id: str, wait: str | None, value: Any) -> dict[str, Any]:
+        """Answer a wait; the execution resumes where the server runs things."""
+        execution = self.executions.input(exec_id, wait=wait, value=value)
+        return self.execution(execution.exec_id)
+
+    def abort_wait(self, exec_id: str, wait: str | None) -> dict[str, Any]:
+        """Refuse a wait: the execution ends cancelled."""
+        return self.execution(self.executions.abort_wait(exec_id, wait=wait).exec_id)
+
+    def cancel(self, exec_id: str) -> dict[str, Any]:
+        return self.execution(self.executions.cancel(exec_id).exec_id)
+
+    def retry(self, exec_id: str) -> dict[str, Any]:
+        """A failed or cancelled execution runs again from its last completed step."""
+        record = self.store.require_execution(exec_id)
+        if not claim_for_retry(record.id):
+            raise KitaruStateError(
+                f"execution {record.id} is {record.status}; only a failed or cancelled "
+                "execution can be retried"
+            )
+        self.hand_off(self.store.require_execution(record.id))
+        return self.execution(record.id)
+
+    def resume(self, exec_id: str) -> dict[str, Any]:
+        """A waiting or sleeping execution runs now (a wait without input stops it
+        again); a running one whose process died is recovered."""
+        record = self.store.require_execution(exec_id)
+        if record.status in (Status.WAITING, Status.SLEEPING):
+            status = record.status
+            continue_later(
+                self.store,
+                record,
+                lambda to: self.store.dispatch(record.id, from_status=status, to_status=to),
+                self.hand_off,
+            )
+        elif record.status == Status.RUNNING:
+            self.hand_off(record)  # the runner finds out whether its owner still lives
+        else:
+            hint = "; use retry" if record.status in (Status.FAILED, Status.CANCELLED) else ""
+            raise KitaruStateError(
+                f"execution {record.id} is {record.status}: nothing to resume{hint}"
+            )
+        return self.execution(record.id)
+
+    def replay(
+        self,
+        exec_id: str,
+        *,
+        from_: str | int,
+        overrides: dict[str, Any] | None = None,
+        args: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A new execution reusing ``exec_id``'s steps before ``from_``."""
+        source = self.store.require_execution(exec_id)
+        overrides = plain_data(overrides or {}, what="replay overrides")
+        args = plain_data(args or {}, what="replay arguments")
+        flow = resolve_flow(source.flow_ref, source.options.get("source_root"))
+        record = create_replay(
+            source, from_=from_, overrides=overrides, flow_inputs=args, flow=flow
+        )
+        self.hand_off(record)
+        return self.execution(record.id, with_result=False)
+
+    def diff(self, a: str, b: str) -> dict[str, Any]:
+        return jsonable(diff(a, b).to_dict())
+
+    # -- artifacts -------------------------------------------------------------------
+
+    def artifacts(self, exec_id: str) -> list[dict[str, Any]]:
+        return [jsonable(a.to_dict()) for a in ArtifactsClient(self.store).list(exec_id)]
+
+    def artifact_metadata(self, artifact_id: str) -> dict[str, Any]:
+        return jsonable(ArtifactsClient(self.store).get(artifact_id).to_dict())
+
+    def artifact(self, artifact_id: str) -> ArtifactContent:
+        record = self.store.get_artifact(artifact_id)
+        if record is None:
+            raise KitaruNotFoundError(f"no artifact with id {artifact_id!r}")
+        if record.serializer == "pickle":
+            raise KitaruStateError(
+                f"artifact {record.name!r} ({record.id}) is a pickle of "
+                f"{record.type_ref.replace(':', '.')}, which is never sent over HTTP; load "
+                "it in Python with KitaruClient().artifacts.get(ID).load()"
+            )
+        execution = self.store.get_execution(record.exec_id or "")
+        artifacts = get_stack(execution.stack if execution else None).artifacts
+        sent, value = artifact_value(artifacts, record)
+        if sent:
+            return ArtifactContent(record, media_type(record, b""), value=value)
+        stream = artifacts.open_verified(record)
+        head = stream.read(16)
+        return ArtifactContent(record, media_type(record, head), stream=_Rejoined(head, stream))
+
+    # -- memory ----------------------------------------------------------------------
+
+    def memory_get(
+        self, scope_type: str, scope: str, key: str, version: int | None = None
+    ) -> dict[str, Any]:
+        space = MemoryScope(scope_type, scope, store=self.store)
+        found = self.store.memory.get_with_value(
+            space.scope_type, space.scope, validate_key(key), version
+        )
+        if found is None:
+            at = f" at version {version}" if version is not None else ""
+            raise KitaruNotFoundError(f"memory {scope_type}/{scope} has no key {key!r}{at}")
+        return memory_json(found[0], found[1], self._artifacts_of(found[0].stack))
+
+    def memory_list(
+        self, scope_type: str, scope: str, prefix: str | None = None
+    ) -> list[dict[str, Any]]:
+        space = MemoryScope(scope_type, scope, store=self.store)
+        return [
+            self.memory_get(scope_type, scope, r.key, r.version)
+            for r in self.store.memory.latest(space.scope_type, space.scope, prefix)
+        ]
+
+    def memory_history(self, scope_type: str, scope: str, key: str) -> list[dict[str, Any]]:
+        space = MemoryScope(scope_type, scope, store=self.store)
+        return [
+            self.memory_get(scope_type, scope, key, r.version)
+            for r in self.store.memory.history(space.scope_type, space.scope, key)
+        ]
+
+    def memory_set(
+        self,
+        scope_type: str,
+        scope: str,
+        key: str,
+        value: Any,
+        expected_version: int | None = None,
+    ) -> dict[str, Any]:
+        """Write a new version; the value is plain JSON data."""
+        space = MemoryScope(scope_type, scope, store=self.store)
+        version = space.set(key, value, expected_version=expected_version, data_only=True)
+        return self.memory_get(scope_type, scope, key, version)
+
+    def memory_delete(self, scope_type: str, scope: str, key: str) -> dict[str, Any]:
+        space = MemoryScope(scope_type, scope, store=self.store)
+        version = space.delete(key)
+        return self.memory_get(scope_type, scope, key, version)
+
+    def _artifacts_of(self, stack: str) -> Any:
+        return get_stack(stack).artifacts
+
+
+class _Rejoined:
+    """A stream whose first bytes were read ahead (to tell its content type)."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            if self._head:
+                yield self._head
+            while chunk := self._rest.read(1024 * 1024):
+                yield chunk
+        finally:
+            self._rest.close()

@@ -1,0 +1,55 @@
+"""Flows that the server tests start over HTTP and MCP."""
+
+from __future__ import annotations
+
+import os
+
+import kitaru
+from kitaru import checkpoint, flow
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
+
+
+class Opaque:
+    """A value only pickle can store: the server must never send it."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+
+
+@checkpoint
+def shout(text: str) -> str:
+    return text.upper()
+
+
+@checkpoint
+def picture() -> bytes:
+    kitaru.save("notes", "plain text")
+    return PNG
+
+
+@checkpoint
+def opaque() -> Opaque:
+    return Opaque("not for the wire")
+
+
+@flow
+def echo(text: str, times: int = 1) -> str:
+    return " ".join([shout(text)] * times)
+
+
+@flow
+def files() -> dict[str, int]:
+    data = picture()
+    opaque()
+    return {"png_bytes": len(data)}
+
+
+@flow
+def approval(n: int) -> dict[str, object]:
+    counter = os.environ.get("APPROVAL_COUNTER")
+    ok = kitaru.wait(schema=bool, name="ok", question=f"Approve {n}?")
+    if counter:
+        with open(counter, "a") as f:
+            f.write(f"{n}\n")
+    return {"n": n, "ok": ok}
