@@ -330,8 +330,7 @@ class MemoriesClient:
     """Versioned memory from outside a flow; every call names its scope
     (``namespace`` by default, or ``flow`` with the flow's name, or ``execution``)."""
 
-    @staticmethod
-    def scope(scope: str = "default", scope_type: str = "namespace") -> MemoryScope:
+    def scope(self, scope: str = "default", scope_type: str = "namespace") -> MemoryScope:
         return MemoryScope(scope_type, scope)
 
     def get(
@@ -399,7 +398,7 @@ class KitaruClient:
             self.remote: remote.ServerConnection | None = connection
             self.executions: ExecutionsClient = remote.RemoteExecutions(connection)  # type: ignore[assignment]
             self.artifacts: ArtifactsClient = remote.RemoteArtifacts(connection)  # type: ignore[assignment]
-            self.memories: MemoriesClient = remote.RemoteMemories(connection)  # type: ignore[assignment]
+            self.memories: MemoriesClient = remote.RemoteMemories(connection)
             self.schedules: Schedules = remote.NotOverHTTP("schedules")  # type: ignore[assignment]
             return
         store = get_store()

@@ -15,7 +15,7 @@ from dataclasses import fields
 from typing import Any
 from urllib.parse import quote
 
-from kitaru_core.client import ArtifactRef, CheckpointInfo, Execution
+from kitaru_core.client import ArtifactRef, CheckpointInfo, Execution, MemoriesClient
 from kitaru_core.diff import CheckpointDiff, ExecutionDiff
 from kitaru_core.errors import (
     KitaruBackendError,
@@ -305,57 +305,14 @@ def _entry(data: dict[str, Any]) -> Any:
     return MemoryEntry(**_known(MemoryEntry, data))
 
 
-class RemoteMemories:
+class RemoteMemories(MemoriesClient):
+    """``MemoriesClient`` whose scopes read and write through the server."""
+
     def __init__(self, connection: ServerConnection) -> None:
         self._c = connection
 
-    def scope(self, scope: str = "default", scope_type: str = "namespace") -> RemoteMemoryScope:
+    def scope(self, scope: str = "default", scope_type: str = "namespace") -> Any:
         return RemoteMemoryScope(self._c, scope_type, scope)
-
-    def get(
-        self,
-        key: str,
-        *,
-        scope: str = "default",
-        scope_type: str = "namespace",
-        version: int | None = None,
-        default: Any = None,
-    ) -> Any:
-        return self.scope(scope, scope_type).get(key, version=version, default=default)
-
-    def get_entry(
-        self,
-        key: str,
-        *,
-        scope: str = "default",
-        scope_type: str = "namespace",
-        version: int | None = None,
-    ) -> Any:
-        return self.scope(scope, scope_type).get_entry(key, version=version)
-
-    def set(
-        self,
-        key: str,
-        value: Any,
-        *,
-        scope: str = "default",
-        scope_type: str = "namespace",
-        expected_version: int | None = None,
-    ) -> int:
-        return self.scope(scope, scope_type).set(key, value, expected_version=expected_version)
-
-    def delete(self, key: str, *, scope: str = "default", scope_type: str = "namespace") -> int:
-        return self.scope(scope, scope_type).delete(key)
-
-    def list(
-        self, prefix: str | None = None, *, scope: str = "default", scope_type: str = "namespace"
-    ) -> builtins.list[Any]:
-        return self.scope(scope, scope_type).list(prefix)
-
-    def history(
-        self, key: str, *, scope: str = "default", scope_type: str = "namespace"
-    ) -> builtins.list[Any]:
-        return self.scope(scope, scope_type).history(key)
 
 
 def diff_from_json(data: dict[str, Any]) -> Any:
