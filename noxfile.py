@@ -115,6 +115,9 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/worker.py", *worker_args)
     # The server: POST /input to result (beside DBOS and LangGraph), GET throughput, memory.
     session.run("python", "benchmarks/server.py", *[a for a in args if a == "--peers"])
+    # The web UI in Debian's chromium (`apt install chromium`; no browser is downloaded).
+    session.install("playwright>=1.45")
+    session.run("python", "benchmarks/ui.py")
     if "--stores" in session.posargs:  # a 200 MB artifact through every store
         session.install("pytest")  # the plugins' test servers are pytest fixtures too
         for plugin in PLUGINS:

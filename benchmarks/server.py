@@ -39,7 +39,7 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, home: str) -> None:
+    def __init__(self, home: str, flows: list[str] | None = None) -> None:
         self.env = env_with(home)
         made = subprocess.run(
             [sys.executable, "-m", "kitaru", "tokens", "create", "bench", "--scope", "admin"],
@@ -61,8 +61,7 @@ class Server:
                 str(port),
                 "--log-level",
                 "warning",
-                "--flows",
-                str(HERE / "bench_flows.py"),
+                *(a for f in flows or [str(HERE / "bench_flows.py")] for a in ("--flows", f)),
             ],
             env=self.env,
             cwd=HERE,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from typing import Literal
+
+from pydantic import BaseModel, Field
 
 import kitaru
 from kitaru import checkpoint, flow
@@ -53,3 +56,17 @@ def approval(n: int) -> dict[str, object]:
         with open(counter, "a") as f:
             f.write(f"{n}\n")
     return {"n": n, "ok": ok}
+
+
+class Rating(BaseModel):
+    score: int = Field(ge=1, le=5, description="1 (poor) to 5 (great)")
+    verdict: Literal["ship", "revise"]
+    comment: str = ""
+
+
+@flow
+def rate(item: str) -> dict[str, object]:
+    rating = kitaru.wait(
+        schema=Rating, name="rating", question=f"How good is {item}?", metadata={"item": item}
+    )
+    return rating.model_dump()

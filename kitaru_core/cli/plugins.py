@@ -16,20 +16,9 @@ def list_(output: OutputFormat = OutputOption) -> None:
 
     infos = list(get_plugins().infos.values())
     if output is OutputFormat.json:
-        print_json(
-            [
-                {
-                    "name": i.name,
-                    "distribution": i.distribution,
-                    "version": i.version,
-                    "module": i.module,
-                    "flavors": i.flavors,
-                    "loaded": i.loaded,
-                    "error": i.error,
-                }
-                for i in infos
-            ]
-        )
+        from kitaru_core.stack_info import describe_plugins
+
+        print_json(describe_plugins())
         return
     print_table(
         "Plugins",

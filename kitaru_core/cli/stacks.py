@@ -34,32 +34,9 @@ def activate(name: str) -> None:
 
 
 def _describe(name: str | None) -> dict[str, Any]:
-    from kitaru_core.stack import mask_config
-    from kitaru_core.stack_registry import active_stack_name, get_stack
+    from kitaru_core.stack_info import describe_stack
 
-    stack = get_stack(name)
-    components = []
-    for spec in stack.definition.components.values():
-        from kitaru_core.plugins import get_plugins
-
-        flavor = get_plugins().registry.get(spec.component_type, spec.flavor)
-        components.append(
-            {
-                "component": spec.component_type,
-                "flavor": spec.flavor,
-                "plugin": flavor.plugin if flavor else None,
-                "plugin_version": flavor.plugin_version if flavor else None,
-                "installed": flavor is not None,
-                "default": not spec.explicit,
-                "config": mask_config(spec.config),
-            }
-        )
-    return {
-        "name": stack.name,
-        "active": stack.name == active_stack_name(),
-        "source": stack.definition.source,
-        "components": components,
-    }
+    return describe_stack(name)
 
 
 @app.command("list")

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import APIRouter, Body, Depends, FastAPI, Header, Path, Query, Request
@@ -44,6 +45,7 @@ from kitaru_core.server.tokens import (
     create_token,
     revoke_token,
 )
+from kitaru_core.server.ui import CSRF_HEADER, SESSION_COOKIE, csrf_token, ui_router
 from kitaru_core.server.views import token_json
 from kitaru_core.store.records import Status
 
@@ -138,16 +140,30 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
     def scoped(needed: str) -> Any:
         # Async, so checking a token costs no hop through the thread pool: the lookup is
         # one primary-key read, and every request must see a revocation at once.
-        async def check(authorization: Annotated[str | None, Header()] = None) -> str:
+        async def check(
+            request: Request, authorization: Annotated[str | None, Header()] = None
+        ) -> str:
             if not state.auth:
                 return "admin"
             bearer = None
             if authorization and authorization[:7].lower() == "bearer ":
                 bearer = authorization[7:].strip()
+            from_cookie = bearer is None and SESSION_COOKIE in request.cookies
+            if from_cookie:  # the web UI's session
+                bearer = request.cookies[SESSION_COOKIE]
             try:
                 record = checker.verify(bearer)
             except TokenRefused as exc:
                 raise Problem(401, "Unauthorized", str(exc)) from None
+            if from_cookie and request.method not in ("GET", "HEAD"):
+                sent = request.headers.get(CSRF_HEADER, "")
+                if not hmac.compare_digest(sent, csrf_token(bearer or "")):
+                    raise Problem(
+                        403,
+                        "Forbidden",
+                        f"a request made with the session cookie needs the {CSRF_HEADER} "
+                        "header of that session; reload the page",
+                    )
             if not allows(record.scope, needed):
                 raise Problem(
                     403,
@@ -253,12 +269,31 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
         flow: str | None = None,
         limit: int = Query(50, ge=1, le=500),
         cursor: str | None = Query(None, description="the previous page's X-Next-Cursor"),
+        view: Literal["full", "summary"] = Query(
+            "full", description="summary: one row each (steps, LLM tokens and cost)"
+        ),
+        stack: str | None = Query(None, description="summary view: only this stack's"),
+        since: float | None = Query(None, description="summary view: created at or after"),
+        until: float | None = Query(None, description="summary view: created before"),
+        q: str | None = Query(None, description="summary view: ids starting with this"),
         _: str = scoped("read"),
     ) -> list[dict[str, Any]]:
         """Executions, newest first; the next page's cursor is in X-Next-Cursor."""
-        page, following = service.list_executions(
-            status=status, flow=flow, limit=limit, cursor=cursor
-        )
+        if view == "summary":
+            page, following = service.summaries(
+                status=status,
+                flow=flow,
+                stack=stack,
+                since=since,
+                until=until,
+                id_prefix=q,
+                limit=limit,
+                cursor=cursor,
+            )
+        else:
+            page, following = service.list_executions(
+                status=status, flow=flow, limit=limit, cursor=cursor
+            )
         if following:
             response.headers["X-Next-Cursor"] = following
             response.headers["Link"] = f'<{API}/executions?cursor={following}>; rel="next"'
@@ -347,6 +382,11 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
 
     # -- memory ------------------------------------------------------------------------
 
+    @api.get("/memory", tags=["memory"])
+    def memory_scopes(_: str = scoped("read")) -> list[dict[str, str]]:
+        """Every scope that holds a key."""
+        return service.memory_scopes()
+
     @api.get("/memory/{scope_type}/{scope}", tags=["memory"])
     def memory_list(
         scope_type: str, scope: str, prefix: str | None = None, _: str = scoped("read")
@@ -380,6 +420,30 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
     ) -> dict[str, Any]:
         """Delete the key: a tombstone version; earlier versions stay readable."""
         return service.memory_delete(scope_type, scope, key)
+
+    # -- stacks, plugins, schedules ----------------------------------------------------
+
+    @api.get("/stacks", tags=["stacks"])
+    def list_stacks(_: str = scoped("read")) -> list[dict[str, Any]]:
+        """Every stack, its components' flavors and config (secrets masked)."""
+        return service.stacks()
+
+    @api.get("/plugins", tags=["stacks"])
+    def list_plugins(_: str = scoped("read")) -> list[dict[str, Any]]:
+        """Installed plugins, their flavors, and why one failed to load."""
+        return service.plugins()
+
+    @api.get("/schedules", tags=["schedules"])
+    def list_schedules(_: str = scoped("read")) -> list[dict[str, Any]]:
+        """Every schedule with its next five firings."""
+        return service.schedules()
+
+    @api.post("/schedules/{name}/{action}", tags=["schedules"])
+    def steer_schedule(
+        name: str, action: Literal["pause", "resume"], _: str = scoped("admin")
+    ) -> dict[str, Any]:
+        """Pause a schedule, or resume it from its next slot."""
+        return service.schedule(name, action)
 
     # -- tokens ------------------------------------------------------------------------
 
@@ -416,6 +480,11 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
         start = parse_last_event_id(last_event_id, after)
         return _event_stream(state.hub.stream(start))
 
+    @api.get("/events/latest", tags=["events"])
+    def latest_event(_: str = scoped("read")) -> dict[str, int]:
+        """The newest event's id: start a stream after it to get only what comes next."""
+        return {"latest": service.store.events.latest_id()}
+
     @api.get(
         "/executions/{exec_id}/events",
         tags=["events"],
@@ -435,6 +504,7 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
         return _event_stream(state.hub.stream(start, exec_id=record.id))
 
     app.include_router(api)
+    app.include_router(ui_router(state, checker))
     app.openapi_schema = None
     _add_problem_schema(app)
     if state.mcp is not None:

@@ -29,10 +29,12 @@ from kitaru_core.server.views import (
     memory_json,
     wait_json,
 )
+from kitaru_core.stack_info import describe_plugins, describe_stacks
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import MetadataStore
 from kitaru_core.store.records import STATUSES, ArtifactRecord, Status
 from kitaru_core.untrusted import plain_data, validate_exec_id
+from kitaru_core.worker.schedules import Schedules
 
 MAX_PAGE = 500
 
@@ -123,6 +125,41 @@ class Service:
             encode_cursor(page[-1].created_at, page[-1].id) if len(records) > limit else None
         )
         return [self._shape(r.id, with_result=False) for r in page], following
+
+    def summaries(
+        self,
+        *,
+        status: str | None = None,
+        flow: str | None = None,
+        stack: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        id_prefix: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of executions as one row each (steps, LLM tokens and cost), in one
+        query; and the cursor of the next page."""
+        if status is not None and status not in STATUSES:
+            raise KitaruUsageError(f"{status!r} is not a status; use one of {', '.join(STATUSES)}")
+        rows = self.store.execution_summaries(
+            flow=flow,
+            status=status,
+            stack=stack,
+            created_after=since,
+            created_before=until,
+            id_prefix=id_prefix,
+            after=decode_cursor(cursor) if cursor else None,
+            limit=limit + 1,
+        )
+        page = rows[:limit]
+        last = page[-1] if page else None
+        following = (
+            encode_cursor(last["created_at"], last["exec_id"])
+            if last is not None and len(rows) > limit
+            else None
+        )
+        return jsonable(page), following
 
     def execution(self, exec_id: str, *, with_result: bool = True) -> dict[str, Any]:
         return self._shape(exec_id, with_result=with_result)
@@ -294,6 +331,30 @@ class Service:
         space = MemoryScope(scope_type, scope, store=self.store)
         version = space.delete(key)
         return self.memory_get(scope_type, scope, key, version)
+
+    def memory_scopes(self) -> list[dict[str, str]]:
+        return [{"scope_type": t, "scope": n} for t, n in self.store.memory.scopes()]
+
+    # -- stacks, plugins, schedules --------------------------------------------------
+
+    def stacks(self) -> list[dict[str, Any]]:
+        return jsonable(describe_stacks())
+
+    def plugins(self) -> list[dict[str, Any]]:
+        return jsonable(describe_plugins())
+
+    def schedules(self) -> list[dict[str, Any]]:
+        schedules = Schedules(self.store)
+        return [
+            {**jsonable(r), "next_firings": schedules.next_firings(r.name)}
+            for r in schedules.list()
+        ]
+
+    def schedule(self, name: str, action: str) -> dict[str, Any]:
+        """Pause or resume a schedule."""
+        schedules = Schedules(self.store)
+        record = schedules.pause(name) if action == "pause" else schedules.resume(name)
+        return {**jsonable(record), "next_firings": schedules.next_firings(record.name)}
 
     def _artifacts_of(self, stack: str) -> Any:
         return get_stack(stack).artifacts

@@ -141,35 +141,63 @@ class MetadataStore:
         created_before: float | None = None,
         stack: str | None = None,
         after: tuple[float, str] | None = None,
+        created_after: float | None = None,
+        id_prefix: str | None = None,
     ) -> list[ExecutionRecord]:
         """Newest first. ``after``: the (created_at, id) of the last execution of the
         previous page, for pages that neither skip nor repeat while executions start."""
-        where: list[str] = []
-        params: dict[str, Any] = {}
-        if flow:
-            where.append("flow_name = :flow")
-            params["flow"] = flow
-        if status:
-            statuses = [status] if isinstance(status, str) else status
-            names = [f"status_{i}" for i in range(len(statuses))]
-            where.append(f"status IN ({', '.join(':' + n for n in names)})")
-            params.update(zip(names, statuses, strict=True))
-        if created_before is not None:
-            where.append("created_at < :before")
-            params["before"] = created_before
-        if stack:
-            where.append("stack = :stack")
-            params["stack"] = stack
-        if after is not None:
-            where.append("(created_at < :after_at OR (created_at = :after_at AND id < :after_id))")
-            params["after_at"], params["after_id"] = after
-        sql = f"SELECT {ExecutionRecord.COLUMNS} FROM executions"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        where, params = _execution_filters(
+            flow, status, stack, created_after, created_before, id_prefix, after
+        )
+        sql = f"SELECT {ExecutionRecord.COLUMNS} FROM executions{where}"
         sql += " ORDER BY created_at DESC, id DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
         return [ExecutionRecord.from_row(r) for r in self.db.fetchall(sql, params)]
+
+    def execution_summaries(
+        self,
+        *,
+        flow: str | None = None,
+        status: str | None = None,
+        stack: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        id_prefix: str | None = None,
+        after: tuple[float, str] | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """A page of executions as a list shows them, in one query: the execution's own
+        columns with its step count, LLM tokens and cost (each from an index)."""
+        where, params = _execution_filters(
+            flow, status, stack, created_after, created_before, id_prefix, after
+        )
+        rows = self.db.fetchall(
+            "SELECT id, flow_name, status, stack, created_at, started_at, ended_at, "
+            "original_exec_id, "
+            "(SELECT COUNT(*) FROM journal j WHERE j.exec_id = e.id), "
+            "(SELECT COUNT(*) FROM llm_calls l WHERE l.exec_id = e.id), "
+            "(SELECT SUM(COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0)) "
+            "FROM llm_calls l WHERE l.exec_id = e.id), "
+            "(SELECT SUM(cost_usd) FROM llm_calls l WHERE l.exec_id = e.id) "
+            f"FROM executions e{where} ORDER BY created_at DESC, id DESC LIMIT {int(limit)}",
+            params,
+        )
+        names = [
+            "exec_id",
+            "flow_name",
+            "status",
+            "stack",
+            "created_at",
+            "started_at",
+            "ended_at",
+            "original_exec_id",
+            "steps",
+            "llm_calls",
+            "llm_tokens",
+            "cost_usd",
+        ]
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     # -- leases: one process runs an execution at a time --------------------------------
 
@@ -523,6 +551,45 @@ class MetadataStore:
 
 _stores: dict[Settings, MetadataStore] = {}
 _stores_lock = threading.Lock()
+
+
+def _execution_filters(
+    flow: str | None,
+    status: str | list[str] | None,
+    stack: str | None,
+    created_after: float | None,
+    created_before: float | None,
+    id_prefix: str | None,
+    after: tuple[float, str] | None,
+) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause (with its leading space, or empty) and parameters of a listing."""
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    if flow:
+        where.append("flow_name = :flow")
+        params["flow"] = flow
+    if status:
+        statuses = [status] if isinstance(status, str) else status
+        names = [f"status_{i}" for i in range(len(statuses))]
+        where.append(f"status IN ({', '.join(':' + n for n in names)})")
+        params.update(zip(names, statuses, strict=True))
+    if stack:
+        where.append("stack = :stack")
+        params["stack"] = stack
+    if created_after is not None:
+        where.append("created_at >= :since")
+        params["since"] = created_after
+    if created_before is not None:
+        where.append("created_at < :before")
+        params["before"] = created_before
+    if id_prefix:
+        escaped = id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append("id LIKE :prefix ESCAPE '\\'")
+        params["prefix"] = escaped + "%"
+    if after is not None:
+        where.append("(created_at < :after_at OR (created_at = :after_at AND id < :after_id))")
+        params["after_at"], params["after_id"] = after
+    return (" WHERE " + " AND ".join(where) if where else ""), params
 
 
 def _refuse_lost_database(settings: Settings) -> None:

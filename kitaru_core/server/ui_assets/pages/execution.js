@@ -1,0 +1,305 @@
+// One execution: its journal on a time axis, inputs, result or error, LLM calls,
+// artifacts, the log tail, the pending wait's form, and resume, retry, cancel and
+// replay-with-overrides; it follows the execution's events.
+
+import {
+  API, api, can, clear, debounce, duration, h, link, onEvent, pretty, short, statusBadge, toast, usd, when,
+} from "../core.js";
+import { schemaForm } from "../schema_form.js";
+
+const KINDS = ["checkpoint", "llm", "wait", "sleep", "memory"];
+const MAX_LANES = 16;
+const ARTIFACTS_SHOWN = 100;
+
+export async function executionPage(root, [execId]) {
+  const sections = h("div");
+  const tools = h("div");
+  clear(root, sections, tools);
+  let execution = null;
+
+  async function refresh() {
+    const [found, artifacts, logs] = await Promise.all([
+      api(`executions/${encodeURIComponent(execId)}`),
+      api(`executions/${encodeURIComponent(execId)}/artifacts`),
+      api(`executions/${encodeURIComponent(execId)}/logs`).catch(() => ""),
+    ]);
+    const first = execution === null;
+    execution = found;
+    clear(sections,
+      header(found),
+      found.pending_wait ? waitPanel(found) : null,
+      h("h2", {}, `Journal (${found.checkpoints.length} steps)`),
+      timeline(found),
+      stepsTable(found),
+      h("div", { class: "grid2" }, inputsPanel(artifacts), outcomePanel(found)),
+      llmPanel(found),
+      artifactsPanel(artifacts),
+      h("h2", {}, "Log"),
+      h("pre", { id: "log" }, tail(logs, 200) || "(empty)"));
+    if (first) clear(tools, replayPanel(found), comparePanel(found));
+  }
+
+  await refresh();
+  const later = debounce(() => refresh().catch((e) => toast(e.message)), 200);
+  return onEvent((event) => {
+    if (event.exec_id === execution.exec_id) later();
+  });
+}
+
+function tail(text, lines) {
+  const all = String(text || "").split("\n");
+  return all.slice(Math.max(0, all.length - lines)).join("\n");
+}
+
+function header(e) {
+  const took = e.ended_at && e.started_at ? e.ended_at - e.started_at : null;
+  const act = (action, label, cls = "ghost") => h("button", {
+    type: "button", class: cls, "data-action": action,
+    onclick: async (ev) => {
+      ev.target.disabled = true;
+      try {
+        const after = await api(`executions/${encodeURIComponent(e.exec_id)}/${action}`, { method: "POST" });
+        toast(`${label}: ${after.status}`);
+      } catch (err) {
+        toast(err.message, "error");
+        ev.target.disabled = false;
+      }
+    },
+  }, label);
+  const unfinished = ["queued", "running", "sleeping", "waiting"].includes(e.status);
+  return h("section", { class: "panel" },
+    h("h1", {}, "Execution ", h("span", { class: "mono" }, e.exec_id)),
+    h("div", { class: "row" },
+      h("span", { id: "status" }, statusBadge(e.status)),
+      h("span", {}, "flow ", h("strong", {}, e.flow_name)),
+      h("span", { class: "muted" }, `stack ${e.stack} · runs ${e.runs} · created ${when(e.created_at)} · took ${duration(took)}`)),
+    e.original_exec_id ? h("p", {}, "Replay of ", link(`#/execution/${encodeURIComponent(e.original_exec_id)}`, e.original_exec_id),
+      " · ", link(`#/compare/${encodeURIComponent(e.original_exec_id)}/${encodeURIComponent(e.exec_id)}`, "compare with its original")) : null,
+    can("run") ? h("div", { class: "row" },
+      ["waiting", "sleeping", "running"].includes(e.status) ? act("resume", "Resume") : null,
+      ["failed", "cancelled"].includes(e.status) ? act("retry", "Retry") : null,
+      unfinished ? act("cancel", "Cancel", "danger") : null) : null);
+}
+
+function waitPanel(e) {
+  const wait = e.pending_wait;
+  const form = can("input")
+    ? schemaForm(wait.schema, async (value) => {
+      await api(`executions/${encodeURIComponent(e.exec_id)}/input`, { method: "POST", body: { wait: wait.name, value } });
+      toast(`input for ${wait.name} recorded`);
+    })
+    : h("p", { class: "muted" }, "Your token cannot answer waits.");
+  return h("section", { class: "panel card", id: "pending-wait" },
+    h("h2", {}, `Waiting for ${wait.name}`),
+    wait.question ? h("p", {}, wait.question) : null,
+    h("p", { class: "muted" }, `expects ${wait.schema_name}`, wait.expires_at ? ` · until ${when(wait.expires_at)}` : ""),
+    form);
+}
+
+// Steps as bars on a time axis; steps that overlap (parallel submits) go side by side
+// in lanes; steps this execution took from its source's journal are hatched.
+function timeline(e) {
+  const steps = e.checkpoints.filter((c) => c.started_at && c.ended_at);
+  if (!steps.length) return h("p", { class: "muted" }, "No steps yet.");
+  const t0 = Math.min(...steps.map((s) => s.started_at));
+  const t1 = Math.max(...steps.map((s) => s.ended_at));
+  const span = Math.max(t1 - t0, 1e-6);
+  const lanes = [];
+  const byLane = [];
+  for (const step of [...steps].sort((a, b) => a.started_at - b.started_at || a.position - b.position)) {
+    let lane = lanes.findIndex((end) => end <= step.started_at + 1e-9);
+    if (lane === -1) lane = lanes.length < MAX_LANES ? lanes.length : MAX_LANES - 1;
+    lanes[lane] = Math.max(lanes[lane] || 0, step.ended_at);
+    (byLane[lane] ||= []).push(step);
+  }
+  const fromJournal = (s) => e.original_exec_id && s.ended_at <= e.created_at && !(s.metadata || {}).override;
+  const rows = byLane.map((laneSteps) => h("div", { class: "lane" }, laneSteps.map((s) => {
+    const left = ((s.started_at - t0) / span) * 100;
+    const width = Math.max(((s.ended_at - s.started_at) / span) * 100, 0.15);
+    const notes = [
+      fromJournal(s) ? "answered from the journal" : null,
+      (s.metadata || {}).override ? "overridden" : null,
+    ].filter(Boolean).join(", ");
+    return h("div", {
+      class: `bar k-${KINDS.includes(s.kind) ? s.kind : "checkpoint"}${s.status === "failed" ? " failed" : ""}${fromJournal(s) ? " journal" : ""}`,
+      style: { left: `${left}%`, width: `${width}%` },
+      title: `#${s.position} ${s.name} (${s.kind}) ${s.status}, ${duration(s.ended_at - s.started_at)}${notes ? ` — ${notes}` : ""}`,
+      "data-step": s.name,
+    }, s.name);
+  })));
+  return h("div", {},
+    h("div", { class: "legend" }, KINDS.map((k) => h("span", { style: { "--sw": `var(--c-${k})` } }, k)),
+      h("span", { style: { "--sw": "var(--c-failed)" } }, "failed"),
+      e.original_exec_id ? h("span", { style: { "--sw": "var(--muted)" } }, "hatched: answered from the journal") : null),
+    h("div", { class: "timeline", id: "timeline", role: "img", "aria-label": `${steps.length} steps over ${duration(span)}` }, rows),
+    h("div", { class: "axis" }, h("span", {}, "0"), h("span", {}, duration(span / 2)), h("span", {}, duration(span))));
+}
+
+function stepsTable(e) {
+  const box = h("details", { id: "steps" }, h("summary", {}, `All ${e.checkpoints.length} steps as a table`));
+  box.addEventListener("toggle", () => {
+    if (!box.open || box.querySelector("table")) return;
+    box.append(h("div", { class: "scroll" }, h("table", {},
+      h("thead", {}, h("tr", {}, ["#", "step", "kind", "status", "attempts", "duration"].map((c) => h("th", {}, c)))),
+      h("tbody", {}, e.checkpoints.map((c) => h("tr", {},
+        h("td", { class: "num" }, c.position), h("td", {}, c.name), h("td", {}, c.kind),
+        h("td", {}, statusBadge(c.status)), h("td", { class: "num" }, c.attempts),
+        h("td", { class: "num" }, duration(c.duration))))))));
+  });
+  return box;
+}
+
+function inputsPanel(artifacts) {
+  const inputs = artifacts.filter((a) => a.role === "input");
+  const box = h("dl", { class: "kv" });
+  for (const a of inputs) {
+    const value = h("dd", { class: "mono" }, "…");
+    box.append(h("dt", {}, a.name), value);
+    api(`artifacts/${encodeURIComponent(a.id)}`).then(
+      (v) => { value.textContent = short(v, 400); },
+      (err) => { value.textContent = err.message; });
+  }
+  return h("section", { class: "panel", id: "inputs" }, h("h2", {}, "Inputs"),
+    inputs.length ? box : h("p", { class: "muted" }, "none"));
+}
+
+function outcomePanel(e) {
+  if (e.error) {
+    return h("section", { class: "panel", id: "error" }, h("h2", {}, "Error"),
+      h("p", { class: "error" }, `${e.error.type}: ${e.error.message}`),
+      e.error.traceback ? h("details", {}, h("summary", {}, "Traceback"), h("pre", {}, e.error.traceback)) : null);
+  }
+  if (e.status === "completed") {
+    return h("section", { class: "panel", id: "result" }, h("h2", {}, "Result"),
+      e.result === null && e.result_artifact_id
+        ? h("p", { class: "muted" }, "Not JSON; see the artifact ", h("span", { class: "mono" }, e.result_artifact_id))
+        : h("pre", {}, pretty(e.result)));
+  }
+  return h("section", { class: "panel", id: "result" }, h("h2", {}, "Result"), h("p", { class: "muted" }, `none yet (${e.status})`));
+}
+
+function llmPanel(e) {
+  if (!e.llm_calls.length) return null;
+  const t = e.llm_totals;
+  return h("section", { id: "llm" },
+    h("h2", {}, `LLM calls: ${t.calls}, ${t.input_tokens} tokens in, ${t.output_tokens} out, ${usd(t.cost_usd)}`),
+    e.llm_calls.map((c) => {
+      const body = h("div");
+      const box = h("details", { class: "panel" },
+        h("summary", {}, `${c.checkpoint || "-"} · ${c.alias || c.model} → ${c.model} · ${c.input_tokens ?? "?"} in / ${c.output_tokens ?? "?"} out · ${usd(c.cost_usd)} · ${duration(c.latency)}${c.error ? ` · error: ${c.error}` : ""}`),
+        body);
+      box.addEventListener("toggle", async () => {
+        if (!box.open || body.childElementCount) return;
+        const show = async (label, id) => {
+          if (!id) return null;
+          try {
+            return [h("h3", {}, label), h("pre", {}, pretty(await api(`artifacts/${encodeURIComponent(id)}`)))];
+          } catch (err) {
+            return [h("h3", {}, label), h("p", { class: "error" }, err.message)];
+          }
+        };
+        body.append(...((await show("Prompt", c.prompt_artifact_id)) || []), ...((await show("Response", c.response_artifact_id)) || []));
+      });
+      return box;
+    }));
+}
+
+function artifactsPanel(artifacts) {
+  const preview = h("div", { id: "artifact-preview", "aria-live": "polite" });
+  const open = async (a) => {
+    const url = `${API}/artifacts/${encodeURIComponent(a.id)}`;
+    clear(preview, h("p", { class: "muted" }, `Loading ${a.name}…`));
+    try {
+      const response = await api(`artifacts/${encodeURIComponent(a.id)}`, { raw: true });
+      const kind = response.headers.get("content-type") || "";
+      let shown;
+      if (kind.startsWith("image/")) {
+        const blob = await response.blob();
+        shown = h("img", { src: URL.createObjectURL(blob), alt: `artifact ${a.name}`, style: { "max-width": "100%" } });
+      } else if (kind.includes("json")) {
+        shown = h("pre", {}, pretty(await response.json()));
+      } else if (kind.startsWith("text/")) {
+        shown = h("pre", {}, await response.text());
+      } else {
+        shown = h("a", { href: url, download: a.name, class: "button" }, `Download ${a.name} (${a.size} bytes)`);
+      }
+      clear(preview, h("h3", {}, a.name), shown);
+    } catch (err) {
+      clear(preview, h("h3", {}, a.name), h("p", { class: "error" }, err.message));
+    }
+  };
+  const row = (a) => h("tr", {},
+    h("td", {}, a.name), h("td", {}, a.role), h("td", { class: "mono hide-narrow" }, a.type_ref),
+    h("td", { class: "hide-narrow" }, a.serializer), h("td", { class: "num" }, a.size),
+    h("td", {}, h("button", { type: "button", class: "ghost", onclick: () => open(a) }, "Preview")));
+  // A long run has thousands: the first ones at once, the rest when asked for.
+  const body = h("tbody", {}, artifacts.slice(0, ARTIFACTS_SHOWN).map(row));
+  const more = artifacts.length > ARTIFACTS_SHOWN
+    ? h("button", { type: "button", class: "ghost", onclick: (ev) => {
+      body.append(...artifacts.slice(ARTIFACTS_SHOWN).map(row));
+      ev.target.remove();
+    } }, `Show all ${artifacts.length} artifacts`)
+    : null;
+  return h("section", { id: "artifacts" }, h("h2", {}, `Artifacts (${artifacts.length})`),
+    h("div", { class: "scroll" }, h("table", {},
+      h("thead", {}, h("tr", {}, ["name", "role", "type", "stored as", "size", ""].map((c) => h("th", {}, c)))),
+      body)),
+    more,
+    preview);
+}
+
+function replayPanel(e) {
+  if (!can("run") || !e.checkpoints.length) return null;
+  const names = e.checkpoints.filter((c) => c.kind === "checkpoint" || c.kind === "llm");
+  const from = h("select", { id: "replay-from" }, names.map((c) => h("option", { value: String(c.position) }, `#${c.position} ${c.name}`)));
+  const overrides = h("textarea", { id: "replay-overrides", spellcheck: "false" }, "{}");
+  const error = h("p", { class: "field-error", role: "alert" });
+  const known = new Set(e.checkpoints.map((c) => c.name));
+  const form = h("form", { class: "panel", id: "replay" },
+    h("h2", {}, "Replay"),
+    h("p", { class: "muted" }, "A new execution that reuses this one's steps before the chosen one and runs the rest live. " +
+      "Overrides replace a step's recorded output: {\"checkpoint.NAME\": value}."),
+    h("label", { for: "replay-from" }, "From", from),
+    h("label", { for: "replay-overrides", style: { width: "100%" } }, "Overrides (JSON)", overrides),
+    h("button", { type: "submit" }, "Replay"),
+    error);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    let parsed;
+    try {
+      parsed = JSON.parse(overrides.value || "{}");
+    } catch (err) {
+      error.textContent = `overrides are not valid JSON: ${err.message}`;
+      return;
+    }
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+      error.textContent = "overrides must be a JSON object";
+      return;
+    }
+    const wrong = Object.keys(parsed).filter((k) => !k.startsWith("checkpoint.") || !known.has(k.slice(11)));
+    if (wrong.length) {
+      error.textContent = `override ${JSON.stringify(wrong[0])} must be "checkpoint.NAME" with NAME one of: ${[...known].join(", ")}`;
+      return;
+    }
+    error.textContent = "";
+    try {
+      const made = await api(`executions/${encodeURIComponent(e.exec_id)}/replay`, {
+        method: "POST", body: { from: Number(from.value), overrides: parsed },
+      });
+      location.hash = `#/execution/${encodeURIComponent(made.exec_id)}`;
+    } catch (err) {
+      error.textContent = err.message;
+    }
+  });
+  return form;
+}
+
+function comparePanel(e) {
+  const other = h("input", { id: "compare-with", placeholder: "another execution id", size: 34 });
+  return h("form", {
+    class: "panel row", onsubmit: (ev) => {
+      ev.preventDefault();
+      if (other.value.trim()) location.hash = `#/compare/${encodeURIComponent(e.exec_id)}/${encodeURIComponent(other.value.trim())}`;
+    },
+  }, h("label", { for: "compare-with" }, "Compare with…", other), h("button", { type: "submit", class: "ghost" }, "Compare"));
+}

@@ -1,0 +1,95 @@
+// Executions: filters, a page of rows from the summary listing, cursor pagination,
+// and rows that follow the event stream.
+
+import { api, clear, debounce, duration, h, link, onEvent, statusBadge, usd, when } from "../core.js";
+
+const STATUSES = ["queued", "running", "sleeping", "waiting", "completed", "failed", "cancelled"];
+
+export async function executionsPage(root) {
+  const [flows, stacks] = await Promise.all([api("flows").catch(() => []), api("stacks").catch(() => [])]);
+  const filters = {
+    status: h("select", { id: "f-status" }, h("option", { value: "" }, "any"),
+      STATUSES.map((s) => h("option", { value: s }, s))),
+    flow: h("input", { id: "f-flow", list: "flow-names", placeholder: "any", size: 14 }),
+    stack: h("select", { id: "f-stack" }, h("option", { value: "" }, "any"),
+      stacks.map((s) => h("option", { value: s.name }, s.name))),
+    since: h("input", { id: "f-since", type: "datetime-local" }),
+    until: h("input", { id: "f-until", type: "datetime-local" }),
+    q: h("input", { id: "f-q", type: "search", placeholder: "id prefix", size: 14 }),
+  };
+  const body = h("tbody");
+  const pager = h("div", { class: "row" });
+  const summary = h("p", { class: "muted", "aria-live": "polite" });
+  const cursors = [null];
+  let page = 0;
+  let rows = [];
+
+  const params = () => {
+    const p = new URLSearchParams({ view: "summary", limit: "50" });
+    if (filters.status.value) p.set("status", filters.status.value);
+    if (filters.flow.value.trim()) p.set("flow", filters.flow.value.trim());
+    if (filters.stack.value) p.set("stack", filters.stack.value);
+    if (filters.since.value) p.set("since", String(new Date(filters.since.value).getTime() / 1000));
+    if (filters.until.value) p.set("until", String(new Date(filters.until.value).getTime() / 1000));
+    if (filters.q.value.trim()) p.set("q", filters.q.value.trim());
+    if (cursors[page]) p.set("cursor", cursors[page]);
+    return p;
+  };
+
+  async function load() {
+    const response = await api(`executions?${params()}`, { raw: true });
+    rows = await response.json();
+    cursors[page + 1] = response.headers.get("X-Next-Cursor");
+    clear(body, rows.map(row));
+    if (!rows.length) body.append(h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No executions match.")));
+    summary.textContent = `Page ${page + 1}: ${rows.length} execution${rows.length === 1 ? "" : "s"}`;
+    clear(pager,
+      h("button", { type: "button", class: "ghost", disabled: page === 0, onclick: () => { page = 0; load(); } }, "First"),
+      h("button", { type: "button", class: "ghost", disabled: page === 0, onclick: () => { page -= 1; load(); } }, "Previous"),
+      h("button", { type: "button", class: "ghost", disabled: !cursors[page + 1], onclick: () => { page += 1; load(); } }, "Next"));
+  }
+
+  function row(e) {
+    const took = e.ended_at && e.started_at ? e.ended_at - e.started_at : null;
+    return h("tr", { "data-exec": e.exec_id },
+      h("td", { class: "mono" }, link(`#/execution/${encodeURIComponent(e.exec_id)}`, e.exec_id.slice(0, 16))),
+      h("td", {}, e.flow_name),
+      h("td", {}, statusBadge(e.status)),
+      h("td", { class: "hide-narrow" }, when(e.started_at || e.created_at)),
+      h("td", { class: "num" }, duration(took)),
+      h("td", { class: "num hide-narrow" }, e.steps),
+      h("td", { class: "num hide-narrow" }, e.llm_tokens ?? 0),
+      h("td", { class: "num hide-narrow" }, usd(e.cost_usd)));
+  }
+
+  const reload = debounce(() => { page = 0; cursors.length = 1; load(); }, 250);
+  for (const input of Object.values(filters)) input.addEventListener("input", reload);
+
+  clear(root,
+    h("h1", {}, "Executions"),
+    h("form", { class: "panel row", role: "search", onsubmit: (ev) => { ev.preventDefault(); reload(); } },
+      h("label", { for: "f-status" }, "Status", filters.status),
+      h("label", { for: "f-flow" }, "Flow", filters.flow),
+      h("datalist", { id: "flow-names" }, flows.map((f) => h("option", { value: f.name }))),
+      h("label", { for: "f-stack" }, "Stack", filters.stack),
+      h("label", { for: "f-since" }, "Created after", filters.since),
+      h("label", { for: "f-until" }, "Created before", filters.until),
+      h("label", { for: "f-q" }, "Search", filters.q)),
+    summary,
+    h("div", { class: "scroll" }, h("table", { id: "executions" },
+      h("thead", {}, h("tr", {},
+        h("th", {}, "id"), h("th", {}, "flow"), h("th", {}, "status"),
+        h("th", { class: "hide-narrow" }, "started"), h("th", { class: "num" }, "duration"),
+        h("th", { class: "num hide-narrow" }, "steps"), h("th", { class: "num hide-narrow" }, "LLM tokens"),
+        h("th", { class: "num hide-narrow" }, "cost"))),
+      body)),
+    pager);
+  await load();
+
+  // Live: a status change of a shown execution, or a new one on the first page.
+  const refresh = debounce(load, 300);
+  return onEvent((event) => {
+    if (event.kind !== "status") return;
+    if (rows.some((r) => r.exec_id === event.exec_id) || page === 0) refresh();
+  });
+}

@@ -1,0 +1,52 @@
+// Pending waits, each with its question, metadata and a form built from its schema;
+// after an answer, the execution is followed live to its next state.
+
+import { api, can, clear, debounce, h, link, onEvent, statusBadge, when } from "../core.js";
+import { schemaForm } from "../schema_form.js";
+
+export async function inboxPage(root) {
+  const list = h("div", { id: "inbox" });
+  const followed = new Map(); // exec_id -> the status element of an answered card
+
+  async function load() {
+    const waits = await api("waits");
+    const cards = waits.filter((w) => !followed.has(w.exec_id)).map(card);
+    clear(list, cards.length || followed.size ? null : h("p", { class: "muted" }, "Nothing waits for an answer."),
+      [...followed.values()].map((f) => f.card), cards);
+  }
+
+  function card(wait) {
+    const status = h("span", {}, statusBadge("waiting"));
+    const box = h("article", { class: "panel card", "data-exec": wait.exec_id, "data-wait": wait.name });
+    const form = can("input")
+      ? schemaForm(wait.schema, async (value) => {
+        await api(`executions/${encodeURIComponent(wait.exec_id)}/input`, { method: "POST", body: { wait: wait.name, value } });
+        followed.set(wait.exec_id, { card: box, status });
+        clear(status, statusBadge("running"));
+        form.replaceWith(h("p", { class: "answered" }, "Answered with ", h("code", {}, JSON.stringify(value)),
+          ". Following the execution: ", status));
+        const after = await api(`executions/${encodeURIComponent(wait.exec_id)}`);
+        clear(status, statusBadge(after.status));
+      })
+      : h("p", { class: "muted" }, "Your token can read waits but not answer them.");
+    const meta = Object.entries(wait.metadata || {});
+    clear(box,
+      h("h2", {}, wait.question || wait.name),
+      h("p", { class: "muted" }, "execution ", link(`#/execution/${encodeURIComponent(wait.exec_id)}`, wait.exec_id),
+        ` · wait ${wait.name} · expects ${wait.schema_name} · since ${when(wait.created_at)}`,
+        wait.expires_at ? ` · until ${when(wait.expires_at)}` : ""),
+      meta.length ? h("dl", { class: "kv" }, meta.map(([k, v]) => [h("dt", {}, k), h("dd", {}, typeof v === "string" ? v : JSON.stringify(v))])) : null,
+      h("p", {}, "Status: ", status),
+      form);
+    return box;
+  }
+
+  clear(root, h("h1", {}, "Inbox"), h("p", { class: "muted" }, "Waits nobody has answered yet."), list);
+  await load();
+  const reload = debounce(load, 250);
+  return onEvent((event) => {
+    const f = followed.get(event.exec_id);
+    if (f && event.kind === "status") clear(f.status, statusBadge(event.status));
+    if (event.kind === "wait" || (event.kind === "status" && !f)) reload();
+  });
+}

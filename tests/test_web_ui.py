@@ -1,0 +1,340 @@
+"""The web UI in a real browser: Debian's chromium driven by Playwright, against a real
+``kitaru serve``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from kitaru_server import REVIEW_FLOW, SERVER_FLOWS, Served, start_server, wait_for_status
+
+API = "/api/v1"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    server = start_server(tmp_path_factory.mktemp("ui"), REVIEW_FLOW, SERVER_FLOWS)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+class UI:
+    """A signed-in browser tab, and what went wrong in it."""
+
+    def __init__(self, browser: Any, served: Served, scope: str, width: int = 1280) -> None:
+        self.served = served
+        self.context = browser.new_context(viewport={"width": width, "height": 800})
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(20_000)
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.requests: list[str] = []
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.goto(served.url + "/")
+        self.page.fill("#token", served.tokens[scope])
+        self.page.click("form button[type=submit]")
+        self.page.wait_for_selector("#executions")
+
+    def go(self, hash_: str, ready: str) -> Any:
+        self.page.goto(f"{self.served.url}/{hash_}")
+        return self.page.wait_for_selector(ready)
+
+    def close(self) -> None:
+        self.context.close()
+        assert self.errors == []
+        # Nothing is loaded from anywhere but the server (no CDN, no fonts, no trackers).
+        elsewhere = [
+            u for u in self.requests if not u.startswith((self.served.url, "data:", "blob:"))
+        ]
+        assert elsewhere == []
+
+
+@pytest.fixture
+def ui(browser: Any, served: Served) -> Iterator[Any]:
+    opened: list[UI] = []
+
+    def open_as(scope: str = "admin", width: int = 1280) -> UI:
+        opened.append(UI(browser, served, scope, width))
+        return opened[-1]
+
+    yield open_as
+    for tab in opened:
+        tab.close()
+
+
+def _start(served: Served, flow: str, args: dict[str, Any], key: str | None = None) -> str:
+    headers = {"Idempotency-Key": key} if key else {}
+    with served.client("run") as runner:
+        started = runner.post(
+            f"{API}/flows/{flow}/executions?wait=30", json={"args": args}, headers=headers
+        )
+    assert started.status_code in (200, 201), started.text
+    return str(started.json()["exec_id"])
+
+
+def test_signing_in_keeps_the_token_in_a_strict_httponly_cookie(ui: Any, served: Served) -> None:
+    tab = ui("read")
+    cookies = {c["name"]: c for c in tab.context.cookies()}
+    session = cookies["kitaru_session"]
+    assert session["httpOnly"] is True and session["sameSite"] == "Strict"
+    assert tab.page.evaluate("document.cookie") == ""  # no script can read it
+    assert "test-read (read)" in tab.page.inner_text("#who")
+    tab.page.click("#sign-out")
+    tab.page.wait_for_selector("#token")
+    wrong = tab.page
+    wrong.fill("#token", "kitaru_000000000000_" + "x" * 43)
+    wrong.click("form button[type=submit]")
+    assert "not valid" in wrong.wait_for_selector("form .error:not(:empty)").inner_text()
+
+
+def test_approving_the_review_in_the_inbox_completes_it_on_screen(ui: Any, served: Served) -> None:
+    exec_id = _start(served, "review", {"topic": "durable agents"})
+    tab = ui("input")
+    card = tab.go("#/inbox", f"article[data-exec='{exec_id}']")
+    assert "Approve draft?" in card.inner_text()
+    tab.page.evaluate("window.__same_page = true")
+    card.query_selector("button:has-text('Approve')").click()
+    tab.page.wait_for_selector(f"article[data-exec='{exec_id}'] .badge.s-completed")
+    assert tab.page.evaluate("window.__same_page") is True  # followed live, no reload
+    with served.client("read") as reader:
+        done = wait_for_status(reader, exec_id, ("completed",))
+    assert done["result"]["published"] is True
+
+
+def test_a_wrong_value_is_refused_with_the_schemas_message(ui: Any, served: Served) -> None:
+    exec_id = _start(served, "rate", {"item": "the draft"})
+    tab = ui("input")
+    card = tab.go("#/inbox", f"article[data-exec='{exec_id}']")
+    card.query_selector("input[name=score]").fill("9")
+    card.query_selector("select[name=verdict]").select_option(label="revise")
+    card.query_selector("button[type=submit]").click()
+    message = tab.page.wait_for_selector(f"article[data-exec='{exec_id}'] .field-error:not(:empty)")
+    assert message.inner_text() == "score must be at most 5"
+    # The server checks too: a value sent past the browser's check is refused with
+    # the schema's own message, and nothing is stored.
+    refused = tab.page.evaluate(
+        """async ([id]) => {
+            const s = await (await fetch('/ui/session')).json();
+            const r = await fetch(`/api/v1/executions/${id}/input`, {method: 'POST',
+              headers: {'Content-Type': 'application/json', 'X-CSRF-Token': s.csrf},
+              body: JSON.stringify({value: {score: 0, verdict: 'ship'}})});
+            return [r.status, (await r.json()).detail];
+        }""",
+        [exec_id],
+    )
+    assert refused[0] == 422 and "must be Rating" in refused[1]
+    card.query_selector("input[name=score]").fill("4")
+    card.query_selector("button[type=submit]").click()
+    tab.page.wait_for_selector(f"article[data-exec='{exec_id}'] .badge.s-completed")
+    with served.client("read") as reader:
+        assert wait_for_status(reader, exec_id, ("completed",))["result"] == {
+            "score": 4,
+            "verdict": "revise",
+            "comment": "",
+        }
+
+
+def test_replay_from_draft_with_an_override_then_compare(ui: Any, served: Served) -> None:
+    source = _start(served, "review", {"topic": "replays"})
+    with served.client("input") as answerer:
+        answerer.post(f"{API}/executions/{source}/input", json={"value": True})
+    with served.client("read") as reader:
+        wait_for_status(reader, source, ("completed",))
+    tab = ui("run")
+    tab.go(f"#/execution/{source}", "#replay")
+    tab.page.select_option("#replay-from", label="#2 draft")
+    tab.page.fill("#replay-overrides", '{"checkpoint.research": ["a new fact"')
+    tab.page.click("#replay button[type=submit]")
+    error = tab.page.wait_for_selector("#replay .field-error:not(:empty)")
+    assert "not valid JSON" in error.inner_text()
+    tab.page.fill("#replay-overrides", '{"checkpoint.nope": 1}')
+    tab.page.click("#replay button[type=submit]")
+    tab.page.wait_for_function(
+        "() => document.querySelector('#replay .field-error').textContent.includes('nope')"
+    )
+    tab.page.fill("#replay-overrides", '{"checkpoint.research": ["a new fact"]}')
+    tab.page.click("#replay button[type=submit]")
+    tab.page.wait_for_function(f"() => !location.hash.includes('{source}')")
+    replay_id = tab.page.evaluate("decodeURIComponent(location.hash.split('/')[2])")
+    tab.page.wait_for_selector("#status .badge.s-waiting")
+    assert tab.page.query_selector("#timeline .bar.journal") is not None  # reused steps
+    tab.page.click("text=compare with its original")
+    tab.page.wait_for_selector("#diff-table")
+    statuses = {
+        row.get_attribute("data-step"): row.get_attribute("data-status")
+        for row in tab.page.query_selector_all("#diff-table tr[data-step]")
+    }
+    assert statuses["research"] == "changed" and statuses["draft"] == "changed"
+    assert "a new fact" in tab.page.inner_text("#comparison")
+    assert replay_id != source
+
+
+def test_the_memory_page_shows_a_keys_history(ui: Any, served: Served) -> None:
+    with served.client("admin") as admin:
+        path = f"{API}/memory/namespace/ui-team/style"
+        admin.put(path, json={"value": {"tone": "plain"}})
+        admin.put(path, json={"value": {"tone": "warm", "length": "short"}})
+        admin.delete(path)
+        admin.put(path, json={"value": {"tone": "warm"}})
+    tab = ui("read")
+    tab.go("#/memory/namespace/ui-team/style", "#memory-history .versions")
+    history = tab.page.inner_text("#memory-history")
+    assert "v4" in history and "deleted (tombstone)" in history and "v1" in history
+    assert '"tone": "warm"' in tab.page.inner_text("#version-diff")
+    tab.page.select_option("#v-from", label="v1")
+    tab.page.select_option("#v-to", label="v2")
+    diff_text = tab.page.inner_text("#version-diff")
+    assert '-   "tone": "plain"' in diff_text and '+   "length": "short"' in diff_text
+    assert tab.page.query_selector("#mem-value") is None  # a read token cannot write
+
+
+def test_a_read_token_sees_no_button_it_cannot_use_and_forged_posts_fail(
+    ui: Any, served: Served
+) -> None:
+    exec_id = _start(served, "approval", {"n": 5})
+    reader = ui("read")
+    card = reader.go("#/inbox", f"article[data-exec='{exec_id}']")
+    assert card.query_selector("button") is None
+    reader.go(f"#/execution/{exec_id}", "#pending-wait")
+    assert reader.page.query_selector("button[data-action]") is None
+    assert reader.page.query_selector("#replay") is None
+    forged = reader.page.evaluate(
+        """async ([id]) => {
+            const s = await (await fetch('/ui/session')).json();
+            const r = await fetch(`/api/v1/executions/${id}/input`, {method: 'POST',
+              headers: {'Content-Type': 'application/json', 'X-CSRF-Token': s.csrf},
+              body: JSON.stringify({value: true})});
+            return r.status;
+        }""",
+        [exec_id],
+    )
+    assert forged == 403
+    admin = ui("admin")
+    admin.go(f"#/execution/{exec_id}", "#pending-wait")
+    assert admin.page.query_selector("button[data-action=cancel]") is not None
+    no_csrf = admin.page.evaluate(
+        """async ([id]) => {
+            const r = await fetch(`/api/v1/executions/${id}/input`, {method: 'POST',
+              headers: {'Content-Type': 'application/json'}, body: JSON.stringify({value: true})});
+            return [r.status, (await r.json()).detail];
+        }""",
+        [exec_id],
+    )
+    assert no_csrf[0] == 403 and "X-CSRF-Token" in no_csrf[1]
+    with served.client("read") as client:
+        assert client.get(f"{API}/executions/{exec_id}").json()["status"] == "waiting"
+
+
+def test_the_executions_page_filters_pages_and_follows_new_runs(ui: Any, served: Served) -> None:
+    for i in range(3):
+        _start(served, "echo", {"text": f"row {i}"}, key=f"ui-echo-{i}")
+    tab = ui("read")
+    tab.page.select_option("#f-status", "completed")
+    tab.page.fill("#f-flow", "echo")
+    tab.page.wait_for_selector("#executions tr[data-exec='ui-echo-2']")
+    tab.page.fill("#f-q", "ui-echo-1")
+    tab.page.wait_for_function(
+        "() => document.querySelectorAll('#executions tbody tr[data-exec]').length === 1"
+    )
+    assert tab.page.query_selector("#executions tr[data-exec='ui-echo-1']") is not None
+    tab.page.fill("#f-q", "")
+    tab.page.wait_for_selector("#executions tr[data-exec='ui-echo-0']")
+    _start(served, "echo", {"text": "late"}, key="ui-echo-late")  # appears without reload
+    tab.page.wait_for_selector("#executions tr[data-exec='ui-echo-late']")
+
+
+def test_text_from_users_and_models_is_shown_as_text(ui: Any, served: Served) -> None:
+    hostile = "<img src=x onerror=\"document.title='owned'\">"
+    exec_id = _start(served, "echo", {"text": hostile})
+    tab = ui("read")
+    tab.go(f"#/execution/{exec_id}", "#result pre")
+    assert tab.page.inner_text("#result pre") == json.dumps(hostile.upper())[1:-1].replace(
+        '\\"', '"'
+    )
+    assert tab.page.query_selector("#result img, #inputs img") is None
+    assert tab.page.title() == "Kitaru"
+
+
+def test_stacks_plugins_and_schedules_pages(ui: Any, served: Served) -> None:
+    made = served.kitaru(
+        "schedule",
+        "create",
+        "ui-nightly",
+        f"{SERVER_FLOWS}:echo",
+        "--cron",
+        "0 3 * * *",
+        "--arg",
+        "text=night",
+    )
+    assert made.returncode == 0, made.stderr
+    tab = ui("admin")
+    section = tab.go("#/stacks", "section[data-stack='local']")
+    assert "active" in section.inner_text() and "installed" in section.inner_text()
+    assert "builtin" in tab.page.inner_text("#plugins")
+    row = tab.go("#/schedules", "tr[data-schedule='ui-nightly']")
+    assert "0 3 * * *" in row.inner_text() and len(row.query_selector_all("li")) == 5
+    row.query_selector("button:has-text('Pause')").click()
+    tab.page.wait_for_selector("tr[data-schedule='ui-nightly'] button:has-text('Resume')")
+    assert "paused" in tab.page.inner_text("tr[data-schedule='ui-nightly']")
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_every_page_renders_at_desktop_and_phone_width_in_both_themes(
+    ui: Any, served: Served, width: int, theme: str
+) -> None:
+    exec_id = _start(served, "review", {"topic": "layouts"}, key="ui-layout")
+    tab = ui("admin", width=width)
+    tab.page.evaluate(f"localStorage.setItem('kitaru-theme', '{theme}')")
+    tab.page.reload()
+    pages = {
+        "#/executions": "#executions tbody tr",
+        "#/inbox": "#inbox article",
+        f"#/execution/{exec_id}": "#timeline",
+        f"#/compare/{exec_id}/{exec_id}": "#diff-table",
+        "#/memory": "#view h1",
+        "#/stacks": "section[data-stack]",
+        "#/schedules": "#view h1",
+    }
+    for hash_, ready in pages.items():
+        tab.go(hash_, ready)
+        assert tab.page.evaluate("document.documentElement.dataset.theme") == theme
+        overflow = tab.page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 1, f"{hash_} is wider than {width} px by {overflow} px"
+    # Keyboard: from the top of the page, Tab reaches every page of the navigation and
+    # the header's buttons; Shift+Tab from the brand reaches the skip link.
+    tab.page.mouse.click(1, 1)
+    reached = []
+    for _ in range(10):
+        tab.page.keyboard.press("Tab")
+        reached.append(tab.page.evaluate("document.activeElement.textContent.trim()"))
+    for name in ("Kitaru", "Executions", "Compare", "Memory", "Stacks", "Schedules", "Sign out"):
+        assert name in reached, reached
+    tab.page.focus(".brand")
+    tab.page.keyboard.press("Shift+Tab")
+    assert tab.page.evaluate("document.activeElement.textContent") == "Skip to content"
