@@ -65,6 +65,11 @@ def test_the_review_example_runs_as_jobs_and_no_pod_exists_while_it_waits(
         assert pod["nodeSelector"] == {"pool": "general"}  # the stack's flows.review
         assert pod["containers"][0]["resources"]["limits"] == {"memory": "1Gi"}
         assert job["spec"]["backoffLimit"] == 0
+    # The runner prints its last line after the execution is recorded completed.
+    wait_until(
+        lambda: [p.status.phase for p in k8s_stack.pods()] == ["Succeeded"] * 2,
+        what="the second pod to end with its log",
+    )
     logs = KitaruClient().executions.logs(handle.exec_id)
     assert logs.count("--- pod ") == 2 and "is completed" in logs
 
