@@ -87,3 +87,29 @@ def approve(n: int) -> str:
     """Waits for a person, then records the decision (the HTTP input benchmark)."""
     ok = kitaru.wait(schema=bool, name="ok", question=f"Approve {n}?")
     return record_decision(ok)
+
+
+@checkpoint(name="step")
+async def astep(i: int) -> dict[str, int]:
+    return {"i": i}
+
+
+async def aplain_step(i: int) -> dict[str, int]:
+    return {"i": i}
+
+
+async def aplain_steps(n: int) -> float:
+    """``n`` plain awaited calls: what ``atimed_steps`` costs without Kitaru."""
+    started = time.perf_counter()
+    for i in range(n):
+        await aplain_step(i)
+    return time.perf_counter() - started
+
+
+@flow
+async def atimed_steps(n: int) -> float:
+    """``timed_steps`` as an async flow of async checkpoints."""
+    started = time.perf_counter()
+    for i in range(n):
+        await astep(i)
+    return time.perf_counter() - started

@@ -51,7 +51,7 @@ def median_ms(values: list[float]) -> float:
 
 
 RECORD_AND_REPLAY = """
-import json, sys, time
+import asyncio, json, sys, time
 import bench_flows as b
 from kitaru import KitaruClient
 from kitaru_core.store.metadata_store import get_store
@@ -65,12 +65,22 @@ handle = b.timed_steps.run(n)
 recorded = handle.wait()
 get_store().db.execute("UPDATE executions SET status='running' WHERE id=:id", {"id": handle.exec_id})
 replayed = KitaruClient().executions.resume(handle.exec_id).wait()
-print(json.dumps({"record": (recorded - plain) / n, "replay": (replayed - plain) / n}))
+# The same in an async flow with an async checkpoint, against plain awaited calls.
+b.atimed_steps.run(50)
+aplain = asyncio.run(b.aplain_steps(n))
+arecorded = b.atimed_steps.run(n).wait()
+print(json.dumps({"record": (recorded - plain) / n, "replay": (replayed - plain) / n,
+                  "record_async": (arecorded - aplain) / n}))
 """
 
 
 def record_and_replay(rounds: int, n: int) -> dict[str, float]:
-    results: dict[str, list[float]] = {"record_normal": [], "record_full": [], "replay": []}
+    results: dict[str, list[float]] = {
+        "record_normal": [],
+        "record_full": [],
+        "replay": [],
+        "record_async": [],
+    }
     for durability in ("normal", "full"):
         for _ in range(rounds):
             with tempfile.TemporaryDirectory() as home:
@@ -85,6 +95,7 @@ def record_and_replay(rounds: int, n: int) -> dict[str, float]:
             results[f"record_{durability}"].append(figures["record"])
             if durability == "normal":
                 results["replay"].append(figures["replay"])
+                results["record_async"].append(figures["record_async"])
     return {name: median_ms(values) for name, values in results.items()}
 
 
@@ -200,6 +211,7 @@ def peak_memory_mib(n: int) -> float:
 LABELS = {
     "record_normal": "recording overhead per checkpoint (default durability)",
     "record_full": "recording overhead per checkpoint (KITARU_DURABILITY=full)",
+    "record_async": "the same for an async checkpoint in an async flow (target 1.5x sync)",
     "replay": "replaying a recorded checkpoint",
     "resume_200": "crashed 200-checkpoint execution, new process launch to result",
     "import": "from kitaru import flow, checkpoint, KitaruClient (over a bare interpreter)",

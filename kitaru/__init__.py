@@ -33,10 +33,10 @@ if TYPE_CHECKING:
     from kitaru_core.pluginapi import hookimpl
     from kitaru_core.runtime.checkpoint import checkpoint
     from kitaru_core.runtime.flow import FlowHandle, flow
-    from kitaru_core.runtime.llm import llm
+    from kitaru_core.runtime.llm import allm, llm
     from kitaru_core.runtime.memory import memory
     from kitaru_core.runtime.primitives import load, log, save
-    from kitaru_core.runtime.timers import sleep, sleep_until
+    from kitaru_core.runtime.timers import asleep, sleep, sleep_until
     from kitaru_core.runtime.wait import wait
 
 _ERRORS = "kitaru_core.errors"
@@ -58,12 +58,14 @@ _EXPORTS = {
     "flow": "kitaru_core.runtime.flow",
     "FlowHandle": "kitaru_core.runtime.flow",
     "llm": "kitaru_core.runtime.llm",
+    "allm": "kitaru_core.runtime.llm",
     "memory": "kitaru_core.runtime.memory",
     "load": "kitaru_core.runtime.primitives",
     "log": "kitaru_core.runtime.primitives",
     "save": "kitaru_core.runtime.primitives",
     "wait": "kitaru_core.runtime.wait",
     "sleep": "kitaru_core.runtime.timers",
+    "asleep": "kitaru_core.runtime.timers",
     "sleep_until": "kitaru_core.runtime.timers",
 }
 
@@ -95,6 +97,8 @@ __all__ = [
     "KitaruWaitExpiredError",
     "KitaruWaitValidationError",
     "__version__",
+    "allm",
+    "asleep",
     "checkpoint",
     "diff",
     "flow",

@@ -6,6 +6,7 @@ so tests can see which bodies ran, and how often, across processes.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -55,6 +56,25 @@ def steps(n: int) -> list[int]:
     for i in range(n):
         out = numbered(i)
         results.append(out["square"] + len(out["pad"]) % 7)
+    return results
+
+
+@checkpoint(name="numbered")
+async def anumbered(i: int) -> dict[str, int]:
+    effect(f"step{i}")
+    # Ten of these run at once: they end in a different order than they were called.
+    await asyncio.sleep(float(os.environ.get("KITARU_TEST_STEP_SLEEP", "0")) * (1 + i % 3))
+    payload = int(os.environ.get("KITARU_TEST_PAYLOAD", "0"))
+    return {"i": i, "square": i * i, "pad": "x" * payload if i % 5 == 4 else ""}
+
+
+@flow
+async def gathered_steps(n: int) -> list[int]:
+    """``steps`` as an async flow: ``asyncio.gather`` of ten checkpoints at a time."""
+    results = []
+    for start in range(0, n, 10):
+        calls = [anumbered(i) for i in range(start, min(n, start + 10))]
+        results += [o["square"] + len(o["pad"]) % 7 for o in await asyncio.gather(*calls)]
     return results
 
 

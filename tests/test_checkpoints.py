@@ -1,10 +1,17 @@
-"""Flows and checkpoints in one process: recording, answering from the journal, errors."""
+"""Flows and checkpoints in one process: recording, answering from the journal, errors.
+
+Every test that runs a flow runs twice (the ``variant`` fixture): with ``def`` flows
+and checkpoints, and with their ``async def`` twins, which must behave the same.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -13,11 +20,13 @@ from kitaru import KitaruClient, checkpoint, flow
 from kitaru_core.store.metadata_store import get_store
 
 calls: list[str] = []
+attempts: dict[str, int] = {}
 
 
 @pytest.fixture(autouse=True)
 def _clear_calls() -> None:
     calls.clear()
+    attempts.clear()
 
 
 @checkpoint
@@ -38,16 +47,16 @@ def _reopen(exec_id: str) -> None:
     )
 
 
-def test_run_returns_a_handle_with_the_result() -> None:
-    handle = doubler.run(3)
+def test_run_returns_a_handle_with_the_result(v: Any) -> None:
+    handle = v.doubler.run(3)
     assert handle.status == "completed"
     assert handle.wait() == 14
     assert handle.get() == 14
     assert calls == ["double(3)", "double(4)"]
 
 
-def test_each_checkpoint_is_recorded_in_call_order() -> None:
-    handle = doubler.run(3)
+def test_each_checkpoint_is_recorded_in_call_order(v: Any) -> None:
+    handle = v.doubler.run(3)
     execution = KitaruClient().executions.get(handle.exec_id)
     assert [(c.position, c.name, c.status) for c in execution.checkpoints] == [
         (0, "double", "completed"),
@@ -57,8 +66,8 @@ def test_each_checkpoint_is_recorded_in_call_order() -> None:
     assert outputs == [6, 8]
 
 
-def test_resumed_body_answers_completed_checkpoints_from_the_journal() -> None:
-    handle = doubler.run(3)
+def test_resumed_body_answers_completed_checkpoints_from_the_journal(v: Any) -> None:
+    handle = v.doubler.run(3)
     _reopen(handle.exec_id)
     calls.clear()
     assert KitaruClient().executions.resume(handle.exec_id).wait() == 14
@@ -86,8 +95,8 @@ def nests() -> int:
     return outer_step()
 
 
-def test_checkpoint_inside_a_checkpoint_is_a_context_error() -> None:
-    handle = nests.run()
+def test_checkpoint_inside_a_checkpoint_is_a_context_error(v: Any) -> None:
+    handle = v.nests.run()
     assert handle.status == "failed"
     with pytest.raises(kitaru.KitaruExecutionError) as info:
         handle.wait()
@@ -96,9 +105,6 @@ def test_checkpoint_inside_a_checkpoint_is_a_context_error() -> None:
     assert info.value.exec_id == handle.exec_id
     assert info.value.status == "failed"
     assert f"kitaru executions retry {handle.exec_id}" in str(info.value)
-
-
-attempts: dict[str, int] = {}
 
 
 @checkpoint(retries=2, retry_delay=0.05)
@@ -114,9 +120,9 @@ def uses_flaky(key: str) -> str:
     return flaky(key)
 
 
-def test_checkpoint_retries_with_delay_until_it_succeeds() -> None:
+def test_checkpoint_retries_with_delay_until_it_succeeds(v: Any) -> None:
     started = time.monotonic()
-    handle = uses_flaky.run("a")
+    handle = v.uses_flaky.run("a")
     assert handle.wait() == "ok"
     assert attempts["a"] == 3
     assert time.monotonic() - started >= 0.1
@@ -142,15 +148,15 @@ def no_retries(key: str) -> str:
     return fails_twice(key)
 
 
-def test_flow_retries_are_the_default_for_its_checkpoints() -> None:
-    assert default_retries.run("b").wait() == "ok"
-    handle = no_retries.run("c")
+def test_flow_retries_are_the_default_for_its_checkpoints(v: Any) -> None:
+    assert v.default_retries.run("b").wait() == "ok"
+    handle = v.no_retries.run("c")
     assert handle.status == "failed"
     assert attempts["c"] == 1
 
 
-def test_a_failed_checkpoint_is_recorded_and_retry_continues_after_the_fix() -> None:
-    handle = no_retries.run("d")
+def test_a_failed_checkpoint_is_recorded_and_retry_continues_after_the_fix(v: Any) -> None:
+    handle = v.no_retries.run("d")
     execution = KitaruClient().executions.get(handle.exec_id)
     assert execution.status == "failed"
     assert execution.error is not None
@@ -175,9 +181,9 @@ def fan_out(n: int) -> list[int]:
     return [f.result() for f in futures] + [tail.result()]
 
 
-def test_submit_and_map_run_concurrently_with_positions_in_program_order() -> None:
+def test_submit_and_map_run_concurrently_with_positions_in_program_order(v: Any) -> None:
     started = time.monotonic()
-    handle = fan_out.run(5)
+    handle = v.fan_out.run(5)
     assert handle.wait() == [0, 1, 4, 9, 16, 200]
     assert time.monotonic() - started < 0.05 * 15 - 0.1  # not one after another
     execution = KitaruClient().executions.get(handle.exec_id)
@@ -203,8 +209,8 @@ def ignores_its_future() -> str:
     return "done"
 
 
-def test_a_submitted_checkpoint_failure_nobody_observed_fails_the_flow() -> None:
-    handle = ignores_its_future.run()
+def test_a_submitted_checkpoint_failure_nobody_observed_fails_the_flow(v: Any) -> None:
+    handle = v.ignores_its_future.run()
     assert handle.status == "failed"
     with pytest.raises(kitaru.KitaruExecutionError, match="nobody looked"):
         handle.wait()
@@ -239,15 +245,15 @@ def reader(exec_id: str) -> dict[str, object]:
     return read_back(exec_id)
 
 
-def test_save_load_and_log() -> None:
-    handle = reporting.run("Q3")
+def test_save_load_and_log(v: Any) -> None:
+    handle = v.reporting.run("Q3")
     assert handle.wait() == Report("Q3", 0.5)
     execution = KitaruClient().executions.get(handle.exec_id)
     assert execution.metadata == {"stage": "reporting"}
     assert execution.checkpoints[0].metadata == {"model": "none", "words": 3}
     [saved] = KitaruClient().artifacts.list(handle.exec_id, name="draft")
     assert (saved.role, saved.artifact_type, saved.tags) == ("saved", "data", ["draft"])
-    assert reader.run(handle.exec_id).wait() == {"title": "Q3", "words": 3}
+    assert v.reader.run(handle.exec_id).wait() == {"title": "Q3", "words": 3}
 
 
 def test_save_outside_a_checkpoint_is_a_context_error() -> None:
@@ -275,14 +281,14 @@ def test_unknown_execution_id() -> None:
         KitaruClient().executions.resume("nope")
 
 
-def test_resuming_a_completed_execution_is_a_state_error() -> None:
-    handle = doubler.run(1)
+def test_resuming_a_completed_execution_is_a_state_error(v: Any) -> None:
+    handle = v.doubler.run(1)
     with pytest.raises(kitaru.KitaruStateError, match="already completed"):
         KitaruClient().executions.resume(handle.exec_id)
 
 
-def test_get_before_the_end_is_a_state_error() -> None:
-    handle = doubler.run(1)
+def test_get_before_the_end_is_a_state_error(v: Any) -> None:
+    handle = v.doubler.run(1)
     _reopen(handle.exec_id)
     with pytest.raises(kitaru.KitaruStateError, match="not finished"):
         handle.get()
@@ -295,8 +301,8 @@ def test_unknown_stack_is_a_stack_error() -> None:
         doubler.run(1, stack="aws")
 
 
-def test_execution_ids_can_be_given_by_unique_prefix() -> None:
-    handle = doubler.run(2)
+def test_execution_ids_can_be_given_by_unique_prefix(v: Any) -> None:
+    handle = v.doubler.run(2)
     assert KitaruClient().executions.get(handle.exec_id[:10]).exec_id == handle.exec_id
 
 
@@ -310,8 +316,8 @@ def none_flow() -> None:
     returns_none()
 
 
-def test_none_results_are_recorded() -> None:
-    handle = none_flow.run()
+def test_none_results_are_recorded(v: Any) -> None:
+    handle = v.none_flow.run()
     assert handle.wait() is None
     _reopen(handle.exec_id)
     calls.clear()
@@ -325,10 +331,155 @@ def long_flow(n: int) -> int:
     return sum(double(i) for i in range(n)) + sum(f.result() for f in futures)
 
 
-def test_a_long_journal_is_replayed_page_by_page() -> None:
-    handle = long_flow.run(700)  # several pages of the journal reader
+def test_a_long_journal_is_replayed_page_by_page(v: Any) -> None:
+    handle = v.long_flow.run(700)  # several pages of the journal reader
     expected = handle.wait()
     _reopen(handle.exec_id)
     calls.clear()
     assert KitaruClient().executions.resume(handle.exec_id).wait() == expected
     assert calls == []
+
+
+# -- the async twins of the flows above, under the same checkpoint names ---------------
+
+
+@checkpoint(name="double")
+async def adouble(x: int) -> int:
+    calls.append(f"double({x})")
+    await asyncio.sleep(0)
+    return 2 * x
+
+
+@flow
+async def adoubler(x: int) -> int:
+    return await adouble(x) + await adouble(x + 1)
+
+
+@checkpoint(name="outer_step")
+async def aouter_step() -> int:
+    return await adouble(1)
+
+
+@flow
+async def anests() -> int:
+    return await aouter_step()
+
+
+@checkpoint(name="flaky", retries=2, retry_delay=0.05)
+async def aflaky(key: str) -> str:
+    attempts[key] = attempts.get(key, 0) + 1
+    if attempts[key] < 3:
+        raise ConnectionError("try again")
+    return "ok"
+
+
+@flow
+async def auses_flaky(key: str) -> str:
+    return await aflaky(key)
+
+
+@checkpoint(name="fails_twice")
+async def afails_twice(key: str) -> str:
+    attempts[key] = attempts.get(key, 0) + 1
+    if attempts[key] < 3:
+        raise ConnectionError("try again")
+    return "ok"
+
+
+@flow(retries=2)
+async def adefault_retries(key: str) -> str:
+    return await afails_twice(key)
+
+
+@flow
+async def ano_retries(key: str) -> str:
+    return await afails_twice(key)
+
+
+@checkpoint(name="slow_square")
+async def aslow_square(x: int) -> int:
+    await asyncio.sleep(0.05 * (5 - x))  # later calls finish first
+    calls.append(f"square({x})")
+    return x * x
+
+
+@flow
+async def afan_out(n: int) -> list[int]:
+    squares = asyncio.gather(*(aslow_square(i) for i in range(n)))  # positions taken now
+    tail = adouble(100)
+    return [*await squares, await tail]
+
+
+@checkpoint(name="boom")
+async def aboom() -> None:
+    raise ValueError("nobody looked")
+
+
+@flow
+async def aignores_its_future() -> str:
+    aboom.submit()
+    return "done"
+
+
+@checkpoint(name="write_report")
+async def awrite_report(title: str) -> Report:
+    kitaru.save("draft", {"title": title, "words": 3}, type="data", tags=["draft"])
+    kitaru.log(model="none", words=3)
+    return Report(title, 0.5)
+
+
+@flow
+async def areporting(title: str) -> Report:
+    kitaru.log(stage="reporting")
+    return await awrite_report(title)
+
+
+@checkpoint(name="read_back")
+def aread_back(exec_id: str) -> dict[str, object]:
+    return kitaru.load(exec_id, "draft")  # type: ignore[no-any-return]
+
+
+@flow
+async def areader(exec_id: str) -> dict[str, object]:
+    return await aread_back(exec_id)  # a sync checkpoint in an async flow: in a thread
+
+
+@checkpoint(name="returns_none")
+async def areturns_none() -> None:
+    calls.append("none")
+
+
+@flow
+async def anone_flow() -> None:
+    await areturns_none()
+
+
+@flow
+async def along_flow(n: int) -> int:
+    futures = [adouble.submit(i) for i in range(0, n, 50)]
+    total = 0
+    for i in range(n):
+        total += await adouble(i)
+    return total + sum(f.result() for f in futures)
+
+
+NAMES = [
+    "doubler",
+    "nests",
+    "uses_flaky",
+    "default_retries",
+    "no_retries",
+    "fan_out",
+    "ignores_its_future",
+    "reporting",
+    "reader",
+    "none_flow",
+    "long_flow",
+]
+
+
+@pytest.fixture(params=["sync", "async"])
+def v(request: pytest.FixtureRequest) -> Any:
+    """The flows of this module, as ``def`` or as ``async def``."""
+    prefix = "" if request.param == "sync" else "a"
+    return SimpleNamespace(**{n: globals()[prefix + n] for n in NAMES})

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import inspect
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import Future
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
@@ -61,6 +62,7 @@ class Checkpoint(Generic[P, R]):
         self.retries = retries
         self.retry_delay = retry_delay
         self.type = type or "output"
+        self.is_async = inspect.iscoroutinefunction(func)
         functools.update_wrapper(self, func)
 
     def __repr__(self) -> str:
@@ -78,7 +80,26 @@ class Checkpoint(Generic[P, R]):
         return ctx
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self._context().step(self.name, "checkpoint", lambda s: self._run(s, args, kwargs))
+        ctx = self._context()
+        if self.is_async:  # a coroutine to await; its position is taken now
+            return self._awaitable(ctx, args, kwargs)  # type: ignore[return-value]
+        if ctx.in_async_body():  # a sync checkpoint in an async flow: awaited, in a thread
+            return ctx.astep(self.name, "checkpoint", lambda s: self._run(s, args, kwargs))  # type: ignore[return-value]
+        return ctx.step(self.name, "checkpoint", lambda s: self._run(s, args, kwargs))
+
+    def _awaitable(
+        self, ctx: ExecutionContext, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Coroutine[Any, Any, Any]:
+        step = ctx.open_step(self.name, "checkpoint")
+        recorded = step.recorded_output()
+
+        async def awaited() -> Any:
+            if recorded is not None:
+                return ctx.artifacts.read(recorded)
+            ctx.check_cancelled()
+            return await self._arun(step, args, kwargs)
+
+        return awaited()
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> CheckpointFuture[R]:
         """Run concurrently; the journal position is taken now, in program order."""
@@ -90,13 +111,14 @@ class Checkpoint(Generic[P, R]):
             future.set_result(ctx.artifacts.read(recorded))
             return future
         run_in_context = contextvars.copy_context().run
+        run = self._run_async_body if self.is_async else self._run
 
         def work() -> None:
             if not future.set_running_or_notify_cancel():
                 return
             try:
                 ctx.check_cancelled()
-                future.set_result(run_in_context(self._run, step, args, kwargs))
+                future.set_result(run_in_context(run, step, args, kwargs))
             except BaseException as exc:
                 future.set_exception(exc)
 
@@ -110,9 +132,7 @@ class Checkpoint(Generic[P, R]):
 
     def _run(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         """Run the body (with its retries), then record its output as the step's."""
-        ctx = step.ctx
         step.started_at = time.time()  # a submitted step may have queued since its call
-        retries = ctx.default_retries if self.retries is None else self.retries
         with span(f"kitaru.checkpoint {self.name}", {"kitaru.position": step.position}) as current:
             attempt = 0
             while True:
@@ -123,32 +143,72 @@ class Checkpoint(Generic[P, R]):
                     output = self.func(*args, **kwargs)
                     break
                 except Exception as exc:
-                    if attempt > retries:
-                        self._failed(step, frame, attempt, exc)
-                        raise
-                    log_event(
-                        ctx.exec_id,
-                        f"checkpoint {self.name} attempt {attempt} failed: "
-                        f"{type(exc).__name__}: {exc}; retrying",
-                    )
+                    self._attempt_failed(step, frame, attempt, exc)
                     if self.retry_delay:
                         time.sleep(self.retry_delay)
                 finally:
                     current_checkpoint.reset(token)
-            try:
-                step.complete(
-                    output,
-                    artifacts=frame.saved,
-                    attempts=attempt,
-                    metadata=frame.metadata,
-                    artifact_type=self.type,
-                    what=f"the output of checkpoint {self.name!r}",
-                )
-            except KitaruError as exc:  # the artifact store failed: not completed, runs again
-                self._failed(step, frame, attempt, exc)
-                raise
-            set_attributes(current, **{"kitaru.attempts": attempt})
-            return output
+            return self._completed(step, frame, attempt, output, current)
+
+    async def _arun(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+        """``_run`` for an ``async def`` body: awaited in the flow's event loop."""
+        step.started_at = time.time()
+        with span(f"kitaru.checkpoint {self.name}", {"kitaru.position": step.position}) as current:
+            attempt = 0
+            while True:
+                attempt += 1
+                frame = CheckpointFrame(self.name, step.position)
+                token = current_checkpoint.set(frame)
+                try:
+                    output = await self.func(*args, **kwargs)  # type: ignore[misc]
+                    break
+                except Exception as exc:
+                    self._attempt_failed(step, frame, attempt, exc)
+                    if self.retry_delay:
+                        import asyncio
+
+                        await asyncio.sleep(self.retry_delay)
+                finally:
+                    current_checkpoint.reset(token)
+            return self._completed(step, frame, attempt, output, current)
+
+    def _run_async_body(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+        """An async checkpoint submitted to a thread: its own event loop there."""
+        import asyncio
+
+        return asyncio.run(self._arun(step, args, kwargs))
+
+    def _attempt_failed(
+        self, step: Step, frame: CheckpointFrame, attempt: int, exc: Exception
+    ) -> None:
+        """Record the last failure and re-raise it, or log the attempt to retry."""
+        retries = step.ctx.default_retries if self.retries is None else self.retries
+        if attempt > retries:
+            self._failed(step, frame, attempt, exc)
+            raise exc
+        log_event(
+            step.ctx.exec_id,
+            f"checkpoint {self.name} attempt {attempt} failed: {type(exc).__name__}: {exc}; "
+            "retrying",
+        )
+
+    def _completed(
+        self, step: Step, frame: CheckpointFrame, attempt: int, output: R, current: Any
+    ) -> R:
+        try:
+            step.complete(
+                output,
+                artifacts=frame.saved,
+                attempts=attempt,
+                metadata=frame.metadata,
+                artifact_type=self.type,
+                what=f"the output of checkpoint {self.name!r}",
+            )
+        except KitaruError as exc:  # the artifact store failed: not completed, runs again
+            self._failed(step, frame, attempt, exc)
+            raise
+        set_attributes(current, **{"kitaru.attempts": attempt})
+        return output
 
     def _failed(self, step: Step, frame: CheckpointFrame, attempts: int, exc: Exception) -> None:
         step.fail(exc, attempts=attempts, metadata=frame.metadata)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -105,6 +105,8 @@ class ExecutionContext:
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self.submitted: list[Future[Any]] = []
+        self.is_async = False
+        """Whether the flow body is ``async def`` (then steps called in it are awaited)."""
 
     def reserve_position(self) -> int:
         """The next journal position, in the order the flow body makes its calls."""
@@ -154,6 +156,42 @@ class ExecutionContext:
             return None if load is None else load(self.artifacts.read(recorded))  # type: ignore[return-value]
         self.check_cancelled()
         return run(Step(self, name, kind, position))
+
+    def astep(
+        self,
+        name: str,
+        kind: str,
+        run: Callable[[Step], T],
+        *,
+        load: Callable[[Any], T] | None = _as_recorded,
+    ) -> Awaitable[T]:
+        """The awaitable twin of ``step``, for async flows: the position is taken now,
+        when the step is called (so ``asyncio.gather`` of steps lines up on resume in
+        call order); ``run``, synchronous code, runs in a thread when it is awaited."""
+        import asyncio  # only async flows pay for importing it
+
+        position = self.reserve_position()
+        recorded = self.recorded(position, name)
+
+        async def awaited() -> T:
+            if recorded is not None:
+                return None if load is None else load(self.artifacts.read(recorded))  # type: ignore[return-value]
+            self.check_cancelled()
+            return await asyncio.to_thread(run, Step(self, name, kind, position))
+
+        return awaited()
+
+    def in_async_body(self) -> bool:
+        """Whether a step called now is called from the async flow body's event loop."""
+        if not self.is_async:
+            return False
+        import asyncio
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return True
 
     def has_entry(self, position: int) -> bool:
         """Whether an earlier run left an entry (a failed one) to overwrite here."""

@@ -10,7 +10,8 @@ import hashlib
 import inspect
 import json
 import time
-from typing import Any, Literal, NamedTuple
+from collections.abc import Coroutine
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from kitaru_core.artifacts import Artifacts, new_id
 from kitaru_core.errors import KitaruDivergenceError, KitaruStateError, KitaruUsageError
@@ -36,6 +37,7 @@ from kitaru_core.store.metadata_store import MetadataStore, get_store
 from kitaru_core.store.records import ArtifactRecord, ExecutionRecord, Status
 from kitaru_core.untrusted import validate_exec_id
 
+T = TypeVar("T")
 RunMode = Literal["start", "resume", "retry"]
 
 
@@ -312,7 +314,11 @@ def _run_body(
     token = current_execution.set(ctx)
     try:
         try:
-            result = flow.func(*args, **kwargs)
+            if inspect.iscoroutinefunction(flow.func):
+                ctx.is_async = True
+                result = run_coroutine(flow.func(*args, **kwargs))
+            else:
+                result = flow.func(*args, **kwargs)
             ctx.drain()
         finally:
             current_execution.reset(token)
@@ -373,3 +379,20 @@ def load_inputs(
         else:
             kwargs[name] = values[name]
     return tuple(args), kwargs
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run an async flow body to its end from synchronous code: in an event loop of its
+    own, in this thread, or in a thread of its own when this thread already runs one
+    (``run()`` called from async code, or from a notebook)."""
+    import asyncio  # only async flows pay for importing it
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    context = contextvars.copy_context()
+    with ThreadPoolExecutor(1, thread_name_prefix="kitaru-async-flow") as pool:
+        return pool.submit(context.run, asyncio.run, coroutine).result()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
@@ -53,6 +54,27 @@ class Flow(FlowDefinition[P, R]):
         if created.new:
             hand_off_new(created.record, target)
         return FlowHandle(created.record.id)
+
+    async def arun(
+        self, *args: Any, stack: str | None = None, exec_id: str | None = None, **kwargs: Any
+    ) -> FlowHandle[R]:
+        """``run`` for async code: the execution runs in a worker thread (an async flow
+        body in an event loop of its own there), so this event loop goes on meanwhile."""
+        import asyncio
+
+        return await asyncio.to_thread(
+            functools.partial(self.run, *args, stack=stack, exec_id=exec_id, **kwargs)
+        )
+
+    async def astart(
+        self, *args: Any, stack: str | None = None, exec_id: str | None = None, **kwargs: Any
+    ) -> FlowHandle[R]:
+        """``start`` for async code."""
+        import asyncio
+
+        return await asyncio.to_thread(
+            functools.partial(self.start, *args, stack=stack, exec_id=exec_id, **kwargs)
+        )
 
     def _create(
         self,

@@ -9,8 +9,10 @@ from the stack's secret provider and is never written anywhere.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +87,43 @@ def llm(
 
     # In the flow body: a journaled step of its own.
     return ctx.step(
+        name or ctx.next_name("llm"),
+        "llm",
+        lambda step: _journaled_call(step, messages, model, temperature, max_tokens, kwargs),
+        load=str,
+    )
+
+
+def allm(
+    prompt: str | list[dict[str, str]],
+    *,
+    model: str | None = None,
+    system: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    name: str | None = None,
+    **kwargs: Any,
+) -> Awaitable[str]:
+    """``llm`` for async code: ``await kitaru.allm(...)``. In an async flow body the
+    call's journal position is taken when it is called (so ``asyncio.gather`` of calls
+    lines up on resume); the gateway call runs in a thread."""
+    import asyncio
+
+    ctx = current_execution.get()
+    if ctx is None or current_checkpoint.get() is not None:
+        call = functools.partial(
+            llm,
+            prompt,
+            model=model,
+            system=system,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            name=name,
+            **kwargs,
+        )
+        return asyncio.to_thread(call)
+    messages = _messages(prompt, system)
+    return ctx.astep(
         name or ctx.next_name("llm"),
         "llm",
         lambda step: _journaled_call(step, messages, model, temperature, max_tokens, kwargs),

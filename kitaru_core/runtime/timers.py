@@ -20,6 +20,7 @@ from kitaru_core.runtime.context import (
     ExecutionContext,
     Suspended,
     current_checkpoint,
+    current_execution,
     require_flow,
 )
 from kitaru_core.runtime.logs import log_event
@@ -68,6 +69,21 @@ def sleep_until(when: dt.datetime, *, name: str | None = None) -> None:
         )
     deadline = when.timestamp()
     _timer("kitaru.sleep_until()", name, lambda _now: deadline, None)
+
+
+async def asleep(duration: float | dt.timedelta, *, name: str | None = None) -> None:
+    """``sleep`` for async flows: ``await kitaru.asleep(3600)``."""
+    seconds = seconds_of(duration, "kitaru.asleep() duration")
+    ctx = current_execution.get()
+    if ctx is None or current_checkpoint.get() is not None:
+        import asyncio
+
+        await asyncio.sleep(seconds)  # nothing to record: a plain pause
+        return
+    name = validate_name("timer name", name or ctx.next_name("sleep"))
+    await ctx.astep(
+        name, "sleep", lambda step: _sleep(ctx, step, lambda now: now + seconds), load=None
+    )
 
 
 def _timer(
