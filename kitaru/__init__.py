@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from kitaru_core.diff import diff
     from kitaru_core.errors import (
         KitaruBackendError,
+        KitaruBudgetExceededError,
         KitaruContextError,
         KitaruDivergenceError,
         KitaruError,
@@ -44,6 +45,7 @@ _EXPORTS = {
     "KitaruClient": "kitaru_core.client",
     "diff": "kitaru_core.diff",
     "KitaruBackendError": _ERRORS,
+    "KitaruBudgetExceededError": _ERRORS,
     "KitaruContextError": _ERRORS,
     "KitaruDivergenceError": _ERRORS,
     "KitaruError": _ERRORS,
@@ -86,6 +88,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "FlowHandle",
     "KitaruBackendError",
+    "KitaruBudgetExceededError",
     "KitaruClient",
     "KitaruContextError",
     "KitaruDivergenceError",

@@ -103,6 +103,8 @@ class Execution:
     pending_wait: Any = None
     llm_calls: list[LLMCallRecord] = field(default_factory=list)
     """Every LLM call of the execution: model, tokens, latency, cost, error."""
+    budget: dict[str, Any] | None = None
+    """The flow's ``max_cost_usd`` and ``max_llm_calls``, if it set them."""
     _record: ExecutionRecord | None = field(default=None, repr=False, compare=False)
     _result: Any = field(default=_MISSING, repr=False, compare=False)
 
@@ -176,6 +178,7 @@ class ExecutionsClient:
             queue_key=record.queue_key,
             pending_wait=pending[0] if pending else None,
             llm_calls=self._store.llm_calls(record.id),
+            budget=record.options.get("budget"),
             _record=record,
         )
 

@@ -67,6 +67,17 @@ class KitaruWaitExpiredError(KitaruError):
         super().__init__(message)
 
 
+class KitaruBudgetExceededError(KitaruError):
+    """An LLM call would go over the flow's ``max_cost_usd`` or ``max_llm_calls``. Raised
+    at the call in the flow (which may catch it); the execution records why."""
+
+    def __init__(self, message: str, *, exec_id: str, spent_usd: float, calls: int) -> None:
+        self.exec_id = exec_id
+        self.spent_usd = spent_usd
+        self.calls = calls
+        super().__init__(message)
+
+
 class KitaruStackError(KitaruError):
     """A stack file, flavor or plugin problem."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from kitaru_core.components.llm_gateway import LLMGateway, LLMRequest, LLMResponse
@@ -42,11 +43,69 @@ class LiteLLMGateway(LLMGateway):
 
     def complete(self, request: LLMRequest) -> LLMResponse:
         litellm = _litellm()
+        params, prices = self._params(request)
+        response, attempt = self._send(litellm, request, params)
+        usage = getattr(response, "usage", None)
+        message = response.choices[0].message
+        input_tokens = getattr(usage, "prompt_tokens", None)
+        output_tokens = getattr(usage, "completion_tokens", None)
+        return LLMResponse(
+            text=message.content or "",
+            model=getattr(response, "model", None) or request.model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=_cost(litellm, response, prices, input_tokens, output_tokens),
+            attempts=attempt,
+            refusal=getattr(message, "refusal", None) or None,
+        )
+
+    def stream(self, request: LLMRequest) -> Iterator[str | LLMResponse]:
+        litellm = _litellm()
+        params, prices = self._params(request)
+        params["stream"] = True
+        params["stream_options"] = {"include_usage": True}
+        stream, attempt = self._send(litellm, request, params)
+        chunks = []
+        try:
+            for chunk in stream:
+                chunks.append(chunk)
+                choices = getattr(chunk, "choices", None) or []
+                text = getattr(choices[0].delta, "content", None) if choices else None
+                if text:
+                    yield text
+        except Exception as exc:
+            raise KitaruBackendError(
+                f"LLM stream from {request.model} broke off: {type(exc).__name__}: {exc}"
+            ) from None
+        whole = litellm.stream_chunk_builder(chunks, messages=request.messages)
+        usage = getattr(whole, "usage", None)
+        input_tokens = getattr(usage, "prompt_tokens", None)
+        output_tokens = getattr(usage, "completion_tokens", None)
+        message = whole.choices[0].message
+        yield LLMResponse(
+            text=message.content or "",
+            model=getattr(whole, "model", None) or request.model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=_cost(litellm, whole, prices, input_tokens, output_tokens),
+            attempts=attempt,
+            refusal=getattr(message, "refusal", None) or None,
+        )
+
+    def _params(self, request: LLMRequest) -> tuple[dict[str, Any], dict[str, float]]:
+        """The call's parameters, and the prices an alias sets for a model litellm's cost
+        map does not know (``input_cost_per_token``, ``output_cost_per_token``)."""
         params = {"timeout": self.timeout, **request.params}
+        prices = {k: float(params.pop(k)) for k in _PRICE_PARAMS if params.get(k) is not None}
         if request.temperature is not None:
             params["temperature"] = request.temperature
         if request.max_tokens is not None:
             params["max_tokens"] = request.max_tokens
+        if request.response_format is not None:
+            params["response_format"] = request.response_format
+        return params, prices
+
+    def _send(self, litellm: Any, request: LLMRequest, params: dict[str, Any]) -> tuple[Any, int]:
         attempt = 0
         while True:
             attempt += 1
@@ -54,7 +113,7 @@ class LiteLLMGateway(LLMGateway):
                 response = litellm.completion(
                     model=request.model, messages=request.messages, num_retries=0, **params
                 )
-                break
+                return response, attempt
             except Exception as exc:
                 if type(exc).__name__ in _TRANSIENT and attempt <= self.retries:
                     # Exponential backoff with jitter, so clients do not retry in step.
@@ -64,16 +123,25 @@ class LiteLLMGateway(LLMGateway):
                     f"LLM call to {request.model} failed after {attempt} attempt(s): "
                     f"{type(exc).__name__}: {exc}"
                 ) from None
-        usage = getattr(response, "usage", None)
-        try:
-            cost = float(litellm.completion_cost(completion_response=response))
-        except Exception:
-            cost = None  # litellm knows no price for this model
-        return LLMResponse(
-            text=response.choices[0].message.content or "",
-            model=getattr(response, "model", None) or request.model,
-            input_tokens=getattr(usage, "prompt_tokens", None),
-            output_tokens=getattr(usage, "completion_tokens", None),
-            cost_usd=cost,
-            attempts=attempt,
-        )
+
+
+_PRICE_PARAMS = ("input_cost_per_token", "output_cost_per_token")
+
+
+def _cost(
+    litellm: Any,
+    response: Any,
+    prices: dict[str, float],
+    input_tokens: int | None,
+    output_tokens: int | None,
+) -> float | None:
+    """The alias's own prices if it sets them, else litellm's local cost map (None when
+    neither knows the model)."""
+    if prices:
+        return (input_tokens or 0) * prices.get("input_cost_per_token", 0.0) + (
+            output_tokens or 0
+        ) * prices.get("output_cost_per_token", 0.0)
+    try:
+        return float(litellm.completion_cost(completion_response=response))
+    except Exception:
+        return None

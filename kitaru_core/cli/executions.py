@@ -128,6 +128,18 @@ def get(exec_id: str, output: OutputFormat = OutputOption) -> None:
             f"LLM totals: {totals['calls']} calls, {totals['input_tokens']} tokens in, "
             f"{totals['output_tokens']} out, {_usd(totals['cost_usd'])}"
         )
+    if execution.budget:
+        totals = execution.llm_totals
+        parts = []
+        if "max_cost_usd" in execution.budget:
+            parts.append(
+                f"{_usd(totals['cost_usd'] or 0.0)} of ${execution.budget['max_cost_usd']:g}"
+            )
+        if "max_llm_calls" in execution.budget:
+            parts.append(f"{totals['calls']} of {execution.budget['max_llm_calls']} calls")
+        print_line("budget: ", ", ".join(parts))
+        if execution.metadata.get("budget_exceeded"):
+            print_line(text("over budget: ", "red"), execution.metadata["budget_exceeded"])
     if execution.pending_wait is not None:
         wait = execution.pending_wait
         print_line(

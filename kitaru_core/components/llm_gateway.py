@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,8 @@ class LLMRequest:
     params: dict[str, Any] = field(default_factory=dict)
     """Provider parameters from the alias and the call (``api_key``, ``api_base``,
     ``timeout``, ...). They may hold secrets: never log or store them."""
+    response_format: Any = None
+    """A pydantic model class the answer must be JSON of (structured output), or None."""
 
 
 @dataclass
@@ -29,6 +32,8 @@ class LLMResponse:
     cost_usd: float | None = None
     attempts: int = 1
     """How many requests it took (transient errors are retried)."""
+    refusal: str | None = None
+    """Why the model declined to answer in the requested format, if it did."""
 
 
 class LLMGateway(ABC):
@@ -37,3 +42,10 @@ class LLMGateway(ABC):
     @abstractmethod
     def complete(self, request: LLMRequest) -> LLMResponse:
         """One completion; transient provider errors are retried inside."""
+
+    def stream(self, request: LLMRequest) -> Iterator[str | LLMResponse]:
+        """The answer's text in chunks as they come, then the whole ``LLMResponse`` (with
+        its usage) as the last item. A gateway that cannot stream answers in one chunk."""
+        response = self.complete(request)
+        yield response.text
+        yield response

@@ -80,6 +80,7 @@ class ExecutionContext:
         observers: Observers = NO_OBSERVERS,
         stack: Stack,
         key: str | None = None,
+        budget: dict[str, Any] | None = None,
     ) -> None:
         self.exec_id = exec_id
         self.flow_name = flow_name
@@ -91,6 +92,8 @@ class ExecutionContext:
         """The stack the execution runs on (its gateway, secrets, artifact store)."""
         self.key = key
         """The value of the flow's key argument (``@flow(key=...)``), if it has one."""
+        self.budget = budget or None
+        """The flow's ``max_cost_usd`` and ``max_llm_calls``, checked before each LLM call."""
         self.artifacts: Artifacts = stack.artifacts
         self.interactive = interactive
         """Whether a wait may ask at this process's terminal."""

@@ -86,6 +86,8 @@ def create_execution(
         options["concurrency"] = flow.concurrency
     if flow.settings:
         options["settings"] = flow.settings
+    if flow.budget:
+        options["budget"] = flow.budget
     record = ExecutionRecord(
         id=exec_id,
         flow_name=flow.name,
@@ -224,6 +226,7 @@ def run_execution(
             observers=observers,
             stack=stack,
             key=record.queue_key,
+            budget=record.options.get("budget"),
         )
         verb = {"start": "started", "resume": "resumed", "retry": "retried"}[mode]
         log_event(

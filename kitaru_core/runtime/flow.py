@@ -247,6 +247,8 @@ def flow(
     concurrency: int | None = None,
     key: str | None = None,
     settings: dict[str, Any] | None = None,
+    max_cost_usd: float | None = None,
+    max_llm_calls: int | None = None,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 def flow(
     func: Callable[P, R] | None = None,
@@ -259,6 +261,8 @@ def flow(
     concurrency: int | None = None,
     key: str | None = None,
     settings: dict[str, Any] | None = None,
+    max_cost_usd: float | None = None,
+    max_llm_calls: int | None = None,
 ) -> Flow[P, R] | Callable[[Callable[P, R]], Flow[P, R]]:
     """Make a function a durable flow; start executions with ``.run()`` or ``.start()``.
 
@@ -267,6 +271,8 @@ def flow(
     are ``queued`` in start order. ``key``: the name of a parameter; executions with
     the same value of it run one at a time, in start order, and share ``key`` memory.
     ``settings``: per-orchestrator settings of its executions (``{"kubernetes": {...}}``).
+    ``max_cost_usd``, ``max_llm_calls``: the budget of each execution; an LLM call over it
+    raises ``KitaruBudgetExceededError`` in the flow, which may catch it.
     """
 
     def wrap(f: Callable[P, R]) -> Flow[P, R]:
@@ -279,6 +285,8 @@ def flow(
             concurrency=concurrency,
             key=key,
             settings=settings,
+            max_cost_usd=max_cost_usd,
+            max_llm_calls=max_llm_calls,
         )
 
     return wrap(func) if func is not None else wrap

@@ -182,6 +182,8 @@ class FlowDefinition(Generic[P, R]):
         concurrency: int | None = None,
         key: str | None = None,
         settings: dict[str, Any] | None = None,
+        max_cost_usd: float | None = None,
+        max_llm_calls: int | None = None,
     ) -> None:
         if retries < 0:
             raise ValueError("retries must be 0 or more")
@@ -207,6 +209,8 @@ class FlowDefinition(Generic[P, R]):
         self.settings = plain_data(settings or {}, what=f"the settings of flow {self.name!r}")
         """Per-orchestrator settings of this flow's executions, e.g. ``{"kubernetes":
         {"resources": {"limits": {"nvidia.com/gpu": 1}}}}``."""
+        self.budget = _budget(self.name, max_cost_usd, max_llm_calls)
+        """``max_cost_usd`` and ``max_llm_calls`` (those set), checked before each LLM call."""
         self.ref = flow_ref_for(func)
         functools.update_wrapper(self, func)
         registry[self.ref] = self
@@ -237,6 +241,29 @@ class FlowDefinition(Generic[P, R]):
             f"flow {self.name!r} was called directly; start an execution with "
             f"{self.name}.run(...), which returns a handle (.wait() gives the result)"
         )
+
+
+def _budget(flow: str, max_cost_usd: float | None, max_llm_calls: int | None) -> dict[str, Any]:
+    budget: dict[str, Any] = {}
+    if max_cost_usd is not None:
+        if isinstance(max_cost_usd, bool) or not max_cost_usd >= 0:
+            raise KitaruUsageError(
+                f"flow {flow!r}: max_cost_usd must be a number of dollars, 0 or more, not "
+                f"{max_cost_usd!r}"
+            )
+        budget["max_cost_usd"] = float(max_cost_usd)
+    if max_llm_calls is not None:
+        if (
+            isinstance(max_llm_calls, bool)
+            or not isinstance(max_llm_calls, int)
+            or max_llm_calls < 0
+        ):
+            raise KitaruUsageError(
+                f"flow {flow!r}: max_llm_calls must be a whole number, 0 or more, not "
+                f"{max_llm_calls!r}"
+            )
+        budget["max_llm_calls"] = max_llm_calls
+    return budget
 
 
 def resolve_flow(ref: str, source_root: str | None = None) -> FlowDefinition[Any, Any]:

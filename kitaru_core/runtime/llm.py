@@ -5,6 +5,14 @@ so a resumed execution never pays for it twice; inside a checkpoint it runs inli
 is recorded against that checkpoint. Every call is recorded: alias, resolved model,
 prompt and response (as artifacts), latency, tokens, cost, error. The provider key comes
 from the stack's secret provider and is never written anywhere.
+
+A call takes a prompt or a chat history (``messages``); ``response_format=Model``
+returns a validated instance of a pydantic model (a refusal or JSON that does not fit is
+a ``KitaruExecutionError`` carrying the raw text, and the step is not recorded as
+completed); ``stream=True`` returns the text in chunks as they come and records the
+whole text when the stream ends (a run killed mid-stream calls the model again for that
+call only; a resumed run gets the recorded text). Before each call the flow's budget
+(``max_cost_usd``, ``max_llm_calls``) is checked against what the execution has spent.
 """
 
 from __future__ import annotations
@@ -12,17 +20,28 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Awaitable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Generator, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kitaru_core.artifacts import new_id
 from kitaru_core.components.llm_gateway import LLMRequest, LLMResponse
-from kitaru_core.errors import KitaruError
+from kitaru_core.errors import (
+    KitaruBudgetExceededError,
+    KitaruError,
+    KitaruExecutionError,
+    KitaruUsageError,
+)
 from kitaru_core.events import LLMCallEnded
 from kitaru_core.loaded_plugins import get_plugins
 from kitaru_core.model_aliases import choose
-from kitaru_core.runtime.context import ExecutionContext, current_checkpoint, current_execution
+from kitaru_core.runtime.context import (
+    CheckpointFrame,
+    ExecutionContext,
+    current_checkpoint,
+    current_execution,
+)
+from kitaru_core.runtime.logs import log_event
 from kitaru_core.runtime.step import Step
 from kitaru_core.runtime.tracing import set_attributes, span
 from kitaru_core.stack_registry import get_stack
@@ -42,68 +61,82 @@ def approx_tokens(text: str) -> int:
 
 
 @dataclass
+class LLMCall:
+    """What one call asks for (the same whichever way it runs)."""
+
+    messages: list[dict[str, Any]]
+    model: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    response_format: Any = None
+
+    def result(self, text: str) -> Any:
+        """What the flow gets for the answer ``text``: the text, or the model instance."""
+        if self.response_format is None:
+            return text
+        return self.response_format.model_validate_json(text)
+
+
+@dataclass
 class _Outcome:
     text: str
     call: LLMCallRecord
     artifacts: list[ArtifactRecord]
     response_artifact: ArtifactRecord | None
     error: BaseException | None = None
+    value: Any = None
 
 
 def llm(
-    prompt: str | list[dict[str, str]],
+    prompt: str | list[dict[str, Any]] | None = None,
     *,
+    messages: list[dict[str, Any]] | None = None,
     model: str | None = None,
     system: str | None = None,
+    response_format: Any = None,
+    stream: bool = False,
     temperature: float | None = None,
     max_tokens: int | None = None,
     name: str | None = None,
     **kwargs: Any,
-) -> str:
-    """Ask a model; returns its text. ``model`` is an alias of the active stack's
-    gateway (``fast``) or a provider model (``openai/gpt-4o-mini``)."""
+) -> Any:
+    """Ask a model. Returns its text; an instance of ``response_format`` (a pydantic
+    model) when given; an iterator of text chunks with ``stream=True``. ``model`` is an
+    alias of the active stack's gateway (``fast``) or a provider model
+    (``openai/gpt-4o-mini``); ``messages`` is an OpenAI-style chat history."""
+    call = LLMCall(
+        _chat(prompt, messages, system), model, temperature, max_tokens, kwargs, response_format
+    )
+    if stream and response_format is not None:
+        raise KitaruUsageError("kitaru.llm(): stream=True and response_format cannot be combined")
     ctx = current_execution.get()
     frame = current_checkpoint.get()
-    messages = _messages(prompt, system)
-    if ctx is None or frame is not None:
-        stack = ctx.stack if ctx is not None else get_stack()
-        exec_id = ctx.exec_id if ctx is not None else None
-        outcome = _call(
-            stack,
-            messages,
-            model,
-            temperature,
-            max_tokens,
-            kwargs,
-            exec_id=exec_id,
-            position=frame.position if frame else None,
-            checkpoint=frame.name if frame else None,
-        )
-        (ctx.store if ctx else get_store()).record_llm_call(outcome.call, outcome.artifacts)
-        _notify(ctx, outcome.call)
+    if ctx is None or frame is not None:  # inline, recorded against the checkpoint
+        if stream:
+            return _inline_stream(ctx, frame, call)
+        outcome = _inline(ctx, frame, call)
         if outcome.error is not None:
             raise outcome.error
-        return outcome.text
-
-    # In the flow body: a journaled step of its own.
-    return ctx.step(
-        name or ctx.next_name("llm"),
-        "llm",
-        lambda step: _journaled_call(step, messages, model, temperature, max_tokens, kwargs),
-        load=str,
-    )
+        return outcome.value
+    step_name = name or ctx.next_name("llm")
+    if stream:
+        return _journaled_stream(ctx, step_name, call)
+    return ctx.step(step_name, "llm", lambda step: _journaled_call(step, call), load=call.result)
 
 
 def allm(
-    prompt: str | list[dict[str, str]],
+    prompt: str | list[dict[str, Any]] | None = None,
     *,
+    messages: list[dict[str, Any]] | None = None,
     model: str | None = None,
     system: str | None = None,
+    response_format: Any = None,
     temperature: float | None = None,
     max_tokens: int | None = None,
     name: str | None = None,
     **kwargs: Any,
-) -> Awaitable[str]:
+) -> Awaitable[Any]:
     """``llm`` for async code: ``await kitaru.allm(...)``. In an async flow body the
     call's journal position is taken when it is called (so ``asyncio.gather`` of calls
     lines up on resume); the gateway call runs in a thread."""
@@ -111,176 +144,394 @@ def allm(
 
     ctx = current_execution.get()
     if ctx is None or current_checkpoint.get() is not None:
-        call = functools.partial(
+        inline = functools.partial(
             llm,
             prompt,
+            messages=messages,
             model=model,
             system=system,
+            response_format=response_format,
             temperature=temperature,
             max_tokens=max_tokens,
             name=name,
             **kwargs,
         )
-        return asyncio.to_thread(call)
-    messages = _messages(prompt, system)
+        return asyncio.to_thread(inline)
+    call = LLMCall(
+        _chat(prompt, messages, system), model, temperature, max_tokens, kwargs, response_format
+    )
     return ctx.astep(
         name or ctx.next_name("llm"),
         "llm",
-        lambda step: _journaled_call(step, messages, model, temperature, max_tokens, kwargs),
-        load=str,
+        lambda step: _journaled_call(step, call),
+        load=call.result,
     )
 
 
-def _journaled_call(
-    step: Step,
-    messages: list[dict[str, str]],
-    model: str | None,
-    temperature: float | None,
-    max_tokens: int | None,
-    kwargs: dict[str, Any],
-) -> str:
+def _chat(
+    prompt: str | list[dict[str, Any]] | None,
+    messages: list[dict[str, Any]] | None,
+    system: str | None,
+) -> list[dict[str, Any]]:
+    if isinstance(prompt, list):  # a history passed as the prompt (the first API)
+        history: list[dict[str, Any]] = prompt
+        prompt, messages = None, [*(messages or []), *history]
+    if prompt is None and not messages:
+        raise KitaruUsageError(
+            "kitaru.llm() needs a prompt or messages=[{'role': 'user', 'content': ...}]"
+        )
+    for message in messages or []:
+        if not isinstance(message, dict) or "role" not in message:
+            raise KitaruUsageError(
+                f"kitaru.llm(): each message is a dict with a 'role' and 'content', not {message!r}"
+            )
+    chat = [{"role": "system", "content": system}] if system else []
+    chat += list(messages or [])
+    if prompt is not None:
+        chat.append({"role": "user", "content": prompt})
+    return chat
+
+
+# -- the ways a call runs ----------------------------------------------------------------
+
+
+def _inline(ctx: ExecutionContext | None, frame: CheckpointFrame | None, call: LLMCall) -> _Outcome:
+    _check_budget(ctx)
+    stack = ctx.stack if ctx is not None else get_stack()
+    outcome = _call(
+        stack,
+        call,
+        exec_id=ctx.exec_id if ctx is not None else None,
+        position=frame.position if frame else None,
+        checkpoint=frame.name if frame else None,
+    )
+    (ctx.store if ctx else get_store()).record_llm_call(outcome.call, outcome.artifacts)
+    _notify(ctx, outcome.call)
+    return outcome
+
+
+def _journaled_call(step: Step, call: LLMCall) -> Any:
     ctx = step.ctx
+    _check_budget(ctx)
     attributes = {"kitaru.position": step.position, "kitaru.kind": "llm"}
     with span(f"kitaru.checkpoint {step.name}", attributes):
         outcome = _call(
-            ctx.stack,
-            messages,
-            model,
-            temperature,
-            max_tokens,
-            kwargs,
-            exec_id=ctx.exec_id,
-            position=step.position,
-            checkpoint=step.name,
+            ctx.stack, call, exec_id=ctx.exec_id, position=step.position, checkpoint=step.name
         )
-        call = outcome.call
-        if outcome.error is not None:
-            entry = step.failed_entry(outcome.error, attempts=call.attempts)
-        else:
-            assert outcome.response_artifact is not None
-            entry = step.entry(outcome.response_artifact.id, attempts=call.attempts)
-        step.record(entry, outcome.artifacts, llm_calls=[call])
-    _notify(ctx, call)
-    step.ended(entry)
+        _record(step, outcome)
     if outcome.error is not None:
         raise outcome.error
-    return outcome.text
+    return outcome.value
 
 
-def _messages(prompt: str | list[dict[str, str]], system: str | None) -> list[dict[str, str]]:
-    messages = [{"role": "system", "content": system}] if system else []
-    if isinstance(prompt, str):
-        return [*messages, {"role": "user", "content": prompt}]
-    return [*messages, *prompt]
+def _record(step: Step, outcome: _Outcome) -> None:
+    """The call's journal entry: completed with the response, or failed (an error, a
+    refusal, an answer that does not fit the format) so a resumed run asks again."""
+    call = outcome.call
+    if outcome.error is not None:
+        entry = step.failed_entry(outcome.error, attempts=call.attempts)
+    else:
+        assert outcome.response_artifact is not None
+        entry = step.entry(outcome.response_artifact.id, attempts=call.attempts)
+    step.record(entry, outcome.artifacts, llm_calls=[call])
+    _notify(step.ctx, call)
+    step.ended(entry)
 
 
-def _call(
+def _journaled_stream(ctx: ExecutionContext, name: str, call: LLMCall) -> Iterator[str]:
+    step = ctx.open_step(name, "llm")  # the position is taken at the call
+    recorded = step.recorded_output()
+    if recorded is not None:
+        return iter([ctx.artifacts.read(recorded)])
+    ctx.check_cancelled()
+    _check_budget(ctx)
+
+    def chunks() -> Iterator[str]:
+        outcome = yield from _streamed(
+            ctx.stack, call, exec_id=ctx.exec_id, position=step.position, checkpoint=step.name
+        )
+        _record(step, outcome)
+        if outcome.error is not None:
+            raise outcome.error
+
+    return chunks()
+
+
+def _inline_stream(
+    ctx: ExecutionContext | None, frame: CheckpointFrame | None, call: LLMCall
+) -> Iterator[str]:
+    _check_budget(ctx)
+    stack = ctx.stack if ctx is not None else get_stack()
+
+    def chunks() -> Iterator[str]:
+        outcome = yield from _streamed(
+            stack,
+            call,
+            exec_id=ctx.exec_id if ctx is not None else None,
+            position=frame.position if frame else None,
+            checkpoint=frame.name if frame else None,
+        )
+        (ctx.store if ctx else get_store()).record_llm_call(outcome.call, outcome.artifacts)
+        _notify(ctx, outcome.call)
+        if outcome.error is not None:
+            raise outcome.error
+
+    return chunks()
+
+
+def _check_budget(ctx: ExecutionContext | None) -> None:
+    """Refuse the call if the execution has spent its budget (checked before each)."""
+    budget = ctx.budget if ctx is not None else None
+    if not budget or ctx is None:
+        return
+    calls, spent = ctx.store.llm_spend(ctx.exec_id)
+    max_cost, max_calls = budget.get("max_cost_usd"), budget.get("max_llm_calls")
+    reason = None
+    if max_calls is not None and calls >= max_calls:
+        reason = f"it has made {calls} LLM call(s), its limit (max_llm_calls={max_calls})"
+    elif max_cost is not None and spent >= max_cost:
+        reason = f"it has spent ${spent:.6f}, its limit (max_cost_usd={max_cost})"
+    if reason is None:
+        return
+    message = (
+        f"execution {ctx.exec_id} of flow {ctx.flow_name!r} is over its budget: {reason}; "
+        "raise the flow's limit or end the flow here"
+    )
+    ctx.store.merge_execution_metadata(ctx.exec_id, {"budget_exceeded": message})
+    log_event(ctx.exec_id, message)
+    raise KitaruBudgetExceededError(message, exec_id=ctx.exec_id, spent_usd=spent, calls=calls)
+
+
+# -- one call through the gateway ----------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    """A call about to be sent: its resolved model, request, and prompt artifact."""
+
+    stack: Stack
+    call: LLMCall
+    alias: str | None
+    request: LLMRequest | None
+    """None when the call is mocked (``KITARU_LLM_MOCK_RESPONSE``)."""
+    mock: str | None
+    secrets: list[str]
+    prompt_artifact: ArtifactRecord
+    exec_id: str | None
+    position: int | None
+    checkpoint: str | None
+    attributes: dict[str, Any]
+    started: float = field(default_factory=time.perf_counter)
+
+
+def _prepare(
     stack: Stack,
-    messages: list[dict[str, str]],
-    model: str | None,
-    temperature: float | None,
-    max_tokens: int | None,
-    kwargs: dict[str, Any],
+    call: LLMCall,
     *,
     exec_id: str | None,
     position: int | None,
     checkpoint: str | None,
-) -> _Outcome:
+) -> _Pending:
     mock = os.environ.get(MOCK_ENV)
-    alias, provider_model, params = choose(stack, model, strict=mock is None)
-    artifacts = stack.artifacts
-    prompt_artifact = artifacts.write(
-        messages,
+    alias, provider_model, params = choose(stack, call.model, strict=mock is None)
+    prompt_artifact = stack.artifacts.write(
+        call.messages,
         exec_id=exec_id,
         name=f"{checkpoint or 'llm'}.prompt",
         role="llm",
         position=position,
         artifact_type="prompt",
     )
+    request = None
     secrets: list[str] = []
-    started = time.perf_counter()
-    response: LLMResponse | None = None
-    error: BaseException | None = None
+    if mock is None:
+        resolved = stack.resolve({**params, **call.params}, "llm_gateway", f"models.{alias}")
+        secrets = [str(resolved[k]) for k in resolved if k in _SECRET_PARAMS and resolved[k]]
+        request = LLMRequest(
+            model=provider_model,
+            messages=call.messages,
+            temperature=call.temperature,
+            max_tokens=call.max_tokens,
+            params=resolved,
+            response_format=call.response_format,
+        )
     attributes = {
         "gen_ai.operation.name": "chat",
         "gen_ai.request.model": provider_model,
         "gen_ai.provider.name": provider_model.split("/", 1)[0],
-        "gen_ai.request.temperature": temperature,
-        "gen_ai.request.max_tokens": max_tokens,
+        "gen_ai.request.temperature": call.temperature,
+        "gen_ai.request.max_tokens": call.max_tokens,
         "kitaru.llm.alias": alias,
         "kitaru.exec_id": exec_id,
     }
-    with span(f"chat {provider_model}", attributes, client=True) as current:
-        try:
-            if mock is not None:
-                response = LLMResponse(
-                    text=mock,
-                    model=provider_model,
-                    input_tokens=sum(approx_tokens(m["content"]) for m in messages),
-                    output_tokens=approx_tokens(mock),
-                    cost_usd=0.0,
-                )
-            else:
-                resolved = stack.resolve({**params, **kwargs}, "llm_gateway", f"models.{alias}")
-                secrets = [
-                    str(resolved[k]) for k in resolved if k in _SECRET_PARAMS and resolved[k]
-                ]
-                response = stack.llm_gateway.complete(
-                    LLMRequest(
-                        model=provider_model,
-                        messages=messages,
-                        temperature=temperature,
-                        max_tokens=max_tokens,
-                        params=resolved,
-                    )
-                )
-        except KitaruError as exc:
-            error = _scrubbed(exc, secrets)
-        latency = time.perf_counter() - started
-        if response is not None:
-            set_attributes(
-                current,
-                **{
-                    "gen_ai.response.model": response.model,
-                    "gen_ai.usage.input_tokens": response.input_tokens,
-                    "gen_ai.usage.output_tokens": response.output_tokens,
-                    "kitaru.llm.cost_usd": response.cost_usd,
-                    "kitaru.llm.attempts": response.attempts,
-                },
-            )
-        elif error is not None and current is not None:
-            from opentelemetry import trace
+    return _Pending(
+        stack,
+        call,
+        alias,
+        request,
+        mock,
+        secrets,
+        prompt_artifact,
+        exec_id,
+        position,
+        checkpoint,
+        attributes,
+    )
 
-            current.set_status(trace.Status(trace.StatusCode.ERROR, str(error)))
+
+def _mocked(pending: _Pending) -> LLMResponse:
+    text = pending.mock or ""
+    return LLMResponse(
+        text=text,
+        model=pending.attributes["gen_ai.request.model"],
+        input_tokens=sum(approx_tokens(str(m.get("content", ""))) for m in pending.call.messages),
+        output_tokens=approx_tokens(text),
+        cost_usd=0.0,
+    )
+
+
+def _call(
+    stack: Stack,
+    call: LLMCall,
+    *,
+    exec_id: str | None,
+    position: int | None,
+    checkpoint: str | None,
+) -> _Outcome:
+    pending = _prepare(stack, call, exec_id=exec_id, position=position, checkpoint=checkpoint)
+    response: LLMResponse | None = None
+    error: BaseException | None = None
+    with span(
+        f"chat {pending.attributes['gen_ai.request.model']}", pending.attributes, client=True
+    ) as current:
+        try:
+            if pending.request is None:
+                response = _mocked(pending)
+            else:
+                response = stack.llm_gateway.complete(pending.request)
+        except KitaruError as exc:
+            error = _scrubbed(exc, pending.secrets)
+        _annotate(current, response, error)
+    return _finish(pending, response, error)
+
+
+def _streamed(
+    stack: Stack,
+    call: LLMCall,
+    *,
+    exec_id: str | None,
+    position: int | None,
+    checkpoint: str | None,
+) -> Generator[str, None, _Outcome]:
+    """Yield the answer's chunks; return the call's outcome (``yield from``'s value)."""
+    pending = _prepare(stack, call, exec_id=exec_id, position=position, checkpoint=checkpoint)
+    response: LLMResponse | None = None
+    error: BaseException | None = None
+    with span(
+        f"chat {pending.attributes['gen_ai.request.model']}", pending.attributes, client=True
+    ) as current:
+        try:
+            if pending.request is None:
+                response = _mocked(pending)
+                for i, word in enumerate(response.text.split(" ")):
+                    yield word if i == 0 else " " + word
+            else:
+                for item in stack.llm_gateway.stream(pending.request):
+                    if isinstance(item, LLMResponse):
+                        response = item
+                    else:
+                        yield item
+        except KitaruError as exc:
+            error = _scrubbed(exc, pending.secrets)
+        _annotate(current, response, error)
+    return _finish(pending, response, error)
+
+
+def _annotate(current: Any, response: LLMResponse | None, error: BaseException | None) -> None:
+    if response is not None:
+        set_attributes(
+            current,
+            **{
+                "gen_ai.response.model": response.model,
+                "gen_ai.usage.input_tokens": response.input_tokens,
+                "gen_ai.usage.output_tokens": response.output_tokens,
+                "kitaru.llm.cost_usd": response.cost_usd,
+                "kitaru.llm.attempts": response.attempts,
+            },
+        )
+    elif error is not None and current is not None:
+        from opentelemetry import trace
+
+        current.set_status(trace.Status(trace.StatusCode.ERROR, str(error)))
+
+
+def _finish(
+    pending: _Pending, response: LLMResponse | None, error: BaseException | None
+) -> _Outcome:
+    latency = time.perf_counter() - pending.started
+    artifacts = pending.stack.artifacts
+    value: Any = None
+    if response is not None and error is None:
+        error = _unusable(pending, response)
+        if error is None:
+            value = pending.call.result(response.text)
     response_artifact = None
     if response is not None:
         response_artifact = artifacts.write(
-            response.text,
-            exec_id=exec_id,
-            name=f"{checkpoint or 'llm'}.response",
+            response.text if not response.refusal else response.refusal,
+            exec_id=pending.exec_id,
+            name=f"{pending.checkpoint or 'llm'}.response",
             role="llm",
-            position=position,
+            position=pending.position,
             artifact_type="response",
         )
     call = LLMCallRecord(
         id=new_id(),
-        exec_id=exec_id,
-        position=position,
-        checkpoint=checkpoint,
-        alias=alias,
-        model=response.model if response else provider_model,
-        prompt_artifact_id=prompt_artifact.id,
+        exec_id=pending.exec_id,
+        position=pending.position,
+        checkpoint=pending.checkpoint,
+        alias=pending.alias,
+        model=response.model if response else pending.attributes["gen_ai.request.model"],
+        prompt_artifact_id=pending.prompt_artifact.id,
         response_artifact_id=response_artifact.id if response_artifact else None,
         input_tokens=response.input_tokens if response else None,
         output_tokens=response.output_tokens if response else None,
         cost_usd=response.cost_usd if response else None,
         latency=latency,
         attempts=response.attempts if response else 1,
-        error=str(error) if error else None,
+        error=str(error).splitlines()[0] if error else None,
         created_at=time.time(),
     )
-    records = [prompt_artifact, *([response_artifact] if response_artifact else [])]
-    return _Outcome(response.text if response else "", call, records, response_artifact, error)
+    records = [pending.prompt_artifact, *([response_artifact] if response_artifact else [])]
+    return _Outcome(
+        response.text if response else "", call, records, response_artifact, error, value
+    )
+
+
+def _unusable(pending: _Pending, response: LLMResponse) -> KitaruExecutionError | None:
+    """Why a structured answer cannot be used (a refusal, JSON that does not fit)."""
+    model = pending.call.response_format
+    if model is None:
+        return None
+    exec_id = pending.exec_id or ""
+    if response.refusal:
+        problem = f"the model refused: {response.refusal}"
+        raw = response.refusal
+    else:
+        try:
+            pending.call.result(response.text)
+            return None
+        except Exception as exc:  # pydantic's ValidationError, or JSON that does not parse
+            first = str(exc).splitlines()
+            problem = f"the answer is not a valid {model.__name__}: {first[1].strip() if len(first) > 1 else first[0]}"
+            raw = response.text
+    error = KitaruExecutionError(
+        f"LLM call {pending.checkpoint or 'llm'}: {problem}. Raw answer: {raw[:500]!r}",
+        exec_id=exec_id,
+        status="failed",
+    )
+    error.raw_text = raw  # type: ignore[attr-defined]
+    return error
 
 
 def _scrubbed(exc: KitaruError, secrets: list[str]) -> KitaruError:

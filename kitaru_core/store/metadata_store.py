@@ -518,6 +518,14 @@ class MetadataStore:
                 db.execute(ArtifactRecord.INSERT, artifact.params())
             db.execute(LLMCallRecord.INSERT, call.params())
 
+    def llm_spend(self, exec_id: str) -> tuple[int, float]:
+        """(calls, dollars) an execution's LLM calls have cost so far (its budget check)."""
+        row = self.db.fetchone(
+            "SELECT COUNT(*), COALESCE(SUM(cost_usd), 0) FROM llm_calls WHERE exec_id = :id",
+            {"id": exec_id},
+        )
+        return (int(row[0]), float(row[1])) if row else (0, 0.0)
+
     def llm_calls(self, exec_id: str) -> list[LLMCallRecord]:
         rows = self.db.fetchall(
             f"SELECT {LLMCallRecord.COLUMNS} FROM llm_calls WHERE exec_id = :id "

@@ -22,6 +22,12 @@ class FakeLLM:
     """Status codes to answer with before answering normally (e.g. [429])."""
     delay: float = 0.0
     reply: str = "a fine answer"
+    structured: str | None = None
+    """The content answered to a request with a ``response_format`` (JSON text)."""
+    refusal: str | None = None
+    """When set, a request with a ``response_format`` is refused with this."""
+    chunk_pause: float = 0.0
+    """Seconds between the chunks of a streamed answer."""
 
     @property
     def api_base(self) -> str:
@@ -49,6 +55,20 @@ def _handler(state: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 self._send(code, {"error": {"message": "slow down", "type": "rate_limit"}})
                 return
             prompt = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+            content: str | None = f"{state.reply} ({len(prompt)})"
+            message: dict[str, Any] = {"role": "assistant", "content": content}
+            if body.get("response_format"):
+                message["content"] = None if state.refusal else state.structured
+                if state.refusal:
+                    message["refusal"] = state.refusal
+            usage = {
+                "prompt_tokens": len(prompt.split()),
+                "completion_tokens": 5,
+                "total_tokens": len(prompt.split()) + 5,
+            }
+            if body.get("stream"):
+                self._stream(body, str(message["content"] or ""), usage)
+                return
             self._send(
                 200,
                 {
@@ -56,23 +76,39 @@ def _handler(state: FakeLLM) -> type[BaseHTTPRequestHandler]:
                     "object": "chat.completion",
                     "created": int(time.time()),
                     "model": body.get("model", "unknown"),
-                    "choices": [
-                        {
-                            "index": 0,
-                            "finish_reason": "stop",
-                            "message": {
-                                "role": "assistant",
-                                "content": f"{state.reply} ({len(prompt)})",
-                            },
-                        }
-                    ],
-                    "usage": {
-                        "prompt_tokens": len(prompt.split()),
-                        "completion_tokens": 5,
-                        "total_tokens": len(prompt.split()) + 5,
-                    },
+                    "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+                    "usage": usage,
                 },
             )
+
+        def _stream(self, body: dict[str, Any], text: str, usage: dict[str, int]) -> None:
+            """Server-sent chunks, a word each, then the usage, then [DONE]."""
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.end_headers()
+            base = {
+                "id": "chatcmpl-stream",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": body.get("model", "unknown"),
+            }
+            words = text.split(" ")
+            for i, word in enumerate(words):
+                delta = {"role": "assistant"} if i == 0 else {}
+                delta["content"] = word if i == 0 else " " + word
+                last = i == len(words) - 1
+                choice = {"index": 0, "delta": delta, "finish_reason": "stop" if last else None}
+                self._event({**base, "choices": [choice]})
+                if state.chunk_pause:
+                    time.sleep(state.chunk_pause)
+            if (body.get("stream_options") or {}).get("include_usage"):
+                self._event({**base, "choices": [], "usage": usage})
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+
+        def _event(self, payload: dict[str, Any]) -> None:
+            self.wfile.write(b"data: " + json.dumps(payload).encode() + b"\n\n")
+            self.wfile.flush()
 
         def _send(self, code: int, payload: dict[str, Any]) -> None:
             data = json.dumps(payload).encode()
