@@ -100,6 +100,8 @@ class Execution:
     """When a sleeping execution's timer, or a waiting one's deadline, is due."""
     queue_key: str | None = None
     """The value of its flow's key argument (``@flow(key=...)``)."""
+    parent_exec_id: str | None = None
+    """The execution whose flow body started this one (a child flow)."""
     pending_wait: Any = None
     llm_calls: list[LLMCallRecord] = field(default_factory=list)
     """Every LLM call of the execution: model, tokens, latency, cost, error."""
@@ -145,7 +147,7 @@ class ExecutionsClient:
 
     def _build(self, record: ExecutionRecord) -> Execution:
         journal = self._store.load_journal(record.id)
-        pending = self._store.waits.pending(record.id) if record.status == Status.WAITING else []
+        pending = self._waits_of(record) if record.status == Status.WAITING else []
         return Execution(
             exec_id=record.id,
             flow_name=record.flow_name,
@@ -176,23 +178,44 @@ class ExecutionsClient:
             lease_owner=record.lease_owner,
             wake_at=record.wake_at,
             queue_key=record.queue_key,
+            parent_exec_id=record.parent_exec_id,
             pending_wait=pending[0] if pending else None,
             llm_calls=self._store.llm_calls(record.id),
             budget=record.options.get("budget"),
             _record=record,
         )
 
+    def _waits_of(self, record: ExecutionRecord) -> builtins.list[WaitRecord]:
+        """Its pending waits; for a parent waiting on a child flow, the child's."""
+        pending = self._store.waits.pending(record.id)
+        if pending:
+            return pending
+        for child in self._store.children(record.id):
+            if child.status == Status.WAITING:
+                return self._waits_of(child)
+        return []
+
     def get(self, exec_id: str) -> Execution:
         return self._build(self._store.require_execution(exec_id))
 
     def list(
-        self, *, flow: str | None = None, status: str | None = None, limit: int | None = 50
+        self,
+        *,
+        flow: str | None = None,
+        status: str | None = None,
+        limit: int | None = 50,
+        parent: str | None = None,
     ) -> list[Execution]:
+        """Newest first; ``parent``: only the child flows of that execution."""
         if status is not None and status not in STATUSES:
             raise KitaruUsageError(f"{status!r} is not a status; use one of {', '.join(STATUSES)}")
+        if parent is not None:
+            parent = self._store.require_execution(parent).id
         return [
             self._build(r)
-            for r in self._store.list_executions(flow=flow, status=status, limit=limit)
+            for r in self._store.list_executions(
+                flow=flow, status=status, limit=limit, parent=parent
+            )
         ]
 
     def latest(self, *, flow: str | None = None, status: str | None = None) -> Execution | None:

@@ -146,9 +146,14 @@ class RemoteExecutions:
         return execution_from_json(self._c.request("GET", f"/executions/{quote(exec_id)}"))
 
     def list(
-        self, *, flow: str | None = None, status: str | None = None, limit: int | None = 50
+        self,
+        *,
+        flow: str | None = None,
+        status: str | None = None,
+        limit: int | None = 50,
+        parent: str | None = None,
     ) -> builtins.list[Any]:
-        params = {k: v for k, v in (("flow", flow), ("status", status)) if v}
+        params = {k: v for k, v in (("flow", flow), ("status", status), ("parent", parent)) if v}
         found: builtins.list[Any] = []
         cursor = None
         while limit is None or len(found) < limit:

@@ -167,3 +167,54 @@ def llm_twice() -> str:
 def remembers() -> int:
     kitaru.memory.set("seen", 1)
     return 1
+
+
+# -- child flows ------------------------------------------------------------------------
+
+
+@checkpoint
+def child_step(name: str) -> str:
+    effect(f"child:{name}")
+    return name.upper()
+
+
+@checkpoint
+def parent_step(name: str) -> str:
+    effect(f"parent:{name}")
+    return name
+
+
+@flow
+def child(n: int) -> list[str]:
+    first = child_step(f"a{n}")
+    maybe_crash("child-between")
+    return [first, child_step(f"b{n}")]
+
+
+@flow
+def parent(n: int) -> dict[str, object]:
+    before = parent_step("before")
+    kid = child.run(n)  # a child execution, linked to this one
+    return {"before": before, "child": kid.get(), "after": parent_step("after")}
+
+
+@flow
+def asking_child(n: int) -> str:
+    answer = kitaru.wait(schema=str, name="answer", question=f"Answer for {n}?")
+    done = child_step(f"x{answer}")
+    maybe_crash("asking-after")
+    return done
+
+
+@flow
+def waiting_parent(n: int) -> dict[str, object]:
+    pre = parent_step("pre")
+    kid = asking_child.run(n)
+    return {"pre": pre, "kid": kid.get(), "post": parent_step("post")}
+
+
+@flow
+def starting_parent(n: int) -> str:
+    handle = child.start(n)  # handed over; the parent goes on
+    parent_step("started")
+    return handle.exec_id

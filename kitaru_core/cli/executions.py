@@ -49,6 +49,7 @@ def list_(
         help="queued, running, sleeping, waiting, completed, failed or cancelled",
     ),
     limit: int = typer.Option(50, "--limit", "-n"),
+    parent: str = typer.Option(None, "--parent", help="only the child flows of this execution"),
     output: OutputFormat = OutputOption,
 ) -> None:
     """List executions, newest first."""
@@ -59,7 +60,12 @@ def list_(
             f"{status!r} is not a status; use one of {', '.join(STATUSES)}",
             param_hint="--status",
         )
-    executions = _client().executions.list(flow=flow, status=status, limit=limit)
+    client = _client()
+    executions = (
+        client.executions.list(flow=flow, status=status, limit=limit, parent=parent)
+        if parent
+        else client.executions.list(flow=flow, status=status, limit=limit)
+    )
     if output is OutputFormat.json:
         print_json([e.to_dict(with_result=False) for e in executions])
         return
@@ -147,8 +153,10 @@ def get(exec_id: str, output: OutputFormat = OutputOption) -> None:
             f" {wait.name} ({wait.schema_name})",
             f": {wait.question}" if wait.question else "",
         )
+        if wait.exec_id != execution.exec_id:
+            print_line(f"  (its child flow {wait.exec_id} waits for it)")
         print_line(
-            f"  answer: kitaru executions input {execution.exec_id} --wait {wait.name} --value JSON"
+            f"  answer: kitaru executions input {wait.exec_id} --wait {wait.name} --value JSON"
         )
     if execution.status == "sleeping" and execution.wake_at:
         print_line(text("sleeping until", "magenta"), f" {when(execution.wake_at)}")

@@ -9,11 +9,13 @@ by default to its stack's orchestrator in the background; a worker passes its ow
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
+from kitaru_core.stack import Stack
 from kitaru_core.stack_registry import get_stack
-from kitaru_core.store.metadata_store import MetadataStore
-from kitaru_core.store.records import ExecutionRecord, Status
+from kitaru_core.store.metadata_store import MetadataStore, get_store
+from kitaru_core.store.records import TERMINAL_STATUSES, ExecutionRecord, Status
 
 HandOff = Callable[[ExecutionRecord], None]
 
@@ -56,3 +58,58 @@ def continue_later(
     else:
         hand_off(record)
     return True
+
+
+def hand_off_new(
+    record: ExecutionRecord, stack: Stack, hand_off: HandOff = run_in_background
+) -> None:
+    """Hand a new execution over to run elsewhere: a queued one through its queue (it
+    may have to wait for its turn), any other straight away."""
+    if record.status == Status.QUEUED:
+        assert record.queue is not None
+        admit_and_hand_off(get_store(stack.settings), record.queue, hand_off)
+    else:
+        hand_off(record)
+
+
+def run_when_admitted(record: ExecutionRecord, stack: Stack) -> None:
+    """``run`` of a queued execution: take its turn in this process when the queue has
+    room (the others it admits on the way go to the background), or, if someone else
+    started it meanwhile, wait until it ends or stops to wait."""
+    store = get_store(stack.settings)
+    assert record.queue is not None
+    delay = 0.02
+    ours: list[ExecutionRecord] = []
+
+    def hand_off(admitted: ExecutionRecord) -> None:
+        if admitted.id == record.id:
+            ours.append(admitted)
+        else:
+            run_in_background(admitted)
+
+    while True:
+        admit_and_hand_off(store, record.queue, hand_off)
+        if ours:
+            stack.orchestrator.start(record.id)
+            return
+        current = store.require_execution(record.id)
+        if current.status not in (Status.QUEUED, Status.RUNNING):
+            return
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+def wake_parent(store: MetadataStore, child: ExecutionRecord) -> None:
+    """A child ended: resume its parent if it stopped to wait for it (and for nothing
+    of its own)."""
+    if child.parent_exec_id is None or child.status not in TERMINAL_STATUSES:
+        return
+    parent = store.get_execution(child.parent_exec_id)
+    if parent is None or parent.status != Status.WAITING or store.waits.pending(parent.id):
+        return
+    continue_later(
+        store,
+        parent,
+        lambda to: store.dispatch(parent.id, from_status=Status.WAITING, to_status=to),
+        run_in_background,
+    )

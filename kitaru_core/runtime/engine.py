@@ -24,6 +24,7 @@ from kitaru_core.runtime.context import (
     Suspended,
     current_execution,
 )
+from kitaru_core.runtime.dispatch import wake_parent
 from kitaru_core.runtime.flow_ref import FlowDefinition, resolve_flow, source_root_for
 from kitaru_core.runtime.journal import JournalReader
 from kitaru_core.runtime.logs import log_event
@@ -55,8 +56,10 @@ def create_execution(
     *,
     stack: Stack,
     exec_id: str | None = None,
+    parent: tuple[str, int] | None = None,
 ) -> Created:
     """Record a new execution and its inputs; nothing is written if an input is refused.
+    ``parent``: (execution id, journal position) of the flow body that started it.
 
     ``exec_id`` chosen by the caller makes the start idempotent: if it exists with the
     same flow and inputs, that execution is returned; with others, ``KitaruStateError``.
@@ -98,6 +101,8 @@ def create_execution(
         options=options,
         queue=queue,
         queue_key=key,
+        parent_exec_id=parent[0] if parent else None,
+        parent_position=parent[1] if parent else None,
     )
     try:
         return Created(store.create_execution(record, inputs), new=True)
@@ -264,6 +269,8 @@ def run_execution(
     observers.execution_ended(
         ExecutionEnded(exec_id=exec_id, flow_name=final.flow_name, status=final.status)
     )
+    if final.parent_exec_id is not None:
+        wake_parent(store, final)  # a child that ended resumes a parent waiting for it
     if isinstance(suspended_on, WaitSuspended):
         # Input that arrived while this process was letting go found the execution still
         # running and did not resume it: pick it up here, so no answer is left unread.

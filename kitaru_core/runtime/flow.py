@@ -8,7 +8,9 @@ from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from kitaru_core.errors import KitaruExecutionError, KitaruStateError
-from kitaru_core.runtime.dispatch import HandOff, admit_and_hand_off, run_in_background
+from kitaru_core.runtime.children import start_child
+from kitaru_core.runtime.context import ExecutionContext, current_checkpoint, current_execution
+from kitaru_core.runtime.dispatch import hand_off_new, run_when_admitted
 from kitaru_core.runtime.engine import Created, create_execution
 from kitaru_core.runtime.flow_ref import FlowDefinition, refuse_start_while_importing
 from kitaru_core.runtime.replay import create_replay
@@ -35,10 +37,15 @@ class Flow(FlowDefinition[P, R]):
         first waits for its turn). ``exec_id`` makes the start idempotent: an id that
         exists with the same inputs returns that execution, which is not run again.
         """
+        parent = _parent()
+        if parent is not None and exec_id is None:
+            return FlowHandle(
+                start_child(parent, self, args, kwargs, stack=stack, background=False)
+            )
         target, created = self._create(args, kwargs, stack, exec_id)
         if created.new:
             if created.record.status == Status.QUEUED:
-                _run_when_admitted(created.record, target)
+                run_when_admitted(created.record, target)
             else:
                 target.orchestrator.start(created.record.id)
         return FlowHandle(created.record.id)
@@ -50,6 +57,9 @@ class Flow(FlowDefinition[P, R]):
         elsewhere (the local one: in a detached process). A flow over its concurrency
         limit, or with its key busy, is ``queued``: ``kitaru worker`` starts it when
         its turn comes. ``exec_id``: an idempotent start, as for ``run``."""
+        parent = _parent()
+        if parent is not None and exec_id is None:
+            return FlowHandle(start_child(parent, self, args, kwargs, stack=stack, background=True))
         target, created = self._create(args, kwargs, stack, exec_id)
         if created.new:
             hand_off_new(created.record, target)
@@ -106,43 +116,11 @@ class Flow(FlowDefinition[P, R]):
         )
 
 
-def hand_off_new(
-    record: ExecutionRecord, stack: Stack, hand_off: HandOff = run_in_background
-) -> None:
-    """Hand a new execution over to run elsewhere: a queued one through its queue (it
-    may have to wait for its turn), any other straight away."""
-    if record.status == Status.QUEUED:
-        assert record.queue is not None
-        admit_and_hand_off(get_store(stack.settings), record.queue, hand_off)
-    else:
-        hand_off(record)
-
-
-def _run_when_admitted(record: ExecutionRecord, stack: Stack) -> None:
-    """``run`` of a queued execution: take its turn in this process when the queue has
-    room (the others it admits on the way go to the background), or, if someone else
-    started it meanwhile, wait until it ends or stops to wait."""
-    store = get_store(stack.settings)
-    assert record.queue is not None
-    delay = 0.02
-    ours: list[ExecutionRecord] = []
-
-    def hand_off(admitted: ExecutionRecord) -> None:
-        if admitted.id == record.id:
-            ours.append(admitted)
-        else:
-            run_in_background(admitted)
-
-    while True:
-        admit_and_hand_off(store, record.queue, hand_off)
-        if ours:
-            stack.orchestrator.start(record.id)
-            return
-        current = store.require_execution(record.id)
-        if current.status not in (Status.QUEUED, Status.RUNNING):
-            return
-        time.sleep(delay)
-        delay = min(delay * 2, 1.0)
+def _parent() -> ExecutionContext | None:
+    """The execution whose flow body is calling (its flow body, not one of its
+    checkpoints): a flow started there is that execution's child."""
+    ctx = current_execution.get()
+    return ctx if ctx is not None and current_checkpoint.get() is None else None
 
 
 def start_replay(

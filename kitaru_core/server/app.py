@@ -276,6 +276,7 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
         since: float | None = Query(None, description="summary view: created at or after"),
         until: float | None = Query(None, description="summary view: created before"),
         q: str | None = Query(None, description="summary view: ids starting with this"),
+        parent: str | None = Query(None, description="only the child flows of this execution"),
         _: str = scoped("read"),
     ) -> list[dict[str, Any]]:
         """Executions, newest first; the next page's cursor is in X-Next-Cursor."""
@@ -292,7 +293,7 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
             )
         else:
             page, following = service.list_executions(
-                status=status, flow=flow, limit=limit, cursor=cursor
+                status=status, flow=flow, limit=limit, cursor=cursor, parent=parent
             )
         if following:
             response.headers["X-Next-Cursor"] = following

@@ -14,9 +14,8 @@ from typing import Any, BinaryIO
 from kitaru_core.client import ArtifactsClient, ExecutionsClient
 from kitaru_core.diff import diff
 from kitaru_core.errors import KitaruNotFoundError, KitaruStateError, KitaruUsageError
-from kitaru_core.runtime.dispatch import HandOff, continue_later, run_in_background
+from kitaru_core.runtime.dispatch import HandOff, continue_later, hand_off_new, run_in_background
 from kitaru_core.runtime.engine import create_execution
-from kitaru_core.runtime.flow import hand_off_new
 from kitaru_core.runtime.flow_ref import resolve_flow
 from kitaru_core.runtime.memory import MemoryScope, validate_key
 from kitaru_core.runtime.orchestration import claim_for_retry
@@ -108,6 +107,7 @@ class Service:
         flow: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        parent: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """A page of executions, newest first, and the cursor of the next page."""
         if status is not None and status not in STATUSES:
@@ -119,6 +119,7 @@ class Service:
             status=status,
             limit=limit + 1,
             after=decode_cursor(cursor) if cursor else None,
+            parent=self.store.require_execution(parent).id if parent else None,
         )
         page = records[:limit]
         following = (

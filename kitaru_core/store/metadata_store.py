@@ -143,12 +143,16 @@ class MetadataStore:
         after: tuple[float, str] | None = None,
         created_after: float | None = None,
         id_prefix: str | None = None,
+        parent: str | None = None,
     ) -> list[ExecutionRecord]:
         """Newest first. ``after``: the (created_at, id) of the last execution of the
         previous page, for pages that neither skip nor repeat while executions start."""
         where, params = _execution_filters(
             flow, status, stack, created_after, created_before, id_prefix, after
         )
+        if parent is not None:
+            where += (" AND " if where else " WHERE ") + "parent_exec_id = :parent"
+            params["parent"] = parent
         sql = f"SELECT {ExecutionRecord.COLUMNS} FROM executions{where}"
         sql += " ORDER BY created_at DESC, id DESC"
         if limit:
@@ -312,15 +316,39 @@ class MetadataStore:
         return self.db.execute(sql, params) == 1
 
     def cancel(self, exec_id: str) -> bool:
-        """Mark a non-terminal execution cancelled; its runner stops at its next checkpoint."""
-        return (
-            self.db.execute(
-                "UPDATE executions SET status = 'cancelled', ended_at = :now, wake_at = NULL "
-                f"WHERE id = :id AND status IN ({UNFINISHED_SQL})",
-                {"id": exec_id, "now": time.time()},
-            )
-            == 1
+        """Mark a non-terminal execution cancelled, with its unfinished child flows (and
+        theirs); each runner stops at its next checkpoint."""
+        cancel = (
+            "UPDATE executions SET status = 'cancelled', ended_at = :now, wake_at = NULL "
+            f"WHERE id = :id AND status IN ({UNFINISHED_SQL})"
         )
+        now = time.time()
+        with self.db.transaction() as db:
+            cancelled = db.execute(cancel, {"id": exec_id, "now": now}) == 1
+            parents = [exec_id]
+            while parents:
+                ids_sql = ", ".join(f":p{i}" for i in range(len(parents)))
+                children = [
+                    r[0]
+                    for r in db.fetchall(
+                        f"SELECT id FROM executions WHERE parent_exec_id IN ({ids_sql}) "
+                        f"AND status IN ({UNFINISHED_SQL})",
+                        {f"p{i}": p for i, p in enumerate(parents)},
+                    )
+                ]
+                for child in children:
+                    db.execute(cancel, {"id": child, "now": now})
+                parents = children
+        return cancelled
+
+    def children(self, exec_id: str) -> list[ExecutionRecord]:
+        """The child flows an execution's body started, in journal order."""
+        rows = self.db.fetchall(
+            f"SELECT {ExecutionRecord.COLUMNS} FROM executions WHERE parent_exec_id = :id "
+            "ORDER BY parent_position",
+            {"id": exec_id},
+        )
+        return [ExecutionRecord.from_row(r) for r in rows]
 
     def dispatch(
         self,

@@ -149,6 +149,10 @@ class ExecutionRecord(Row):
     """The value of the flow's key argument: one execution per key runs at a time."""
     recoveries: int = 0
     """Times a worker resumed it after the process running it died."""
+    parent_exec_id: str | None = None
+    """The execution whose flow body started this one (a child flow)."""
+    parent_position: int | None = None
+    """The parent's journal position of that call."""
 
 
 @row("journal", json_fields=("error", "metadata"))

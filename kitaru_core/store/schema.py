@@ -63,11 +63,24 @@ executions = Table(
         server_default="0",
         comment="times a worker resumed it after its process died",
     ),
+    Column(
+        "parent_exec_id",
+        String(128),
+        nullable=True,
+        comment="the execution whose flow body started this one",
+    ),
+    Column(
+        "parent_position",
+        Integer,
+        nullable=True,
+        comment="the parent's journal position of the call",
+    ),
     Index("ix_executions_status", "status"),
     Index("ix_executions_queue", "queue", "status"),
     Index("ix_executions_wake", "status", "wake_at"),
     Index("ix_executions_flow_created", "flow_name", "created_at"),
     Index("ix_executions_created", "created_at"),
+    Index("ix_executions_parent", "parent_exec_id"),
 )
 
 journal = Table(
