@@ -95,14 +95,14 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".[postgres,server]", "mypy>=1.10", "pytest")
+    session.install("-e", ".[postgres,server,pydantic-ai]", "mypy>=1.10", "pytest")
     session.run("mypy")
 
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Print the performance figures; ``nox -s bench -- --peers`` adds DBOS and LangGraph."""
-    session.install("-e", ".[postgres,server]", "-e", "plugins/kitaru-kubernetes")
+    session.install("-e", ".[postgres,server,pydantic-ai]", "-e", "plugins/kitaru-kubernetes")
     args = [a for a in session.posargs if a != "--stores"]
     url = postgres_url(session)
     if url:  # memory contention on PostgreSQL, beside SQLite
@@ -115,6 +115,8 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/worker.py", *worker_args)
     # The server: POST /input to result (beside DBOS and LangGraph), GET throughput, memory.
     session.run("python", "benchmarks/server.py", *[a for a in args if a == "--peers"])
+    # The PydanticAI adapter's cost per model request.
+    session.run("python", "benchmarks/agents.py")
     # The web UI in Debian's chromium (`apt install chromium`; no browser is downloaded).
     session.install("playwright>=1.45")
     session.run("python", "benchmarks/ui.py")

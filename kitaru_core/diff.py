@@ -111,6 +111,15 @@ class _Side:
                 used = (call.input_tokens or 0) + (call.output_tokens or 0)
                 self.llm[call.position] = (tokens + used, latency + call.latency)
 
+    def compared_output(self, entry: JournalEntry) -> str | None:
+        """The artifact a step is compared by: its output; for a child flow, the
+        child's result (so two runs' children line up by what they returned)."""
+        if entry.kind != "flow" or entry.output_artifact_id is None:
+            return entry.output_artifact_id
+        _, child_id = self.output(entry.output_artifact_id)
+        child = self.store.get_execution(str(child_id))
+        return child.result_artifact_id if child is not None else None
+
     def output(self, artifact_id: str | None) -> tuple[ArtifactRecord | None, Any]:
         artifact = self.store.get_artifact(artifact_id or "")
         return artifact, (self.artifacts.read(artifact) if artifact else None)
@@ -149,7 +158,7 @@ def diff(exec_a: str, exec_b: str) -> ExecutionDiff:
     for position in sorted(set(a.journal) | set(b.journal)):
         ea, eb = a.journal.get(position), b.journal.get(position)
         if ea is not None and eb is not None and ea.name == eb.name:
-            row = _compare(position, ea.name, a, ea.output_artifact_id, b, eb.output_artifact_id)
+            row = _compare(position, ea.name, a, a.compared_output(ea), b, b.compared_output(eb))
             row.duration_a, row.duration_b = _duration(ea), _duration(eb)
             if position in a.llm or position in b.llm:
                 row.tokens_a, row.llm_latency_a = a.llm.get(position, (None, None))

@@ -13,7 +13,7 @@ import pytest
 
 import flows
 from conftest import kitaru_cli, subprocess_env
-from kitaru import KitaruClient
+from kitaru import KitaruClient, diff
 
 
 def _effects(path: str) -> collections.Counter[str]:
@@ -144,3 +144,14 @@ def test_a_resumed_parent_never_starts_a_second_child() -> None:
     )
     assert KitaruClient().executions.resume(handle.exec_id).wait() == child_id
     assert [e.exec_id for e in KitaruClient().executions.list(parent=handle.exec_id)] == [child_id]
+
+
+def test_the_diff_compares_child_flows_by_what_they_returned() -> None:
+    first = flows.parent.run(1).exec_id
+    same = flows.parent.run(1).exec_id
+    other = flows.parent.run(2).exec_id
+    assert diff(first, same).by_name()["child"] == "same"
+    changed = diff(first, other)
+    assert changed.by_name()["child"] == "changed"
+    [row] = [c for c in changed.checkpoints if c.name == "child"]
+    assert '"A2"' in row.diff and '"A1"' in row.diff

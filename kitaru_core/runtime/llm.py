@@ -196,7 +196,7 @@ def _chat(
 
 
 def _inline(ctx: ExecutionContext | None, frame: CheckpointFrame | None, call: LLMCall) -> _Outcome:
-    _check_budget(ctx)
+    check_budget(ctx)
     stack = ctx.stack if ctx is not None else get_stack()
     outcome = _call(
         stack,
@@ -212,7 +212,7 @@ def _inline(ctx: ExecutionContext | None, frame: CheckpointFrame | None, call: L
 
 def _journaled_call(step: Step, call: LLMCall) -> Any:
     ctx = step.ctx
-    _check_budget(ctx)
+    check_budget(ctx)
     attributes = {"kitaru.position": step.position, "kitaru.kind": "llm"}
     with span(f"kitaru.checkpoint {step.name}", attributes):
         outcome = _call(
@@ -244,7 +244,7 @@ def _journaled_stream(ctx: ExecutionContext, name: str, call: LLMCall) -> Iterat
     if recorded is not None:
         return iter([ctx.artifacts.read(recorded)])
     ctx.check_cancelled()
-    _check_budget(ctx)
+    check_budget(ctx)
 
     def chunks() -> Iterator[str]:
         outcome = yield from _streamed(
@@ -260,7 +260,7 @@ def _journaled_stream(ctx: ExecutionContext, name: str, call: LLMCall) -> Iterat
 def _inline_stream(
     ctx: ExecutionContext | None, frame: CheckpointFrame | None, call: LLMCall
 ) -> Iterator[str]:
-    _check_budget(ctx)
+    check_budget(ctx)
     stack = ctx.stack if ctx is not None else get_stack()
 
     def chunks() -> Iterator[str]:
@@ -279,7 +279,7 @@ def _inline_stream(
     return chunks()
 
 
-def _check_budget(ctx: ExecutionContext | None) -> None:
+def check_budget(ctx: ExecutionContext | None) -> None:
     """Refuse the call if the execution has spent its budget (checked before each)."""
     budget = ctx.budget if ctx is not None else None
     if not budget or ctx is None:

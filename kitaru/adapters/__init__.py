@@ -1,0 +1,1 @@
+"""Adapters that make agent frameworks durable with Kitaru (each an optional extra)."""
