@@ -6,6 +6,8 @@ process when the third model request starts (after the second tool call is recor
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
@@ -72,3 +74,28 @@ async def capped(question: str) -> str:
         return str((await durable.run(question)).output)
     except kitaru.KitaruBudgetExceededError as exc:
         return f"stopped after {exc.calls} model requests"
+
+
+def mcp_model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    done = tool_results(messages)
+    effect(f"model:mcp{len(done) + 1}")
+    if not done:
+        return ModelResponse(parts=[ToolCallPart("lookup", {"term": "journal"})])
+    return ModelResponse(parts=[TextPart(f"defined: {done[0]}")])
+
+
+def mcp_agent() -> KitaruAgent:
+    from fastmcp.client.transports import PythonStdioTransport
+    from pydantic_ai.mcp import MCPToolset
+
+    server = PythonStdioTransport(
+        Path(__file__).parent / "mcp_lookup_server.py",
+        env={k: v for k, v in os.environ.items() if k == "KITARU_TEST_EFFECTS"},
+        python_cmd=sys.executable,
+    )
+    return KitaruAgent(Agent(FunctionModel(mcp_model), toolsets=[MCPToolset(server)]))
+
+
+@flow
+async def define(term: str) -> str:
+    return str((await mcp_agent().run(f"define {term}")).output)

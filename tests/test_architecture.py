@@ -107,3 +107,36 @@ def test_plugins_import_only_the_public_plugin_api() -> None:
         if target.startswith("kitaru_core")
     ]
     assert offenders == []
+
+
+OPTIONAL = ("fastapi", "uvicorn", "starlette", "mcp", "pydantic_ai", "httpx")
+"""What the server, MCP and the PydanticAI adapter need: never loaded by a flow or the CLI's
+help, which must work (and stay fast) without them."""
+
+
+def test_running_a_flow_and_the_cli_help_import_no_optional_package(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "import kitaru\n"
+        "from kitaru import checkpoint, flow\n"
+        "@checkpoint\n"
+        "def step(x: int) -> int:\n"
+        "    return x + 1\n"
+        "@flow\n"
+        "def one(x: int) -> int:\n"
+        "    return step(x)\n"
+        "assert one.run(1).wait() == 2\n"
+        "from kitaru_core.cli.app import app\n"
+        "from typer.main import get_command\n"
+        "get_command(app).get_help(__import__('click').Context(get_command(app)))\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {OPTIONAL!r}))\n"
+    )
+    env = {**__import__("os").environ, "KITARU_HOME": str(tmp_path / "home")}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -140,3 +140,23 @@ def test_the_research_agent_example_runs_offline_and_asks_before_it_answers(
     assert result["published"] is True and "journal" in result["answer"]
     shown = kitaru_cli("executions", "get", exec_id)
     assert "budget: " in shown.stdout and "3 of 10 calls" in shown.stdout
+
+
+def test_mcp_tool_calls_are_checkpoints_too(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    effects = tmp_path / "effects.txt"
+    monkeypatch.setenv("KITARU_TEST_EFFECTS", str(effects))
+    handle = agent_flows.define.run("journal")
+    assert handle.wait() == "defined: journal: a record of every step"
+    execution = KitaruClient().executions.get(handle.exec_id)
+    assert [c.name for c in execution.checkpoints] == ["model_request", "lookup", "model_request"]
+    assert execution.checkpoints[1].metadata == {"tool_args": {"term": "journal"}}
+    from kitaru_core.store.metadata_store import get_store
+
+    get_store().db.execute(
+        "UPDATE executions SET status = 'running' WHERE id = :id", {"id": handle.exec_id}
+    )
+    assert KitaruClient().executions.resume(handle.exec_id).wait() == handle.wait()
+    assert _effects(effects)["mcp:lookup:journal"] == 1  # the MCP server was not asked again
+    assert _effects(effects)["model:mcp1"] == 1
