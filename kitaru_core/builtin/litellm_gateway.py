@@ -45,19 +45,7 @@ class LiteLLMGateway(LLMGateway):
         litellm = _litellm()
         params, prices = self._params(request)
         response, attempt = self._send(litellm, request, params)
-        usage = getattr(response, "usage", None)
-        message = response.choices[0].message
-        input_tokens = getattr(usage, "prompt_tokens", None)
-        output_tokens = getattr(usage, "completion_tokens", None)
-        return LLMResponse(
-            text=message.content or "",
-            model=getattr(response, "model", None) or request.model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cost_usd=_cost(litellm, response, prices, input_tokens, output_tokens),
-            attempts=attempt,
-            refusal=getattr(message, "refusal", None) or None,
-        )
+        return _response(litellm, response, request, prices, attempt)
 
     def stream(self, request: LLMRequest) -> Iterator[str | LLMResponse]:
         litellm = _litellm()
@@ -78,19 +66,7 @@ class LiteLLMGateway(LLMGateway):
                 f"LLM stream from {request.model} broke off: {type(exc).__name__}: {exc}"
             ) from None
         whole = litellm.stream_chunk_builder(chunks, messages=request.messages)
-        usage = getattr(whole, "usage", None)
-        input_tokens = getattr(usage, "prompt_tokens", None)
-        output_tokens = getattr(usage, "completion_tokens", None)
-        message = whole.choices[0].message
-        yield LLMResponse(
-            text=message.content or "",
-            model=getattr(whole, "model", None) or request.model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cost_usd=_cost(litellm, whole, prices, input_tokens, output_tokens),
-            attempts=attempt,
-            refusal=getattr(message, "refusal", None) or None,
-        )
+        yield _response(litellm, whole, request, prices, attempt)
 
     def _params(self, request: LLMRequest) -> tuple[dict[str, Any], dict[str, float]]:
         """The call's parameters, and the prices an alias sets for a model litellm's cost
@@ -126,6 +102,25 @@ class LiteLLMGateway(LLMGateway):
 
 
 _PRICE_PARAMS = ("input_cost_per_token", "output_cost_per_token")
+
+
+def _response(
+    litellm: Any, raw: Any, request: LLMRequest, prices: dict[str, float], attempts: int
+) -> LLMResponse:
+    """A litellm response (a whole one, or one built from a stream's chunks) as ours."""
+    usage = getattr(raw, "usage", None)
+    input_tokens = getattr(usage, "prompt_tokens", None)
+    output_tokens = getattr(usage, "completion_tokens", None)
+    message = raw.choices[0].message
+    return LLMResponse(
+        text=message.content or "",
+        model=getattr(raw, "model", None) or request.model,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cost_usd=_cost(litellm, raw, prices, input_tokens, output_tokens),
+        attempts=attempts,
+        refusal=getattr(message, "refusal", None) or None,
+    )
 
 
 def _cost(
