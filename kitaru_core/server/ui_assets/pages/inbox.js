@@ -4,6 +4,13 @@
 import { api, can, clear, debounce, h, link, onEvent, statusBadge, when } from "../core.js";
 import { schemaForm } from "../schema_form.js";
 
+// Show a followed execution's status; ``from``: only if it still shows one of these.
+function show(followed, status, from = null) {
+  if (from && !from.includes(followed.shown)) return;
+  followed.shown = status;
+  clear(followed.status, statusBadge(status));
+}
+
 export async function inboxPage(root) {
   const list = h("div", { id: "inbox" });
   const followed = new Map(); // exec_id -> the status element of an answered card
@@ -20,13 +27,21 @@ export async function inboxPage(root) {
     const box = h("article", { class: "panel card", "data-exec": wait.exec_id, "data-wait": wait.name });
     const form = can("input")
       ? schemaForm(wait.schema, async (value) => {
-        await api(`executions/${encodeURIComponent(wait.exec_id)}/input`, { method: "POST", body: { wait: wait.name, value } });
-        followed.set(wait.exec_id, { card: box, status });
-        clear(status, statusBadge("running"));
+        // Followed from before the answer is sent: the execution may finish before the
+        // answer's response arrives, and its events must not be missed.
+        const followed_ = { card: box, status, shown: "waiting" };
+        followed.set(wait.exec_id, followed_);
+        try {
+          await api(`executions/${encodeURIComponent(wait.exec_id)}/input`, { method: "POST", body: { wait: wait.name, value } });
+        } catch (e) {
+          followed.delete(wait.exec_id);
+          throw e;
+        }
+        show(followed_, "running", ["waiting"]);
         form.replaceWith(h("p", { class: "answered" }, "Answered with ", h("code", {}, JSON.stringify(value)),
           ". Following the execution: ", status));
         const after = await api(`executions/${encodeURIComponent(wait.exec_id)}`);
-        clear(status, statusBadge(after.status));
+        show(followed_, after.status, ["waiting", "running"]);  // unless an event was newer
       })
       : h("p", { class: "muted" }, "Your token can read waits but not answer them.");
     const meta = Object.entries(wait.metadata || {});
@@ -46,7 +61,7 @@ export async function inboxPage(root) {
   const reload = debounce(load, 250);
   return onEvent((event) => {
     const f = followed.get(event.exec_id);
-    if (f && event.kind === "status") clear(f.status, statusBadge(event.status));
+    if (f && event.kind === "status") show(f, event.status);
     if (event.kind === "wait" || (event.kind === "status" && !f)) reload();
   });
 }
