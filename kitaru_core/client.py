@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kitaru_core.errors import KitaruNotFoundError, KitaruStateError, KitaruUsageError
-from kitaru_core.runtime.dispatch import HandOff, continue_later, run_in_background
+from kitaru_core.runtime.dispatch import HandOff, continue_stopped, run_in_background
 from kitaru_core.runtime.flow import FlowHandle, load_result, start_replay
 from kitaru_core.runtime.flow_ref import resolve_flow
 from kitaru_core.runtime.inputs import abort_wait, give_input
@@ -266,14 +266,7 @@ class ExecutionsClient:
         # A runner still letting go (status running) picks the answer up itself; else
         # claim it (a worker expiring the wait at this moment may claim it instead).
         if resume and current is not None and current.status == Status.WAITING:
-            continue_later(
-                self._store,
-                current,
-                lambda to: self._store.dispatch(
-                    current.id, from_status=Status.WAITING, to_status=to
-                ),
-                self._hand_off,
-            )
+            continue_stopped(self._store, current, self._hand_off)
         return self.get(record.id)
 
     def abort_wait(self, exec_id: str, *, wait: str | None = None) -> Execution:

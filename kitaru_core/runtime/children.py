@@ -6,8 +6,8 @@ starts one child: a resumed parent finds the child by that id and never starts a
 second. The step records the child's id once the child has ended (``run``) or been
 handed over (``start``); the parent reads the child's result through its handle.
 
-While a child it ``run``s waits for input (or sleeps, or is queued), the parent stops
-too (``waiting``): no process is held for either. When the child ends, it wakes its
+While a child it ``run``s waits for input (or sleeps), the parent stops too
+(``waiting``): no process is held for either. When the child ends, it wakes its
 parent, whose body runs again and gets the child's outcome from the journal. Cancelling
 a parent cancels its unfinished children (``MetadataStore.cancel``).
 """
@@ -15,7 +15,6 @@ a parent cancels its unfinished children (``MetadataStore.cancel``).
 from __future__ import annotations
 
 import contextlib
-import time
 from typing import Any
 
 from kitaru_core.errors import KitaruStateError
@@ -24,15 +23,16 @@ from kitaru_core.runtime.dispatch import hand_off_new, run_when_admitted
 from kitaru_core.runtime.engine import create_execution
 from kitaru_core.runtime.flow_ref import FlowDefinition
 from kitaru_core.runtime.logs import log_event
+from kitaru_core.runtime.orchestration import wait_for_execution
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import MetadataStore
 from kitaru_core.store.records import ExecutionRecord, Status
 
-_STOPPED = (Status.WAITING, Status.SLEEPING, Status.QUEUED)
+_STOPPED = (Status.WAITING, Status.SLEEPING)
 
 
 class ChildSuspended(Suspended):
-    """Unwinds a parent's flow body while a child it runs waits, sleeps or is queued."""
+    """Unwinds a parent's flow body while a child it runs waits or sleeps."""
 
     status = "waiting"
 
@@ -80,8 +80,8 @@ def start_child(
 
 
 def _run_to_a_stop(store: MetadataStore, child: ExecutionRecord, new: bool) -> ExecutionRecord:
-    """Run the child here until it ends or stops (waits, sleeps, is queued); if another
-    process runs it, wait for that one."""
+    """Run the child here until it ends or stops to wait or sleep (a queued one first
+    takes its turn, as ``run`` does); if another process runs it, wait for that one."""
     stack = get_stack(child.stack)
     if new:
         if child.status == Status.QUEUED:
@@ -93,10 +93,5 @@ def _run_to_a_stop(store: MetadataStore, child: ExecutionRecord, new: bool) -> E
         # process runs it, which the lease tells).
         with contextlib.suppress(KitaruStateError):
             stack.orchestrator.resume(child.id)
-    delay = 0.02
-    while True:
-        current = store.require_execution(child.id)
-        if current.status != Status.RUNNING:
-            return current
-        time.sleep(delay)
-        delay = min(delay * 1.5, 1.0)
+    wait_for_execution(child.id)
+    return store.require_execution(child.id)

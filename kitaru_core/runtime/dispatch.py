@@ -60,6 +60,20 @@ def continue_later(
     return True
 
 
+def continue_stopped(
+    store: MetadataStore, record: ExecutionRecord, hand_off: HandOff = run_in_background
+) -> bool:
+    """Continue an execution that stopped (to wait, or sleep): claim it from the status
+    it has, so of two who try only one succeeds, and hand it over."""
+    status = record.status
+    return continue_later(
+        store,
+        record,
+        lambda to: store.dispatch(record.id, from_status=status, to_status=to),
+        hand_off,
+    )
+
+
 def hand_off_new(
     record: ExecutionRecord, stack: Stack, hand_off: HandOff = run_in_background
 ) -> None:
@@ -107,9 +121,4 @@ def wake_parent(store: MetadataStore, child: ExecutionRecord) -> None:
     parent = store.get_execution(child.parent_exec_id)
     if parent is None or parent.status != Status.WAITING or store.waits.pending(parent.id):
         return
-    continue_later(
-        store,
-        parent,
-        lambda to: store.dispatch(parent.id, from_status=Status.WAITING, to_status=to),
-        run_in_background,
-    )
+    continue_stopped(store, parent)

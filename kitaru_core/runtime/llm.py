@@ -17,7 +17,6 @@ call only; a resumed run gets the recorded text). Before each call the flow's bu
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Awaitable, Generator, Iterator
@@ -70,6 +69,7 @@ class LLMCall:
     max_tokens: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
     response_format: Any = None
+    stream: bool = False
 
     def result(self, text: str) -> Any:
         """What the flow gets for the answer ``text``: the text, or the model instance."""
@@ -105,20 +105,22 @@ def llm(
     model) when given; an iterator of text chunks with ``stream=True``. ``model`` is an
     alias of the active stack's gateway (``fast``) or a provider model
     (``openai/gpt-4o-mini``); ``messages`` is an OpenAI-style chat history."""
-    call = LLMCall(
-        _chat(prompt, messages, system), model, temperature, max_tokens, kwargs, response_format
-    )
     if stream and response_format is not None:
         raise KitaruUsageError("kitaru.llm(): stream=True and response_format cannot be combined")
+    call = LLMCall(
+        _chat(prompt, messages, system),
+        model,
+        temperature,
+        max_tokens,
+        kwargs,
+        response_format,
+        stream,
+    )
     ctx = current_execution.get()
     frame = current_checkpoint.get()
     if ctx is None or frame is not None:  # inline, recorded against the checkpoint
-        if stream:
-            return _inline_stream(ctx, frame, call)
-        outcome = _inline(ctx, frame, call)
-        if outcome.error is not None:
-            raise outcome.error
-        return outcome.value
+        chunks = _inline(ctx, frame, call)
+        return chunks if stream else _result_of(chunks)
     step_name = name or ctx.next_name("llm")
     if stream:
         return _journaled_stream(ctx, step_name, call)
@@ -142,24 +144,13 @@ def allm(
     lines up on resume); the gateway call runs in a thread."""
     import asyncio
 
-    ctx = current_execution.get()
-    if ctx is None or current_checkpoint.get() is not None:
-        inline = functools.partial(
-            llm,
-            prompt,
-            messages=messages,
-            model=model,
-            system=system,
-            response_format=response_format,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            name=name,
-            **kwargs,
-        )
-        return asyncio.to_thread(inline)
     call = LLMCall(
         _chat(prompt, messages, system), model, temperature, max_tokens, kwargs, response_format
     )
+    ctx = current_execution.get()
+    frame = current_checkpoint.get()
+    if ctx is None or frame is not None:
+        return asyncio.to_thread(lambda: _result_of(_inline(ctx, frame, call)))
     return ctx.astep(
         name or ctx.next_name("llm"),
         "llm",
@@ -193,13 +184,28 @@ def _chat(
 
 
 # -- the ways a call runs ----------------------------------------------------------------
+#
+# Each way is a generator of the answer's chunks (none unless the call streams) that
+# returns the flow's value: a streamed call hands it to the caller, any other is run
+# to its end here (``_result_of``).
 
 
-def _inline(ctx: ExecutionContext | None, frame: CheckpointFrame | None, call: LLMCall) -> _Outcome:
+def _result_of(chunks: Generator[str, None, Any]) -> Any:
+    """Run a call that does not stream to its end; its value."""
+    while True:
+        try:
+            next(chunks)
+        except StopIteration as done:
+            return done.value
+
+
+def _inline(
+    ctx: ExecutionContext | None, frame: CheckpointFrame | None, call: LLMCall
+) -> Generator[str, None, Any]:
+    """Outside a flow, or inside a checkpoint: recorded as a call, against the checkpoint."""
     check_budget(ctx)
-    stack = ctx.stack if ctx is not None else get_stack()
-    outcome = _call(
-        stack,
+    outcome = yield from _exchange(
+        ctx.stack if ctx is not None else get_stack(),
         call,
         exec_id=ctx.exec_id if ctx is not None else None,
         position=frame.position if frame else None,
@@ -207,35 +213,37 @@ def _inline(ctx: ExecutionContext | None, frame: CheckpointFrame | None, call: L
     )
     (ctx.store if ctx else get_store()).record_llm_call(outcome.call, outcome.artifacts)
     _notify(ctx, outcome.call)
-    return outcome
-
-
-def _journaled_call(step: Step, call: LLMCall) -> Any:
-    ctx = step.ctx
-    check_budget(ctx)
-    attributes = {"kitaru.position": step.position, "kitaru.kind": "llm"}
-    with span(f"kitaru.checkpoint {step.name}", attributes):
-        outcome = _call(
-            ctx.stack, call, exec_id=ctx.exec_id, position=step.position, checkpoint=step.name
-        )
-        _record(step, outcome)
     if outcome.error is not None:
         raise outcome.error
     return outcome.value
 
 
-def _record(step: Step, outcome: _Outcome) -> None:
-    """The call's journal entry: completed with the response, or failed (an error, a
-    refusal, an answer that does not fit the format) so a resumed run asks again."""
-    call = outcome.call
-    if outcome.error is not None:
-        entry = step.failed_entry(outcome.error, attempts=call.attempts)
-    else:
-        assert outcome.response_artifact is not None
-        entry = step.entry(outcome.response_artifact.id, attempts=call.attempts)
-    step.record(entry, outcome.artifacts, llm_calls=[call])
-    _notify(step.ctx, call)
+def _journaled(step: Step, call: LLMCall) -> Generator[str, None, Any]:
+    """In a flow body: a step of its own, completed with the response, or failed (an
+    error, a refusal, an answer that does not fit the format) so a resumed run asks
+    again."""
+    ctx = step.ctx
+    check_budget(ctx)
+    attributes = {"kitaru.position": step.position, "kitaru.kind": "llm"}
+    with span(f"kitaru.checkpoint {step.name}", attributes):
+        outcome = yield from _exchange(
+            ctx.stack, call, exec_id=ctx.exec_id, position=step.position, checkpoint=step.name
+        )
+        if outcome.error is not None:
+            entry = step.failed_entry(outcome.error, attempts=outcome.call.attempts)
+        else:
+            assert outcome.response_artifact is not None
+            entry = step.entry(outcome.response_artifact.id, attempts=outcome.call.attempts)
+        step.record(entry, outcome.artifacts, llm_calls=[outcome.call])
+    _notify(ctx, outcome.call)
     step.ended(entry)
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.value
+
+
+def _journaled_call(step: Step, call: LLMCall) -> Any:
+    return _result_of(_journaled(step, call))
 
 
 def _journaled_stream(ctx: ExecutionContext, name: str, call: LLMCall) -> Iterator[str]:
@@ -244,39 +252,7 @@ def _journaled_stream(ctx: ExecutionContext, name: str, call: LLMCall) -> Iterat
     if recorded is not None:
         return iter([ctx.artifacts.read(recorded)])
     ctx.check_cancelled()
-    check_budget(ctx)
-
-    def chunks() -> Iterator[str]:
-        outcome = yield from _streamed(
-            ctx.stack, call, exec_id=ctx.exec_id, position=step.position, checkpoint=step.name
-        )
-        _record(step, outcome)
-        if outcome.error is not None:
-            raise outcome.error
-
-    return chunks()
-
-
-def _inline_stream(
-    ctx: ExecutionContext | None, frame: CheckpointFrame | None, call: LLMCall
-) -> Iterator[str]:
-    check_budget(ctx)
-    stack = ctx.stack if ctx is not None else get_stack()
-
-    def chunks() -> Iterator[str]:
-        outcome = yield from _streamed(
-            stack,
-            call,
-            exec_id=ctx.exec_id if ctx is not None else None,
-            position=frame.position if frame else None,
-            checkpoint=frame.name if frame else None,
-        )
-        (ctx.store if ctx else get_store()).record_llm_call(outcome.call, outcome.artifacts)
-        _notify(ctx, outcome.call)
-        if outcome.error is not None:
-            raise outcome.error
-
-    return chunks()
+    return _journaled(step, call)
 
 
 def check_budget(ctx: ExecutionContext | None) -> None:
@@ -390,32 +366,7 @@ def _mocked(pending: _Pending) -> LLMResponse:
     )
 
 
-def _call(
-    stack: Stack,
-    call: LLMCall,
-    *,
-    exec_id: str | None,
-    position: int | None,
-    checkpoint: str | None,
-) -> _Outcome:
-    pending = _prepare(stack, call, exec_id=exec_id, position=position, checkpoint=checkpoint)
-    response: LLMResponse | None = None
-    error: BaseException | None = None
-    with span(
-        f"chat {pending.attributes['gen_ai.request.model']}", pending.attributes, client=True
-    ) as current:
-        try:
-            if pending.request is None:
-                response = _mocked(pending)
-            else:
-                response = stack.llm_gateway.complete(pending.request)
-        except KitaruError as exc:
-            error = _scrubbed(exc, pending.secrets)
-        _annotate(current, response, error)
-    return _finish(pending, response, error)
-
-
-def _streamed(
+def _exchange(
     stack: Stack,
     call: LLMCall,
     *,
@@ -423,7 +374,8 @@ def _streamed(
     position: int | None,
     checkpoint: str | None,
 ) -> Generator[str, None, _Outcome]:
-    """Yield the answer's chunks; return the call's outcome (``yield from``'s value)."""
+    """Send the call through the gateway (or the mock); yield the answer's chunks if it
+    streams; return its outcome."""
     pending = _prepare(stack, call, exec_id=exec_id, position=position, checkpoint=checkpoint)
     response: LLMResponse | None = None
     error: BaseException | None = None
@@ -433,14 +385,17 @@ def _streamed(
         try:
             if pending.request is None:
                 response = _mocked(pending)
-                for i, word in enumerate(response.text.split(" ")):
-                    yield word if i == 0 else " " + word
-            else:
+                if call.stream:
+                    for i, word in enumerate(response.text.split(" ")):
+                        yield word if i == 0 else " " + word
+            elif call.stream:
                 for item in stack.llm_gateway.stream(pending.request):
                     if isinstance(item, LLMResponse):
                         response = item
                     else:
                         yield item
+            else:
+                response = stack.llm_gateway.complete(pending.request)
         except KitaruError as exc:
             error = _scrubbed(exc, pending.secrets)
         _annotate(current, response, error)

@@ -14,7 +14,12 @@ from typing import Any, BinaryIO
 from kitaru_core.client import ArtifactsClient, ExecutionsClient
 from kitaru_core.diff import diff
 from kitaru_core.errors import KitaruNotFoundError, KitaruStateError, KitaruUsageError
-from kitaru_core.runtime.dispatch import HandOff, continue_later, hand_off_new, run_in_background
+from kitaru_core.runtime.dispatch import (
+    HandOff,
+    continue_stopped,
+    hand_off_new,
+    run_in_background,
+)
 from kitaru_core.runtime.engine import create_execution
 from kitaru_core.runtime.flow_ref import resolve_flow
 from kitaru_core.runtime.memory import MemoryScope, validate_key
@@ -31,7 +36,7 @@ from kitaru_core.server.views import (
 from kitaru_core.stack_info import describe_plugins, describe_stacks
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import MetadataStore
-from kitaru_core.store.records import STATUSES, ArtifactRecord, Status
+from kitaru_core.store.records import STATUSES, ArtifactRecord, MemoryRecord, Status
 from kitaru_core.untrusted import plain_data, validate_exec_id
 from kitaru_core.worker.schedules import Schedules
 
@@ -220,13 +225,7 @@ class Service:
         again); a running one whose process died is recovered."""
         record = self.store.require_execution(exec_id)
         if record.status in (Status.WAITING, Status.SLEEPING):
-            status = record.status
-            continue_later(
-                self.store,
-                record,
-                lambda to: self.store.dispatch(record.id, from_status=status, to_status=to),
-                self.hand_off,
-            )
+            continue_stopped(self.store, record, self.hand_off)
         elif record.status == Status.RUNNING:
             self.hand_off(record)  # the runner finds out whether its owner still lives
         else:
@@ -297,23 +296,26 @@ class Service:
         if found is None:
             at = f" at version {version}" if version is not None else ""
             raise KitaruNotFoundError(f"memory {scope_type}/{scope} has no key {key!r}{at}")
-        return memory_json(found[0], found[1], self._artifacts_of(found[0].stack))
+        return memory_json(found[0], found[1], get_stack(found[0].stack).artifacts)
 
     def memory_list(
         self, scope_type: str, scope: str, prefix: str | None = None
     ) -> list[dict[str, Any]]:
         space = MemoryScope(scope_type, scope, store=self.store)
         return [
-            self.memory_get(scope_type, scope, r.key, r.version)
+            self._version(r)
             for r in self.store.memory.latest(space.scope_type, space.scope, prefix)
         ]
 
     def memory_history(self, scope_type: str, scope: str, key: str) -> list[dict[str, Any]]:
         space = MemoryScope(scope_type, scope, store=self.store)
-        return [
-            self.memory_get(scope_type, scope, key, r.version)
-            for r in self.store.memory.history(space.scope_type, space.scope, key)
-        ]
+        records = self.store.memory.history(space.scope_type, space.scope, validate_key(key))
+        return [self._version(r) for r in records]
+
+    def _version(self, record: MemoryRecord) -> dict[str, Any]:
+        """A version the listing already read, with its value."""
+        artifact = self.store.get_artifact(record.artifact_id) if record.artifact_id else None
+        return memory_json(record, artifact, get_stack(record.stack).artifacts)
 
     def memory_set(
         self,
@@ -356,9 +358,6 @@ class Service:
         schedules = Schedules(self.store)
         record = schedules.pause(name) if action == "pause" else schedules.resume(name)
         return {**jsonable(record), "next_firings": schedules.next_firings(record.name)}
-
-    def _artifacts_of(self, stack: str) -> Any:
-        return get_stack(stack).artifacts
 
 
 class _Rejoined:

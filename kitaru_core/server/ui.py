@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
+from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from kitaru_core.server.problems import problem_response
@@ -94,11 +95,5 @@ def ui_router(state: Any, checker: TokenChecker) -> APIRouter:
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
         return response
 
-    router.routes.append(_assets())
+    router.routes.append(Mount("/ui/assets", app=StaticFiles(directory=ASSETS), name="ui-assets"))
     return router
-
-
-def _assets() -> Any:
-    from starlette.routing import Mount
-
-    return Mount("/ui/assets", app=StaticFiles(directory=ASSETS), name="ui-assets")
