@@ -42,6 +42,7 @@ AZURITE = "plugins/kitaru-azure/tests/.azurite"
 def tests(session: nox.Session) -> None:
     """The core suite against SQLite, then against PostgreSQL; then every plugin's suite."""
     session.install("-e", ".[postgres,test]", "-e", "plugins/_template")
+    _ensure_chromium(session)
     args = session.posargs or ["-q", "-ra"]
     session.log("metadata store: SQLite")
     session.run("pytest", *args, env={"KITARU_TEST_DATABASE_URL": ""})
@@ -51,6 +52,25 @@ def tests(session: nox.Session) -> None:
         session.run("pytest", *args, env={"KITARU_TEST_DATABASE_URL": url})
     for plugin in PLUGINS:
         _plugin_suite(session, plugin, url)
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _ensure_chromium(session: nox.Session) -> None:
+    """The web UI's tests drive Debian's chromium with Playwright (no browser is
+    downloaded): install it with apt when it is missing."""
+    if os.path.exists(CHROMIUM):
+        return
+    if not shutil.which("apt-get"):
+        session.error(f"the web UI's tests need Debian's chromium at {CHROMIUM}; install it")
+    apt = [] if os.geteuid() == 0 else ["sudo"]
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.run(
+        [*apt, "apt-get", "install", "-y", "-q", "chromium"], env={**os.environ, **env}
+    ).returncode:
+        session.run(*apt, "apt-get", "update", "-q", external=True, env=env)
+        session.run(*apt, "apt-get", "install", "-y", "-q", "chromium", external=True, env=env)
 
 
 def _plugin_suite(session: nox.Session, plugin: str, database_url: str | None = None) -> None:
