@@ -5,14 +5,32 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "typecheck", "tests"]
+# A missing interpreter is a failure, never a skipped session that "passes".
+nox.options.error_on_missing_interpreters = True
 
-PYTHON = "3.11"
+SUPPORTED = ("3.11", "3.12", "3.13", "3.14")
+
+
+def _python() -> str:
+    """The Python the sessions run on: the one running nox when Kitaru supports it, else
+    the first supported one on PATH (3.11 when none is: the session then fails)."""
+    if sys.version_info >= (3, 11):  # noqa: UP036 (nox itself may run on an older Python)
+        return f"{sys.version_info[0]}.{sys.version_info[1]}"
+    return next((v for v in SUPPORTED if shutil.which(f"python{v}")), SUPPORTED[0])
+
+
+PYTHON = _python()
+# The README's line that puts `kitaru` on PATH (its test checks the two agree).
+SETUP_LINE = 'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[dev]"'
 
 
 def postgres_url(session: nox.Session) -> str | None:
@@ -40,18 +58,42 @@ AZURITE = "plugins/kitaru-azure/tests/.azurite"
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The core suite against SQLite, then against PostgreSQL; then every plugin's suite."""
+    """The core suite against SQLite, then against PostgreSQL; then every plugin's suite.
+    Every suite runs, whatever the others did; the session then fails naming those that
+    failed."""
     session.install("-e", ".[postgres,test]", "-e", "plugins/_template")
     _ensure_chromium(session)
     args = session.posargs or ["-q", "-ra"]
-    session.log("metadata store: SQLite")
-    session.run("pytest", *args, env={"KITARU_TEST_DATABASE_URL": ""})
     url = postgres_url(session)
+    failed: list[str] = []
+    _suite(session, failed, "core suite, SQLite", args, {"KITARU_TEST_DATABASE_URL": ""})
     if url:
-        session.log("metadata store: PostgreSQL")
-        session.run("pytest", *args, env={"KITARU_TEST_DATABASE_URL": url})
+        _suite(session, failed, "core suite, PostgreSQL", args, {"KITARU_TEST_DATABASE_URL": url})
     for plugin in PLUGINS:
-        _plugin_suite(session, plugin, url)
+        _plugin_suite(session, failed, plugin, url)
+    if failed:
+        session.error("failed: " + "; ".join(failed))
+    session.log("every suite passed")
+
+
+def _suite(
+    session: nox.Session, failed: list[str], name: str, args: list[str], env: dict[str, str]
+) -> None:
+    """Run pytest as one suite, recording a failure instead of stopping. The suite runs
+    with HOME pointed at an empty folder, which must still be empty afterwards: no test
+    may write into a user's real home."""
+    session.log(name)
+    home = Path(tempfile.mkdtemp(prefix="kitaru-test-home-"))
+    clean = {"HOME": str(home), "XDG_DATA_HOME": "", "XDG_CONFIG_HOME": "", "XDG_CACHE_HOME": ""}
+    try:
+        session.run("pytest", *args, env={**env, **clean})
+    except nox.command.CommandFailed:
+        failed.append(name)
+    written = sorted(str(p.relative_to(home)) for p in home.rglob("*"))
+    shutil.rmtree(home, ignore_errors=True)
+    if written:
+        session.warn(f"{name} wrote into the user's home: {', '.join(written[:10])}")
+        failed.append(f"{name} (wrote into HOME)")
 
 
 CHROMIUM = "/usr/bin/chromium"
@@ -73,14 +115,16 @@ def _ensure_chromium(session: nox.Session) -> None:
         session.run(*apt, "apt-get", "install", "-y", "-q", "chromium", external=True, env=env)
 
 
-def _plugin_suite(session: nox.Session, plugin: str, database_url: str | None = None) -> None:
-    session.log(f"plugin {plugin}")
+def _plugin_suite(
+    session: nox.Session, failed: list[str], plugin: str, database_url: str | None = None
+) -> None:
     extra = [arg for path in ALSO_NEEDS.get(plugin, []) for arg in ("-e", path)]
     session.install("-e", f"plugins/{plugin}[test]", *extra)
     if plugin == "kitaru-azure":
         _install_azurite(session)
     env = {"KITARU_TEST_DATABASE_URL": database_url} if database_url else {}
-    session.run("pytest", "-q", "-ra", f"plugins/{plugin}/tests", "-p", "no:cacheprovider", env=env)
+    args = ["-q", "-ra", f"plugins/{plugin}/tests", "-p", "no:cacheprovider"]
+    _suite(session, failed, f"plugin {plugin}", args, env)
 
 
 def _install_azurite(session: nox.Session) -> None:
@@ -102,8 +146,11 @@ def _install_azurite(session: nox.Session) -> None:
 @nox.parametrize("plugin", PLUGINS)
 def plugin(session: nox.Session, plugin: str) -> None:
     """One plugin's suite: ``nox -s "plugin(plugin='kitaru-aws')"``."""
-    session.install("-e", ".[test]")
-    _plugin_suite(session, plugin, postgres_url(session))
+    session.install("-e", ".[postgres,test]")
+    failed: list[str] = []
+    _plugin_suite(session, failed, plugin, postgres_url(session))
+    if failed:
+        session.error("failed: " + "; ".join(failed))
 
 
 @nox.session(python=PYTHON)
@@ -182,3 +229,4 @@ def demo(session: nox.Session) -> None:
     """A durable flow that crashes and is resumed, on the local stack."""
     session.install("-e", ".")
     session.run("python", "examples/crash_demo.py")
+    session.log(f"To use the kitaru command from here on: {SETUP_LINE}")

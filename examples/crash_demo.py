@@ -8,8 +8,9 @@
 3. resumes it with ``kitaru executions resume`` in a new process: ``research`` answers
    from the journal (its body does not run again), ``draft`` and ``publish`` run.
 
-The demo keeps its data in a temporary KITARU_HOME unless you set one, and answers its
-LLM call with KITARU_LLM_MOCK_RESPONSE unless you set that (and a `fast` model alias).
+The demo keeps its data in a temporary KITARU_HOME (removed when it ends) unless you set
+one, and answers its LLM call with KITARU_LLM_MOCK_RESPONSE unless you set that (and a
+`fast` model alias).
 """
 
 from __future__ import annotations
@@ -59,7 +60,15 @@ def run_cli(*args: str) -> None:
 
 
 def main() -> None:
-    os.environ.setdefault("KITARU_HOME", tempfile.mkdtemp(prefix="kitaru-demo-"))
+    if os.environ.get("KITARU_HOME"):
+        show()
+        return
+    with tempfile.TemporaryDirectory(prefix="kitaru-demo-") as home:  # removed at the end
+        os.environ["KITARU_HOME"] = home
+        show()
+
+
+def show() -> None:
     os.environ.setdefault("COLUMNS", "100")
     os.environ.setdefault(
         "KITARU_LLM_MOCK_RESPONSE", "Kitaru survives crashes\nKitaru never pays twice for a step"

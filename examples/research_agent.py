@@ -1,7 +1,7 @@
 """An async PydanticAI agent with two tools, made durable by Kitaru: it researches,
 drafts, and asks a person before it answers, within a budget.
 
-    pip install "kitaru[pydantic-ai]"
+    pip install -e ".[pydantic-ai]"                   # in a checkout of Kitaru
     python examples/research_agent.py                  # starts, then waits for you
     kitaru executions input EXEC_ID --wait approve --value true
 

@@ -33,6 +33,10 @@ FIRST_PARTY_EXTRAS = {
 }
 
 
+PLUGIN_COMMANDS = {"kubernetes": "kubernetes"}
+"""Commands that first-party plugins add (``kitaru kubernetes``), with their extra."""
+
+
 def install_command(extras: list[str]) -> str:
     """The command that installs the first-party plugins for ``extras``.
 

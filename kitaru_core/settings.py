@@ -64,8 +64,27 @@ def load_settings() -> Settings:
     home = Path(env["KITARU_HOME"]).expanduser() if env.get("KITARU_HOME") else _default_home()
     return Settings(
         home=home,
-        database_url=env.get("KITARU_DATABASE_URL") or None,
+        database_url=database_url(env.get("KITARU_DATABASE_URL", "").strip()),
         durability=durability,  # type: ignore[arg-type]
         stack=env.get("KITARU_STACK") or None,
         inline_artifact_bytes=int(inline),
+    )
+
+
+POSTGRES_SCHEMES = ("postgresql", "postgresql+psycopg", "postgres")
+
+
+def database_url(url: str) -> str | None:
+    """``KITARU_DATABASE_URL`` as the store opens it: PostgreSQL under any of its usual
+    spellings (``postgres://`` included), or nothing (SQLite in the Kitaru home)."""
+    if not url:
+        return None
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() in POSTGRES_SCHEMES:
+        return "postgresql://" + rest
+    shown = f"starts with {scheme}://" if sep else f"is {url[:40]!r}"
+    raise KitaruUsageError(
+        f"KITARU_DATABASE_URL {shown}, which Kitaru cannot use: set a PostgreSQL "
+        "URL (postgresql://user:password@host:5432/db, postgres:// also works), or unset it "
+        "to use SQLite in KITARU_HOME"
     )

@@ -385,32 +385,47 @@ def validate_config(
 def missing_flavors_error(
     definition: StackDefinition, specs: list[ComponentSpec]
 ) -> KitaruStackError:
-    """One message for every flavor no plugin provides, and the one install command."""
+    """One message for every flavor no plugin provides, each flavor once: a likely typo
+    gets the closest installed flavor, a missing plugin the one install command."""
+    import difflib
+
     plugins = get_plugins()
     failed = {i.name: i for i in plugins.failed()} | {i.distribution: i for i in plugins.failed()}
-    lines = []
+    by_flavor: dict[str, list[str]] = {}
     for spec in specs:
-        extra = FIRST_PARTY_EXTRAS.get(spec.flavor, "")
+        by_flavor.setdefault(spec.flavor, []).append(spec.component_type)
+    problems, typos = [], []
+    for flavor, components in by_flavor.items():
+        extra = FIRST_PARTY_EXTRAS.get(flavor, "")
         broken = failed.get(extra) or failed.get(f"kitaru-{extra}")
+        installed = sorted({n for c in components for n in plugins.registry.names(c)})
+        close = difflib.get_close_matches(flavor, installed, n=1, cutoff=0.6)
         if broken is not None:
             why = f"plugin {broken.name!r} is installed but failed to import: {broken.error}"
+        elif close and not extra:
+            why = f"no such flavor; did you mean {close[0]!r}?"
+            typos.append(flavor)
         else:
-            known = ", ".join(plugins.registry.names(spec.component_type))
-            why = f"not installed; installed {spec.component_type} flavors: {known}"
-        lines.append(f"  - {spec.component_type}: {spec.flavor!r} ({why})")
-    extras = sorted({FIRST_PARTY_EXTRAS[s.flavor] for s in specs if s.flavor in FIRST_PARTY_EXTRAS})
-    others = [s.flavor for s in specs if s.flavor not in FIRST_PARTY_EXTRAS]
+            why = f"not installed; installed flavors for it: {', '.join(installed)}"
+        problems.append(f"{flavor!r} for {', '.join(components)} ({why})")
+    extras = sorted({FIRST_PARTY_EXTRAS[f] for f in by_flavor if f in FIRST_PARTY_EXTRAS})
+    others = [f for f in by_flavor if f not in FIRST_PARTY_EXTRAS and f not in typos]
     fixes = [install_command(extras)] if extras else []
     if others:
         fixes.append(
             f"a plugin that provides {', '.join(map(repr, others))} (none of Kitaru's own "
             "plugins does yet)"
         )
-    return KitaruStackError(
-        f"stack {definition.name!r} ({definition.source}) needs flavors that no installed "
-        "plugin provides:\n" + "\n".join(lines) + f"\nInstall them with: {' and '.join(fixes)}"
-        " (`kitaru plugins list` shows what is installed)"
+    fix = (
+        f"install them with: {' and '.join(fixes)} (`kitaru plugins list` shows what is installed)"
+        if fixes
+        else f"correct the flavor name in {definition.source}"
     )
+    head = f"stack {definition.name!r} ({definition.source}) names "
+    if len(problems) == 1:
+        return KitaruStackError(f"{head}flavor {problems[0]}; {fix}")
+    listed = "".join(f"\n  - {p}" for p in problems)
+    return KitaruStackError(f"{head}flavors that no installed plugin provides:{listed}\n{fix}")
 
 
 def _check_reachable_from_elsewhere(definition: StackDefinition, settings: Settings) -> None:

@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 
 from kitaru_core.stack_registry import get_stack, register
-from kitaru_core.testing.fixtures import ISOLATED_VARIABLES, reset_caches
+from kitaru_core.testing.fixtures import ISOLATED_VARIABLES, isolate_home, reset_caches
 from kitaru_core.testing.llm_server import FakeLLM, fake_llm  # noqa: F401 (a fixture)
 
 TESTS_DIR = Path(__file__).parent
+ROOT = TESTS_DIR.parent
 PG_URL = os.environ.get("KITARU_TEST_DATABASE_URL", "")
 
 
@@ -33,8 +34,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 @pytest.fixture(autouse=True)
 def kitaru_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The plugin authors' isolation fixture, plus a PostgreSQL schema of its own."""
-    home = tmp_path / "kitaru-home"
-    monkeypatch.setenv("KITARU_HOME", str(home))
+    home = isolate_home(tmp_path, monkeypatch)
     for name in ISOLATED_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     schema = None

@@ -61,10 +61,10 @@ def test_errors_are_one_clear_line_and_exit_non_zero() -> None:
     assert "no execution with id 'doesnotexist'" in missing.stderr
     assert "Traceback" not in missing.stderr
     bad_target = kitaru_cli("run", "flows")
-    assert bad_target.returncode == 2
+    assert bad_target.returncode == 1
     assert "MODULE:FLOW" in bad_target.stderr
     not_a_flow = kitaru_cli("run", "flows:effect")
-    assert not_a_flow.returncode == 2 and "is not a @flow" in not_a_flow.stderr
+    assert not_a_flow.returncode == 1 and "is a function, not a @flow" in not_a_flow.stderr
 
 
 def test_help_lists_the_commands() -> None:

@@ -95,6 +95,9 @@ def run_bash_line(session: Session, line: str, where: str) -> None:
         key, _, value = words[1].partition("=")
         session.env[key] = value
         return
+    if words[:3] == ["python3", "-m", "venv"]:  # the line that puts kitaru on PATH
+        check_setup_line(line, where)
+        return
     if words[:3] == ["python3", "-m", "pip"]:  # the two set-up commands
         sessions = re.findall(r"nox -s (\w+)", line)
         noxfile = (ROOT / "noxfile.py").read_text()
@@ -119,6 +122,26 @@ def run_bash_line(session: Session, line: str, where: str) -> None:
         for claim in _claims(session.substitute(comment.removeprefix("->").strip())):
             assert claim(out), f"{where}: {line}\nexpected: {comment}\ngot:\n{out}"
     session.settle()
+
+
+def check_setup_line(line: str, where: str) -> None:
+    """It makes a virtual environment, activates it, and installs this checkout with
+    extras that exist, whose console script is ``kitaru``; ``nox -s demo`` prints it."""
+    import tomllib
+
+    steps = [shlex.split(step) for step in line.split("&&")]
+    assert steps[0][:3] == ["python3", "-m", "venv"], where
+    venv = steps[0][3]
+    assert steps[1] == [".", f"{venv}/bin/activate"], f"{where}: activate {venv}"
+    assert steps[2][:3] == ["pip", "install", "-e"], where
+    target = steps[2][3]
+    assert target.startswith(".[") and target.endswith("]"), where
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = target[2:-1].split(",")
+    assert set(extras) <= set(project["optional-dependencies"]), f"{where}: {extras}"
+    assert "kitaru" in project["scripts"], where
+    noxfile = (ROOT / "noxfile.py").read_text()
+    assert f"SETUP_LINE = '{line.strip()}'" in noxfile, f"{where}: nox -s demo prints another line"
 
 
 DIFF_STATUSES = ("only in a", "only in b", "changed", "same")

@@ -211,12 +211,20 @@ def test_a_background_resume_that_cannot_load_the_flow_fails_the_execution(
 # -- 7. Ctrl-C ----------------------------------------------------------------------------
 
 
+def hear_ctrl_c() -> None:
+    """In the child before it runs: take SIGINT's default back. A process started in the
+    background from a non-interactive shell (CI) inherits SIGINT ignored, and Python then
+    never raises KeyboardInterrupt; a person's terminal never does that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_a_run_cancels_the_execution_and_says_how_to_go_on(tmp_path: Path) -> None:
     effects = tmp_path / "effects.txt"
     env = subprocess_env(KITARU_TEST_EFFECTS=str(effects), KITARU_TEST_SLOW="30")
     run = subprocess.Popen(
         [sys.executable, "-m", "kitaru", "run", "flows:slow"],
         env=env,
+        preexec_fn=hear_ctrl_c,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -245,6 +253,7 @@ def test_ctrl_c_at_the_wait_prompt_leaves_the_execution_waiting() -> None:
         run = subprocess.Popen(
             [sys.executable, "-m", "kitaru", "run", "flows:needs_approval"],
             env=subprocess_env(),
+            preexec_fn=hear_ctrl_c,
             stdin=terminal,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

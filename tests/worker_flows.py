@@ -34,11 +34,19 @@ def notes() -> list[list[str]]:
         return [line.split() for line in f if line.strip()]
 
 
+def _starts(name: str) -> int:
+    """How often this execution's step ``name`` has started, this time included."""
+    ctx = current_execution.get()
+    exec_id = ctx.exec_id if ctx else "-"
+    return sum(1 for n in notes() if n[:3] == [exec_id, name, "start"])
+
+
 @checkpoint
 def work(i: int) -> int:
     note(f"work{i}", "start")
     time.sleep(float(os.environ.get("KITARU_TEST_STEP_SLEEP", "0")))
-    if os.environ.get("KITARU_TEST_CRASH_AT") == f"work{i}":
+    crash_at = os.environ.get("KITARU_TEST_CRASH_AT")
+    if crash_at == f"work{i}" or (crash_at == "each-step-once" and _starts(f"work{i}") == 1):
         os.kill(os.getpid(), signal.SIGKILL)
     note(f"work{i}", "end")
     return i * i

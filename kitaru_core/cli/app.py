@@ -65,6 +65,35 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _point_to_missing_plugins() -> None:
+    """A first-party plugin's command whose plugin is not installed says which package
+    provides it, rather than "No such command"."""
+    from kitaru_core.flavors import PLUGIN_COMMANDS, install_command
+
+    present = {g.name for g in app.registered_groups} | {c.name for c in app.registered_commands}
+    for name, extra in PLUGIN_COMMANDS.items():
+        if name in present:
+            continue
+
+        def missing(ctx: typer.Context, name: str = name, extra: str = extra) -> None:
+            from kitaru_core.errors import KitaruUsageError
+
+            raise KitaruUsageError(
+                f"`kitaru {name}` comes with the kitaru-{extra} plugin, which is not "
+                f"installed; install it with: {install_command([extra])}"
+            )
+
+        app.command(
+            name,
+            hidden=True,
+            context_settings={
+                "allow_extra_args": True,
+                "ignore_unknown_options": True,
+                "help_option_names": [],
+            },
+        )(missing)
+
+
 def main() -> None:
     """Every command ends in one line naming the cause and the fix, never a traceback
     (``KITARU_DEBUG=1`` shows the traceback of an unexpected error)."""
@@ -77,6 +106,7 @@ def main() -> None:
         from kitaru_core.plugins import get_plugins
 
         get_plugins().pm.hook.kitaru_register_commands(app=app)
+        _point_to_missing_plugins()
         app()
     except KitaruError as exc:
         print_error(str(exc))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 import sys
 from typing import Any
 
@@ -15,6 +14,7 @@ from kitaru_core.cli.output import (
     OutputOption,
     echo,
     interruptible,
+    json_text,
     plain_text,
     print_json,
     print_line,
@@ -33,11 +33,6 @@ def _client() -> Any:
     from kitaru_core.client import KitaruClient
 
     return KitaruClient()
-
-
-def _short(value: Any, width: int = 60) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=repr)
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @app.command("list")
@@ -160,13 +155,63 @@ def get(exec_id: str, output: OutputFormat = OutputOption) -> None:
         )
     if execution.status == "sleeping" and execution.wake_at:
         print_line(text("sleeping until", "magenta"), f" {when(execution.wake_at)}")
+    hint = _stalled_hint(execution)
+    if hint:
+        print_line(text("stalled: ", "yellow"), hint)
     if execution.status == "completed":
-        print_line("result: ", _short(execution.result, 400))
+        print_line("result: ", json_text(execution.result, 400, raw_strings=True))
     if execution.error:
         print_line(
             text("error:", "red"),
             f" {execution.error.get('type')}: {execution.error.get('message')}",
         )
+
+
+def _stalled_hint(execution: Any) -> str | None:
+    """What to do when nothing will continue the execution by itself: its runner died,
+    or its timer is due, and no worker serves its stack. None otherwise, and over HTTP
+    (the server runs a worker)."""
+    import os
+    import time
+
+    if os.environ.get("KITARU_SERVER_URL") or execution.status not in ("running", "sleeping"):
+        return None
+    from kitaru_core.runtime import lease
+    from kitaru_core.store.metadata_store import get_store
+    from kitaru_core.worker.service import IDLE_BEAT_SECONDS
+
+    now = time.time()
+    record = get_store().get_execution(execution.exec_id)
+    if record is None:
+        return None
+
+    def alive(worker: Any) -> bool:
+        if worker.counts.get("state") == "stopped":
+            return False
+        if lease.on_this_host(worker.id):  # a killed worker never said it stopped
+            return lease.owner_is_alive(worker.id, worker.heartbeat_at, now)
+        return now - worker.heartbeat_at < 2 * IDLE_BEAT_SECONDS
+
+    serving = any(w.stack == record.stack and alive(w) for w in get_store().workers.list())
+    if serving:
+        return None
+    resume = f"`kitaru executions resume {record.id}`"
+    worker = f"`kitaru worker` (stack {record.stack!r})"
+    if record.status == "running" and record.lease_owner is not None:
+        if lease.owner_is_alive(record.lease_owner, record.lease_heartbeat, now):
+            return None
+        return (
+            f"{lease.describe_owner(record.lease_owner)}, which ran it, died and no worker "
+            f"is running to recover it: continue it with {resume}, or start {worker}"
+        )
+    if record.status == "sleeping" and record.wake_at is not None:
+        if record.wake_at <= now:
+            return (
+                f"its timer is due but no worker is running to wake it: continue it with "
+                f"{resume}, or start {worker}"
+            )
+        return f"no worker is running to wake it when its timer is due: start {worker}"
+    return None
 
 
 def _usd(cost: float | None) -> str:
@@ -180,11 +225,14 @@ def _finish(handle: Any, output: OutputFormat) -> None:
     else:
         echo(execution.exec_id, execution.status)
         if execution.status == "completed":
-            echo("result:", _short(execution.result, 400))
+            echo("result:", json_text(execution.result, 400, raw_strings=True))
         elif execution.error:
             echo(f"error: {execution.error.get('type')}: {execution.error.get('message')}")
         elif execution.pending_wait is not None:
             _print_wait(execution.exec_id, execution.pending_wait)
+        hint = _stalled_hint(execution)
+        if hint:
+            echo(f"note: {hint}")
     if execution.status == "failed":
         raise typer.Exit(1)
 
@@ -465,16 +513,11 @@ def run(
 ) -> None:
     """Start an execution of a flow."""
     from kitaru_core.runtime.flow import Flow
-    from kitaru_core.runtime.flow_ref import resolve_flow
+    from kitaru_core.runtime.flow_ref import resolve_new_flow
 
-    if ":" not in target or not target.partition(":")[2]:
-        raise typer.BadParameter("expected MODULE:FLOW, e.g. myapp.flows:research")
-    try:
-        flow = resolve_flow(target)
-    except KitaruUsageError as exc:
-        raise typer.BadParameter(str(exc), param_hint="MODULE:FLOW") from None
+    flow = resolve_new_flow(target)
     if not isinstance(flow, Flow):
-        raise typer.BadParameter(f"{target} is not a @flow", param_hint="MODULE:FLOW")
+        raise KitaruUsageError(f"{target} is not a @flow")
     from kitaru_core.cli.values import flow_arguments
 
     kwargs = flow_arguments(flow, arg)

@@ -11,6 +11,7 @@ from kitaru_core.cli.output import (
     OutputOption,
     echo,
     fail,
+    json_text,
     print_json,
     print_table,
     when,
@@ -38,17 +39,12 @@ def _rows(entries: list[Any]) -> list[tuple[Any, ...]]:
         (
             e.key,
             e.version,
-            "(deleted)" if e.deleted else _short(e.value),
+            "(deleted)" if e.deleted else json_text(e.value, 60),
             e.exec_id or "-",
             when(e.created_at),
         )
         for e in entries
     ]
-
-
-def _short(value: Any, width: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 COLUMNS = ["key", "version", "value", "written by", "at"]
@@ -91,13 +87,7 @@ def get(
             f"`kitaru memory history {key}` shows its earlier values"
         )
     else:
-        echo(
-            "(deleted)"
-            if entry.deleted
-            else entry.value
-            if isinstance(entry.value, str)
-            else repr(entry.value)
-        )
+        echo("(deleted)" if entry.deleted else json_text(entry.value, raw_strings=True))
 
 
 @app.command("set")

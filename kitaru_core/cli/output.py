@@ -45,6 +45,18 @@ def print_json(data: Any) -> None:
     sys.stdout.write(text + "\n")
 
 
+def json_text(value: Any, width: int | None = None, *, raw_strings: bool = False) -> str:
+    """A value as JSON on one line (a string as itself with ``raw_strings``), cut to
+    ``width`` with an ellipsis: what plain output shows of a value, never a Python repr."""
+    if raw_strings and isinstance(value, str):
+        shown = value
+    else:
+        shown = json.dumps(value, default=_json_default, ensure_ascii=False)
+    if width is None or len(shown) <= width:
+        return shown
+    return shown[: width - 1] + "…"
+
+
 def _json_default(value: Any) -> Any:
     if hasattr(value, "model_dump"):
         return value.model_dump(mode="json")
@@ -112,33 +124,47 @@ STATUS_STYLE = {
 }
 
 
-FREE_TEXT = frozenset({"error", "question", "value", "parameters", "config", "expects", "state"})
+FREE_TEXT = frozenset(
+    {"error", "question", "value", "parameters", "config", "expects", "state", "did"}
+)
 """Columns of free text: cut with an ellipsis to fit the terminal. Every other column
 (ids, names, statuses, numbers, times) is shown whole and never wrapped mid-word."""
 
 
-ID_COLUMNS = frozenset({"id", "execution"})
-SHORT_ID = 12
-"""Tables show execution ids by their first 12 characters, as docker does: any unique
-prefix names an execution, and the full id is in ``get`` and ``--output json``."""
+ID_COLUMNS = frozenset({"id", "execution", "worker"})
+MIN_ID_WIDTH = 13
+"""Ids are shown whole. Where the table would not fit the terminal they are cut in the
+middle, never below this width, keeping the end: a child (``PARENT.3``) and a schedule's
+firing (``daily@2026-12-01T08:00:00Z``) differ from their siblings only there."""
+
+
+def cut_middle(value: str, width: int) -> str:
+    """``value`` in ``width`` characters: its start, an ellipsis, and its end, keeping
+    whole the part after the last ``.`` or ``@`` where it fits."""
+    if len(value) <= width:
+        return value
+    room = width - 1
+    marker = max(value.rfind("."), value.rfind("@"))
+    tail = len(value) - marker if marker > 0 and len(value) - marker <= room - 6 else room // 2
+    return value[: room - tail] + "…" + value[-tail:]
+
+
+def _cell_width(cell: Any) -> int:
+    """The widest line of a ``Text`` cell (a cell may hold several lines)."""
+    from rich.cells import cell_len
+
+    return max((cell_len(line) for line in cell.plain.split("\n")), default=0)
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """A table whose cells show exactly what they hold (no markup, no control codes),
-    fitted to the terminal by cutting free text only."""
+    fitted to the terminal by cutting free text, then ids in the middle."""
     from rich.console import Console
     from rich.table import Table
 
-    shorten = [column in ID_COLUMNS for column in columns]
-    cells = [
-        [
-            text(str(c)[:SHORT_ID] if shorten[i] and isinstance(c, str) else c)
-            for i, c in enumerate(row)
-        ]
-        for row in rows
-    ]
+    cells = [[text(c) for c in row] for row in rows]
     widths = [
-        max([len(column), *(row[i].cell_len for row in cells if i < len(row))])
+        max([len(column), *(_cell_width(row[i]) for row in cells if i < len(row))])
         for i, column in enumerate(columns)
     ]
     console = Console()
@@ -149,6 +175,18 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
         share = max(8, room // len(free))
         for i in free:
             widths[i] = max(len(columns[i]), min(widths[i], share))
+    ids = [i for i, column in enumerate(columns) if column in ID_COLUMNS]
+    over = sum(widths) + chrome - console.width
+    for i in ids:
+        if over <= 0:
+            break
+        cut = min(over, widths[i] - max(len(columns[i]), MIN_ID_WIDTH))
+        if cut > 0:
+            widths[i] -= cut
+            over -= cut
+            for row in cells:
+                if i < len(row) and row[i].cell_len > widths[i]:
+                    row[i] = text(cut_middle(row[i].plain, widths[i]))
     needed = sum(widths) + chrome
     if needed > console.width:  # fixed columns alone are wider: never cut them
         console = Console(width=needed)

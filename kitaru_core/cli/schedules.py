@@ -48,9 +48,9 @@ def create(
 ) -> None:
     """Create a schedule: each slot starts one execution, NAME@<slot in UTC>."""
     from kitaru_core.cli.values import flow_arguments
-    from kitaru_core.runtime.flow_ref import resolve_flow
+    from kitaru_core.runtime.flow_ref import resolve_new_flow
 
-    flow = resolve_flow(target)
+    flow = resolve_new_flow(target)
     record = _schedules().create(
         name,
         flow,

@@ -62,17 +62,21 @@ def status(output: OutputFormat = OutputOption) -> None:
         print_json([{**w.__dict__, "state": state(w)} for w in workers])
         return
     columns = ["recovered", "timers", "expired_waits", "fired", "dispatched", "pruned", "failed"]
+
+    def did(counts: dict[str, int]) -> str:
+        done = [f"{c.replace('_', ' ')} {counts[c]}" for c in columns if counts.get(c)]
+        return ", ".join(done) or "-"
+
     print_table(
         "Workers",
-        ["worker", "stack", "state", "since", "last seen", *columns, "lag"],
+        ["worker", "stack", "state", "last seen", "did", "lag"],
         [
             (
                 w.id.rsplit(":", 2)[0],
                 w.stack,
                 state(w),
-                when(w.started_at),
                 when(w.heartbeat_at),
-                *(w.counts.get(c, 0) for c in columns),
+                did(w.counts),
                 f"{w.counts.get('lag_seconds', 0):.3f} s",
             )
             for w in workers

@@ -274,3 +274,39 @@ def resolve_flow(ref: str, source_root: str | None = None) -> FlowDefinition[Any
     if not isinstance(found, FlowDefinition):
         raise KitaruUsageError(f"{ref!r} is not a @flow (it is {type(found).__name__})")
     return found
+
+
+def resolve_new_flow(target: str) -> FlowDefinition[Any, Any]:
+    """The flow a person names to start (``kitaru run``, a schedule): errors speak of
+    what they typed, not of an execution recorded earlier."""
+    source, _, qualname = target.rpartition(":")
+    if not source or not qualname:
+        raise KitaruUsageError(
+            f"{target!r} names no flow: write FILE.py:FLOW or MODULE:FLOW, "
+            "e.g. examples/review_flow.py:review or myapp.flows:research"
+        )
+    if _is_path(source) and not os.path.isfile(source):
+        raise KitaruUsageError(
+            f"there is no file {source} (from {os.getcwd()}); check the path, or name a "
+            "module instead (myapp.flows:research)"
+        )
+    module = import_script(os.path.abspath(source)) if _is_path(source) else None
+    if module is None:
+        module = _import_module(source, target, None)
+    found: Any = module
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    if not isinstance(found, FlowDefinition):
+        flows = sorted(
+            name for name, value in vars(module).items() if isinstance(value, FlowDefinition)
+        )
+        defined = (
+            f"it defines these flows: {', '.join(flows)}"
+            if flows
+            else "it defines no @flow at its top level"
+        )
+        if found is None:
+            raise KitaruUsageError(f"{source} has no flow named {qualname!r}; {defined}")
+        kind = type(found).__name__
+        raise KitaruUsageError(f"{target} is a {kind}, not a @flow; {defined}")
+    return found

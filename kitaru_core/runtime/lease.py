@@ -69,6 +69,10 @@ def owner_is_alive(owner: str, heartbeat: float | None, now: float | None = None
     return heartbeat is not None and (now or time.time()) - heartbeat < LEASE_TTL
 
 
+def on_this_host(owner: str) -> bool:
+    return owner.rsplit(":", 3)[0] == _HOST
+
+
 def describe_owner(owner: str) -> str:
     host, pid, _start, _nonce = owner.rsplit(":", 3)
     return f"process {pid} on {host}"

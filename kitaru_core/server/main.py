@@ -4,8 +4,10 @@ same process) and ``kitaru mcp`` (the MCP tools over stdio)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import logging
+import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 
@@ -53,6 +55,7 @@ def serve(
             "who reaches it could run flows. Create a token (`kitaru tokens create NAME "
             "--scope admin`) and drop --insecure-no-auth"
         )
+    listener = _listen(host, port)  # before anything is announced or started
     store = get_store()
     catalog = catalog_for(flows)
     in_process = _worker(stack, concurrency) if worker else None
@@ -93,7 +96,31 @@ def serve(
             lifespan="on",
             timeout_graceful_shutdown=5,
         )
-    ).run()
+    ).run(sockets=[listener])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a port in use is one clear line before
+    the server says it serves, never an error buried in uvicorn's log."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise KitaruUsageError(
+                f"port {port} on {host} is already in use (another `kitaru serve`?): stop "
+                "what holds it, or serve on another port with --port"
+            ) from None
+        raise KitaruUsageError(
+            f"cannot listen on {_netloc(host, port)}: {exc.strerror or exc}; choose another "
+            "--host or --port"
+        ) from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 def _netloc(host: str, port: int) -> str:

@@ -19,6 +19,7 @@ from kitaru_core.errors import (
 )
 from kitaru_core.settings import Settings, load_settings
 from kitaru_core.store.database import Database, sqlite_url
+from kitaru_core.store.deaths import Death, DeathStore
 from kitaru_core.store.events import EventLog
 from kitaru_core.store.memory_versions import MemoryVersions
 from kitaru_core.store.migrations import ensure_schema
@@ -63,6 +64,7 @@ class MetadataStore:
         self.retention = RetentionStore(db)
         self.tokens = TokenStore(db)
         self.events = EventLog(db)
+        self.deaths = DeathStore(db)
 
     @classmethod
     def open(cls, settings: Settings) -> MetadataStore:
@@ -107,7 +109,7 @@ class MetadataStore:
             assert record is not None
             return record
         if matches:
-            shown = ", ".join(m[:12] for m in matches[:4]) + (", ..." if len(matches) > 4 else "")
+            shown = ", ".join(matches[:4]) + (", ..." if len(matches) > 4 else "")
             raise KitaruUsageError(
                 f"the id prefix {exec_id!r} matches several executions ({shown}); give more "
                 "of the id"
@@ -360,16 +362,20 @@ class MetadataStore:
         observed_owner: str | None = None,
         observed_heartbeat: float | None = None,
         recovery: bool = False,
+        death: Death | None = None,
     ) -> bool:
         """Claim an execution for one run, exactly once however many processes try:
         move it from ``from_status`` (due by ``due_by``, when given; its lease held by
         ``observed_owner``, a dead process, when given) to ``to_status`` with no lease
         and a fresh heartbeat, so whoever runs it next takes the lease, and an
-        execution whose runner never starts is seen as orphaned after a grace period."""
+        execution whose runner never starts is seen as orphaned after a grace period.
+        ``recovery``: it is taken from a runner that died, or never started; a ``death``
+        that counts against it (``kitaru_core.store.deaths``) is recorded with it."""
+        counted = death is not None and death.count > 0
         sql = (
             "UPDATE executions SET status = :to_status, lease_owner = NULL, "
             "lease_heartbeat = :now, wake_at = NULL"
-            + (", recoveries = recoveries + 1" if recovery else "")
+            + (", recoveries = :count, death_step = :step" if counted else "")
             + " WHERE id = :id AND status = :from_status"
         )
         params: dict[str, Any] = {
@@ -378,6 +384,9 @@ class MetadataStore:
             "to_status": to_status,
             "now": time.time(),
         }
+        if counted:
+            assert death is not None
+            params.update(count=death.count, step=death.step)
         if due_by is not None:
             sql += " AND wake_at <= :due_by"
             params["due_by"] = due_by

@@ -64,6 +64,24 @@ executions = Table(
         comment="times a worker resumed it after its process died",
     ),
     Column(
+        "died_in",
+        String(255),
+        nullable=True,
+        comment="the process (host:pid:start) that last died while running it",
+    ),
+    Column(
+        "died_with",
+        Integer,
+        nullable=True,
+        comment="how many executions that process was running when it died",
+    ),
+    Column(
+        "death_step",
+        Integer,
+        nullable=True,
+        comment="completed steps at its last death that counted against it",
+    ),
+    Column(
         "parent_exec_id",
         String(128),
         nullable=True,

@@ -1,7 +1,8 @@
 """pytest fixtures for plugin tests: ``pytest_plugins = ["kitaru_core.testing.fixtures"]``.
 
-``kitaru_home`` gives every test its own Kitaru home (metadata store, artifacts, active
-stack), so tests never see each other's executions or your own.
+``kitaru_home`` (autouse) gives every test its own Kitaru home (metadata store,
+artifacts, active stack) and its own user home, so tests never see each other's
+executions or your own, and never write into your home.
 """
 
 from __future__ import annotations
@@ -41,10 +42,23 @@ def reset_caches() -> None:
     memory.configure()  # the default scope outside flows, as in a new process
 
 
-@pytest.fixture
-def kitaru_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def isolate_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the user's home and Kitaru's at folders of this test: nothing a test does
+    lands in the real ones (a signing key, a config file, a cloud SDK's cache)."""
+    user_home = tmp_path / "home"
+    user_home.mkdir(exist_ok=True)
+    monkeypatch.setenv("HOME", str(user_home))
+    for name in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
     home = tmp_path / "kitaru-home"
     monkeypatch.setenv("KITARU_HOME", str(home))
+    return home
+
+
+@pytest.fixture(autouse=True)
+def kitaru_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test that can see this fixture (a conftest that imports it) gets it."""
+    home = isolate_home(tmp_path, monkeypatch)
     for name in ISOLATED_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     reset_caches()

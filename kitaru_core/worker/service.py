@@ -2,8 +2,9 @@
 
 Each pass asks the metadata store one question (``due_work``) and acts on the answer,
 in this order: (1) recovery: running executions whose process died (same host: the
-process is gone; another host: its heartbeat is stale), resumed at most
-``max_recoveries`` times with backoff, then failed with the reason; (2) due timers and
+process is gone; another host: its heartbeat is stale), resumed with backoff; a
+runner that dies alone at the same step more than ``max_recoveries`` times in a row is
+failed with the reason (what counts: ``kitaru_core/store/deaths.py``); (2) due timers and
 expired waits; (3) due schedule slots; (4) queued executions, within their flow's
 limits; (5) retention, when the stack sets ``retention_days``.
 
@@ -35,6 +36,7 @@ from kitaru_core.runtime.engine import run_execution
 from kitaru_core.runtime.logs import log_event
 from kitaru_core.runtime.orchestration import fail_execution
 from kitaru_core.stack_registry import get_stack
+from kitaru_core.store.deaths import Death
 from kitaru_core.store.metadata_store import get_store
 from kitaru_core.store.records import ExecutionRecord, Status
 from kitaru_core.worker import retention, schedules
@@ -44,8 +46,9 @@ DEFAULT_CONCURRENCY = 8
 ORPHAN_SECONDS = lease.LEASE_TTL
 """A running execution nobody took the lease of this long after it was claimed (its
 runner never started) is recovered."""
-BEAT_SECONDS = 30.0
-"""How often a busy worker records its counts (``kitaru worker status``)."""
+BEAT_SECONDS = 1.0
+"""How soon what a busy worker did shows in ``kitaru worker status`` (one write at most
+a second, and only when its counts changed)."""
 IDLE_BEAT_SECONDS = 300.0
 """How often an idle one says it is alive: its budget is about one query a second."""
 PRUNE_SECONDS = 3600.0
@@ -213,18 +216,11 @@ class Worker:
                 self.counts["failed"] += 1
                 self._log(f"failed {exec_id}: {reason}")
             return
+        # What the death counts against: see kitaru_core/store/deaths.py.
+        death = self.store.deaths.record(exec_id, owner) if owner is not None else None
         limit = self.stack.definition.settings.max_recoveries
-        if recoveries >= limit:
-            error = {
-                "type": "kitaru.ProcessDied",
-                "message": f"the process running it died {recoveries + 1} times (last: "
-                f"{why}); the stack allows {limit} recoveries. Find the cause in "
-                f"`kitaru executions logs {exec_id}`, then `kitaru executions retry {exec_id}`",
-            }
-            if self.store.fail_run(exec_id, owner, error, statuses=(Status.RUNNING,)):
-                self.counts["failed"] += 1
-                log_event(exec_id, f"failed: {error['message']}")
-                self._log(f"failed {exec_id}: {why}, and it was recovered {recoveries} times")
+        if death is not None and death.count > limit:
+            self._fail_poisoned(exec_id, owner, death, why, limit)
             return
         if self._free() <= 0:
             return
@@ -240,12 +236,38 @@ class Worker:
                 observed_owner=owner,
                 observed_heartbeat=beat,
                 recovery=True,
+                death=death,
             )
 
         if continue_later(self.store, record, claim, self.hand_off):
             self.counts["recovered"] += 1
-            log_event(exec_id, f"recovered by the worker: {why}")
-            self._log(f"recovered {exec_id} ({why}; recovery {recoveries + 1} of {limit})")
+            if death is None:
+                counted = "not counted against it"
+            elif death.shared_with:
+                counted = (
+                    f"not counted against it: the process was running {death.shared_with} "
+                    "other execution(s)"
+                )
+            else:
+                counted = f"death {death.count} of {limit + 1} at step {death.step}"
+            log_event(exec_id, f"recovered by the worker: {why} ({counted})")
+            self._log(f"recovered {exec_id} ({why}; {counted})")
+
+    def _fail_poisoned(
+        self, exec_id: str, owner: str | None, death: Death, why: str, limit: int
+    ) -> None:
+        """Its own runner died at the same step more often than the stack allows."""
+        error = {
+            "type": "kitaru.ProcessDied",
+            "message": f"execution {exec_id}: the process running it died {death.count} "
+            f"times in a row at step {death.step} with nothing else running in it (last: "
+            f"{why}); the stack allows {limit} recoveries. Find the cause in `kitaru "
+            f"executions logs {exec_id}`, then `kitaru executions retry {exec_id}`",
+        }
+        if self.store.fail_run(exec_id, owner, error, statuses=(Status.RUNNING,)):
+            self.counts["failed"] += 1
+            log_event(exec_id, f"failed: {error['message']}")
+            self._log(f"failed {exec_id}: {why}, {death.count} times at step {death.step}")
 
     def _wake(self, row: tuple[Any, ...], now: float) -> None:
         _kind, exec_id, status, _owner, _beat, due_at, *_rest = row

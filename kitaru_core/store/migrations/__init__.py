@@ -13,7 +13,7 @@ from kitaru_core.store.database import Database, sqlalchemy_url, sqlite_path
 # Every revision in order, oldest first. A new migration appends its id here, so a
 # process can tell "behind" (migrate) from "ahead" (this Kitaru is too old) without
 # importing alembic on every start.
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009")
 HEAD = REVISIONS[-1]
 _ADVISORY_LOCK_ID = 0x6B697461  # "kita"
 
