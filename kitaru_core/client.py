@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kitaru_core.errors import KitaruNotFoundError, KitaruStateError, KitaruUsageError
+from kitaru_core.runtime import trust
 from kitaru_core.runtime.dispatch import HandOff, continue_stopped, run_in_background
 from kitaru_core.runtime.flow import FlowHandle, load_result, start_replay
-from kitaru_core.runtime.flow_ref import resolve_flow
 from kitaru_core.runtime.inputs import abort_wait, give_input
 from kitaru_core.runtime.logs import log_path
 from kitaru_core.runtime.memory import MemoryEntry, MemoryScope
@@ -244,7 +244,7 @@ class ExecutionsClient:
     ) -> FlowHandle[Any]:
         """A new execution reusing ``exec_id``'s record before ``from_`` (see Flow.replay)."""
         source = self._store.require_execution(exec_id)
-        flow = resolve_flow(source.flow_ref, source.options.get("source_root"))
+        flow = trust.trusted_flow(source)
         return FlowHandle(
             start_replay(source, flow, from_=from_, overrides=overrides, flow_inputs=flow_inputs)
         )

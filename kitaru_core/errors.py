@@ -19,6 +19,11 @@ class KitaruContextError(KitaruError):
     """A primitive was called where it cannot work (a checkpoint outside a flow, nested, ...)."""
 
 
+class KitaruUntrustedError(KitaruUsageError):
+    """A stored record names code to import, but this deployment's key did not sign it
+    (a forged row, or one written by another deployment): nothing was imported."""
+
+
 class KitaruStateError(KitaruError):
     """The execution is not in a state that allows the operation (already completed, running)."""
 

@@ -76,12 +76,15 @@ POSTGRES_SCHEMES = ("postgresql", "postgresql+psycopg", "postgres")
 
 def database_url(url: str) -> str | None:
     """``KITARU_DATABASE_URL`` as the store opens it: PostgreSQL under any of its usual
-    spellings (``postgres://`` included), or nothing (SQLite in the Kitaru home)."""
+    spellings (``postgres://`` included), a SQLite file (``sqlite:///path``), or nothing
+    (SQLite in the Kitaru home)."""
     if not url:
         return None
     scheme, sep, rest = url.partition("://")
     if sep and scheme.lower() in POSTGRES_SCHEMES:
         return "postgresql://" + rest
+    if sep and scheme.lower() == "sqlite" and rest.startswith("/"):
+        return url  # sqlite:///path/to/kitaru.db: a SQLite file of your choosing
     shown = f"starts with {scheme}://" if sep else f"is {url[:40]!r}"
     raise KitaruUsageError(
         f"KITARU_DATABASE_URL {shown}, which Kitaru cannot use: set a PostgreSQL "

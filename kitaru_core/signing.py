@@ -1,11 +1,13 @@
-"""Signatures on artifacts whose loading runs code.
+"""Signatures on what makes a reader run code: artifacts, and flow references.
 
 A pickle, and a pydantic model or dataclass named by its import path, make the reader
 run code chosen by the writer. Such artifacts carry an HMAC-SHA256 over their
 serializer, type and bytes, keyed by this deployment's signing key, and a reader loads
 one only when the signature checks out. Anyone who can write the metadata store but
 does not hold the key (another user of a shared database, a forged row) cannot make a
-reader build an object.
+reader build an object. Likewise every execution's flow reference (the module or script
+a runner imports, its source root and the flow's name) is signed when the execution is
+created, and verified before anything is imported (``kitaru_core/runtime/trust.py``).
 
 The key is the stack's secret ``kitaru_signing_key`` when its secret provider has one
 (so every machine of a team signs and verifies alike), else a random key generated on
@@ -28,6 +30,7 @@ SHARED_KEY_SECRET = "kitaru_signing_key"
 SIGNED_SERIALIZERS = frozenset({"pickle", "pydantic", "dataclass"})
 """Serializers whose loading imports or runs code named by the stored record."""
 _DOMAIN = b"kitaru-artifact-v1\0"
+_REFERENCE_DOMAIN = b"kitaru-flow-reference-v1\0"
 
 
 def pickle_allowed() -> bool:
@@ -65,6 +68,26 @@ class Signer:
             hmac.compare_digest(_mac(key, serializer, type_ref, data), signature)
             for key in self.keys
         )
+
+    def sign_reference(self, flow_ref: str, source_root: str | None, flow_name: str) -> str:
+        """An execution's flow reference: what a runner will import to run it."""
+        return _reference_mac(self.keys[0], flow_ref, source_root, flow_name)
+
+    def verify_reference(
+        self, flow_ref: str, source_root: str | None, flow_name: str, signature: str | None
+    ) -> bool:
+        if not signature:
+            return False
+        return any(
+            hmac.compare_digest(_reference_mac(key, flow_ref, source_root, flow_name), signature)
+            for key in self.keys
+        )
+
+
+def _reference_mac(key: bytes, flow_ref: str, source_root: str | None, flow_name: str) -> str:
+    mac = hmac.new(key, _REFERENCE_DOMAIN, hashlib.sha256)
+    mac.update(f"{flow_ref}\0{source_root or ''}\0{flow_name}".encode())
+    return mac.hexdigest()
 
 
 def _mac(key: bytes, serializer: str, type_ref: str, data: bytes) -> str:

@@ -60,7 +60,7 @@ def test_run_names_a_missing_file_or_the_flows_a_file_defines(tmp_path: Path) ->
 
 
 def test_other_database_schemes_are_refused_in_one_line() -> None:
-    for url in ("mysql://root@localhost/kitaru", "sqlite:///tmp/k.db"):
+    for url in ("mysql://root@localhost/kitaru", "mongodb://localhost/kitaru"):
         line = error_line(kitaru_cli("executions", "list", KITARU_DATABASE_URL=url))
         assert f"starts with {url.split('://')[0]}://" in line
         assert "postgresql://user:password@host:5432/db" in line and "unset it" in line

@@ -407,6 +407,46 @@ def retry(exec_id: str, output: OutputFormat = OutputOption) -> None:
 
 
 @app.command()
+def trust(
+    exec_id: str,
+    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask: you have inspected it"),
+) -> None:
+    """Trust an execution's flow reference (sign it with this deployment's key) after
+    inspecting it: one refused as unsigned, or recorded by another deployment."""
+    import os
+
+    from kitaru_core.runtime import trust as trusting
+    from kitaru_core.store.metadata_store import get_store
+
+    if os.environ.get("KITARU_SERVER_URL"):
+        raise KitaruUsageError(
+            "trusting an execution needs this deployment's signing key: run it where the "
+            "database is (unset KITARU_SERVER_URL)"
+        )
+    store = get_store()
+    record = store.require_execution(exec_id)
+    if trusting.is_trusted(record):
+        echo(f"execution {record.id} is already trusted: it runs {record.flow_ref}")
+        return
+    root = record.options.get("source_root") or "-"
+    echo(
+        f"execution {record.id} ({record.status}) runs flow {record.flow_name} from "
+        f"{record.flow_ref} (source root {root}); trusting it lets any process of this "
+        "deployment import that code to run it"
+    )
+    if not yes:
+        if not sys.stdin.isatty():
+            raise KitaruUsageError(
+                f"confirm with `kitaru executions trust {record.id} --yes` once you have "
+                "inspected that code"
+            )
+        typer.confirm("Trust it?", abort=True)
+    trusting.sign(store, record)
+    verb = "retry" if record.status in ("failed", "cancelled") else "resume"
+    echo(f"trusted {record.id}; continue it with `kitaru executions {verb} {record.id}`")
+
+
+@app.command()
 def cancel(exec_id: str) -> None:
     """Cancel an execution; a running one stops at its next checkpoint."""
     execution = _client().executions.cancel(exec_id)
@@ -470,10 +510,9 @@ def prune(
 
 
 def _flow_of(execution: Any) -> Any:
-    from kitaru_core.runtime.flow_ref import resolve_flow
+    from kitaru_core.runtime.trust import trusted_flow
 
-    record = execution._record
-    return resolve_flow(record.flow_ref, record.options.get("source_root"))
+    return trusted_flow(execution._record)
 
 
 def _overrides(client: Any, source: Any, pairs: list[str]) -> dict[str, Any]:

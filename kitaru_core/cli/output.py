@@ -51,10 +51,21 @@ def json_text(value: Any, width: int | None = None, *, raw_strings: bool = False
     if raw_strings and isinstance(value, str):
         shown = value
     else:
-        shown = json.dumps(value, default=_json_default, ensure_ascii=False)
+        try:
+            shown = json.dumps(value, default=_json_data, ensure_ascii=False)
+        except (TypeError, ValueError):  # no JSON form (a pickled object): its repr
+            shown = repr(value)
     if width is None or len(shown) <= width:
         return shown
     return shown[: width - 1] + "…"
+
+
+def _json_data(value: Any) -> Any:
+    """Models, dataclasses and bytes as JSON data; anything else has no JSON form."""
+    converted = _json_default(value)
+    if isinstance(converted, str) and converted == repr(value) and not isinstance(value, bytes):
+        raise TypeError(f"{type(value).__name__} has no JSON form")
+    return converted
 
 
 def _json_default(value: Any) -> Any:

@@ -14,10 +14,15 @@ from collections.abc import Coroutine
 from typing import Any, Literal, NamedTuple, TypeVar
 
 from kitaru_core.artifacts import Artifacts, new_id
-from kitaru_core.errors import KitaruDivergenceError, KitaruStateError, KitaruUsageError
+from kitaru_core.errors import (
+    KitaruDivergenceError,
+    KitaruStateError,
+    KitaruUntrustedError,
+    KitaruUsageError,
+)
 from kitaru_core.events import ExecutionEnded, ExecutionStarted
 from kitaru_core.loaded_plugins import get_plugins
-from kitaru_core.runtime import lease
+from kitaru_core.runtime import lease, trust
 from kitaru_core.runtime.context import (
     ExecutionCancelled,
     ExecutionContext,
@@ -25,7 +30,7 @@ from kitaru_core.runtime.context import (
     current_execution,
 )
 from kitaru_core.runtime.dispatch import wake_parent
-from kitaru_core.runtime.flow_ref import FlowDefinition, resolve_flow, source_root_for
+from kitaru_core.runtime.flow_ref import FlowDefinition, source_root_for
 from kitaru_core.runtime.journal import JournalReader
 from kitaru_core.runtime.logs import log_event
 from kitaru_core.runtime.step import error_info
@@ -79,11 +84,13 @@ def create_execution(
         return Created(_same_start(existing, flow, inputs_digest(inputs)), new=False)
     inputs = write_inputs(stack.artifacts, exec_id, flow, bound)
     queue, key = flow.queue_of(bound)
+    source_root = source_root_for(flow.func)
     options: dict[str, Any] = {
         "retries": flow.retries,
         "cache": flow.cache,
-        "source_root": source_root_for(flow.func),
+        "source_root": source_root,
         "inputs": inputs_digest(inputs),
+        trust.SIGNATURE: trust.reference_signature(stack, flow.ref, source_root, flow.name),
     }
     if flow.concurrency is not None:
         options["concurrency"] = flow.concurrency
@@ -209,7 +216,7 @@ def run_execution(
         record = current
         _check_runnable(record, mode)
         stack = get_stack(record.stack, settings)
-        flow = resolve_flow(record.flow_ref, record.options.get("source_root"))
+        flow = trust.trusted_flow(record, stack)
         args, kwargs = load_inputs(store, stack.artifacts, record, flow.signature)
         store.mark_started(exec_id, owner)
         observers = get_plugins().observers
@@ -288,6 +295,8 @@ def _fail_unloadable(
         f"(a moved script, a missing module or package), then run "
         f"`kitaru executions retry {exec_id}`"
     )
+    if isinstance(exc, KitaruUntrustedError):  # it says what to do itself
+        message = f"{exc}, then `kitaru executions retry {exec_id}`"
     store.fail_run(exec_id, owner, {**error_info(exc), "message": message})
     log_event(exec_id, f"failed before running: {message}")
 

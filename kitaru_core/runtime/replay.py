@@ -13,8 +13,9 @@ from typing import Any
 
 from kitaru_core.artifacts import new_id
 from kitaru_core.errors import KitaruUsageError
+from kitaru_core.runtime import trust
 from kitaru_core.runtime.engine import load_inputs, write_inputs
-from kitaru_core.runtime.flow_ref import FlowDefinition, resolve_flow
+from kitaru_core.runtime.flow_ref import FlowDefinition
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import get_store
 from kitaru_core.store.records import ExecutionRecord, JournalEntry, Status
@@ -71,7 +72,7 @@ def create_replay(
             raise KitaruUsageError(f"override {key!r} must name a checkpoint as 'checkpoint.NAME'")
         override_positions[_resolve_position(journal, f"override {key!r}", key, source.id)] = value
 
-    flow = flow or resolve_flow(source.flow_ref, source.options.get("source_root"))
+    flow = flow or trust.trusted_flow(source)
     stack = get_stack(source.stack)  # recorded outputs live in the source's artifact store
     args, kwargs = load_inputs(store, stack.artifacts, source, flow.signature)
     try:

@@ -98,8 +98,42 @@ class ServedFlow:
         """Name, source and parameters (computed once: a flow's signature is fixed)."""
         return {"name": self.name, "source": self.source, "parameters": self.parameters()}
 
-    def arguments(self, args: Any) -> dict[str, Any]:
-        """``args`` (JSON from a caller) checked against the flow's parameters."""
+    @functools.cached_property
+    def checkpoint_types(self) -> dict[str, Any]:
+        """The return annotation of each checkpoint in the flow's module, by name."""
+        from kitaru_core.runtime.checkpoint import Checkpoint
+
+        module = sys.modules.get(self.flow.func.__module__)
+        found: dict[str, Any] = {}
+        for value in vars(module).values() if module else ():
+            if isinstance(value, Checkpoint):
+                try:
+                    hint = typing.get_type_hints(value.func).get("return")
+                except Exception:  # an annotation that does not resolve: unchecked
+                    hint = None
+                if hint is not None:
+                    found[value.name] = hint
+        return found
+
+    def override(self, key: str, value: Any) -> Any:
+        """A replay override, ``checkpoint.NAME`` to a value, checked against that
+        checkpoint's return annotation where the flow's module declares one."""
+        from pydantic import TypeAdapter, ValidationError
+
+        value = plain_data(value, what=f"replay override {key!r}")
+        annotation = self.checkpoint_types.get(key.removeprefix("checkpoint."))
+        if annotation is None:
+            return value
+        try:
+            TypeAdapter(annotation).validate_python(value)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            raise KitaruUsageError(f"replay override {key!r}: {problem['msg']}") from None
+        return value
+
+    def arguments(self, args: Any, *, partial: bool = False) -> dict[str, Any]:
+        """``args`` (JSON from a caller) checked against the flow's parameters;
+        ``partial``: only those given (a replay's replaced inputs)."""
         from pydantic import TypeAdapter, ValidationError
 
         if not isinstance(args, dict):
@@ -115,7 +149,7 @@ class ServedFlow:
         checked: dict[str, Any] = {}
         for name, parameter in parameters.items():
             if name not in args:
-                if parameter.default is inspect.Parameter.empty:
+                if parameter.default is inspect.Parameter.empty and not partial:
                     raise KitaruUsageError(f"flow {self.name!r} needs the argument {name!r}")
                 continue
             annotation = self.hints.get(name, inspect.Parameter.empty)
@@ -159,6 +193,11 @@ class FlowCatalog:
 
     def __len__(self) -> int:
         return len(self._flows)
+
+    def serving(self, name: str, flow_ref: str) -> ServedFlow | None:
+        """The served flow that runs executions recorded as ``name`` at ``flow_ref``."""
+        found = self._flows.get(name)
+        return found if found is not None and found.flow.ref == flow_ref else None
 
     def get(self, name: str) -> ServedFlow:
         found = self._flows.get(name)

@@ -21,11 +21,11 @@ from kitaru_core.runtime.dispatch import (
     run_in_background,
 )
 from kitaru_core.runtime.engine import create_execution
-from kitaru_core.runtime.flow_ref import resolve_flow
 from kitaru_core.runtime.memory import MemoryScope, validate_key
 from kitaru_core.runtime.orchestration import claim_for_retry
 from kitaru_core.runtime.replay import create_replay
-from kitaru_core.server.catalog import FlowCatalog
+from kitaru_core.runtime.trust import check_trusted
+from kitaru_core.server.catalog import FlowCatalog, ServedFlow
 from kitaru_core.server.views import (
     artifact_value,
     jsonable,
@@ -36,8 +36,14 @@ from kitaru_core.server.views import (
 from kitaru_core.stack_info import describe_plugins, describe_stacks
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import MetadataStore
-from kitaru_core.store.records import STATUSES, ArtifactRecord, MemoryRecord, Status
-from kitaru_core.untrusted import plain_data, validate_exec_id
+from kitaru_core.store.records import (
+    STATUSES,
+    ArtifactRecord,
+    ExecutionRecord,
+    MemoryRecord,
+    Status,
+)
+from kitaru_core.untrusted import validate_exec_id
 from kitaru_core.worker.schedules import Schedules
 
 MAX_PAGE = 500
@@ -209,9 +215,25 @@ class Service:
     def cancel(self, exec_id: str) -> dict[str, Any]:
         return self.execution(self.executions.cancel(exec_id).exec_id)
 
+    def _served(self, record: ExecutionRecord, verb: str) -> ServedFlow:
+        """Only executions of the flows this server serves are retried, resumed or
+        replayed through it, and only once their flow reference verifies: a caller can
+        never make the server import code, nor run a flow it was not given."""
+        served = self.catalog.serving(record.flow_name, record.flow_ref)
+        if served is None:
+            names = ", ".join(f.name for f in self.catalog) or "none"
+            raise KitaruStateError(
+                f"execution {record.id} runs flow {record.flow_name!r} ({record.flow_ref}), "
+                f"which this server does not serve (served: {names}); {verb} it where that "
+                f"flow runs: `kitaru executions {verb} {record.id}`"
+            )
+        check_trusted(record)
+        return served
+
     def retry(self, exec_id: str) -> dict[str, Any]:
         """A failed or cancelled execution runs again from its last completed step."""
         record = self.store.require_execution(exec_id)
+        self._served(record, "retry")
         if not claim_for_retry(record.id):
             raise KitaruStateError(
                 f"execution {record.id} is {record.status}; only a failed or cancelled "
@@ -224,6 +246,7 @@ class Service:
         """A waiting or sleeping execution runs now (a wait without input stops it
         again); a running one whose process died is recovered."""
         record = self.store.require_execution(exec_id)
+        self._served(record, "resume")
         if record.status in (Status.WAITING, Status.SLEEPING):
             continue_stopped(self.store, record, self.hand_off)
         elif record.status == Status.RUNNING:
@@ -245,11 +268,11 @@ class Service:
     ) -> dict[str, Any]:
         """A new execution reusing ``exec_id``'s steps before ``from_``."""
         source = self.store.require_execution(exec_id)
-        overrides = plain_data(overrides or {}, what="replay overrides")
-        args = plain_data(args or {}, what="replay arguments")
-        flow = resolve_flow(source.flow_ref, source.options.get("source_root"))
+        served = self._served(source, "replay")
+        checked = {k: served.override(k, v) for k, v in (overrides or {}).items()}
+        inputs = served.arguments(args or {}, partial=True)
         record = create_replay(
-            source, from_=from_, overrides=overrides, flow_inputs=args, flow=flow
+            source, from_=from_, overrides=checked, flow_inputs=inputs, flow=served.flow
         )
         self.hand_off(record)
         return self.execution(record.id, with_result=False)

@@ -55,6 +55,8 @@ UNFINISHED_SQL = ", ".join(f"'{s}'" for s in UNFINISHED_STATUSES)
 class MetadataStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.unsigned_references = False
+        """Opened by upgrading a store whose executions' flow references are unsigned."""
         self.waits = WaitStore(db)
         self.memory = MemoryVersions(db)
         self.stacks = StackStore(db)
@@ -72,8 +74,9 @@ class MetadataStore:
             _refuse_lost_database(settings)
         url = settings.database_url or sqlite_url(settings.sqlite_path)
         db = Database(url, durability=settings.durability)
-        ensure_schema(db)
-        return cls(db)
+        store = cls(db)
+        store.unsigned_references = ensure_schema(db)
+        return store
 
     def reopen(self) -> MetadataStore:
         """A second connection to the same database (for another thread's writes)."""
@@ -677,6 +680,11 @@ def get_store(settings: Settings | None = None) -> MetadataStore:
             store = _stores.get(settings)
             if store is None:
                 store = _stores[settings] = MetadataStore.open(settings)
+    if store.unsigned_references:  # once, by the process that upgraded it
+        store.unsigned_references = False
+        from kitaru_core.runtime.trust import sign_existing
+
+        sign_existing(store)
     return store
 
 

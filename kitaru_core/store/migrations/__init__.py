@@ -13,22 +13,27 @@ from kitaru_core.store.database import Database, sqlalchemy_url, sqlite_path
 # Every revision in order, oldest first. A new migration appends its id here, so a
 # process can tell "behind" (migrate) from "ahead" (this Kitaru is too old) without
 # importing alembic on every start.
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010")
+SIGNED_REFERENCES = "0010"
+"""From this revision on, every execution's flow reference is signed; a store upgraded
+across it has its existing executions signed by the process that upgraded it."""
 HEAD = REVISIONS[-1]
 _ADVISORY_LOCK_ID = 0x6B697461  # "kita"
 
 
-def ensure_schema(db: Database) -> None:
-    """Bring the database to ``HEAD``; cheap when it already is."""
+def ensure_schema(db: Database) -> bool:
+    """Bring the database to ``HEAD``; cheap when it already is. True when it held
+    executions from before their flow references were signed (the caller signs them)."""
     current = current_revision(db)
     if current == HEAD:
-        return
+        return False
     if current is not None and current not in REVISIONS:
         raise KitaruBackendError(
             f"the metadata store is at schema revision {current}, newer than this Kitaru "
             f"knows ({HEAD}); upgrade kitaru on this machine"
         )
     upgrade(db.url)
+    return current is not None and REVISIONS.index(current) < REVISIONS.index(SIGNED_REFERENCES)
 
 
 def current_revision(db: Database) -> str | None:
