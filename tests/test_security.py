@@ -344,3 +344,24 @@ def test_nan_is_refused_as_input() -> None:
         KitaruClient().executions.input(exec_id, value={"x": float("nan")})
     proc = kitaru_cli("executions", "input", exec_id, "--value", '{"x": NaN}')
     assert "NaN is not a JSON number" in error_line(proc)
+
+
+def test_executions_recorded_before_references_were_signed_are_signed_on_upgrade() -> None:
+    from kitaru_core.runtime.trust import SIGNATURE, is_trusted
+    from kitaru_core.store.metadata_store import get_store, reset_store_cache
+
+    exec_id = approval.run().exec_id
+    store = get_store()
+    # As a store of the revision before signed references holds it: no signature.
+    store.db.execute("UPDATE executions SET options = '{}' WHERE id = :id", {"id": exec_id})
+    store.db.execute("UPDATE alembic_version SET version_num = '0009'")
+    assert not is_trusted(store.require_execution(exec_id))
+    reset_store_cache()
+    record = get_store().require_execution(exec_id)  # this process upgrades, and signs
+    assert record.options.get(SIGNATURE) and is_trusted(record)
+    answered = kitaru_cli("executions", "input", exec_id, "--value", '{"mode": "ok"}')
+    assert answered.returncode == 0, answered.stderr
+    deadline = time.monotonic() + 30
+    while KitaruClient().executions.get(exec_id).status != "completed":
+        assert time.monotonic() < deadline, KitaruClient().executions.get(exec_id).error
+        time.sleep(0.05)
