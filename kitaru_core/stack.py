@@ -9,6 +9,7 @@ is built); neither is ever stored resolved. A component left out is the local de
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # secret's value for ``${...}``.
 REFERENCE = re.compile(f"{ENV_REF.pattern}|{SECRET_REF.pattern}")
 MAX_STACK_FILE_BYTES = 1024 * 1024
+MAX_STACK_DEPTH = 50
+"""How deep a stack file's values may nest (a stack needs a handful of levels)."""
 MAX_STACK_NODES = 10_000
 """YAML nodes a stack file may hold once its aliases are expanded (a stack file has a
 few dozen; a "billion laughs" file has billions)."""
@@ -190,12 +193,49 @@ def load_stack_yaml(path: str | Path) -> Any:
                 "its anchors and aliases (&name / *name); write the values out instead of "
                 "nesting aliases"
             )
-        return yaml.SafeLoader(text).get_single_data()
+        data = yaml.SafeLoader(text).get_single_data()
+    except RecursionError:
+        raise KitaruStackError(
+            f"stack file {path} nests its values too deeply to read; a stack file needs at "
+            f"most {MAX_STACK_DEPTH} levels"
+        ) from None
+    except ValueError:  # an integer of thousands of digits: Python refuses to parse it
+        raise KitaruStackError(
+            f"stack file {path} holds a number of thousands of digits; write a number of at "
+            "most 18 digits"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise KitaruStackError(f"stack file {path} is not valid YAML{at}: {problem}") from None
+    _check_values(data, str(path), "", 0)
+    return data
+
+
+def _check_values(value: Any, path: str, where: str, depth: int) -> None:
+    """Finite numbers of a sensible size only, nested no deeper than a stack needs."""
+    at = f" at {where.lstrip('.')}" if where else ""
+    if depth > MAX_STACK_DEPTH:
+        raise KitaruStackError(
+            f"stack file {path} nests its values more than {MAX_STACK_DEPTH} levels deep{at}"
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise KitaruStackError(
+            f"stack file {path}: the value{at} is {value!r}, not a finite number; write a "
+            "number such as 30 or 2.5"
+        )
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**18:
+        raise KitaruStackError(
+            f"stack file {path}: the number{at} has {len(str(abs(value)))} digits; write a "
+            "number of at most 18 digits"
+        )
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_values(item, path, f"{where}.{key}", depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_values(item, path, f"{where}[{i}]", depth + 1)
 
 
 def _expanded_size(root: Any) -> int:

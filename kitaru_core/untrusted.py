@@ -25,7 +25,10 @@ _NAME = re.compile(NAME_PATTERN)
 EXEC_ID_PATTERN = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
-DEFAULT_MAX_DEPTH = 512
+MAX_DEPTH = 200
+"""The deepest a value from outside may nest (lists and dicts alike). Whatever is
+accepted must be readable back, and a value is sent inside a response a few levels deep,
+whose serializer stops at 255 levels: so this is the default and the ceiling."""
 
 
 def validate_name(kind: str, name: Any) -> str:
@@ -59,10 +62,13 @@ def _fitting(pattern: re.Pattern[str], kind: str, value: Any, rule: str) -> str:
 def limits() -> tuple[int, int]:
     """(bytes, nesting depth) allowed for one value from outside; read from
     ``KITARU_MAX_INPUT_BYTES`` and ``KITARU_MAX_INPUT_DEPTH``."""
-    return (
-        _positive_int("KITARU_MAX_INPUT_BYTES", DEFAULT_MAX_BYTES),
-        _positive_int("KITARU_MAX_INPUT_DEPTH", DEFAULT_MAX_DEPTH),
-    )
+    depth = _positive_int("KITARU_MAX_INPUT_DEPTH", MAX_DEPTH)
+    if depth > MAX_DEPTH:
+        raise KitaruUsageError(
+            f"KITARU_MAX_INPUT_DEPTH={depth} is over {MAX_DEPTH}: deeper values could not be "
+            f"sent back as JSON; use {MAX_DEPTH} or less"
+        )
+    return _positive_int("KITARU_MAX_INPUT_BYTES", DEFAULT_MAX_BYTES), depth
 
 
 def _positive_int(variable: str, default: int) -> int:
@@ -113,9 +119,22 @@ def _refuse_constant(name: str) -> Any:
 
 def _too_deep(what: str, max_depth: int) -> KitaruUsageError:
     return KitaruUsageError(
-        f"{what} is nested more than {max_depth} levels deep; flatten it or raise "
-        "KITARU_MAX_INPUT_DEPTH"
+        f"{what} is nested more than {max_depth} levels deep (lists and objects alike); "
+        "flatten it"
     )
+
+
+def _encodable(text: str, what: str, path: str) -> str:
+    """``text`` if UTF-8 can hold it: a lone surrogate (``"\\ud800"`` in JSON) cannot."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start]
+        raise KitaruUsageError(
+            f"{what}{_at(path)} holds the lone surrogate \\u{ord(bad):04x}, which is not "
+            "text; send valid Unicode"
+        ) from None
+    return text
 
 
 def plain_data(value: Any, *, what: str) -> Any:
@@ -141,7 +160,9 @@ def plain_data(value: Any, *, what: str) -> Any:
 
 def _plain(value: Any, what: str, path: str, depth: int, max_depth: int) -> Any:
     tp = type(value)
-    if value is None or tp in (str, bool, int):
+    if tp is str:
+        return _encodable(value, what, path)
+    if value is None or tp in (bool, int):
         return value
     if tp is float:
         if not math.isfinite(value):
@@ -160,6 +181,7 @@ def _plain(value: Any, what: str, path: str, depth: int, max_depth: int) -> Any:
                     f"{what}{_at(path)} has the key {key!r} of type {type(key).__name__}; "
                     "JSON objects take string keys only"
                 )
+            _encodable(key, what, path)
             out[key] = _plain(item, what, f"{path}.{key}", depth + 1, max_depth)
         return out
     if tp in (list, tuple):

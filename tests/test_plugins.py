@@ -170,11 +170,14 @@ def plugin_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "-q",
             "--no-deps",
             "--no-build-isolation",
+            "--no-cache-dir",
             "--disable-pip-version-check",
             *paths,
         ],
         check=True,
         capture_output=True,
+        # The build's tools look in HOME (rustup's settings): a home of its own.
+        env={**os.environ, "HOME": str(root / "home")},
     )
     return venv
 
@@ -294,7 +297,7 @@ def test_a_stack_naming_a_flavor_whose_plugin_failed_says_so(
     stack.write_text("name: aws\nartifact_store: {flavor: s3, path: 's3://b/k'}\n")
     out = venv_kitaru(plugin_venv, "stack", "validate", str(stack))
     assert out.returncode == 1
-    assert "'s3' (not installed" in out.stderr
+    assert "'s3' for artifact_store (not installed" in out.stderr
     # A command that works from this checkout, never the public index's unrelated kitaru.
     assert "pip install -e " in out.stderr and "plugins/kitaru-aws" in out.stderr
     assert 'pip install "kitaru[aws]"' not in out.stderr

@@ -330,7 +330,7 @@ def test_deeply_nested_or_oversized_values_are_refused_with_one_line() -> None:
     exec_id = approval.run().exec_id
     deep = "[" * 30_000 + "]" * 30_000
     proc = kitaru_cli("executions", "input", exec_id, "--value", deep)
-    assert "nested more than 512 levels" in error_line(proc)
+    assert "nested more than 200 levels" in error_line(proc)
 
     big = '"' + "x" * 2000 + '"'
     proc = kitaru_cli("executions", "input", exec_id, "--value", big, KITARU_MAX_INPUT_BYTES="1000")

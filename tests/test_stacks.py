@@ -167,7 +167,10 @@ artifact_store: {flavor: local, path: "{{ secret.artifact_dir }}"}
             "name: x\nartifact_store: {flavor: s3, path: s3://b/p}\norchestrator: {flavor: kubernetes}\n",
             "pip install -e plugins/kitaru-aws",
         ),
-        ("name: x\nsecret_provider: {flavor: vault}\n", "'vault' (not installed"),
+        (
+            "name: x\nsecret_provider: {flavor: vault}\n",
+            "'vault' for secret_provider (not installed",
+        ),
     ],
 )
 def test_a_broken_stack_file_is_one_clear_message_and_registers_nothing(

@@ -46,6 +46,15 @@ def serve(
     ),
     log_level: str = typer.Option("info", "--log-level"),
     access_log: bool = typer.Option(False, "--access-log/--no-access-log"),
+    request_timeout: float = typer.Option(
+        10.0, "--request-timeout", min=0.1, help="seconds a request may take to arrive whole"
+    ),
+    max_connections: int = typer.Option(
+        None,
+        "--max-connections",
+        min=1,
+        help="open connections at most (default: from the file limit)",
+    ),
 ) -> None:
     """Serve the HTTP API (/api/v1), its event stream and metrics, and MCP (/mcp)."""
     _needs_server_extra()
@@ -62,6 +71,8 @@ def serve(
         log_level=log_level,
         access_log=access_log,
         say=echo,
+        request_timeout=request_timeout,
+        max_connections=max_connections,
     )
 
 

@@ -71,16 +71,62 @@ def import_reference(ref: str, source_root: str | None = None) -> Any:
         module = import_script(os.path.abspath(source))
     else:
         module = _import_module(source, ref, source_root)
-    obj: Any = module
-    try:
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except AttributeError:
+    found = _attribute(module, qualname)
+    if found is _MISSING and _changed_since_import(module):
+        # A long-running process (a server, a worker) imported the file before a deploy
+        # added this flow: import it again rather than fail the execution for it.
+        found = _attribute(_reimport(module, source, ref, source_root), qualname)
+    if found is _MISSING:
         raise KitaruUsageError(
             f"{source} has no flow named {qualname!r} (recorded as {ref!r}); was it "
             "renamed or removed since the execution started?"
-        ) from None
+        )
+    return found
+
+
+_MISSING = object()
+_imported_at: dict[str, float] = {}
+"""When each module this process imported to find a flow was imported (its file's
+modification time then), to notice a file changed since."""
+
+
+def note_imported(module: Any) -> None:
+    """Remember when ``module`` (imported to find flows) was imported."""
+    _imported_at.setdefault(module.__name__, _mtime(module) or 0.0)
+
+
+def _attribute(module: Any, qualname: str) -> Any:
+    obj: Any = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part, _MISSING)
+        if obj is _MISSING:
+            return _MISSING
     return obj
+
+
+def _mtime(module: Any) -> float | None:
+    path = getattr(module, "__file__", None)
+    try:
+        return os.stat(path).st_mtime if path else None
+    except OSError:
+        return None
+
+
+def _changed_since_import(module: Any) -> bool:
+    now = _mtime(module)
+    return now is not None and now != _imported_at.get(module.__name__, now)
+
+
+def _reimport(module: Any, source: str, ref: str, source_root: str | None) -> Any:
+    _imported_at[module.__name__] = _mtime(module) or 0.0
+    if _is_path(source):
+        path = os.path.abspath(source)
+        for name, known in list(_script_paths.items()):
+            if known == path:
+                del _script_paths[name]
+                sys.modules.pop(name, None)
+        return import_script(path)
+    return importlib.reload(module)
 
 
 def _is_path(source: str) -> bool:
@@ -93,7 +139,9 @@ def _import_module(name: str, ref: str, source_root: str | None) -> Any:
     if source_root and source_root not in sys.path and os.path.isdir(source_root):
         sys.path.append(source_root)  # where the module was found when the execution started
     try:
-        return importlib.import_module(name)
+        module = importlib.import_module(name)
+        note_imported(module)
+        return module
     except ImportError as exc:
         raise KitaruUsageError(
             f"cannot import module {name!r} for flow {ref!r}: {exc}; run from the project "
@@ -123,6 +171,7 @@ def import_script(path: str) -> Any:
         raise KitaruUsageError(f"cannot import the script {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    _imported_at[name] = _mtime(module) or 0.0
     _script_paths[name] = path
     serialization.script_modules.append(name)
     script_dir = os.path.dirname(path)

@@ -27,6 +27,7 @@ from kitaru_core import __version__
 from kitaru_core.errors import KitaruError
 from kitaru_core.server import metrics
 from kitaru_core.server.events import EventHub, parse_last_event_id
+from kitaru_core.server.gate import Gate
 from kitaru_core.server.mcp_tools import mount_mcp
 from kitaru_core.server.problems import (
     ERROR_RESPONSES,
@@ -131,7 +132,7 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
         description="Start flows, answer waits, follow executions. Every request but "
         "/healthz carries `Authorization: Bearer TOKEN` (`kitaru tokens create`).",
         openapi_url=f"{API}/openapi.json",
-        docs_url=f"{API}/docs",
+        docs_url=None,  # no page that loads scripts from elsewhere on the cookie's origin
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -151,10 +152,13 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
             from_cookie = bearer is None and SESSION_COOKIE in request.cookies
             if from_cookie:  # the web UI's session
                 bearer = request.cookies[SESSION_COOKIE]
-            try:
-                record = checker.verify(bearer)
-            except TokenRefused as exc:
-                raise Problem(401, "Unauthorized", str(exc)) from None
+            # The gate (kitaru_core/server/gate.py) verified it before any body was read.
+            record = getattr(request.state, "kitaru_token", None)
+            if record is None:
+                try:
+                    record = checker.verify(bearer)
+                except TokenRefused as exc:
+                    raise Problem(401, "Unauthorized", str(exc)) from None
             if from_cookie and request.method not in ("GET", "HEAD"):
                 sent = request.headers.get(CSRF_HEADER, "")
                 if not hmac.compare_digest(sent, csrf_token(bearer or "")):
@@ -375,7 +379,8 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
         """A typed value as JSON, a binary one as its bytes; pickles are never sent."""
         content = service.artifact(artifact_id)
         headers = {"X-Kitaru-Serializer": content.record.serializer}
-        if content.stream is not None:
+        if content.stream is not None:  # bytes: saved, never rendered on this origin
+            headers["Content-Disposition"] = attachment(content.record.name)
             return StreamingResponse(
                 iter(content.stream), media_type=content.media_type, headers=headers
             )
@@ -506,11 +511,18 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
 
     app.include_router(api)
     app.include_router(ui_router(state, checker))
+    app.add_middleware(Gate, checker=checker, auth=state.auth)
     app.openapi_schema = None
     _add_problem_schema(app)
     if state.mcp is not None:
         mount_mcp(app, state.mcp, checker if state.auth else None)
     return app
+
+
+def attachment(name: str) -> str:
+    """``Content-Disposition`` for a download named after the artifact."""
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name)
+    return f'attachment; filename="{safe or "artifact"}"'
 
 
 def _event_stream(body: AsyncIterator[str]) -> StreamingResponse:

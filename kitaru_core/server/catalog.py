@@ -21,7 +21,7 @@ from typing import Any
 
 from kitaru_core.errors import KitaruNotFoundError, KitaruUsageError
 from kitaru_core.runtime.flow import Flow
-from kitaru_core.runtime.flow_ref import import_script
+from kitaru_core.runtime.flow_ref import import_script, note_imported
 from kitaru_core.untrusted import plain_data
 
 
@@ -51,12 +51,14 @@ def _load(source: str) -> Any:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        return importlib.import_module(source)
+        module = importlib.import_module(source)
     except ImportError as exc:
         raise KitaruUsageError(
             f"--flows {source}: cannot import it ({exc}); run from the project directory "
             "or put it on PYTHONPATH"
         ) from None
+    note_imported(module)
+    return module
 
 
 @dataclass

@@ -15,6 +15,7 @@ import uvicorn
 
 from kitaru_core.errors import KitaruUsageError
 from kitaru_core.runtime.dispatch import run_in_background
+from kitaru_core.server import guard
 from kitaru_core.server.app import ServerState, create_app
 from kitaru_core.server.catalog import FlowCatalog, configured_sources
 from kitaru_core.server.mcp_tools import build_mcp
@@ -48,6 +49,8 @@ def serve(
     log_level: str = "info",
     access_log: bool = False,
     say: Callable[[str], None] = print,
+    request_timeout: float = guard.DEFAULT_REQUEST_TIMEOUT,
+    max_connections: int | None = None,
 ) -> None:
     if insecure_no_auth and not is_loopback(host):
         raise KitaruUsageError(
@@ -56,6 +59,12 @@ def serve(
             "--scope admin`) and drop --insecure-no-auth"
         )
     listener = _listen(host, port)  # before anything is announced or started
+    file_limit = guard.raise_file_limit()
+    guard.preload_error_paths()
+    protocol = guard.guarded_protocol(
+        max_connections=max_connections or guard.default_max_connections(file_limit),
+        request_timeout=request_timeout,
+    )
     store = get_store()
     catalog = catalog_for(flows)
     in_process = _worker(stack, concurrency) if worker else None
@@ -95,6 +104,7 @@ def serve(
             access_log=access_log,
             lifespan="on",
             timeout_graceful_shutdown=5,
+            http=protocol,
         )
     ).run(sockets=[listener])
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -47,6 +48,8 @@ from kitaru_core.untrusted import validate_exec_id
 from kitaru_core.worker.schedules import Schedules
 
 MAX_PAGE = 500
+CHILD_ID = re.compile(r".+\.[0-9]+")
+"""A child flow's id: its parent's id and its position in the parent's journal."""
 
 
 @dataclass
@@ -102,12 +105,32 @@ class Service:
         served = self.catalog.get(name)
         kwargs = served.arguments(args if args is not None else {})
         if exec_id is not None:
-            validate_exec_id(exec_id)
+            self._check_idempotency_key(exec_id)
         stack = get_stack(served.flow.stack)
         created = create_execution(served.flow, (), kwargs, stack=stack, exec_id=exec_id)
         if created.new:
             hand_off_new(created.record, stack, self.hand_off)
         return self.execution(created.record.id, with_result=False), created.new
+
+    def _check_idempotency_key(self, key: str) -> None:
+        """A caller's key becomes an execution id: it must be a valid one, and must not
+        pass for another execution (a child's ``PARENT.N``, another id's prefix)."""
+        validate_exec_id(key)
+        if set(key) == {"."}:
+            raise KitaruUsageError(f"Idempotency-Key {key!r} is only dots; choose a name")
+        if CHILD_ID.fullmatch(key):
+            raise KitaruUsageError(
+                f"Idempotency-Key {key!r} ends in .NUMBER, the form of a child flow's id; "
+                "choose a key without it"
+            )
+        if self.store.get_execution(key) is not None:
+            return  # a repeat: the start it names is returned, never made again
+        shadowed = self.store.find_execution_ids(key, limit=1)
+        if shadowed:
+            raise KitaruUsageError(
+                f"Idempotency-Key {key!r} is the start of execution {shadowed[0]}'s id, so it "
+                "would shadow it; choose a key that no execution id starts with"
+            )
 
     # -- executions ------------------------------------------------------------------
 
