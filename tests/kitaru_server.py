@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -72,7 +73,13 @@ class Served:
             _pg(f"DROP SCHEMA {self.schema} CASCADE")
 
 
-def start_server(base: Path, *flows: str, extra_args: tuple[str, ...] = (), **env: str) -> Served:
+def start_server(
+    base: Path,
+    *flows: str,
+    extra_args: tuple[str, ...] = (),
+    file_limit: int | None = None,
+    **env: str,
+) -> Served:
     home = base / "kitaru-home"
     environ = {k: v for k, v in os.environ.items() if k not in ISOLATED_VARIABLES}
     environ.update(
@@ -91,8 +98,18 @@ def start_server(base: Path, *flows: str, extra_args: tuple[str, ...] = (), **en
     for source in flows:
         args += ["--flows", source]
     log = open(base / "server.log", "wb")  # noqa: SIM115 (the server's whole life)
+
+    def limit_files() -> None:  # in the server's process, before it runs
+        if file_limit is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (file_limit, file_limit))
+
     process = subprocess.Popen(
-        [*args, *extra_args], env=environ, stdout=log, stderr=subprocess.STDOUT, cwd=base
+        [*args, *extra_args],
+        env=environ,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=base,
+        preexec_fn=limit_files if file_limit is not None else None,
     )
     served = Served(f"http://127.0.0.1:{port}", environ, home, process, schema=schema)
     deadline = time.monotonic() + 60

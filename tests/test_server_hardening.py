@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from kitaru_server import SERVER_FLOWS, Served, start_server, wait_for_status
@@ -207,3 +208,314 @@ def test_an_unsigned_execution_is_refused_until_an_administrator_trusts_it(
     with served.client("read") as client:
         done = wait_for_status(client, exec_id, ("completed",))
     assert done["result"] == {"n": 7, "ok": True}
+
+
+# -- no client can exhaust it ------------------------------------------------------------
+
+
+def peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def healthy(served: Served, timeout: float = 1.0) -> bool:
+    try:
+        return httpx.get(served.url + "/healthz", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_half_sent_requests_cannot_exhaust_the_descriptors(tmp_path: Path) -> None:
+    server = start_server(
+        tmp_path, SERVER_FLOWS, file_limit=512, extra_args=("--request-timeout", "2")
+    )
+    flood: list[socket.socket] = []
+    try:
+        host, port = "127.0.0.1", int(server.url.rsplit(":", 1)[1])
+        for _ in range(900):  # well past the 512 descriptors the server has
+            sock = socket.socket()
+            sock.settimeout(2)
+            try:
+                sock.connect((host, port))
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHo")  # and never the rest
+            except OSError:
+                sock.close()
+                continue
+            flood.append(sock)
+        # While the flood's connections are still open on this side, the server drops
+        # them at their deadline and answers again.
+        deadline = time.monotonic() + 20
+        while not healthy(server):
+            assert time.monotonic() < deadline, f"no answer after the flood:\n{server.log()}"
+            assert server.process.poll() is None, server.log()
+            time.sleep(0.2)
+    finally:
+        for sock in flood:
+            sock.close()
+        assert healthy(server, timeout=5)
+        assert server.process.poll() is None
+        server.stop()
+
+
+def send_raw(served: Served, head: bytes, body_size: int, *, chunked: bool = False) -> bytes:
+    """A request head, then up to ``body_size`` bytes of body as fast as the server
+    takes them; what the server answered (it may answer before reading the body)."""
+    port = int(served.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head)
+        chunk = b"x" * (1 << 20)
+        if chunked:
+            chunk = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+        sent = 0
+        try:
+            while sent < body_size:
+                sock.sendall(chunk[: body_size - sent])
+                sent += len(chunk)
+        except OSError:
+            pass  # the server answered and closed: what we wanted
+        answer = b""
+        try:
+            while len(answer) < 4096:
+                data = sock.recv(4096)
+                if not data:
+                    break
+                answer += data
+        except OSError:
+            pass
+    return answer
+
+
+def test_an_unauthenticated_200_mib_body_is_never_read(served: Served) -> None:
+    before = peak_rss_kib(served.process.pid)
+    size = 200 * 1024 * 1024
+    for path in ("/api/v1/tokens", "/ui/session", "/api/v1/executions/x/input"):
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {size}\r\n\r\n"
+        ).encode()
+        answer = send_raw(served, head, size)
+        assert answer.split(b"\r\n", 1)[0] in (
+            b"HTTP/1.1 401 Unauthorized",
+            b"HTTP/1.1 413 Request Entity Too Large",
+            b"HTTP/1.1 413 Content Too Large",
+        ), answer[:200]
+    chunked = (
+        b"POST /api/v1/executions/x/input HTTP/1.1\r\nHost: x\r\n"
+        b"Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+    )
+    assert b" 401 " in send_raw(served, chunked, size, chunked=True).split(b"\r\n", 1)[0]
+    grown = peak_rss_kib(served.process.pid) - before
+    assert grown < 64 * 1024, f"the server's peak memory grew {grown} KiB"
+    assert healthy(served)
+
+
+def test_an_authenticated_body_over_the_cap_is_refused_as_it_arrives(served: Served) -> None:
+    token = served.tokens["admin"]
+    head = (
+        f"PUT /api/v1/memory/namespace/big/key HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {token}\r\nTransfer-Encoding: chunked\r\n"
+        "Content-Type: application/json\r\n\r\n"
+    ).encode()
+    port = int(served.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head)
+        chunk = b"x" * (1 << 20)
+        framed = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+        try:
+            for _ in range(40):  # 40 MiB, past the 16 MiB cap
+                sock.sendall(framed)
+        except OSError:
+            pass
+        answer = sock.recv(4096)
+    assert b" 413 " in answer.split(b"\r\n", 1)[0], answer[:200]
+    assert b"over the limit" in answer
+
+
+# -- values: depth, surrogates, keys -----------------------------------------------------
+
+
+def nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_values_nested_to_the_limit_are_read_back_and_one_deeper_is_refused(
+    served: Served,
+) -> None:
+    with served.client("admin") as client:
+        for shape in ("list", "dict"):
+            deep: object = 1
+            for _ in range(200):
+                deep = [deep] if shape == "list" else {"k": deep}
+            stored = client.put(f"{API}/memory/namespace/deep/{shape}", json={"value": deep})
+            assert stored.status_code == 200, stored.text
+            read = client.get(f"{API}/memory/namespace/deep/{shape}")
+            assert read.status_code == 200 and read.json()["value"] == deep
+            deeper = [deep] if shape == "list" else {"k": deep}
+            refused = client.put(f"{API}/memory/namespace/deep/{shape}-2", json={"value": deeper})
+            assert refused.status_code == 400, refused.text
+            assert "nested more than 200 levels deep" in refused.json()["detail"]
+        started = client.post(f"{API}/flows/approval/executions", json={"args": {"n": 1}})
+        exec_id = started.json()["exec_id"]
+        wait_for_status(client, exec_id, ("waiting",))
+        too_deep = client.post(f"{API}/executions/{exec_id}/input", json={"value": nested(201)})
+        assert too_deep.status_code in (400, 422), too_deep.text
+        assert client.get(f"{API}/executions/{exec_id}").status_code == 200
+
+
+def test_a_lone_surrogate_is_a_clear_400(served: Served) -> None:
+    with served.client("admin") as client:
+        answer = client.put(
+            f"{API}/memory/namespace/text/key",
+            content=b'{"value": "a\\ud800b"}',
+            headers={"Content-Type": "application/json"},
+        )
+        assert answer.status_code == 400, answer.text
+        assert "lone surrogate \\ud800" in answer.json()["detail"]
+    assert healthy(served)
+
+
+def test_idempotency_keys_cannot_pass_for_other_executions(served: Served) -> None:
+    with served.client("run") as client:
+
+        def start(key: str) -> httpx.Response:
+            return client.post(
+                f"{API}/flows/echo/executions",
+                json={"args": {"text": "k"}},
+                headers={"Idempotency-Key": key},
+            )
+
+        for key, why in (
+            (".", "only dots"),
+            ("..", "only dots"),
+            ("order-7.1", "the form of a child flow's id"),
+        ):
+            refused = start(key)
+            assert refused.status_code == 400 and why in refused.json()["detail"], refused.text
+        assert start("order-10").status_code == 201
+        assert start("order-10").status_code == 200  # a repeat
+        shadow = start("order-1")
+        assert shadow.status_code == 400
+        assert "is the start of execution order-10's id" in shadow.json()["detail"]
+
+
+# -- headers, the docs page, failed authentication ---------------------------------------
+
+
+def test_responses_carry_protective_headers_and_no_page_loads_foreign_scripts(
+    served: Served,
+) -> None:
+    with served.client("read") as client:
+        flows = client.get(f"{API}/flows")
+        assert flows.headers["x-content-type-options"] == "nosniff"
+        assert "sandbox" in flows.headers["content-security-policy"]
+        assert client.get(f"{API}/docs").status_code == 404
+        assert client.get(f"{API}/openapi.json").status_code == 200
+    with served.client("run") as client:
+        ran = client.post(f"{API}/flows/files/executions?wait=30", json={"args": {}})
+        exec_id = ran.json()["exec_id"]
+        artifacts = client.get(f"{API}/executions/{exec_id}/artifacts").json()
+        picture = next(a for a in artifacts if a["name"] == "picture")
+        binary = client.get(f"{API}/artifacts/{picture['id']}")
+        assert binary.headers["content-type"] == "image/png"
+        assert binary.headers["content-disposition"] == 'attachment; filename="picture"'
+        assert binary.headers["x-content-type-options"] == "nosniff"
+
+
+def test_failed_authentications_are_logged_without_the_token_and_slowed(
+    tmp_path: Path,
+) -> None:
+    server = start_server(tmp_path, SERVER_FLOWS)
+    try:
+        wrong = "kitaru_0123456789abcdef_" + "s" * 43
+        timings = []
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            for _ in range(20):
+                began = time.monotonic()
+                answer = client.get(f"{API}/flows", headers={"Authorization": f"Bearer {wrong}"})
+                timings.append(time.monotonic() - began)
+                assert answer.status_code == 401
+        assert sum(timings[15:]) > 5 * 0.4  # the 16th failure onwards waits 0.6 s and more
+        log = server.log()
+        assert "refused authentication from 127.0.0.1" in log
+        assert wrong not in log and "s" * 43 not in log
+    finally:
+        server.stop()
+
+
+# -- stack files -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name: big\nsettings:\n  max_recoveries: " + "9" * 100_000 + "\n", "thousands of digits"),
+        ("name: deep\nllm_gateway: " + "[" * 20_000 + "]" * 20_000 + "\n", "too deeply"),
+        (
+            "name: inf\nllm_gateway:\n  flavor: litellm\n  timeout: 1e999999\n",
+            "field 'timeout': Input should be a finite number",
+        ),
+        ("name: inf\nsettings:\n  retention_days: .inf\n", "not a finite number"),
+    ],
+    ids=["huge-integer", "deep-list", "1e999999", "inf"],
+)
+def test_hostile_stack_files_are_one_clear_line(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "hostile.yaml"
+    path.write_text(text)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kitaru", "stack", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert expected in lines[0] and "bug in Kitaru" not in lines[0]
+
+
+# -- a flow added to a served file after the server started ------------------------------
+
+BEFORE = """
+import kitaru
+from kitaru import flow
+
+
+@flow
+def first() -> str:
+    return "first"
+"""
+
+AFTER = (
+    BEFORE
+    + """
+
+@flow
+def added() -> str:
+    kitaru.sleep(6)  # past the inline limit: the server's worker wakes it
+    return "added"
+"""
+)
+
+
+def test_a_flow_added_after_the_server_started_is_run_not_failed(tmp_path: Path) -> None:
+    script = tmp_path / "deployed.py"
+    script.write_text(BEFORE)
+    server = start_server(tmp_path, str(script))
+    try:
+        time.sleep(0.05)
+        script.write_text(AFTER)  # a deploy, while the server runs
+        ran = server.kitaru("run", f"{script}:added", "-o", "json")
+        assert ran.returncode == 0, ran.stderr
+        exec_id = json.loads(ran.stdout)["exec_id"]
+        assert json.loads(ran.stdout)["status"] == "sleeping"
+        with server.client("read") as client:
+            done = wait_for_status(client, exec_id, ("completed", "failed"), timeout=60)
+        assert done["status"] == "completed", done.get("error")
+        assert done["result"] == "added"
+    finally:
+        server.stop()

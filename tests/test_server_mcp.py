@@ -163,3 +163,30 @@ def test_an_mcp_client_over_stdio_runs_the_review_example(served: Served) -> Non
 
     asyncio.run(scenario())
     assert Path(served.home).exists()
+
+
+def test_mcp_replay_of_an_execution_of_an_unserved_flow_is_refused(served: Served) -> None:
+    effects = served.home.parent / "mcp-effects.txt"
+    ran = served.kitaru(
+        "run",
+        "hostile_flows:unserved",
+        "--arg",
+        "n=1",
+        "-o",
+        "json",
+        KITARU_TEST_EFFECTS=str(effects),
+    )
+    assert ran.returncode == 0, ran.stderr
+    exec_id = json.loads(ran.stdout)["exec_id"]
+
+    async def scenario() -> None:
+        async with over_http(served, "run") as client:
+            refused = await client.call_tool(
+                "replay", {"exec_id": exec_id, "from_checkpoint": "mark", "args": {"n": 2}}
+            )
+            assert refused.is_error
+            assert "which this server does not serve" in refused.content[0].text
+
+    asyncio.run(scenario())
+    time.sleep(0.5)
+    assert effects.read_text().splitlines() == ["ran 1"]

@@ -46,10 +46,6 @@ TRACKED_CLIENTS = 4096
 log = logging.getLogger("kitaru.server.auth")
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class Gate:
     def __init__(self, app: ASGIApp, checker: TokenChecker, *, auth: bool) -> None:
         self.app = app
@@ -75,30 +71,33 @@ class Gate:
             if refused is not None:
                 await _problem(send, 401, "Unauthorized", refused, challenge=True)
                 return
-        started = False
+        started = refused = False
         received = 0
 
         async def counted_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > cap:
-                    raise BodyTooLarge
+                if received > cap and not refused:
+                    # Answered here and now: the route sees a client that went away
+                    # (a framework may turn a read error into a 400 of its own).
+                    refused = True
+                    if not started:
+                        await _problem(send, 413, "Content Too Large", _too_large(cap))
+                    return {"type": "http.disconnect"}
             return message
 
         async def watched_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return  # the 413 was the answer
             if message["type"] == "http.response.start":
                 started = True
                 message["headers"] = [*message.get("headers", []), *_protective(path)]
             await send(message)
 
-        try:
-            await self.app(scope, counted_receive, watched_send)
-        except BodyTooLarge:
-            if not started:
-                await _problem(send, 413, "Content Too Large", _too_large(cap))
+        await self.app(scope, counted_receive, watched_send)
 
     async def _authenticate(self, scope: Scope, headers: dict[str, str]) -> str | None:
         """None when the request carries a valid token (kept for the route's scope

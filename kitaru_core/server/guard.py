@@ -27,6 +27,9 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 RESERVED_DESCRIPTORS = 128
 """Descriptors kept back from connections: the database, log files, artifacts."""
+BACKLOG = 64
+"""Pending connections the kernel queues. The event loop accepts up to this many at a
+time before any is closed, so it too is kept back from the cap."""
 DEFAULT_REQUEST_TIMEOUT = 10.0
 
 
@@ -43,7 +46,7 @@ def raise_file_limit() -> int:
 
 
 def default_max_connections(file_limit: int) -> int:
-    return max(16, file_limit - RESERVED_DESCRIPTORS)
+    return max(16, file_limit - RESERVED_DESCRIPTORS - BACKLOG)
 
 
 def preload_error_paths() -> None:

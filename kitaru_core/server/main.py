@@ -105,6 +105,7 @@ def serve(
             lifespan="on",
             timeout_graceful_shutdown=5,
             http=protocol,
+            backlog=guard.BACKLOG,
         )
     ).run(sockets=[listener])
 
@@ -128,7 +129,7 @@ def _listen(host: str, port: int) -> socket.socket:
             f"cannot listen on {_netloc(host, port)}: {exc.strerror or exc}; choose another "
             "--host or --port"
         ) from None
-    sock.listen(2048)
+    sock.listen(guard.BACKLOG)
     sock.set_inheritable(True)
     return sock
 
