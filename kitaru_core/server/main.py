@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import ipaddress
 import logging
 import socket
@@ -88,6 +89,11 @@ def serve(
                 thread.join(timeout=30)
 
     app = create_app(state, lifespan_extra=run_worker)
+    # Everything imported and built so far lives as long as the server: keep it out of
+    # the garbage collector's full passes, which would otherwise stall every request
+    # for the ~150 ms it takes to walk FastAPI's, pydantic's and the MCP SDK's objects.
+    gc.collect()
+    gc.freeze()
     if not insecure_no_auth and not store.tokens.list():
         say("no API token exists yet: create one with `kitaru tokens create NAME --scope admin`")
     served = ", ".join(f.name for f in catalog) or "none (pass --flows MODULE_OR_FILE)"
