@@ -119,8 +119,7 @@ def _refuse_constant(name: str) -> Any:
 
 def _too_deep(what: str, max_depth: int) -> KitaruUsageError:
     return KitaruUsageError(
-        f"{what} is nested more than {max_depth} levels deep (lists and objects alike); "
-        "flatten it"
+        f"{what} is nested more than {max_depth} levels deep (lists and objects alike); flatten it"
     )
 
 

@@ -67,9 +67,9 @@ class Gate:
             await _problem(send, 413, "Content Too Large", _too_large(cap))
             return
         if self.auth and _needs_token(path):
-            refused = await self._authenticate(scope, headers)
-            if refused is not None:
-                await _problem(send, 401, "Unauthorized", refused, challenge=True)
+            why = await self._authenticate(scope, headers)
+            if why is not None:
+                await _problem(send, 401, "Unauthorized", why, challenge=True)
                 return
         started = refused = False
         received = 0
