@@ -47,6 +47,17 @@ def in_store(served: Served, code: str) -> str:
     return proc.stdout.strip()
 
 
+def forge(served: Served, exec_id: str, **columns: object) -> None:
+    """Change an execution's row as a database writer without the key would."""
+    sets = ", ".join(f"{column} = :{column}" for column in columns)
+    params = json.dumps({**columns, "id": exec_id})
+    in_store(
+        served,
+        f"import json; store.db.execute('UPDATE executions SET {sets} WHERE id = :id', "
+        f"json.loads({params!r}))",
+    )
+
+
 def count_executions(served: Served) -> int:
     return int(in_store(served, "print(len(store.list_executions(limit=100000)))"))
 
@@ -134,20 +145,12 @@ def test_a_forged_failed_row_retried_over_http_imports_nothing(
     with served.client("run") as client:
         started = client.post(f"{API}/flows/echo/executions?wait=30", json={"args": {"text": "b"}})
         exec_id = started.json()["exec_id"]
-        in_store(
-            served,
-            f"store.db.execute(\"UPDATE executions SET status = 'failed', flow_ref = :ref "
-            f'WHERE id = :id", {{"ref": "{script}:x", "id": {exec_id!r}}})',
-        )
+        forge(served, exec_id, status="failed", flow_ref=f"{script}:x")
         refused = client.post(f"{API}/executions/{exec_id}/retry")
         assert refused.status_code == 409, refused.text
         assert f"({script}:x), which this server does not serve" in refused.json()["detail"]
         # The same reference, kept to a served flow but not signed by the key: refused too.
-        in_store(
-            served,
-            f"store.db.execute(\"UPDATE executions SET options = '{{}}', flow_ref = :ref "
-            f'WHERE id = :id", {{"ref": "{SERVER_FLOWS}:echo", "id": {exec_id!r}}})',
-        )
+        forge(served, exec_id, options="{}", flow_ref=f"{SERVER_FLOWS}:echo")
         unsigned = client.post(f"{API}/executions/{exec_id}/retry")
         assert unsigned.status_code == 400, unsigned.text
         assert "is not signed by this deployment's key" in unsigned.json()["detail"]
@@ -162,12 +165,14 @@ def test_a_forged_running_row_of_a_dead_owner_is_failed_by_the_worker_unimported
         started = client.post(f"{API}/flows/echo/executions?wait=30", json={"args": {"text": "c"}})
         exec_id = started.json()["exec_id"]
     dead_owner = f"{socket.gethostname()}:999999999:1:deadbeef"  # no such process
-    in_store(
+    forge(
         served,
-        "store.db.execute(\"UPDATE executions SET status = 'running', lease_owner = :owner, "
-        'lease_heartbeat = 0, flow_ref = :ref, stack = :stack WHERE id = :id", '
-        f'{{"owner": "{dead_owner}", "ref": "{script}:x", "id": {exec_id!r}, '
-        '"stack": "isolated"})',
+        exec_id,
+        status="running",
+        lease_owner=dead_owner,
+        lease_heartbeat=0,
+        flow_ref=f"{script}:x",
+        stack="isolated",
     )
     stack = tmp_path / "isolated.yaml"
     stack.write_text("name: isolated\n")  # the server's own worker serves 'local'
@@ -189,11 +194,7 @@ def test_an_unsigned_execution_is_refused_until_an_administrator_trusts_it(
 ) -> None:
     ran = served.kitaru("run", "server_flows:approval", "--arg", "n=7", "-o", "json")
     exec_id = json.loads(ran.stdout)["exec_id"]
-    in_store(
-        served,
-        f"store.db.execute(\"UPDATE executions SET options = '{{}}' WHERE id = :id\", "
-        f"{{'id': {exec_id!r}}})",
-    )
+    forge(served, exec_id, options="{}")
     refused = served.kitaru("executions", "resume", exec_id)
     assert refused.returncode == 1
     assert "is not signed by this deployment's key" in refused.stderr
