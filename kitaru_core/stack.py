@@ -349,11 +349,19 @@ class Stack:
         )
 
     def _shared_signing_key(self) -> str | None:
-        """The team's signing key from this stack's secret provider, if it holds one."""
+        """The team's signing key from this stack's secret provider, if it holds one.
+
+        A stack whose executions run on other machines (a pod each) gets one on first
+        use: each machine has a disk of its own, so a key kept there could never verify
+        what another signed (a flow reference, a pickle)."""
         try:
             return self.secret_provider.get(SHARED_KEY_SECRET)
         except SecretNotFoundError:
-            return None
+            if not self.flavor("orchestrator").runs_elsewhere:
+                return None
+        self.secret_provider.set(SHARED_KEY_SECRET, os.urandom(32).hex())
+        # Read back: of two processes that made one at once, both use the one kept.
+        return self.secret_provider.get(SHARED_KEY_SECRET)
 
     def secret(self, name: str, *, used_by: str = "") -> str:
         """A secret's value through this stack's provider (kept in memory, never stored)."""
