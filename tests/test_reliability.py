@@ -421,7 +421,7 @@ def test_every_command_with_damaged_configuration_ends_in_one_line(
 
 def test_deeply_nested_value_is_one_line() -> None:
     proc = kitaru_cli("memory", "set", "k", "[" * 5000 + "]" * 5000)
-    assert "nested more than 512 levels" in error_line(proc)
+    assert "nested more than 200 levels" in error_line(proc)
 
 
 # -- 10. environment references in model aliases -----------------------------------------

@@ -18,7 +18,7 @@ from kitaru_core.errors import KitaruError, KitaruUntrustedError
 from kitaru_core.runtime.flow_ref import FlowDefinition, resolve_flow
 from kitaru_core.stack import Stack
 from kitaru_core.stack_registry import get_stack
-from kitaru_core.store.metadata_store import MetadataStore
+from kitaru_core.store.metadata_store import AFTER_UPGRADE, MetadataStore
 from kitaru_core.store.records import ExecutionRecord
 
 SIGNATURE = "ref_signature"
@@ -86,3 +86,6 @@ def sign(store: MetadataStore, record: ExecutionRecord, stack: Stack | None = No
         stack, record.flow_ref, record.options.get("source_root"), record.flow_name
     )
     store.merge_execution_options(record.id, {SIGNATURE: signature})
+
+
+AFTER_UPGRADE.append(sign_existing)

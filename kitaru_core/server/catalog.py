@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kitaru_core.errors import KitaruNotFoundError, KitaruUsageError
+from kitaru_core.runtime.checkpoint import Checkpoint
 from kitaru_core.runtime.flow import Flow
 from kitaru_core.runtime.flow_ref import import_script, note_imported
 from kitaru_core.untrusted import plain_data
@@ -103,8 +104,6 @@ class ServedFlow:
     @functools.cached_property
     def checkpoint_types(self) -> dict[str, Any]:
         """The return annotation of each checkpoint in the flow's module, by name."""
-        from kitaru_core.runtime.checkpoint import Checkpoint
-
         module = sys.modules.get(self.flow.func.__module__)
         found: dict[str, Any] = {}
         for value in vars(module).values() if module else ():

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from kitaru_core.server.tokens import TokenChecker, TokenRefused
+from kitaru_core.server.ui import SESSION_COOKIE
 from kitaru_core.untrusted import limits
 
 Scope = MutableMapping[str, Any]
@@ -102,8 +103,6 @@ class Gate:
     async def _authenticate(self, scope: Scope, headers: dict[str, str]) -> str | None:
         """None when the request carries a valid token (kept for the route's scope
         check), else why not."""
-        from kitaru_core.server.ui import SESSION_COOKIE
-
         authorization = headers.get("authorization", "")
         presented = authorization[7:].strip() if authorization[:7].lower() == "bearer " else None
         if presented is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kitaru_core.errors import (
@@ -56,7 +57,9 @@ class MetadataStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.unsigned_references = False
-        """Opened by upgrading a store whose executions' flow references are unsigned."""
+        """Opened by upgrading a store whose executions' flow references are unsigned:
+        the hooks of ``AFTER_UPGRADE`` sign them (the first ``get_store`` after one is
+        registered, in the process that upgraded)."""
         self.waits = WaitStore(db)
         self.memory = MemoryVersions(db)
         self.stacks = StackStore(db)
@@ -680,12 +683,17 @@ def get_store(settings: Settings | None = None) -> MetadataStore:
             store = _stores.get(settings)
             if store is None:
                 store = _stores[settings] = MetadataStore.open(settings)
-    if store.unsigned_references:  # once, by the process that upgraded it
+    if store.unsigned_references and AFTER_UPGRADE:  # once, by the process that upgraded
         store.unsigned_references = False
-        from kitaru_core.runtime.trust import sign_existing
-
-        sign_existing(store)
+        for hook in AFTER_UPGRADE:
+            hook(store)
     return store
+
+
+AFTER_UPGRADE: list[Callable[[MetadataStore], object]] = []
+"""What must run once in the process that upgraded a store across a revision that
+changed the meaning of its rows (``runtime/trust.py`` signs flow references). A layer
+above the store registers itself here, so the store imports nothing above it."""
 
 
 def reset_store_cache() -> None:
