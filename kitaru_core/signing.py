@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from kitaru_core.errors import KitaruUsageError
+from kitaru_core.errors import KitaruBackendError, KitaruUsageError
 from kitaru_core.private_files import private_dir, write_private_new
 
 SHARED_KEY_SECRET = "kitaru_signing_key"
@@ -49,12 +49,19 @@ class Signer:
 
     @property
     def keys(self) -> list[bytes]:
-        """The signing key first, then any other key this process trusts."""
+        """The signing key first, then any other key this process trusts.
+
+        A secret provider that cannot be reached now does not stop work on this machine:
+        this home's key signs meanwhile (what it signs verifies here, and is refused
+        elsewhere, never loaded), and the shared key is asked for again next time."""
         if self._keys is None:
             with self._lock:
                 if self._keys is None:
-                    shared = self._shared_key()
                     local = home_key(self._home)
+                    try:
+                        shared = self._shared_key()
+                    except KitaruBackendError:
+                        return [local]
                     self._keys = [shared.encode(), local] if shared else [local]
         return self._keys
 
