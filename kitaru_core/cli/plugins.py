@@ -20,13 +20,13 @@ def list_(output: OutputFormat = OutputOption) -> None:
 
         print_json(describe_plugins())
         return
+    # The distribution is in --output json: four columns fit 80 with every plugin here.
     print_table(
         "Plugins",
-        ["plugin", "distribution", "version", "flavors", "state"],
+        ["plugin", "version", "flavors", "state"],
         [
             (
                 i.name,
-                i.distribution,
                 i.version,
                 "\n".join(i.flavors) or "-",
                 "loaded" if i.loaded else text("failed", "red") + text(f": {i.error}"),
