@@ -59,6 +59,13 @@ def forge(served: Served, exec_id: str, **columns: object) -> None:
     )
 
 
+def echoed(client: httpx.Client, text: str) -> str:
+    """The id of a completed execution of the served ``echo`` flow."""
+    started = client.post(f"{API}/flows/echo/executions?wait=30", json={"args": {"text": text}})
+    assert started.json()["status"] == "completed", started.text
+    return str(started.json()["exec_id"])
+
+
 def count_executions(served: Served) -> int:
     return int(in_store(served, "print(len(store.list_executions(limit=100000)))"))
 
@@ -92,9 +99,7 @@ def test_replay_arguments_and_overrides_are_type_checked_before_anything_is_reco
     served: Served,
 ) -> None:
     with served.client("run") as client:
-        started = client.post(f"{API}/flows/echo/executions?wait=30", json={"args": {"text": "a"}})
-        exec_id = started.json()["exec_id"]
-        assert started.json()["status"] == "completed"
+        exec_id = echoed(client, "a")  # completed
         before = count_executions(served)
         wrong_arg = client.post(
             f"{API}/executions/{exec_id}/replay", json={"from": 0, "args": {"times": "many"}}
@@ -144,8 +149,7 @@ def test_a_forged_failed_row_retried_over_http_imports_nothing(
 ) -> None:
     script, marker = plant(tmp_path)
     with served.client("run") as client:
-        started = client.post(f"{API}/flows/echo/executions?wait=30", json={"args": {"text": "b"}})
-        exec_id = started.json()["exec_id"]
+        exec_id = echoed(client, "b")
         forge(served, exec_id, status="failed", flow_ref=f"{script}:x")
         refused = client.post(f"{API}/executions/{exec_id}/retry")
         assert refused.status_code == 409, refused.text
@@ -163,8 +167,7 @@ def test_a_forged_running_row_of_a_dead_owner_is_failed_by_the_worker_unimported
 ) -> None:
     script, marker = plant(tmp_path)
     with served.client("run") as client:
-        started = client.post(f"{API}/flows/echo/executions?wait=30", json={"args": {"text": "c"}})
-        exec_id = started.json()["exec_id"]
+        exec_id = echoed(client, "c")
     dead_owner = f"{socket.gethostname()}:999999999:1:deadbeef"  # no such process
     forge(
         served,
