@@ -62,20 +62,21 @@ def json_text(value: Any, width: int | None = None, *, raw_strings: bool = False
 
 def _json_data(value: Any) -> Any:
     """Models, dataclasses and bytes as JSON data; anything else has no JSON form."""
-    converted = _json_default(value)
-    if isinstance(converted, str) and converted == repr(value) and not isinstance(value, bytes):
-        raise TypeError(f"{type(value).__name__} has no JSON form")
-    return converted
-
-
-def _json_default(value: Any) -> Any:
     if hasattr(value, "model_dump"):
         return value.model_dump(mode="json")
     if hasattr(value, "__dataclass_fields__"):
         return {k: v for k, v in value.__dict__.items() if not k.startswith("_")}
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
-    return repr(value)
+    raise TypeError(f"{type(value).__name__} has no JSON form")
+
+
+def _json_default(value: Any) -> Any:
+    """``--output json``: JSON data where there is a form for it, else the repr."""
+    try:
+        return _json_data(value)
+    except TypeError:
+        return repr(value)
 
 
 # C0 and C1 control characters but newline and tab: what could move the cursor, change
