@@ -125,7 +125,9 @@ class Service:
             )
         if self.store.get_execution(key) is not None:
             return  # a repeat: the start it names is returned, never made again
-        shadowed = self.store.find_execution_ids(key, limit=1)
+        # The key itself may appear here: a concurrent start with it can land between
+        # the two reads, and that one is a repeat too.
+        shadowed = [i for i in self.store.find_execution_ids(key, limit=2) if i != key]
         if shadowed:
             raise KitaruUsageError(
                 f"Idempotency-Key {key!r} is the start of execution {shadowed[0]}'s id, so it "
