@@ -28,6 +28,11 @@ class KitaruStateError(KitaruError):
     """The execution is not in a state that allows the operation (already completed, running)."""
 
 
+class KitaruLeaseLost(KitaruStateError):
+    """This process's run of an execution lost its lease (another process took the
+    execution over): it stops without recording anything more."""
+
+
 class KitaruExecutionError(KitaruError):
     """An execution ended without a result."""
 
@@ -89,6 +94,11 @@ class KitaruStackError(KitaruError):
 
 class KitaruBackendError(KitaruError):
     """A storage or service backend failed (artifact store, database, orchestrator, ...)."""
+
+
+class KitaruDatabaseUnavailable(KitaruBackendError):
+    """The metadata database could not be reached, or dropped the connection midway:
+    a passing fault (a restart, a failover) that the next call may not meet."""
 
 
 def backend_error(flavor: str, resource: str, fix: str, exc: BaseException) -> KitaruBackendError:

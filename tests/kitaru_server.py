@@ -92,7 +92,10 @@ def start_server(
     if PG_URL:
         schema = f"s_{uuid.uuid4().hex[:12]}"
         _pg(f"CREATE SCHEMA {schema}")
-        environ["KITARU_DATABASE_URL"] = f"{PG_URL}?options=-csearch_path%3D{schema}"
+        # Named after the schema, so a test can drop this server's connections alone.
+        environ["KITARU_DATABASE_URL"] = (
+            f"{PG_URL}?options=-csearch_path%3D{schema}&application_name={schema}"
+        )
     port = free_port()
     args = [sys.executable, "-m", "kitaru", "serve", "--port", str(port), "--log-level", "warning"]
     for source in flows:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
 CORE = ROOT / "kitaru_core"
-DEFERRED_ON_PURPOSE = {"kitaru_core.loaded_plugins"}
-"""Modules allowed to import a module of the core inside a function."""
+DEFERRED_ON_PURPOSE = {"kitaru_core.loaded_plugins", "kitaru_core.client"}
+"""Modules allowed to import a module of the core inside a function (the client: the
+HTTP client and the diff only when they are used)."""
 LAZY_LAYERS = ("kitaru_core.cli", "kitaru_core.testing")
 """The CLI imports the engine per command so `kitaru --help` stays fast; the testing
 helpers import what each suite needs."""
@@ -47,14 +48,58 @@ def imports(path: Path) -> Iterator[tuple[str, bool, bool]]:
     yield from walk(tree, True, False)
 
 
+def under(name: str, *packages: str) -> bool:
+    """Whether module ``name`` is one of ``packages`` or inside one (whole names:
+    ``kitaru_core.client`` is not under ``kitaru_core.cli``)."""
+    return any(name == p or name.startswith(p + ".") for p in packages)
+
+
+def test_under_matches_whole_names() -> None:
+    assert under("kitaru_core.cli.app", "kitaru_core.cli")
+    assert under("kitaru_core.cli", "kitaru_core.cli")
+    assert not under("kitaru_core.client", "kitaru_core.cli")
+
+
 def test_the_runtime_never_imports_the_client_or_the_cli() -> None:
     offenders = [
         f"{name} imports {target}"
         for name, path in core_modules().items()
-        if name.startswith("kitaru_core.runtime")
+        if under(name, "kitaru_core.runtime")
         for target, _top, _typing in imports(path)
-        if target.startswith(("kitaru_core.client", "kitaru_core.cli"))
+        if under(target, "kitaru_core.client", "kitaru_core.cli")
     ]
+    assert offenders == []
+
+
+STORE_HOLDERS = {"store", "service", "checker"}
+"""Names through which server code reaches the database."""
+
+
+def _calls_outside_nested_functions(node: ast.AST) -> Iterator[ast.Call]:
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue  # a function handed to a thread runs there, not on the loop
+        if isinstance(child, ast.Call):
+            yield child
+        yield from _calls_outside_nested_functions(child)
+
+
+def test_no_async_code_of_the_server_calls_the_store_on_the_event_loop() -> None:
+    """A slow or restarting database must not stop the event loop: async code reaches
+    the store through ``anyio.to_thread``. (``hub`` methods that are themselves async
+    are awaited, and use threads themselves.)"""
+    offenders = []
+    for name, path in core_modules().items():
+        if not under(name, "kitaru_core.server"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.AsyncFunctionDef):
+                continue
+            awaited = {id(a.value) for a in ast.walk(node) if isinstance(a, ast.Await)}
+            for call in _calls_outside_nested_functions(node):
+                chain = ast.unparse(call.func).split(".")
+                if id(call) not in awaited and STORE_HOLDERS & set(chain[:-1]):
+                    offenders.append(f"{name}:{call.lineno} {node.name}: {ast.unparse(call)}")
     assert offenders == []
 
 
@@ -63,7 +108,7 @@ def test_the_core_imports_its_own_modules_at_the_top() -> None:
     offenders = [
         f"{name} imports {target} inside a function"
         for name, path in modules.items()
-        if name not in DEFERRED_ON_PURPOSE and not name.startswith(LAZY_LAYERS)
+        if name not in DEFERRED_ON_PURPOSE and not under(name, *LAZY_LAYERS)
         for target, top, typing_only in imports(path)
         if not top and not typing_only and target in modules
     ]

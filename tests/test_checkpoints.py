@@ -167,9 +167,24 @@ def test_a_failed_checkpoint_is_recorded_and_retry_continues_after_the_fix(v: An
     assert KitaruClient().executions.get(handle.exec_id).checkpoints[0].status == "completed"
 
 
+# Bodies of slow_square in flight: each waits until all five are, which only happens
+# when they run at the same time (one after another, the first would wait in vain).
+in_flight: set[int] = set()
+saw_all: list[bool] = []
+
+
+def _together(x: int) -> bool | None:
+    """None while waiting for the others; whether all five met, once it is decided."""
+    in_flight.add(x)
+    return True if len(in_flight) == 5 else None
+
+
 @checkpoint
 def slow_square(x: int) -> int:
-    time.sleep(0.05 * (5 - x))  # later submissions finish first
+    deadline = time.monotonic() + 10
+    while _together(x) is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    saw_all.append(len(in_flight) == 5)
     calls.append(f"square({x})")
     return x * x
 
@@ -182,10 +197,11 @@ def fan_out(n: int) -> list[int]:
 
 
 def test_submit_and_map_run_concurrently_with_positions_in_program_order(v: Any) -> None:
-    started = time.monotonic()
+    in_flight.clear()
+    saw_all.clear()
     handle = v.fan_out.run(5)
     assert handle.wait() == [0, 1, 4, 9, 16, 200]
-    assert time.monotonic() - started < 0.05 * 15 - 0.1  # not one after another
+    assert saw_all == [True] * 5  # the five ran at the same time, not one after another
     execution = KitaruClient().executions.get(handle.exec_id)
     assert [c.name for c in execution.checkpoints] == ["slow_square"] * 5 + ["double"]
     outputs = [
@@ -398,7 +414,10 @@ async def ano_retries(key: str) -> str:
 
 @checkpoint(name="slow_square")
 async def aslow_square(x: int) -> int:
-    await asyncio.sleep(0.05 * (5 - x))  # later calls finish first
+    deadline = time.monotonic() + 10
+    while _together(x) is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
+    saw_all.append(len(in_flight) == 5)
     calls.append(f"square({x})")
     return x * x
 

@@ -81,8 +81,11 @@ class ExecutionContext:
         stack: Stack,
         key: str | None = None,
         budget: dict[str, Any] | None = None,
+        owner: str | None = None,
     ) -> None:
         self.exec_id = exec_id
+        self.owner = owner
+        """The lease this run holds: every journal entry it writes is fenced by it."""
         self.flow_name = flow_name
         self.store = store
         self.journal = journal
@@ -231,16 +234,22 @@ class ExecutionContext:
 
     def drain(self) -> None:
         """Wait for every submitted checkpoint; re-raise the first failure nobody saw."""
-        try:
-            wait(self.submitted)
-            for future in self.submitted:
-                # Future.exception, not the override: draining is not the user looking.
-                exc = Future.exception(future, 0)
-                if exc is not None and not getattr(future, "observed", False):
-                    raise exc
-        finally:
-            if self._executor is not None:
-                self._executor.shutdown(wait=True)
+        wait(self.submitted)
+        for future in self.submitted:
+            # Future.exception, not the override: draining is not the user looking.
+            exc = Future.exception(future, 0)
+            if exc is not None and not getattr(future, "observed", False):
+                raise exc
+
+    def settle(self) -> None:
+        """However the body ended: drop submitted checkpoints that have not started and
+        wait for those that run, so none records after the execution's end is recorded
+        (or after its lease is released to a ``retry``)."""
+        for future in self.submitted:
+            future.cancel()
+        wait(self.submitted)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
 
 
 current_execution: ContextVar[ExecutionContext | None] = ContextVar(

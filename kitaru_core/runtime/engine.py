@@ -16,6 +16,7 @@ from typing import Any, Literal, NamedTuple, TypeVar
 from kitaru_core.artifacts import Artifacts, new_id
 from kitaru_core.errors import (
     KitaruDivergenceError,
+    KitaruLeaseLost,
     KitaruStateError,
     KitaruUntrustedError,
     KitaruUsageError,
@@ -239,6 +240,7 @@ def run_execution(
             stack=stack,
             key=record.queue_key,
             budget=record.options.get("budget"),
+            owner=owner,
         )
         verb = {"start": "started", "resume": "resumed", "retry": "retried"}[mode]
         log_event(
@@ -340,6 +342,7 @@ def _run_body(
                 result = flow.func(*args, **kwargs)
             ctx.drain()
         finally:
+            ctx.settle()
             current_execution.reset(token)
         output = ctx.artifacts.write(
             result,
@@ -353,6 +356,11 @@ def _run_body(
     except ExecutionCancelled:
         log_event(exec_id, "cancelled")
         return None, finish(Status.CANCELLED)
+    except KitaruLeaseLost as exc:  # another process runs it now: end nothing, record nothing
+        log_event(exec_id, f"stopped: {exc}")
+        current = store.get_execution(exec_id)
+        assert current is not None
+        return None, current
     except KitaruDivergenceError as exc:
         log_event(exec_id, f"failed: {exc}")
         return None, finish(Status.FAILED, error={**error_info(exc), "divergence": True})

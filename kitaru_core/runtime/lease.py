@@ -9,6 +9,7 @@ reused pid does not count), and an owner elsewhere when its heartbeat is older t
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -21,6 +22,10 @@ from kitaru_core.store.records import Status
 
 LEASE_TTL = 30.0
 HEARTBEAT_INTERVAL = 5.0
+RETRY_FIRST = 0.25
+"""Seconds before the first retry of a failed renewal (then doubling, up to the interval)."""
+
+log = logging.getLogger("kitaru.lease")
 
 _HOST = socket.gethostname()
 
@@ -101,6 +106,10 @@ class Heartbeat:
     """Keeps a lease fresh from a daemon thread and notices cancellation.
 
     It writes only the heartbeat: journal entries are never written in the background.
+    A renewal that fails (the database restarting, a dropped connection) is tried again
+    sooner, with backoff, for as long as the run goes on: a heartbeat that stopped would
+    let another process take over an execution that still runs. Should the lease be
+    lost anyway, the run's next journal write is refused (``record_entry``'s fence).
     """
 
     def __init__(self, store: MetadataStore, exec_id: str, owner: str) -> None:
@@ -110,6 +119,8 @@ class Heartbeat:
         self._stop = threading.Event()
         self.cancelled = threading.Event()
         self.lost = threading.Event()
+        self.failures = 0
+        """Renewals that failed in a row (0 once one succeeds)."""
         self._thread = threading.Thread(
             target=self._run, name=f"kitaru-heartbeat-{exec_id[:8]}", daemon=True
         )
@@ -121,19 +132,26 @@ class Heartbeat:
         self._stop.set()
 
     def _run(self) -> None:
-        store: MetadataStore | None = None
-        try:
-            while not self._stop.wait(HEARTBEAT_INTERVAL):
-                store = store or self._store.reopen()
-                status = store.renew_lease(self._exec_id, self._owner)
-                if status is None:
-                    self.lost.set()
-                    self.cancelled.set()
-                    return
-                if status == Status.CANCELLED:
-                    self.cancelled.set()
-        except Exception:  # the next checkpoint commit will surface a broken database
-            return
-        finally:
-            if store is not None:
-                store.db.close()
+        delay = HEARTBEAT_INTERVAL
+        while not self._stop.wait(delay):
+            try:
+                status = self._store.renew_lease(self._exec_id, self._owner)
+            except Exception as exc:
+                self.failures += 1
+                delay = min(HEARTBEAT_INTERVAL, RETRY_FIRST * 2 ** (self.failures - 1))
+                log.warning(
+                    "renewing the lease of execution %s failed (%d in a row; next try in "
+                    "%.1f s): %s",
+                    self._exec_id,
+                    self.failures,
+                    delay,
+                    exc,
+                )
+                continue
+            self.failures, delay = 0, HEARTBEAT_INTERVAL
+            if status is None:
+                self.lost.set()
+                self.cancelled.set()
+                return
+            if status == Status.CANCELLED:
+                self.cancelled.set()

@@ -92,6 +92,7 @@ class Step:
             list(artifacts),
             replace=self.ctx.has_entry(self.position),
             llm_calls=list(llm_calls),
+            owner=self.ctx.owner,
         )
 
     def ended(self, entry: JournalEntry) -> None:

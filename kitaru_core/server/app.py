@@ -48,7 +48,7 @@ from kitaru_core.server.tokens import (
 )
 from kitaru_core.server.ui import CSRF_HEADER, SESSION_COOKIE, csrf_token, ui_router
 from kitaru_core.server.views import token_json
-from kitaru_core.store.records import Status
+from kitaru_core.store.records import Status, TokenRecord
 
 API = "/api/v1"
 MAX_WAIT_SECONDS = 300.0
@@ -139,8 +139,8 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
     app.state.kitaru = state
 
     def scoped(needed: str) -> Any:
-        # Async, so checking a token costs no hop through the thread pool: the lookup is
-        # one primary-key read, and every request must see a revocation at once.
+        # Async: the gate (kitaru_core/server/gate.py) has verified the token already, in
+        # a thread; what is left here is comparing scopes.
         async def check(
             request: Request, authorization: Annotated[str | None, Header()] = None
         ) -> str:
@@ -153,10 +153,10 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
             if from_cookie:  # the web UI's session
                 bearer = request.cookies[SESSION_COOKIE]
             # The gate (kitaru_core/server/gate.py) verified it before any body was read.
-            record = getattr(request.state, "kitaru_token", None)
+            record: TokenRecord | None = getattr(request.state, "kitaru_token", None)
             if record is None:
                 try:
-                    record = checker.verify(bearer)
+                    record = await anyio.to_thread.run_sync(checker.verify, bearer)
                 except TokenRefused as exc:
                     raise Problem(401, "Unauthorized", str(exc)) from None
             if from_cookie and request.method not in ("GET", "HEAD"):

@@ -16,17 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 
+from kitaru_core.errors import KitaruBackendError
 from kitaru_core.server.views import event_json
 from kitaru_core.store.metadata_store import MetadataStore
 from kitaru_core.store.records import EventRecord
 
 POLL_SECONDS = 0.1
+
+log = logging.getLogger("kitaru.server")
 KEEPALIVE_SECONDS = 15.0
 GAP_PATIENCE = 2.0
 PAGE = 500
@@ -42,7 +46,12 @@ class EventHub:
     async def watch(self) -> None:
         """Run for the server's lifetime: wake streams when the log grows."""
         while True:
-            latest = await anyio.to_thread.run_sync(self.store.events.latest_id)
+            try:
+                latest = await anyio.to_thread.run_sync(self.store.events.latest_id)
+            except KitaruBackendError as exc:  # the database restarting: streams wait
+                log.warning("reading the event log failed (tried again shortly): %s", exc)
+                await asyncio.sleep(max(self.poll, 1.0))
+                continue
             if latest != self.latest:
                 self.latest = latest
                 self._news.set()

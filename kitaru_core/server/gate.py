@@ -23,6 +23,8 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import anyio
+
 from kitaru_core.server.tokens import TokenChecker, TokenRefused
 from kitaru_core.server.ui import SESSION_COOKIE
 from kitaru_core.untrusted import limits
@@ -108,7 +110,9 @@ class Gate:
         if presented is None:
             presented = _cookies(headers).get(SESSION_COOKIE)
         try:
-            record = self.checker.verify(presented)
+            # In a thread: the lookup reads the database, which may be slow or
+            # restarting, and the event loop serves every other request meanwhile.
+            record = await anyio.to_thread.run_sync(self.checker.verify, presented)
         except TokenRefused as exc:
             await self._failed(scope, str(exc))
             return str(exc)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 
-from kitaru_core.errors import KitaruUsageError
+from kitaru_core.errors import KitaruError, KitaruUsageError
 from kitaru_core.store.metadata_store import MetadataStore
 from kitaru_core.store.records import TokenRecord
 from kitaru_core.untrusted import validate_name
@@ -27,6 +29,8 @@ _TOKEN = re.compile(r"kitaru_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _TOUCH_EVERY = 60.0  # seconds between writes of a token's last use
+
+log = logging.getLogger("kitaru.server")
 
 
 class TokenRefused(Exception):
@@ -130,5 +134,14 @@ class TokenChecker:
             raise TokenRefused(f"token {record.name!r} has expired; create a new one")
         if now - self._touched.get(record.id, 0.0) >= _TOUCH_EVERY:
             self._touched[record.id] = now
-            self.store.tokens.touch(record.id, now)
+            # Beside the request, never in its way: on SQLite the write may queue
+            # behind another process's write lock for many seconds.
+            threading.Thread(target=self._touch, args=(record.id, now), daemon=True).start()
         return record
+
+    def _touch(self, token_id: str, now: float) -> None:
+        try:
+            self.store.tokens.touch(token_id, now)
+        except KitaruError as exc:  # only a "last used" time: the next use tries again
+            log.warning("could not record when token %s was last used: %s", token_id, exc)
+            self._touched.pop(token_id, None)

@@ -1,31 +1,49 @@
-"""One connection to the metadata database, SQLite or PostgreSQL, through its DB-API driver.
+"""Connections to the metadata database, SQLite or PostgreSQL, through its DB-API driver.
 
 The runtime talks to the database with plain parametrised SQL on the stdlib ``sqlite3``
 (or ``psycopg``) driver instead of SQLAlchemy: importing SQLAlchemy costs ~0.3 s here,
 which alone is the whole budget of a process running a short flow. The schema is still
 defined with SQLAlchemy (``schema.py``) and changed only through alembic migrations,
 which are imported only when the database is behind (``store/migrations/``).
+
+Connections come and go under the one ``Database`` object a process keeps: SQLite gets
+a connection per thread (readers never wait on each other; writers queue on SQLite's
+own lock); PostgreSQL gets a ``psycopg_pool`` pool whose check on checkout notices a
+connection the server dropped (a restart, a failover, ``pg_terminate_backend``, a
+proxy's idle timeout) and replaces it, so a long-lived server or worker rides out a
+database restart instead of failing until restarted by hand.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import re
+import select
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from kitaru_core.errors import KitaruBackendError
+from kitaru_core.errors import KitaruBackendError, KitaruDatabaseUnavailable
 from kitaru_core.private_files import private_dir, tighten
 from kitaru_core.settings import Durability
 
 Row = tuple[Any, ...]
+T = TypeVar("T")
 _NAMED_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+POOL_SIZE = 10
+"""Most PostgreSQL connections one process holds: a server's request threads beyond it
+wait for one (and answer 503 after ``CHECKOUT_SECONDS``)."""
+CHECKOUT_SECONDS = 5.0
+"""How long a statement waits for a working PostgreSQL connection before it fails as
+unavailable: the time a database restart may take without a request failing."""
+CONNECT_SECONDS = 5
 
 
 @functools.lru_cache(maxsize=512)
@@ -35,78 +53,34 @@ def _to_pyformat(sql: str) -> str:
 
 
 class Database:
-    """A thread-safe connection; every statement runs under one lock.
+    """The process's way to the metadata database; safe to share between threads.
 
-    Statements outside :meth:`transaction` commit on their own.
+    Statements outside :meth:`transaction` commit on their own. A read whose connection
+    was lost is retried once on a fresh one; so is a transaction whose connection was
+    found lost before its first statement. A write whose connection is lost midway
+    is never retried (it may have been applied): it fails as
+    ``KitaruDatabaseUnavailable``.
     """
 
     def __init__(self, url: str, *, durability: Durability = "normal") -> None:
         self.url = url
         self.durability: Durability = durability
         self.dialect = "postgresql" if url.startswith("postgresql") else "sqlite"
-        self._lock = threading.RLock()
-        self._in_transaction = False
+        self._local = threading.local()  # the thread's open transaction, if any
+        self._connections: _Connections
         if self.dialect == "sqlite":
-            self._conn: Any = self._connect_sqlite(sqlite_path(url), durability)
+            self._connections = _SQLiteConnections(sqlite_path(url), durability)
             self.integrity_error: type[Exception] = sqlite3.IntegrityError
             self._driver_error: type[Exception] = sqlite3.Error
         else:
-            self._conn = self._connect_postgres(url, durability)
+            self._connections = _PostgresPool(url, durability)
             import psycopg
 
             self.integrity_error = psycopg.IntegrityError
             self._driver_error = psycopg.Error
 
-    # -- connecting ------------------------------------------------------------------
-
-    def _connect_sqlite(self, path: Path, durability: Durability) -> sqlite3.Connection:
-        try:
-            private_dir(path.parent)
-            tighten(path.parent)  # a home made by an earlier Kitaru, or under a lax umask
-            conn = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False, timeout=30.0
-            )
-            # Before the first write: SQLite gives the -wal and -shm files the
-            # database's own mode, so all three stay readable by their owner only.
-            for suffix in ("", "-wal", "-shm"):
-                tighten(f"{path}{suffix}")
-            conn.execute("PRAGMA busy_timeout=30000")
-            _use_wal(conn)
-            # NORMAL loses nothing when a process dies, FULL also survives power loss.
-            conn.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
-        except (OSError, sqlite3.Error) as exc:
-            raise KitaruBackendError(
-                f"cannot open the SQLite metadata store at {path}: {exc}; "
-                "check that KITARU_HOME points to a writable directory"
-            ) from exc
-        return conn
-
-    def _connect_postgres(self, url: str, durability: Durability) -> Any:
-        try:
-            import psycopg
-        except ImportError as exc:
-            raise KitaruBackendError(
-                "KITARU_DATABASE_URL names PostgreSQL but psycopg is not installed; "
-                'run: pip install "kitaru[postgres]"'
-            ) from exc
-        try:
-            conn = psycopg.connect(libpq_url(url), autocommit=True, connect_timeout=10)
-            if durability == "normal":
-                # Like SQLite's synchronous=NORMAL: a commit does not wait for the
-                # server's WAL flush (2 to 3 ms here), and survives any client process
-                # dying; only a crash of the database server itself may lose the last
-                # fraction of a second. `full` keeps every commit flushed.
-                conn.execute("SET synchronous_commit = off")
-            return conn
-        except psycopg.Error as exc:
-            raise KitaruBackendError(
-                f"cannot connect to the PostgreSQL metadata store {redact(url)}: {exc}; "
-                "check KITARU_DATABASE_URL and that the server is running"
-            ) from exc
-
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._connections.close()
 
     # -- statements ------------------------------------------------------------------
 
@@ -115,69 +89,100 @@ class Database:
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> int:
         """Run one statement; returns the number of rows it changed."""
-        with self._lock:
-            try:
-                cur = self._conn.execute(self._sql(sql), params or {})
-                return int(cur.rowcount)
-            except self.integrity_error:
-                raise
-            except self._driver_error as exc:
-                raise self._backend_error(exc) from exc
+        text = self._sql(sql)
+        return self._run(lambda conn: int(conn.execute(text, params or {}).rowcount), read=False)
 
     def fetchall(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
-        with self._lock:
-            try:
-                return list(self._conn.execute(self._sql(sql), params or {}).fetchall())
-            except self.integrity_error:
-                raise
-            except self._driver_error as exc:
-                raise self._backend_error(exc) from exc
+        text = self._sql(sql)
+        read = sql.lstrip()[:6].upper() == "SELECT"  # not INSERT/UPDATE ... RETURNING
+        return self._run(lambda conn: list(conn.execute(text, params or {}).fetchall()), read=read)
 
     def fetchone(self, sql: str, params: dict[str, Any] | None = None) -> Row | None:
         rows = self.fetchall(sql, params)
         return rows[0] if rows else None
 
     def executemany(self, sql: str, rows: Sequence[dict[str, Any]]) -> None:
-        with self._lock:
-            try:
-                if self.dialect == "sqlite":
-                    self._conn.executemany(sql, rows)
-                else:
-                    with self._conn.cursor() as cur:
-                        cur.executemany(self._sql(sql), rows)
-            except self.integrity_error:
-                raise
-            except self._driver_error as exc:
-                raise self._backend_error(exc) from exc
+        def run(conn: Any) -> None:
+            if self.dialect == "sqlite":
+                conn.executemany(sql, rows)
+            else:
+                with conn.cursor() as cur:
+                    cur.executemany(self._sql(sql), rows)
 
-    @contextmanager
+        self._run(run, read=False)
+
+    def _run(self, work: Callable[[Any], T], *, read: bool) -> T:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:  # inside this thread's transaction
+            return self._attempt(work, conn)
+        with self._connections.connection() as conn:
+            try:
+                return self._attempt(work, conn)
+            except KitaruDatabaseUnavailable:
+                if not read:
+                    raise
+        with self._connections.connection() as conn:  # a fresh one: the lost one is gone
+            return self._attempt(work, conn)
+
+    def _attempt(self, work: Callable[[Any], T], conn: Any) -> T:
+        try:
+            return work(conn)
+        except self.integrity_error:
+            raise
+        except self._driver_error as exc:
+            raise self._backend_error(exc, conn) from exc
+
+    @contextlib.contextmanager
     def transaction(self) -> Iterator[Database]:
         """All statements inside commit together, or none do."""
-        with self._lock:
-            if self._in_transaction:  # nested use joins the outer transaction
-                yield self
-                return
-            self._in_transaction = True
+        local = self._local
+        if getattr(local, "conn", None) is not None:  # nested use joins the outer one
+            yield self
+            return
+        with self._begun() as conn:
+            local.conn = conn
             try:
-                if self.dialect == "sqlite":
-                    # IMMEDIATE takes the write lock up front, so two writers queue on
-                    # busy_timeout instead of one failing on a lock upgrade.
-                    self._conn.execute("BEGIN IMMEDIATE")
-                    try:
-                        yield self
-                    except BaseException:
-                        self._conn.execute("ROLLBACK")
-                        raise
-                    self._conn.execute("COMMIT")
-                else:
-                    with self._conn.transaction():
-                        yield self
-            except self.integrity_error:
+                yield self
+            except BaseException:
+                local.conn = None
+                self._connections.rollback(conn)
                 raise
+            local.conn = None
+            try:
+                conn.execute("COMMIT")
             except self._driver_error as exc:
-                raise self._backend_error(exc) from exc
-            finally:
-                self._in_transaction = False
+                self._connections.rollback(conn)  # never leave a connection mid-transaction
+                raise self._backend_error(exc, conn) from exc
+
+    @contextlib.contextmanager
+    def _begun(self) -> Iterator[Any]:
+        """A connection with a transaction begun on it; a connection found lost at
+        ``BEGIN`` (nothing ran on it yet) is replaced once."""
+        with contextlib.ExitStack() as held:
+            conn = held.enter_context(self._connections.connection())
+            try:
+                self._attempt(self._connections.begin, conn)
+            except KitaruDatabaseUnavailable:
+                held.close()
+                conn = held.enter_context(self._connections.connection())
+                self._attempt(self._connections.begin, conn)
+            yield conn
+
+    def patiently(self, work: Callable[[], T], *, patience: float) -> T:
+        """``work()``, done again while the database is unavailable, for up to
+        ``patience`` seconds. For work that is safe to repeat: a transaction that
+        failed before its commit left nothing behind, and one that failed at its commit
+        must be checked for by ``work`` itself."""
+        deadline = time.monotonic() + patience
+        delay = 0.05
+        while True:
+            try:
+                return work()
+            except KitaruDatabaseUnavailable:
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     def lock(self, name: str) -> None:
         """Hold a lock on ``name`` until the current transaction ends, so writers of
@@ -190,8 +195,204 @@ class Database:
                 {"id": int.from_bytes(digest, "big", signed=True)},
             )
 
-    def _backend_error(self, exc: Exception) -> KitaruBackendError:
+    def prefix_match(self, column: str, param: str, prefix: str) -> tuple[str, dict[str, str]]:
+        """A condition that ``column`` starts with ``prefix``, case-sensitively on both
+        databases (SQLite's LIKE ignores case): its SQL and its parameter."""
+        if self.dialect == "sqlite":
+            escaped = re.sub(r"([*?\[])", r"[\1]", prefix)
+            return f"{column} GLOB :{param}", {param: escaped + "*"}
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return f"{column} LIKE :{param} ESCAPE '\\'", {param: escaped + "%"}
+
+    def _backend_error(self, exc: Exception, conn: Any) -> KitaruBackendError:
+        if self._connections.lost(exc, conn):
+            return KitaruDatabaseUnavailable(
+                f"lost the connection to the metadata store {redact(self.url)} ({exc}); "
+                "it is retried on the next call: check that the database is up"
+            )
         return KitaruBackendError(f"metadata store {redact(self.url)} failed: {exc}")
+
+
+class _Connections:
+    """Where a ``Database`` gets a connection for a statement or a transaction."""
+
+    def connection(self) -> Any:
+        raise NotImplementedError
+
+    def begin(self, conn: Any) -> None:
+        raise NotImplementedError
+
+    def rollback(self, conn: Any) -> None:
+        with contextlib.suppress(Exception):  # a lost connection rolled back by itself
+            conn.execute("ROLLBACK")
+
+    def lost(self, exc: Exception, conn: Any) -> bool:
+        return False
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class _SQLiteConnections(_Connections):
+    """One connection per thread, opened on the thread's first statement and closed when
+    the thread ends (or with the database)."""
+
+    def __init__(self, path: Path, durability: Durability) -> None:
+        self.path = path
+        self.durability = durability
+        self._local = threading.local()
+        self._open: weakref.WeakSet[_Owned] = weakref.WeakSet()
+        with self.connection() as conn:  # open now: a bad path fails here, in one message
+            _use_wal(conn)
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        owned = getattr(self._local, "owned", None)
+        if owned is None:
+            owned = self._local.owned = _Owned(self._connect())
+            self._open.add(owned)
+        yield owned.conn
+
+    def _connect(self) -> sqlite3.Connection:
+        path = self.path
+        try:
+            private_dir(path.parent)
+            tighten(path.parent)  # a home made by an earlier Kitaru, or under a lax umask
+            conn = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            # Before the first write: SQLite gives the -wal and -shm files the
+            # database's own mode, so all three stay readable by their owner only.
+            for suffix in ("", "-wal", "-shm"):
+                tighten(f"{path}{suffix}")
+            conn.execute("PRAGMA busy_timeout=30000")
+            # NORMAL loses nothing when a process dies, FULL also survives power loss.
+            full = self.durability == "full"
+            conn.execute(f"PRAGMA synchronous={'FULL' if full else 'NORMAL'}")
+        except (OSError, sqlite3.Error) as exc:
+            raise KitaruBackendError(
+                f"cannot open the SQLite metadata store at {path}: {exc}; "
+                "check that KITARU_HOME points to a writable directory"
+            ) from exc
+        return conn
+
+    def begin(self, conn: Any) -> None:
+        # IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout
+        # instead of one failing on a lock upgrade.
+        conn.execute("BEGIN IMMEDIATE")
+
+    def rollback(self, conn: Any) -> None:
+        if conn.in_transaction:
+            super().rollback(conn)
+
+    def close(self) -> None:
+        for owned in list(self._open):
+            owned.conn.close()
+
+
+class _Owned:
+    """A thread's SQLite connection, closed when the thread's locals are dropped."""
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __del__(self) -> None:
+        self.conn.close()
+
+
+class _PostgresPool(_Connections):
+    """A ``psycopg_pool`` pool that checks each connection as it is handed out."""
+
+    def __init__(self, url: str, durability: Durability) -> None:
+        try:
+            import psycopg
+            from psycopg_pool import ConnectionPool
+        except ImportError as exc:
+            raise KitaruBackendError(
+                "KITARU_DATABASE_URL names PostgreSQL but psycopg is not installed; "
+                "run: pip install -e '.[postgres]' (in a Kitaru checkout)"
+            ) from exc
+        self.url = url
+        self._psycopg = psycopg
+
+        def configure(conn: Any) -> None:
+            if durability == "normal":
+                # Like SQLite's synchronous=NORMAL: a commit does not wait for the
+                # server's WAL flush (2 to 3 ms here), and survives any client process
+                # dying; only a crash of the database server itself may lose the last
+                # fraction of a second. `full` keeps every commit flushed.
+                conn.execute("SET synchronous_commit = off")
+
+        self.pool = ConnectionPool(
+            libpq_url(url),
+            min_size=1,
+            max_size=POOL_SIZE,
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_SECONDS},
+            configure=configure,
+            check=_still_connected,
+            timeout=CHECKOUT_SECONDS,
+            num_workers=1,
+            open=False,
+            name="kitaru",
+        )
+        self.pool.open(wait=False)
+        with self.connection():
+            pass  # fail here, in one message, when the database is not there
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Any]:
+        from psycopg_pool import PoolTimeout
+
+        try:
+            conn = self.pool.getconn()
+        except PoolTimeout:
+            raise self._unreachable() from None
+        try:
+            yield conn
+        finally:
+            self.pool.putconn(conn)
+
+    def _unreachable(self) -> KitaruDatabaseUnavailable:
+        """Why no connection could be had, in the driver's words (one direct try)."""
+        try:
+            self._psycopg.connect(libpq_url(self.url), connect_timeout=CONNECT_SECONDS).close()
+            reason = f"every one of its {POOL_SIZE} connections stayed busy"
+        except self._psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[0]
+        return KitaruDatabaseUnavailable(
+            f"cannot connect to the PostgreSQL metadata store {redact(self.url)} within "
+            f"{CHECKOUT_SECONDS:g} s: {reason}; check KITARU_DATABASE_URL and that the "
+            "server is running"
+        )
+
+    def begin(self, conn: Any) -> None:
+        conn.execute("BEGIN")
+
+    def lost(self, exc: Exception, conn: Any) -> bool:
+        state = getattr(exc, "sqlstate", None) or ""
+        return bool(conn.broken or conn.closed) or state[:2] == "08" or state in _SHUTDOWN
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+# admin_shutdown (pg_terminate_backend, a fast shutdown), crash_shutdown, cannot_connect_now
+_SHUTDOWN = {"57P01", "57P02", "57P03"}
+
+
+def _still_connected(conn: Any) -> None:
+    """The pool's check: an idle connection has nothing to say, so a readable socket
+    means the server closed it or sent its last words (``terminating connection``).
+    One ``poll`` instead of a round trip, so a checkout costs microseconds."""
+    if conn.closed or conn.broken:
+        raise ConnectionError("the connection is closed")
+    fd = conn.pgconn.socket
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+    if poller.poll(0):
+        conn.execute("")  # notices are harmless; a dropped connection raises here
 
 
 def _use_wal(conn: sqlite3.Connection, patience: float = 30.0) -> None:

@@ -104,11 +104,9 @@ class MemoryVersions:
             "AND n.scope = m.scope AND n.key = m.key)"
         )
         if prefix:
-            sql += " AND key LIKE :prefix"
-            params["prefix"] = (
-                prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            )
-            sql += " ESCAPE '\\'"
+            condition, matched = self.db.prefix_match("key", "prefix", prefix)
+            sql += " AND " + condition
+            params.update(matched)
         rows = self.db.fetchall(sql + " ORDER BY key", params)
         return [MemoryRecord.from_row(r) for r in rows]
 

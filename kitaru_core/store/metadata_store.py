@@ -14,6 +14,7 @@ from typing import Any
 
 from kitaru_core.errors import (
     KitaruBackendError,
+    KitaruLeaseLost,
     KitaruNotFoundError,
     KitaruStateError,
     KitaruUsageError,
@@ -49,7 +50,13 @@ _COPY_JOURNAL = (
     + ", ".join(":target" if c == "exec_id" else c for c in JournalEntry.NAMES)
     + " FROM journal WHERE exec_id = :source AND position < :before AND status = 'completed'"
 )
+_FENCE = "UPDATE executions SET lease_heartbeat = :now WHERE id = :id AND lease_owner = :owner"
 _DELETE_ENTRY = "DELETE FROM journal WHERE exec_id = :exec_id AND position = :position"
+# A repeated finish (its first commit's reply was lost) finds the result recorded.
+_INSERT_RESULT = ArtifactRecord.INSERT + " ON CONFLICT DO NOTHING"
+RUNNER_PATIENCE = 60.0
+"""Seconds a run waits for a lost database before its write fails: a restart or a
+failover takes a few."""
 UNFINISHED_SQL = ", ".join(f"'{s}'" for s in UNFINISHED_STATUSES)
 
 
@@ -78,12 +85,12 @@ class MetadataStore:
         url = settings.database_url or sqlite_url(settings.sqlite_path)
         db = Database(url, durability=settings.durability)
         store = cls(db)
-        store.unsigned_references = ensure_schema(db)
+        try:
+            store.unsigned_references = ensure_schema(db)
+        except BaseException:
+            db.close()
+            raise
         return store
-
-    def reopen(self) -> MetadataStore:
-        """A second connection to the same database (for another thread's writes)."""
-        return MetadataStore(Database(self.db.url, durability=self.db.durability))
 
     # -- executions ------------------------------------------------------------------
 
@@ -125,10 +132,10 @@ class MetadataStore:
         )
 
     def find_execution_ids(self, prefix: str, limit: int = 5) -> list[str]:
+        condition, params = self.db.prefix_match("id", "p", prefix)
         rows = self.db.fetchall(
-            "SELECT id FROM executions WHERE id LIKE :p ESCAPE '\\' ORDER BY created_at "
-            f"LIMIT {int(limit)}",
-            {"p": prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"},
+            f"SELECT id FROM executions WHERE {condition} ORDER BY created_at LIMIT {int(limit)}",
+            params,
         )
         return [r[0] for r in rows]
 
@@ -156,7 +163,7 @@ class MetadataStore:
         """Newest first. ``after``: the (created_at, id) of the last execution of the
         previous page, for pages that neither skip nor repeat while executions start."""
         where, params = _execution_filters(
-            flow, status, stack, created_after, created_before, id_prefix, after
+            self.db, flow, status, stack, created_after, created_before, id_prefix, after
         )
         if parent is not None:
             where += (" AND " if where else " WHERE ") + "parent_exec_id = :parent"
@@ -182,7 +189,7 @@ class MetadataStore:
         """A page of executions as a list shows them, in one query: the execution's own
         columns with its step count, LLM tokens and cost (each from an index)."""
         where, params = _execution_filters(
-            flow, status, stack, created_after, created_before, id_prefix, after
+            self.db, flow, status, stack, created_after, created_before, id_prefix, after
         )
         rows = self.db.fetchall(
             "SELECT id, flow_name, status, stack, created_at, started_at, ended_at, "
@@ -268,10 +275,28 @@ class MetadataStore:
         """End the run that ``owner`` holds and release its lease, in one transaction;
         returns the execution as it now is, or None if it was cancelled meanwhile (its
         status is kept). ``wake_at``: when a sleeping or waiting execution is due. A run
-        that got this far made progress, so its count of recoveries starts again."""
+        that got this far made progress, so its count of recoveries starts again.
+
+        A lost database is waited for (``RUNNER_PATIENCE``). Repeating it is harmless:
+        once it has landed, the lease is no longer ``owner``'s and a repeat changes
+        nothing."""
+        return self.db.patiently(
+            lambda: self._finish(exec_id, owner, status, error, result, wake_at),
+            patience=RUNNER_PATIENCE,
+        )
+
+    def _finish(
+        self,
+        exec_id: str,
+        owner: str,
+        status: str,
+        error: dict[str, Any] | None,
+        result: ArtifactRecord | None,
+        wake_at: float | None,
+    ) -> ExecutionRecord | None:
         with self.db.transaction() as db:
             if result is not None:
-                db.execute(ArtifactRecord.INSERT, result.params())
+                db.execute(_INSERT_RESULT, result.params())
             row = db.fetchone(
                 "UPDATE executions SET status = :status, error = :error, "
                 "result_artifact_id = :result, ended_at = :ended, lease_owner = NULL, "
@@ -325,14 +350,18 @@ class MetadataStore:
 
     def cancel(self, exec_id: str) -> bool:
         """Mark a non-terminal execution cancelled, with its unfinished child flows (and
-        theirs); each runner stops at its next checkpoint."""
+        theirs); each runner stops at its next checkpoint. Their pending waits go: no
+        inbox offers an answer nobody will read (a retry asks again)."""
         cancel = (
             "UPDATE executions SET status = 'cancelled', ended_at = :now, wake_at = NULL "
             f"WHERE id = :id AND status IN ({UNFINISHED_SQL})"
         )
+        end_waits = "DELETE FROM waits WHERE exec_id = :id AND status = 'pending'"
         now = time.time()
         with self.db.transaction() as db:
             cancelled = db.execute(cancel, {"id": exec_id, "now": now}) == 1
+            if cancelled:
+                db.execute(end_waits, {"id": exec_id})
             parents = [exec_id]
             while parents:
                 ids_sql = ", ".join(f":p{i}" for i in range(len(parents)))
@@ -345,7 +374,8 @@ class MetadataStore:
                     )
                 ]
                 for child in children:
-                    db.execute(cancel, {"id": child, "now": now})
+                    if db.execute(cancel, {"id": child, "now": now}):
+                        db.execute(end_waits, {"id": child})
                 parents = children
         return cancelled
 
@@ -510,10 +540,55 @@ class MetadataStore:
         *,
         replace: bool,
         llm_calls: list[LLMCallRecord] | None = None,
+        owner: str | None = None,
     ) -> None:
         """Commit a journal entry with its artifact records; ``replace`` overwrites a
-        failed entry at the same position. A completed entry is never overwritten."""
+        failed entry at the same position. A completed entry is never overwritten.
+
+        ``owner``: the lease the writing run holds. The entry is refused
+        (``KitaruLeaseLost``) unless the execution's lease is still that one, so a run
+        that lost its lease (a paused or partitioned process whose execution was taken
+        over) never records beside the run that took it. The check renews the
+        heartbeat and, on PostgreSQL, locks the row until the commit, so the lease
+        cannot change hands between the check and the entry.
+
+        A lost database is waited for (``RUNNER_PATIENCE``): a restart must not fail
+        the run. When the connection was lost at the commit, the entry may have landed:
+        the next attempt looks first, so it is never recorded twice."""
+        attempts = 0
+
+        def attempt() -> None:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1 and self._holds_entry(entry):
+                return
+            self._record_entry(entry, artifacts, replace, llm_calls, owner)
+
+        self.db.patiently(attempt, patience=RUNNER_PATIENCE)
+
+    def _holds_entry(self, entry: JournalEntry) -> bool:
+        row = self.db.fetchone(
+            "SELECT name, status, ended_at FROM journal WHERE exec_id = :id AND position = :p",
+            {"id": entry.exec_id, "p": entry.position},
+        )
+        return row is not None and tuple(row) == (entry.name, entry.status, entry.ended_at)
+
+    def _record_entry(
+        self,
+        entry: JournalEntry,
+        artifacts: list[ArtifactRecord],
+        replace: bool,
+        llm_calls: list[LLMCallRecord] | None,
+        owner: str | None,
+    ) -> None:
         with self.db.transaction() as db:
+            if owner is not None and not db.execute(
+                _FENCE, {"id": entry.exec_id, "owner": owner, "now": time.time()}
+            ):
+                raise KitaruLeaseLost(
+                    f"execution {entry.exec_id} is no longer run by this process (another "
+                    f"took it over); checkpoint {entry.name!r} was not recorded"
+                )
             if replace:
                 db.execute(
                     _DELETE_ENTRY + " AND status <> 'completed'",
@@ -605,6 +680,7 @@ _stores_lock = threading.Lock()
 
 
 def _execution_filters(
+    db: Database,
     flow: str | None,
     status: str | list[str] | None,
     stack: str | None,
@@ -634,9 +710,9 @@ def _execution_filters(
         where.append("created_at < :before")
         params["before"] = created_before
     if id_prefix:
-        escaped = id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        where.append("id LIKE :prefix ESCAPE '\\'")
-        params["prefix"] = escaped + "%"
+        condition, matched = db.prefix_match("id", "prefix", id_prefix)
+        where.append(condition)
+        params.update(matched)
     if after is not None:
         where.append("(created_at < :after_at OR (created_at = :after_at AND id < :after_id))")
         params["after_at"], params["after_id"] = after

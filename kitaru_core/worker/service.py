@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kitaru_core import clock as clocks
-from kitaru_core.errors import KitaruError, KitaruStateError
+from kitaru_core.errors import KitaruBackendError, KitaruError, KitaruStateError
 from kitaru_core.runtime import lease
 from kitaru_core.runtime.dispatch import admit_and_hand_off, continue_later, run_in_background
 from kitaru_core.runtime.engine import run_execution
@@ -113,7 +113,12 @@ class Worker:
         )
         try:
             while not self._stop.is_set():
-                earliest = self.run_pass()
+                try:
+                    earliest = self.run_pass()
+                except KitaruBackendError as exc:  # the database restarting: try again
+                    self.counts["errors"] += 1
+                    self._log(f"pass failed, trying again in {self.poll:g} s: {exc}")
+                    earliest = None
                 timeout = self.poll
                 if earliest is not None:
                     timeout = min(timeout, max(0.0, earliest - self.clock.now()))
