@@ -25,8 +25,9 @@ from kitaru_core.errors import (
     KitaruUsageError,
     KitaruWaitValidationError,
 )
+from kitaru_core.runtime.flow import ended_without_result
 from kitaru_core.runtime.memory import MemoryEntry
-from kitaru_core.store.records import LLMCallRecord, Status, WaitRecord
+from kitaru_core.store.records import TERMINAL_STATUSES, LLMCallRecord, Status, WaitRecord
 
 _TIMEOUT = 30.0
 
@@ -125,17 +126,46 @@ class RemoteHandle:
         return str(self._executions.get(self.exec_id).status)
 
     def wait(self, timeout: float | None = None) -> Any:
-        """The result once the execution completes (None if it stopped to wait)."""
+        """As ``FlowHandle.wait``: the result once the execution ends, or the error of
+        one that failed or was cancelled."""
+        execution = self._until(TERMINAL_STATUSES, timeout)
+        return self._result(execution)
+
+    def ran(self) -> None:
+        """Return once the run the server started stopped (ended, or waits or sleeps),
+        as the local client's ``resume``, ``retry`` and ``replay`` do."""
+        self._until(TERMINAL_STATUSES | {Status.WAITING, Status.SLEEPING}, None)
+
+    def _until(self, statuses: frozenset[str], timeout: float | None) -> Any:
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.05
         while True:
             execution = self._executions.get(self.exec_id)
-            if execution.status not in (Status.QUEUED, Status.RUNNING):
-                return execution.result
+            if execution.status in statuses:
+                return execution
             if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"execution {self.exec_id} is still {execution.status}")
+                raise TimeoutError(
+                    f"execution {self.exec_id} is still {execution.status} after {timeout} s"
+                )
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)
+
+    def get(self) -> Any:
+        """As ``FlowHandle.get``: the result now, if the execution has ended."""
+        execution = self._executions.get(self.exec_id)
+        if execution.status not in TERMINAL_STATUSES:
+            raise KitaruStateError(
+                f"execution {self.exec_id} is {execution.status}, not finished; "
+                "use .wait() to block until it is"
+            )
+        return self._result(execution)
+
+    def _result(self, execution: Any) -> Any:
+        if execution.status == Status.COMPLETED:
+            return execution.result
+        raise ended_without_result(
+            execution.exec_id, execution.flow_name, execution.status, execution.error
+        )
 
 
 class RemoteExecutions:
@@ -207,12 +237,12 @@ class RemoteExecutions:
 
     def resume(self, exec_id: str) -> RemoteHandle:
         handle = RemoteHandle(self, self._act(exec_id, "resume").exec_id)
-        handle.wait()  # as the local client, return once it ran
+        handle.ran()  # as the local client, return once it ran
         return handle
 
     def retry(self, exec_id: str) -> RemoteHandle:
         handle = RemoteHandle(self, self._act(exec_id, "retry").exec_id)
-        handle.wait()
+        handle.ran()
         return handle
 
     def replay(
@@ -226,7 +256,7 @@ class RemoteExecutions:
         body = {"from": from_, "overrides": overrides or {}, "args": flow_inputs}
         created = self._c.request("POST", f"/executions/{quote(exec_id)}/replay", json=body)
         handle = RemoteHandle(self, created["exec_id"])
-        handle.wait()
+        handle.ran()
         return handle
 
     def logs(self, exec_id: str) -> str:

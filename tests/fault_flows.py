@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import kitaru
 from kitaru import checkpoint, flow
 
 
@@ -19,3 +20,25 @@ def marked_step(marks: str, label: str) -> str:
 @flow
 def marked(marks: str, name: str, steps: int = 4) -> list[str]:
     return [marked_step(marks, f"{name}:{i}") for i in range(steps)]
+
+
+@checkpoint
+def shout(text: str) -> str:
+    return text.upper()
+
+
+@flow
+def echoes(text: str) -> str:
+    return shout(text)
+
+
+@flow
+def fails(text: str) -> str:
+    shout(text)
+    raise ValueError(f"no {text}")
+
+
+@flow
+def asks(text: str) -> str:
+    answer = kitaru.wait(schema=str, name="answer", question=text)
+    return str(answer)

@@ -23,6 +23,7 @@ from kitaru_core.testing.fixtures import ISOLATED_VARIABLES
 
 REVIEW_FLOW = str(TESTS_DIR.parent / "examples" / "review_flow.py")
 SERVER_FLOWS = str(TESTS_DIR / "server_flows.py")
+FAULT_FLOWS = str(TESTS_DIR / "fault_flows.py")
 
 
 def free_port() -> int:

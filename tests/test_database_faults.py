@@ -18,15 +18,14 @@ import httpx
 import pytest
 
 import kitaru
-from conftest import PG_URL, TESTS_DIR
+from conftest import PG_URL
 from kitaru import KitaruClient, checkpoint, flow
 from kitaru_core.errors import KitaruDatabaseUnavailable, KitaruNotFoundError
 from kitaru_core.runtime import lease
 from kitaru_core.store.metadata_store import get_store
-from kitaru_server import Served, start_server
+from kitaru_server import FAULT_FLOWS, Served, start_server
 
 API = "/api/v1"
-FAULT_FLOWS = str(TESTS_DIR / "fault_flows.py")
 pg_only = pytest.mark.skipif(not PG_URL, reason="drops PostgreSQL connections")
 
 

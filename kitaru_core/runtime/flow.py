@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from kitaru_core.errors import KitaruExecutionError, KitaruStateError
 from kitaru_core.runtime.children import start_child
@@ -21,6 +21,7 @@ from kitaru_core.store.records import TERMINAL_STATUSES, ExecutionRecord, Status
 
 P = ParamSpec("P")
 R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
 
 
 class Flow(FlowDefinition[P, R]):
@@ -139,6 +140,28 @@ def start_replay(
     return record.id
 
 
+class ExecutionHandle(Protocol[R_co]):
+    """A started execution, wherever it is read from: ``FlowHandle`` (the store) and
+    ``kitaru_core.remote.RemoteHandle`` (a server) behave the same."""
+
+    exec_id: str
+
+    @property
+    def status(self) -> str:
+        """Read fresh on every access."""
+        ...
+
+    def wait(self, timeout: float | None = None) -> R_co:
+        """Block until the execution ends (a waiting or sleeping one is not ended):
+        its result; ``KitaruExecutionError`` if it failed or was cancelled;
+        ``TimeoutError`` after ``timeout`` seconds."""
+        ...
+
+    def get(self) -> R_co:
+        """The result now; ``KitaruStateError`` if the execution has not ended."""
+        ...
+
+
 class FlowHandle(Generic[R]):
     """A started execution. ``status`` is read fresh from the store on every access."""
 
@@ -195,19 +218,26 @@ def load_result(record: ExecutionRecord) -> Any:
 
 
 def execution_error(record: ExecutionRecord) -> KitaruExecutionError:
-    exec_id = record.id
-    if record.status == Status.CANCELLED:
+    return ended_without_result(record.id, record.flow_name, record.status, record.error)
+
+
+def ended_without_result(
+    exec_id: str, flow_name: str, status: str, error: dict[str, Any] | None
+) -> KitaruExecutionError:
+    """What ``wait()`` and ``get()`` raise for an execution that failed or was cancelled
+    (the local handle and the one over HTTP alike)."""
+    if status == Status.CANCELLED:
         return KitaruExecutionError(
             f"execution {exec_id} was cancelled", exec_id=exec_id, status=Status.CANCELLED
         )
-    error = record.error or {}
-    message = f"execution {exec_id} of flow {record.flow_name!r} failed"
+    error = error or {}
+    message = f"execution {exec_id} of flow {flow_name!r} failed"
     if error:
         message += f": {error.get('type', 'error').rsplit('.', 1)[-1]}: {error.get('message')}"
     return KitaruExecutionError(
         message,
         exec_id=exec_id,
-        status=record.status,
+        status=status,
         hint=f"fix the cause, then `kitaru executions retry {exec_id}` continues it "
         "from its last completed checkpoint",
     )

@@ -102,6 +102,17 @@ export function onEvent(listener) {
   return () => listeners.delete(listener);
 }
 
+// A page's first load, made after it subscribed to events: if the load fails, the
+// page stops listening.
+export async function firstLoad(load, stop) {
+  try {
+    await load();
+  } catch (error) {
+    stop();
+    throw error;
+  }
+}
+
 let startAfter = 0;
 export function setEventStart(id) { startAfter = id; }
 

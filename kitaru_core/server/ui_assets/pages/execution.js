@@ -3,7 +3,7 @@
 // replay-with-overrides; it follows the execution's events.
 
 import {
-  API, api, can, clear, debounce, duration, h, link, onEvent, pretty, short, statusBadge, toast, usd, when,
+  API, api, can, clear, debounce, duration, firstLoad, h, link, onEvent, pretty, short, statusBadge, toast, usd, when,
 } from "../core.js";
 import { schemaForm } from "../schema_form.js";
 
@@ -39,11 +39,14 @@ export async function executionPage(root, [execId]) {
     if (first) clear(tools, replayPanel(found), comparePanel(found));
   }
 
-  await refresh();
+  // Listen before the first read: an event that lands while it is on its way must
+  // still bring a refresh, or the page would stay behind until the next one.
   const later = debounce(() => refresh().catch((e) => toast(e.message)), 200);
-  return onEvent((event) => {
-    if (event.exec_id === execution.exec_id) later();
+  const stop = onEvent((event) => {
+    if (event.exec_id === (execution ? execution.exec_id : execId)) later();
   });
+  await firstLoad(refresh, stop);
+  return stop;
 }
 
 function tail(text, lines) {

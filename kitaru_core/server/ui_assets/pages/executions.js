@@ -1,7 +1,7 @@
 // Executions: filters, a page of rows from the summary listing, cursor pagination,
 // and rows that follow the event stream.
 
-import { api, clear, debounce, duration, h, link, onEvent, statusBadge, usd, when } from "../core.js";
+import { api, clear, debounce, duration, firstLoad, h, link, onEvent, statusBadge, usd, when } from "../core.js";
 
 const STATUSES = ["queued", "running", "sleeping", "waiting", "completed", "failed", "cancelled"];
 
@@ -84,12 +84,13 @@ export async function executionsPage(root) {
         h("th", { class: "num hide-narrow" }, "cost"))),
       body)),
     pager);
-  await load();
-
-  // Live: a status change of a shown execution, or a new one on the first page.
+  // Live: a status change of a shown execution, or a new one on the first page
+  // (listening from before the first load, so nothing that lands meanwhile is missed).
   const refresh = debounce(load, 300);
-  return onEvent((event) => {
+  const stop = onEvent((event) => {
     if (event.kind !== "status") return;
     if (rows.some((r) => r.exec_id === event.exec_id) || page === 0) refresh();
   });
+  await firstLoad(load, stop);
+  return stop;
 }

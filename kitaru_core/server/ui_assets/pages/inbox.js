@@ -1,7 +1,7 @@
 // Pending waits, each with its question, metadata and a form built from its schema;
 // after an answer, the execution is followed live to its next state.
 
-import { api, can, clear, debounce, h, link, onEvent, statusBadge, when } from "../core.js";
+import { api, can, clear, debounce, firstLoad, h, link, onEvent, statusBadge, when } from "../core.js";
 import { schemaForm } from "../schema_form.js";
 
 // Show a followed execution's status; ``from``: only if it still shows one of these.
@@ -57,11 +57,12 @@ export async function inboxPage(root) {
   }
 
   clear(root, h("h1", {}, "Inbox"), h("p", { class: "muted" }, "Waits nobody has answered yet."), list);
-  await load();
   const reload = debounce(load, 250);
-  return onEvent((event) => {
+  const stop = onEvent((event) => {  // from before the first load: nothing is missed
     const f = followed.get(event.exec_id);
     if (f && event.kind === "status") show(f, event.status);
     if (event.kind === "wait" || (event.kind === "status" && !f)) reload();
   });
+  await firstLoad(load, stop);
+  return stop;
 }
