@@ -10,7 +10,7 @@ send (a pickle, binary content) reads as None here, with its artifact id to fetc
 from __future__ import annotations
 
 import builtins
-import time
+import functools
 from dataclasses import fields
 from typing import Any
 from urllib.parse import quote
@@ -25,7 +25,7 @@ from kitaru_core.errors import (
     KitaruUsageError,
     KitaruWaitValidationError,
 )
-from kitaru_core.runtime.flow import ended_without_result
+from kitaru_core.runtime.flow import ended_without_result, poll_status, refuse_unfinished
 from kitaru_core.runtime.memory import MemoryEntry
 from kitaru_core.store.records import TERMINAL_STATUSES, LLMCallRecord, Status, WaitRecord
 
@@ -128,8 +128,7 @@ class RemoteHandle:
     def wait(self, timeout: float | None = None) -> Any:
         """As ``FlowHandle.wait``: the result once the execution ends, or the error of
         one that failed or was cancelled."""
-        execution = self._until(TERMINAL_STATUSES, timeout)
-        return self._result(execution)
+        return self._result(self._until(TERMINAL_STATUSES, timeout))
 
     def ran(self) -> None:
         """Return once the run the server started stopped (ended, or waits or sleeps),
@@ -137,27 +136,14 @@ class RemoteHandle:
         self._until(TERMINAL_STATUSES | {Status.WAITING, Status.SLEEPING}, None)
 
     def _until(self, statuses: frozenset[str], timeout: float | None) -> Any:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.05
-        while True:
-            execution = self._executions.get(self.exec_id)
-            if execution.status in statuses:
-                return execution
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"execution {self.exec_id} is still {execution.status} after {timeout} s"
-                )
-            time.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
+        # Each read is a request to the server: start slower than the local handle.
+        read = functools.partial(self._executions.get, self.exec_id)
+        return poll_status(self.exec_id, read, statuses, timeout, first_delay=0.05, ceiling=1.0)
 
     def get(self) -> Any:
         """As ``FlowHandle.get``: the result now, if the execution has ended."""
         execution = self._executions.get(self.exec_id)
-        if execution.status not in TERMINAL_STATUSES:
-            raise KitaruStateError(
-                f"execution {self.exec_id} is {execution.status}, not finished; "
-                "use .wait() to block until it is"
-            )
+        refuse_unfinished(self.exec_id, execution.status)
         return self._result(execution)
 
     def _result(self, execution: Any) -> Any:

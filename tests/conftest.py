@@ -41,7 +41,11 @@ def kitaru_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     if PG_URL:
         schema = f"t_{uuid.uuid4().hex[:12]}"
         _pg(f"CREATE SCHEMA {schema}")
-        monkeypatch.setenv("KITARU_DATABASE_URL", f"{PG_URL}?options=-csearch_path%3D{schema}")
+        # Connections named after the schema: a fault test drops this test's alone.
+        monkeypatch.setenv(
+            "KITARU_DATABASE_URL",
+            f"{PG_URL}?options=-csearch_path%3D{schema}&application_name={schema}",
+        )
     reset_caches()
     yield home
     reset_caches()

@@ -180,27 +180,13 @@ class FlowHandle(Generic[R]):
 
     def wait(self, timeout: float | None = None) -> R:
         """Block until the execution ends; its result, or ``KitaruExecutionError``."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.01
-        while True:
-            record = self._record()
-            if record.status in TERMINAL_STATUSES:
-                return self._result(record)
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"execution {self.exec_id} is still {record.status} after {timeout} s"
-                )
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+        record = poll_status(self.exec_id, self._record, TERMINAL_STATUSES, timeout)
+        return self._result(record)
 
     def get(self) -> R:
         """The result now; ``KitaruStateError`` if the execution has not ended."""
         record = self._record()
-        if record.status not in TERMINAL_STATUSES:
-            raise KitaruStateError(
-                f"execution {self.exec_id} is {record.status}, not finished; "
-                "use .wait() to block until it is"
-            )
+        refuse_unfinished(self.exec_id, record.status)
         return self._result(record)
 
     def _result(self, record: ExecutionRecord) -> R:
@@ -215,6 +201,46 @@ def load_result(record: ExecutionRecord) -> Any:
     if artifact is None:
         raise KitaruStateError(f"execution {record.id} has no stored result")
     return get_stack(record.stack).artifacts.read(artifact)
+
+
+class _HasStatus(Protocol):
+    @property
+    def status(self) -> str: ...
+
+
+Found = TypeVar("Found", bound=_HasStatus)
+
+
+def poll_status(
+    exec_id: str,
+    read: Callable[[], Found],
+    statuses: frozenset[str],
+    timeout: float | None,
+    *,
+    first_delay: float = 0.01,
+    ceiling: float = 0.5,
+) -> Found:
+    """``read()`` again, with growing pauses, until what it returns has one of
+    ``statuses`` (what both handles' ``wait`` does); ``TimeoutError`` after
+    ``timeout`` seconds."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = first_delay
+    while True:
+        found = read()
+        if found.status in statuses:
+            return found
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"execution {exec_id} is still {found.status} after {timeout} s")
+        time.sleep(delay)
+        delay = min(delay * 2, ceiling)
+
+
+def refuse_unfinished(exec_id: str, status: str) -> None:
+    """What both handles' ``get`` raises before the execution ended."""
+    if status not in TERMINAL_STATUSES:
+        raise KitaruStateError(
+            f"execution {exec_id} is {status}, not finished; use .wait() to block until it is"
+        )
 
 
 def execution_error(record: ExecutionRecord) -> KitaruExecutionError:
