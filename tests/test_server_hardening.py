@@ -232,23 +232,29 @@ def healthy(served: Served, timeout: float = 1.0) -> bool:
         return False
 
 
+def flood_with_half_requests(server: Served, count: int) -> list[socket.socket]:
+    """``count`` connections that each send half a request line and never the rest."""
+    host, port = "127.0.0.1", int(server.url.rsplit(":", 1)[1])
+    flood: list[socket.socket] = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.settimeout(2)
+        try:
+            sock.connect((host, port))
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHo")
+        except OSError:
+            sock.close()
+            continue
+        flood.append(sock)
+    return flood
+
+
 def test_half_sent_requests_cannot_exhaust_the_descriptors(tmp_path: Path) -> None:
     server = start_server(
         tmp_path, SERVER_FLOWS, file_limit=512, extra_args=("--request-timeout", "2")
     )
-    flood: list[socket.socket] = []
+    flood = flood_with_half_requests(server, 900)  # well past its 512 descriptors
     try:
-        host, port = "127.0.0.1", int(server.url.rsplit(":", 1)[1])
-        for _ in range(900):  # well past the 512 descriptors the server has
-            sock = socket.socket()
-            sock.settimeout(2)
-            try:
-                sock.connect((host, port))
-                sock.sendall(b"GET /healthz HTTP/1.1\r\nHo")  # and never the rest
-            except OSError:
-                sock.close()
-                continue
-            flood.append(sock)
         # While the flood's connections are still open on this side, the server drops
         # them at their deadline and answers again.
         deadline = time.monotonic() + 20
@@ -262,6 +268,34 @@ def test_half_sent_requests_cannot_exhaust_the_descriptors(tmp_path: Path) -> No
         assert healthy(server, timeout=5)
         assert server.process.poll() is None
         server.stop()
+
+
+def test_running_out_of_descriptors_is_survived(tmp_path: Path) -> None:
+    """A cap set above what the file limit allows: accept fails with EMFILE, and the
+    server says so, stops accepting for a second, and answers again once the flood's
+    connections are dropped at their deadline."""
+    server = start_server(
+        tmp_path,
+        SERVER_FLOWS,
+        file_limit=256,
+        extra_args=("--request-timeout", "2", "--max-connections", "2000"),
+    )
+    flood = flood_with_half_requests(server, 600)
+    try:
+        deadline = time.monotonic() + 20
+        while "out of file descriptors" not in " ".join(server.log().split()):
+            assert time.monotonic() < deadline, f"never ran out:\n{server.log()}"
+            time.sleep(0.2)
+        while not healthy(server):
+            assert time.monotonic() < deadline, f"no answer after the flood:\n{server.log()}"
+            assert server.process.poll() is None, server.log()
+            time.sleep(0.2)
+    finally:
+        for sock in flood:
+            sock.close()
+    assert healthy(server, timeout=5)
+    assert server.process.poll() is None
+    server.stop()
 
 
 def send_raw(served: Served, head: bytes, body_size: int, *, chunked: bool = False) -> bytes:

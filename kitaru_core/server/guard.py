@@ -1,23 +1,31 @@
 """What keeps ``kitaru serve`` answering when clients are slow, many or hostile.
 
 - Connections: at most ``max_connections`` at once (by default what the process's file
-  limit leaves after a reserve for the database, logs and artifacts); one more is
-  closed as soon as it is accepted, so the accept loop never runs out of descriptors.
-  The soft file limit is raised to the hard one at start.
+  limit leaves after a reserve for the database, logs and artifacts, and for the
+  connections the event loop accepts before the cap sees them); one more is closed as
+  soon as it is accepted, so the accept loop does not run out of descriptors. The soft
+  file limit is raised to the hard one at start.
 - Slow requests: a request whose head and body have not arrived within
   ``request_timeout`` seconds of the connection opening (or of the previous response)
   is dropped. Uvicorn's own keep-alive timer stops counting once a byte arrives, so
   half a request line would otherwise hold its connection for ever.
+- Running out of descriptors anyway (a lower ``--max-connections`` was not given, or
+  the database took more) is survived: asyncio stops accepting for a second and tries
+  again. The loop's error handler says so in one line and never raises: a handler that
+  fails (a traceback renderer that imports a module needs a descriptor too) would stop
+  the event loop, and with it the server.
 - Code that error handling needs (logging, tracebacks, the source lines a traceback
   reads) is loaded at start: under descriptor exhaustion it could not be imported.
-
-A server that still cannot accept exits non-zero, so that a supervisor restarts it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import linecache
+import logging
+import os
 import resource
 import sys
 import traceback
@@ -26,11 +34,17 @@ from typing import Any
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 RESERVED_DESCRIPTORS = 128
-"""Descriptors kept back from connections: the database, log files, artifacts."""
+"""Descriptors kept back from connections: the database (two for each thread's SQLite
+connection), log files, artifacts."""
 BACKLOG = 64
-"""Pending connections the kernel queues. The event loop accepts up to this many at a
-time before any is closed, so it too is kept back from the cap."""
+"""Pending connections the kernel queues. The event loop accepts up to this many each
+time the listening socket is ready, and a connection reaches the cap's check only two
+turns of the loop later (its transport is built in a task, which then schedules
+``connection_made``), so three batches are kept back from the cap."""
+IN_FLIGHT_ACCEPTS = 3 * BACKLOG
 DEFAULT_REQUEST_TIMEOUT = 10.0
+OUT_OF_DESCRIPTORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+log = logging.getLogger("kitaru.server")
 
 
 def raise_file_limit() -> int:
@@ -46,7 +60,40 @@ def raise_file_limit() -> int:
 
 
 def default_max_connections(file_limit: int) -> int:
-    return max(16, file_limit - RESERVED_DESCRIPTORS - BACKLOG)
+    return max(16, file_limit - RESERVED_DESCRIPTORS - IN_FLIGHT_ACCEPTS)
+
+
+class LoopErrors:
+    """The event loop's error handler: asyncio's own, except that running out of
+    descriptors is one line (at most one a second) and nothing it does can raise."""
+
+    def __init__(self) -> None:
+        self._last_said = 0.0
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        try:
+            if isinstance(exc, OSError) and exc.errno in OUT_OF_DESCRIPTORS:
+                if loop.time() - self._last_said >= 1.0:
+                    self._last_said = loop.time()
+                    log.warning(
+                        "out of file descriptors (%s): not accepting connections for a "
+                        "second; lower --max-connections or raise the file limit",
+                        exc.strerror,
+                    )
+                return
+            loop.default_exception_handler(context)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:  # raising from here would stop the event loop
+            message = f"kitaru serve: {context.get('message', 'error')}: {exc!r}\n"
+            with contextlib.suppress(OSError):
+                os.write(2, message.encode(errors="replace"))
+
+
+def guard_event_loop() -> None:
+    """Install :class:`LoopErrors` on the running loop."""
+    asyncio.get_running_loop().set_exception_handler(LoopErrors())
 
 
 def preload_error_paths() -> None:

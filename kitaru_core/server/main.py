@@ -75,6 +75,7 @@ def serve(
 
     @contextlib.asynccontextmanager
     async def run_worker() -> AsyncIterator[None]:
+        guard.guard_event_loop()  # the lifespan runs on the server's own loop
         thread = None
         if in_process is not None:
             thread = threading.Thread(
