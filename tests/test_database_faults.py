@@ -168,6 +168,9 @@ def test_a_run_that_lost_its_lease_records_nothing() -> None:
     handle = zombie.run()
     execution = KitaruClient().executions.get(handle.exec_id)
     assert execution.checkpoints == []  # the entry was refused, not recorded
+    # ... and with it the output it would have recorded: all of it or nothing
+    client = KitaruClient()
+    assert [a.name for a in client.artifacts.list(handle.exec_id) if a.role == "output"] == []
     assert execution.status == "running"  # left for the process that took it over
     assert "no longer run by this process" in KitaruClient().executions.logs(handle.exec_id)
 

@@ -581,30 +581,30 @@ class MetadataStore:
         llm_calls: list[LLMCallRecord] | None,
         owner: str | None,
     ) -> None:
-        with self.db.transaction() as db:
-            if owner is not None and not db.execute(
-                _FENCE, {"id": entry.exec_id, "owner": owner, "now": time.time()}
-            ):
+        statements: list[tuple[str, dict[str, Any]]] = []
+        if owner is not None:
+            statements.append((_FENCE, {"id": entry.exec_id, "owner": owner, "now": time.time()}))
+        if replace:
+            where = {"exec_id": entry.exec_id, "position": entry.position}
+            statements.append((_DELETE_ENTRY + " AND status <> 'completed'", where))
+        statements += [(ArtifactRecord.INSERT, artifact.params()) for artifact in artifacts]
+        statements += [(LLMCallRecord.INSERT, call.params()) for call in llm_calls or ()]
+        statements.append((JournalEntry.INSERT, entry.params()))
+
+        def still_leased(counts: list[int]) -> None:
+            if owner is not None and not counts[0]:
                 raise KitaruLeaseLost(
                     f"execution {entry.exec_id} is no longer run by this process (another "
                     f"took it over); checkpoint {entry.name!r} was not recorded"
                 )
-            if replace:
-                db.execute(
-                    _DELETE_ENTRY + " AND status <> 'completed'",
-                    {"exec_id": entry.exec_id, "position": entry.position},
-                )
-            for artifact in artifacts:
-                db.execute(ArtifactRecord.INSERT, artifact.params())
-            for call in llm_calls or ():
-                db.execute(LLMCallRecord.INSERT, call.params())
-            try:
-                db.execute(JournalEntry.INSERT, entry.params())
-            except db.integrity_error as exc:
-                raise KitaruStateError(
-                    f"execution {entry.exec_id} already has a completed journal entry at "
-                    f"position {entry.position}; another process is running it"
-                ) from exc
+
+        try:
+            self.db.batch(statements, check=still_leased)
+        except self.db.integrity_error as exc:
+            raise KitaruStateError(
+                f"execution {entry.exec_id} already has a completed journal entry at "
+                f"position {entry.position}; another process is running it"
+            ) from exc
 
     def create_replay(
         self,
