@@ -108,7 +108,8 @@ def test_input_command_options() -> None:
     assert no_value.returncode == 2 and "--value" in no_value.stderr
     recorded = kitaru_cli("executions", "input", exec_id, "--value", "true", "--no-resume")
     assert recorded.stdout.strip() == (
-        f"input recorded; resume with: kitaru executions resume {exec_id}"
+        "input recorded; a running `kitaru worker` continues it, or resume it with: "
+        f"kitaru executions resume {exec_id}"
     )
     resumed = json.loads(kitaru_cli("executions", "resume", exec_id, "-o", "json").stdout)
     assert resumed["status"] == "completed" and resumed["result"] is True

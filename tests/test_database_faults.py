@@ -275,3 +275,22 @@ def test_a_held_write_lock_does_not_hold_up_requests_that_need_no_write(
         assert answered_in < 2.0, answered_in  # the lock was held 0.3 s before and after
     finally:
         served.stop()
+
+
+def test_concurrent_metadata_merges_lose_no_key() -> None:
+    """``kitaru.log`` from several threads of one execution (checkpoints run side by
+    side) merges into one JSON column: no writer's keys may be lost."""
+    handle = pauses.run()
+    store = get_store()
+
+    def log_many(thread: int) -> None:
+        for i in range(40):
+            store.merge_execution_metadata(handle.exec_id, {f"t{thread}-{i}": i})
+
+    threads = [threading.Thread(target=log_many, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    metadata = KitaruClient().executions.get(handle.exec_id).metadata
+    assert len([k for k in metadata if k[0] == "t"]) == 160

@@ -539,6 +539,48 @@ def test_worker_once_and_status_report_what_was_done() -> None:
     assert status[0]["state"] == "stopped" and status[0]["counts"]["passes"] == 1
 
 
+def test_an_answer_recorded_without_a_resume_is_continued_by_the_worker() -> None:
+    handle = wf.approval.run(True)
+    answered = kitaru_cli("executions", "input", handle.exec_id, "--value", "true", "--no-resume")
+    assert answered.returncode == 0, answered.stderr
+    assert status_of(handle.exec_id) == "waiting"  # recorded, not resumed
+    once = kitaru_cli("worker", "--once")
+    assert once.returncode == 0, once.stderr
+    assert "its wait was answered" in " ".join(once.stderr.split())
+    assert handle.wait(timeout=60) == "answer True"
+    status = json.loads(kitaru_cli("worker", "status", "--output", "json").stdout)
+    assert status[0]["counts"]["answered_waits"] == 1
+
+
+ANSWER_THEN_DIE = """
+import os, signal, sys
+import kitaru_core.client as client
+
+def die(*_args, **_kwargs):  # the answer has committed; the resume never happens
+    os.kill(os.getpid(), signal.SIGKILL)
+
+client.continue_stopped = die
+client.KitaruClient().executions.input(sys.argv[1], value=True)
+"""
+
+
+def test_an_answer_whose_process_died_before_resuming_is_continued_by_the_worker() -> None:
+    handle = wf.approval.run(True)
+    died = subprocess.run(
+        [sys.executable, "-c", ANSWER_THEN_DIE, handle.exec_id],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert died.returncode == -signal.SIGKILL, died.stderr
+    assert status_of(handle.exec_id) == "waiting"
+    assert KitaruClient().executions.pending_waits(handle.exec_id) == []
+    once = kitaru_cli("worker", "--once")
+    assert once.returncode == 0, once.stderr
+    assert handle.wait(timeout=60) == "answer True"
+
+
 def test_sigterm_lets_running_executions_finish_and_exits_0(
     worker_process: list[subprocess.Popen[str]],
 ) -> None:

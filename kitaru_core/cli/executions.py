@@ -250,7 +250,11 @@ def input_(
         None, "--value-file", help="read the value from this file ('-': standard input)"
     ),
     abort: bool = typer.Option(False, "--abort", help="refuse: the execution ends cancelled"),
-    no_resume: bool = typer.Option(False, "--no-resume", help="only record the input"),
+    no_resume: bool = typer.Option(
+        False,
+        "--no-resume",
+        help="record the input only: a worker or `executions resume` continues it",
+    ),
     output: OutputFormat = OutputOption,
 ) -> None:
     """Answer a waiting execution; it resumes in the background."""
@@ -275,7 +279,10 @@ def input_(
     elif abort:
         echo(execution.exec_id, execution.status)
     elif no_resume:
-        echo(f"input recorded; resume with: kitaru executions resume {execution.exec_id}")
+        echo(
+            "input recorded; a running `kitaru worker` continues it, or resume it with: "
+            f"kitaru executions resume {execution.exec_id}"
+        )
     elif execution.status == "waiting" and execution.pending_wait is not None:
         echo("input recorded; the execution waits for more:")
         _print_wait(execution.exec_id, execution.pending_wait)

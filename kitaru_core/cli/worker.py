@@ -61,7 +61,16 @@ def status(output: OutputFormat = OutputOption) -> None:
     if output is OutputFormat.json:
         print_json([{**w.__dict__, "state": state(w)} for w in workers])
         return
-    columns = ["recovered", "timers", "expired_waits", "fired", "dispatched", "pruned", "failed"]
+    columns = [
+        "recovered",
+        "timers",
+        "expired_waits",
+        "answered_waits",
+        "fired",
+        "dispatched",
+        "pruned",
+        "failed",
+    ]
 
     def did(counts: dict[str, int]) -> str:
         done = [f"{c.replace('_', ' ')} {counts[c]}" for c in columns if counts.get(c)]

@@ -464,22 +464,24 @@ class MetadataStore:
             params["position"] = position
         return self.db.execute(sql, params)
 
-    def wake(self, exec_id: str, *, status: str, due_by: float, to_status: str) -> bool:
-        """Claim a sleeping execution whose timer, or a waiting one whose wait's
-        deadline, is due by ``due_by`` (the caller's clock), and record that the timer
-        fired or the wait expired, together, exactly once."""
+    def wake(self, exec_id: str, *, status: str, due_by: float, to_status: str) -> str | None:
+        """Claim a sleeping or waiting execution that is due by ``due_by`` (the caller's
+        clock), and record why, together, exactly once: ``"timer"`` (its timer fired),
+        ``"expired"`` (a wait's deadline passed: the wait is marked expired) or
+        ``"answered"`` (a wait was answered and nobody resumed it). None if it was not
+        due, or someone else claimed it first."""
         with self.db.transaction():
             if not self.dispatch(exec_id, from_status=status, to_status=to_status, due_by=due_by):
-                return False
+                return None
             if status == Status.SLEEPING:
                 self.complete_timer(exec_id)
-            else:
-                self.db.execute(
-                    "UPDATE waits SET status = 'expired', answered_at = :now "
-                    "WHERE exec_id = :id AND status = 'pending' AND expires_at <= :due_by",
-                    {"id": exec_id, "now": time.time(), "due_by": due_by},
-                )
-        return True
+                return "timer"
+            expired = self.db.execute(
+                "UPDATE waits SET status = 'expired', answered_at = :now "
+                "WHERE exec_id = :id AND status = 'pending' AND expires_at <= :due_by",
+                {"id": exec_id, "now": time.time(), "due_by": due_by},
+            )
+        return "expired" if expired else "answered"
 
     def merge_execution_metadata(self, exec_id: str, values: dict[str, Any]) -> None:
         """``kitaru.log`` in a flow body: user-facing metadata."""
@@ -491,6 +493,8 @@ class MetadataStore:
 
     def _merge_json(self, exec_id: str, column: str, values: dict[str, Any]) -> None:
         with self.db.transaction() as db:
+            # Read, merge, write: two writers at once would lose one's keys without it.
+            db.lock(f"executions.{column}:{exec_id}")
             row = db.fetchone(f"SELECT {column} FROM executions WHERE id = :id", {"id": exec_id})
             merged = {**json.loads(row[0]), **values} if row else dict(values)
             db.execute(

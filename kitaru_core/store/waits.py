@@ -6,6 +6,7 @@ import contextlib
 import time
 from typing import Any
 
+from kitaru_core import clock
 from kitaru_core.store.database import Database
 from kitaru_core.store.records import ArtifactRecord, WaitRecord
 
@@ -75,7 +76,12 @@ class WaitStore:
         ]
 
     def answer(self, exec_id: str, name: str, value: ArtifactRecord) -> bool:
-        """Store the answer if the wait is still pending; False if it no longer is."""
+        """Store the answer if the wait is still pending; False if it no longer is.
+
+        The same transaction makes a waiting execution due now, so a worker continues
+        it: an answer whose resume was lost (the process giving it died, or
+        ``--no-resume``) is never left behind. A runner that has not stopped yet
+        (status ``running``) reads the answer itself."""
         with self.db.transaction() as db:
             changed = db.execute(
                 "UPDATE waits SET status = 'answered', value_artifact_id = :artifact, "
@@ -85,6 +91,11 @@ class WaitStore:
             )
             if changed:
                 db.execute(ArtifactRecord.INSERT, value.params())
+                db.execute(  # due by the clock the worker reads (a test's may be manual)
+                    "UPDATE executions SET wake_at = :now WHERE id = :exec_id "
+                    "AND status = 'waiting'",
+                    {"exec_id": exec_id, "now": clock.now()},
+                )
         return bool(changed)
 
     def expire(self, exec_id: str, name: str) -> bool:

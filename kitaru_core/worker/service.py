@@ -4,8 +4,9 @@ Each pass asks the metadata store one question (``due_work``) and acts on the an
 in this order: (1) recovery: running executions whose process died (same host: the
 process is gone; another host: its heartbeat is stale), resumed with backoff; a
 runner that dies alone at the same step more than ``max_recoveries`` times in a row is
-failed with the reason (what counts: ``kitaru_core/store/deaths.py``); (2) due timers and
-expired waits; (3) due schedule slots; (4) queued executions, within their flow's
+failed with the reason (what counts: ``kitaru_core/store/deaths.py``); (2) due timers,
+expired waits, and answered waits that nobody resumed (``executions input --no-resume``,
+or the process that answered died before it resumed); (3) due schedule slots; (4) queued executions, within their flow's
 limits; (5) retention, when the stack sets ``retention_days``.
 
 Every item is claimed in the store by compare-and-set before anything runs it, so any
@@ -52,6 +53,12 @@ a second, and only when its counts changed)."""
 IDLE_BEAT_SECONDS = 300.0
 """How often an idle one says it is alive: its budget is about one query a second."""
 PRUNE_SECONDS = 3600.0
+_WOKEN_BECAUSE = {
+    "timer": ("its timer fired", "timers"),
+    "expired": ("its wait expired", "expired_waits"),
+    "answered": ("its wait was answered and nobody resumed it", "answered_waits"),
+}
+"""What ``MetadataStore.wake`` says happened: the log's words and the count it adds to."""
 FORGET_WORKERS_SECONDS = 7 * 86400.0
 
 
@@ -282,12 +289,16 @@ class Worker:
         if record is None:
             return
 
+        why: list[str] = []
+
         def claim(to_status: str) -> bool:
-            return self.store.wake(exec_id, status=status, due_by=now, to_status=to_status)
+            reason = self.store.wake(exec_id, status=status, due_by=now, to_status=to_status)
+            why.extend([reason] if reason else [])
+            return reason is not None
 
         if continue_later(self.store, record, claim, self.hand_off):
-            what = "its timer fired" if status == Status.SLEEPING else "its wait expired"
-            self.counts["timers" if status == Status.SLEEPING else "expired_waits"] += 1
+            what, count = _WOKEN_BECAUSE[why[0]]
+            self.counts[count] += 1
             self.lag = max(0.0, now - due_at)
             self._log(f"woke {exec_id}: {what} ({self.lag:.3f} s after it was due)")
 
