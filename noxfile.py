@@ -68,12 +68,19 @@ def tests(session: nox.Session) -> None:
     _ensure_chromium(session)
     # Two test processes: most tests wait on subprocesses and servers, not the CPU.
     # A file stays in one process, so its module-wide server starts once.
-    args = session.posargs or ["-q", "-ra", "-n", "2", "--dist", "loadfile"]
+    # The test that restarts PostgreSQL runs alone, after the suite that shares it.
+    args = session.posargs or [
+        *("-q", "-ra", "-n", "2", "--dist", "loadfile", "-m", "not restarts_postgres")
+    ]
     url = postgres_url(session)
     failed: list[str] = []
     _suite(session, failed, "core suite, SQLite", args, {"KITARU_TEST_DATABASE_URL": ""})
     if url:
-        _suite(session, failed, "core suite, PostgreSQL", args, {"KITARU_TEST_DATABASE_URL": url})
+        pg = {"KITARU_TEST_DATABASE_URL": url}
+        _suite(session, failed, "core suite, PostgreSQL", args, pg)
+        if not session.posargs:
+            restart = ["-q", "-ra", "-m", "restarts_postgres", "-p", "no:cacheprovider"]
+            _suite(session, failed, "PostgreSQL restart", restart, pg)
     for plugin in PLUGINS:
         _plugin_suite(session, failed, plugin, url)
     if failed:
@@ -185,6 +192,10 @@ def bench(session: nox.Session) -> None:
     # The worker: recovery, timers, an idle worker, queues on PostgreSQL (beside DBOS's).
     worker_args = [a for a in args if a in ("--peers", "--database-url") or a == url]
     session.run("python", "benchmarks/worker.py", *worker_args)
+    # PostgreSQL restarted under a server and a worker: seconds to the first result.
+    if url:
+        session.install("pytest")  # its servers are the tests' own harness
+        session.run("python", "benchmarks/postgres_restart.py", "--database-url", url)
     # The server: POST /input to result (beside DBOS and LangGraph), GET throughput, memory.
     session.run("python", "benchmarks/server.py", *[a for a in args if a == "--peers"])
     # The PydanticAI adapter's cost per model request.
