@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from kitaru_core.components.artifact_store import ArtifactStore
@@ -43,10 +44,18 @@ INLINE_URI_PREFIX = "kitaru-inline:"
 
 class Artifacts:
     def __init__(
-        self, store: ArtifactStore, *, inline_limit: int = 4096, signer: Signer | None = None
+        self,
+        store: ArtifactStore,
+        *,
+        inline_limit: int = 4096,
+        signer: Signer | None = None,
+        note_blob_write: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.inline_limit = inline_limit
+        self.note_blob_write = note_blob_write
+        """Told a blob's key before it is put (or found there and reused), so that
+        retention leaves it alone until the row referring to it is committed."""
         if signer is None:
             signer = Signer(load_settings().home)
         self.signer = signer
@@ -118,6 +127,8 @@ class Artifacts:
         )
 
     def _put(self, key: str, source: BinaryIO | bytes, name: str) -> None:
+        if self.note_blob_write is not None:
+            self.note_blob_write(key)
         try:
             self.store.put(key, source)
         except KitaruBackendError:

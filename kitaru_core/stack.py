@@ -346,7 +346,13 @@ class Stack:
             self.artifact_store,
             inline_limit=self.settings.inline_artifact_bytes,
             signer=Signer(self.settings.home, self._shared_signing_key),
+            note_blob_write=self._note_blob_write,
         )
+
+    def _note_blob_write(self, key: str) -> None:
+        from kitaru_core.store.metadata_store import get_store
+
+        get_store(self.settings).retention.note_blob_write(key)
 
     def _shared_signing_key(self) -> str | None:
         """The team's signing key from this stack's secret provider, if it holds one.

@@ -612,6 +612,7 @@ def test_delete_keeps_what_a_replay_and_memory_still_refer_to(
     replay = wf.three.replay(source.exec_id, from_=2)
     shared = wf.three.run(1)  # the same outputs: the same content-addressed blobs
     assert replay.wait() == 6 and shared.wait() == 6
+    age_blob_writes()  # written long enough ago that no row of theirs is still coming
     client = KitaruClient()
     deleted = client.executions.delete(source.exec_id)
     assert deleted.executions == [source.exec_id]
@@ -624,6 +625,40 @@ def test_delete_keeps_what_a_replay_and_memory_still_refer_to(
     running = wf.approval.run(True)
     with pytest.raises(KitaruStateError, match="cancel them first"):
         client.executions.delete(running.exec_id)
+
+
+def age_blob_writes() -> None:
+    from kitaru_core.store.retention import BLOB_WRITE_SECONDS
+
+    get_store().db.execute(
+        "UPDATE blob_writes SET written_at = written_at - :age", {"age": BLOB_WRITE_SECONDS + 1}
+    )
+
+
+def test_a_blob_a_writer_took_while_retention_deleted_it_is_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A writer finds the blob there (so does not put it), retention deletes the only
+    row that referred to it and then the blob, the writer commits its row: the row must
+    not point at nothing."""
+    monkeypatch.setenv("KITARU_INLINE_ARTIFACT_BYTES", "0")
+    from kitaru_core.store.records import ArtifactRecord
+    from kitaru_core.testing.fixtures import reset_caches
+
+    reset_caches()
+    first = wf.three.run(1)
+    assert first.wait() == 6
+    age_blob_writes()
+    artifacts = get_stack().artifacts
+    pending = artifacts.write(6, exec_id=None, name="later", role="saved")  # not committed
+    deleted = KitaruClient().executions.delete(first.exec_id)
+    assert pending.key not in deleted.blobs
+    get_store().db.execute(ArtifactRecord.INSERT, pending.params())  # the writer commits
+    assert artifacts.read(pending) == 6
+    age_blob_writes()  # once the write is old and nothing refers to the blob, it goes
+    get_store().db.execute("DELETE FROM artifacts WHERE id = :id", {"id": pending.id})
+    gc = json.loads(kitaru_cli("artifacts", "gc", "--settle", "0", "--output", "json").stdout)
+    assert pending.key in gc["blobs"]
 
 
 def test_a_stack_with_retention_days_has_the_worker_prune(tmp_path: Path) -> None:

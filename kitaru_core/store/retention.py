@@ -3,17 +3,24 @@
 An artifact row survives when anything that survives refers to it: another
 execution's journal (a replay copies its source's entries), a result, a wait's answer,
 an LLM call, or any memory version. The caller deletes blobs afterwards, and only
-those whose content key no surviving row holds (keys are content hashes, shared).
+those whose content key no surviving row holds (keys are content hashes, shared) and
+no writer noted lately (``blob_writes``: a writer notes a key before it puts or reuses
+the blob, and commits the row that refers to it only afterwards).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from kitaru_core.store.database import Database
 
 _CHUNK = 400
+BLOB_WRITE_SECONDS = 600.0
+"""How long a noted blob write protects its blob: ten times what a run waits for a lost
+database between its put and its commit (``RUNNER_PATIENCE``). A blob deleted sooner
+after its write is left for a later ``kitaru artifacts gc``."""
 
 # Artifact ids that something outside the doomed executions refers to.
 _REFERENCED_ELSEWHERE = """
@@ -97,3 +104,38 @@ class RetentionStore:
 
     def referenced_keys(self) -> set[str]:
         return {r[0] for r in self.db.fetchall("SELECT DISTINCT key FROM artifacts")}
+
+    def note_blob_write(self, key: str) -> None:
+        """A writer is about to put (or reuse) the blob under ``key``: keep it."""
+        self.db.execute(
+            "INSERT INTO blob_writes (key, written_at) VALUES (:k, :t) "
+            "ON CONFLICT (key) DO UPDATE SET written_at = excluded.written_at",
+            {"k": key, "t": time.time()},
+        )
+
+    def key_is_kept(self, key: str) -> bool:
+        """A row refers to ``key``, or a writer noted it lately (its row may follow)."""
+        return self.key_is_referenced(key) or (
+            self.db.fetchone(
+                "SELECT 1 FROM blob_writes WHERE key = :k AND written_at > :since",
+                {"k": key, "since": time.time() - BLOB_WRITE_SECONDS},
+            )
+            is not None
+        )
+
+    def forget_blob_writes(self) -> int:
+        """Drop notes too old to protect anything; how many."""
+        return self.db.execute(
+            "DELETE FROM blob_writes WHERE written_at <= :since",
+            {"since": time.time() - BLOB_WRITE_SECONDS},
+        )
+
+    def kept_keys(self) -> set[str]:
+        """Every key a row refers to or a writer noted lately."""
+        return self.referenced_keys() | {
+            r[0]
+            for r in self.db.fetchall(
+                "SELECT key FROM blob_writes WHERE written_at > :since",
+                {"since": time.time() - BLOB_WRITE_SECONDS},
+            )
+        }

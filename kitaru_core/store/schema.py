@@ -272,3 +272,11 @@ events = Table(
     Index("ix_events_exec", "exec_id", "id"),
     sqlite_autoincrement=True,
 )
+
+blob_writes = Table(
+    "blob_writes",
+    metadata,
+    Column("key", String(64), primary_key=True, comment="content key of the blob"),
+    Column("written_at", Float, nullable=False, comment="when a writer last put or reused it"),
+    comment="blobs written lately, whose rows may not be committed yet: retention keeps them",
+)

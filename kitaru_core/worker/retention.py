@@ -1,9 +1,12 @@
 """Deleting executions, and blobs that nothing refers to any more.
 
 Rows go first, in the metadata store's transactions; blobs after, each only if no
-artifact row holds its content key at that moment. A blob whose key a writer takes
-again while it is being deleted (content-addressed writes skip a key that exists) is
-put back from the copy read just before, so nothing referenced is ever lost.
+artifact row holds its content key and no writer noted it lately. A writer notes the
+key (``blob_writes``) before it puts the blob or skips the put because the blob exists,
+and commits its row only afterwards. So after deleting, the key is checked again: a
+writer that noted it before the delete (its row may not be committed yet) gets the
+blob put back from the copy read just before; one that noted it after the delete
+finds the blob gone and puts it itself. Nothing a row will refer to is lost.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ def delete_executions(store: MetadataStore, records: list[ExecutionRecord]) -> D
         )
     ids = [r.id for r in records]
     blobs = store.retention.delete_executions(ids)
+    store.retention.forget_blob_writes()
     for exec_id in ids:
         with contextlib.suppress(FileNotFoundError):
             log_path(exec_id).unlink()
@@ -88,7 +92,7 @@ def delete_unreferenced(store: MetadataStore, stack: Stack, keys: Iterable[str])
     deleted = []
     artifact_store = stack.artifact_store
     for key in keys:
-        if store.retention.key_is_referenced(key):
+        if store.retention.key_is_kept(key):
             continue
         with tempfile.TemporaryFile() as copy:
             try:
@@ -97,7 +101,7 @@ def delete_unreferenced(store: MetadataStore, stack: Stack, keys: Iterable[str])
             except FileNotFoundError:
                 continue
             artifact_store.delete(key)
-            if store.retention.key_is_referenced(key):  # written again meanwhile
+            if store.retention.key_is_kept(key):  # taken by a writer meanwhile
                 copy.seek(0)
                 artifact_store.put(key, copy)
                 continue
@@ -107,8 +111,8 @@ def delete_unreferenced(store: MetadataStore, stack: Stack, keys: Iterable[str])
 
 def unreferenced_blobs(store: MetadataStore, stack: Stack) -> list[str]:
     """Keys in the stack's artifact store that no artifact row refers to."""
-    referenced = store.retention.referenced_keys()
-    return [key for key in stack.artifact_store.list() if key not in referenced]
+    kept = store.retention.kept_keys()
+    return [key for key in stack.artifact_store.list() if key not in kept]
 
 
 def collect_garbage(store: MetadataStore, stack: Stack, *, settle: float = 5.0) -> list[str]:
