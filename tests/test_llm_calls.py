@@ -195,8 +195,9 @@ def test_costs_per_execution_match_litellms_cost_map(llm_stack: FakeLLM) -> None
     assert totals["cost_usd"] > 0
 
 
-def _priced_stack(llm_stack: FakeLLM, tmp_path: Path) -> None:
+def _priced_stack(llm_stack: FakeLLM, tmp_path: Path, *, priced: bool = True) -> None:
     path = tmp_path / "priced.yaml"
+    prices = "input_cost_per_token: 0.001\n              output_cost_per_token: 0.002"
     path.write_text(
         textwrap.dedent(f"""
         name: priced
@@ -207,8 +208,7 @@ def _priced_stack(llm_stack: FakeLLM, tmp_path: Path) -> None:
               model: openai/house-model-unknown-to-litellm
               api_base: {llm_stack.api_base}
               api_key: "{{{{ secret.openai_api_key }}}}"
-              input_cost_per_token: 0.001
-              output_cost_per_token: 0.002
+              {prices if priced else ""}
     """)
     )
     register(path, activate=True)
@@ -244,6 +244,23 @@ def test_an_alias_may_price_a_model_and_a_budget_stops_calls_over_it(
     assert "over budget" in shown.stdout
     assert _resume_in_process(handle.exec_id) == answers  # replays the same way
     assert len(llm_stack.requests) == 2
+
+
+def test_a_model_nobody_prices_is_refused_under_a_cost_budget(
+    llm_stack: FakeLLM, tmp_path: Path
+) -> None:
+    _priced_stack(llm_stack, tmp_path, priced=False)
+    handle = spender.run(3)
+    assert handle.status == "failed"
+    with pytest.raises(kitaru.KitaruExecutionError) as failed:
+        handle.wait()
+    message = str(failed.value)
+    assert "'openai/house-model-unknown-to-litellm'" in message and "no known price" in message
+    assert "input_cost_per_token" in message and "max_cost_usd=0.02" in message
+    assert llm_stack.requests == []  # refused before anything was sent
+    # Without a cost budget the same alias is called (its cost is simply unknown).
+    assert kitaru.llm("hello", model="house").startswith(llm_stack.reply)
+    assert len(llm_stack.requests) == 1
 
 
 @flow(max_llm_calls=2)

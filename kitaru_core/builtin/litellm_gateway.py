@@ -68,6 +68,17 @@ class LiteLLMGateway(LLMGateway):
         whole = litellm.stream_chunk_builder(chunks, messages=request.messages)
         yield _response(litellm, whole, request, prices, attempt)
 
+    def knows_price(self, request: LLMRequest) -> bool:
+        """The alias sets prices, or litellm's local cost map has the model."""
+        if any(request.params.get(k) is not None for k in _PRICE_PARAMS):
+            return True
+        litellm = _litellm()
+        try:
+            info = litellm.get_model_info(request.model)
+        except Exception:  # litellm raises its own "not mapped" errors
+            return False
+        return info.get("input_cost_per_token") is not None
+
     def _params(self, request: LLMRequest) -> tuple[dict[str, Any], dict[str, float]]:
         """The call's parameters, and the prices an alias sets for a model litellm's cost
         map does not know (``input_cost_per_token``, ``output_cost_per_token``)."""

@@ -43,6 +43,13 @@ class LLMGateway(ABC):
     def complete(self, request: LLMRequest) -> LLMResponse:
         """One completion; transient provider errors are retried inside."""
 
+    def knows_price(self, request: LLMRequest) -> bool:
+        """Whether a response to ``request`` will carry its cost (``cost_usd``). A call
+        under a flow's ``max_cost_usd`` is refused when it will not: an unpriced call
+        would count as free, and the budget would never stop the flow. The default
+        says yes: a gateway that prices every response need not override it."""
+        return True
+
     def stream(self, request: LLMRequest) -> Iterator[str | LLMResponse]:
         """The answer's text in chunks as they come, then the whole ``LLMResponse`` (with
         its usage) as the last item. A gateway that cannot stream answers in one chunk."""

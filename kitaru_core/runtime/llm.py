@@ -210,6 +210,7 @@ def _inline(
         exec_id=ctx.exec_id if ctx is not None else None,
         position=frame.position if frame else None,
         checkpoint=frame.name if frame else None,
+        cost_limit=_cost_limit(ctx),
     )
     (ctx.store if ctx else get_store()).record_llm_call(outcome.call, outcome.artifacts)
     _notify(ctx, outcome.call)
@@ -227,7 +228,12 @@ def _journaled(step: Step, call: LLMCall) -> Generator[str, None, Any]:
     attributes = {"kitaru.position": step.position, "kitaru.kind": "llm"}
     with span(f"kitaru.checkpoint {step.name}", attributes):
         outcome = yield from _exchange(
-            ctx.stack, call, exec_id=ctx.exec_id, position=step.position, checkpoint=step.name
+            ctx.stack,
+            call,
+            exec_id=ctx.exec_id,
+            position=step.position,
+            checkpoint=step.name,
+            cost_limit=_cost_limit(ctx),
         )
         if outcome.error is not None:
             entry = step.failed_entry(outcome.error, attempts=outcome.call.attempts)
@@ -253,6 +259,25 @@ def _journaled_stream(ctx: ExecutionContext, name: str, call: LLMCall) -> Iterat
         return iter([ctx.artifacts.read(recorded)])
     ctx.check_cancelled()
     return _journaled(step, call)
+
+
+def _cost_limit(ctx: ExecutionContext | None) -> float | None:
+    budget = ctx.budget if ctx is not None else None
+    return budget.get("max_cost_usd") if budget else None
+
+
+def _refuse_unpriced(pending: _Pending, cost_limit: float) -> None:
+    """A call whose cost nobody knows would count as free under ``max_cost_usd``."""
+    request = pending.request
+    if request is None or pending.stack.llm_gateway.knows_price(request):
+        return
+    raise KitaruUsageError(
+        f"model {request.model!r} (alias {pending.alias!r}) has no known price, so the "
+        f"flow's max_cost_usd={cost_limit} could not stop it: set input_cost_per_token "
+        f"and output_cost_per_token on the alias (the stack file's models.{pending.alias}: "
+        "{model: ..., input_cost_per_token: 0.0000002, output_cost_per_token: 0.0000008}), "
+        "or drop max_cost_usd from the flow"
+    )
 
 
 def check_budget(ctx: ExecutionContext | None) -> None:
@@ -373,10 +398,14 @@ def _exchange(
     exec_id: str | None,
     position: int | None,
     checkpoint: str | None,
+    cost_limit: float | None = None,
 ) -> Generator[str, None, _Outcome]:
     """Send the call through the gateway (or the mock); yield the answer's chunks if it
-    streams; return its outcome."""
+    streams; return its outcome. Under a ``cost_limit`` an unpriced call is refused
+    before it is sent."""
     pending = _prepare(stack, call, exec_id=exec_id, position=position, checkpoint=checkpoint)
+    if cost_limit is not None:
+        _refuse_unpriced(pending, cost_limit)
     response: LLMResponse | None = None
     error: BaseException | None = None
     with span(
