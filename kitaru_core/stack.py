@@ -25,6 +25,7 @@ from kitaru_core.flavors import COMPONENT_TYPES, FIRST_PARTY_EXTRAS, Flavor, ins
 from kitaru_core.loaded_plugins import get_plugins
 from kitaru_core.settings import Settings, load_settings
 from kitaru_core.signing import SHARED_KEY_SECRET, Signer
+from kitaru_core.store.metadata_store import get_store
 from kitaru_core.untrusted import validate_name
 
 LOCAL_STACK = "local"
@@ -350,8 +351,6 @@ class Stack:
         )
 
     def _note_blob_write(self, key: str) -> None:
-        from kitaru_core.store.metadata_store import get_store
-
         get_store(self.settings).retention.note_blob_write(key)
 
     def _shared_signing_key(self) -> str | None:

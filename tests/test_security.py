@@ -355,6 +355,7 @@ def test_executions_recorded_before_references_were_signed_are_signed_on_upgrade
     # As a store of the revision before signed references holds it: no signature.
     store.db.execute("UPDATE executions SET options = '{}' WHERE id = :id", {"id": exec_id})
     store.db.execute("UPDATE alembic_version SET version_num = '0009'")
+    store.db.execute("DROP TABLE blob_writes")  # added after 0009: an 0009 store has none
     assert not is_trusted(store.require_execution(exec_id))
     reset_store_cache()
     record = get_store().require_execution(exec_id)  # this process upgrades, and signs
