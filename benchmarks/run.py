@@ -32,12 +32,14 @@ TARGETS_MS = {
 
 
 def env_with(home: str, **extra: str) -> dict[str, str]:
-    env = dict(os.environ, KITARU_HOME=home, PYTHONPATH=str(HERE), **extra)
+    """The environment of a measured process: its own home, the local store unless
+    ``extra`` names one, and cached bytecode (users run from it: pip writes it at
+    install, Python on first import; without it every process would measure compiling
+    the sources instead)."""
+    env = dict(os.environ)
     env.pop("KITARU_DATABASE_URL", None)
-    # Users run from cached bytecode (pip writes it at install, Python on first import):
-    # without it every process would measure compiling the sources instead.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    return env
+    return {**env, "KITARU_HOME": home, "PYTHONPATH": str(HERE), **extra}
 
 
 def wall(cmd: list[str], env: dict[str, str]) -> float:

@@ -66,18 +66,21 @@ def _poll_status(env: dict[str, str], exec_id: str, wanted: str, timeout: float 
     return float(out.stdout.strip())
 
 
-def crash_to_recovery(rounds: int) -> float:
-    """From the SIGKILL of a process running a 200-checkpoint flow to its result, with
-    one worker polling at its default interval (nobody types anything)."""
+def crash_to_recovery(rounds: int, url: str | None = None) -> float:
+    """From the SIGKILL of a process running a 200-checkpoint flow to its result (the
+    end the worker recorded), with one worker at its default settings (nobody types
+    anything); on PostgreSQL when ``url`` is given."""
     times = []
     for _ in range(rounds):
         with tempfile.TemporaryDirectory() as home:
-            env = env_with(home)
+            store = {"KITARU_DATABASE_URL": _fresh_schema(url, "kitaru_bench_crash")} if url else {}
+            env = env_with(home, **store)
+            _python("from kitaru_core.store.metadata_store import get_store; get_store()", env)
             worker = _worker(env)
             try:
                 crash = subprocess.run(
                     [sys.executable, "-c", "import bench_flows as b; b.crash_after.run(200)"],
-                    env=env_with(home, KITARU_BENCH_CRASH="1"),
+                    env=env_with(home, KITARU_BENCH_CRASH="1", **store),
                     check=False,
                 )
                 killed = time.time()
@@ -87,7 +90,15 @@ def crash_to_recovery(rounds: int) -> float:
                     "print(KitaruClient().executions.latest().exec_id)",
                     env,
                 )
-                times.append(_poll_status(env, exec_id, "completed") - killed)
+                _poll_status(env, exec_id, "completed")
+                # The end the worker recorded, not when this script saw it: the pollers'
+                # own start-up is not the worker's latency.
+                ended = _python(
+                    "import sys; from kitaru_core.store.metadata_store import get_store; "
+                    f"print(get_store().require_execution({exec_id!r}).ended_at)",
+                    env,
+                )
+                times.append(float(ended) - killed)
             finally:
                 _stop(worker)
     return statistics.median(times) * 1000
@@ -295,7 +306,8 @@ def main() -> None:
     print("The worker (medians; local stack unless PostgreSQL is named)", flush=True)
     recovery = crash_to_recovery(args.rounds)
     print(
-        f"  crash to automatic recovery (SIGKILL -> result, 200 checkpoints): {recovery:.0f} ms (target 2000 ms)"
+        f"  crash to automatic recovery (SIGKILL -> result, 200 checkpoints): {recovery:.0f} ms "
+        "(target 300 ms)"
     )
     late = timer_lateness(args.rounds)
     print(f"  a due timer resumed after its deadline by: {late:.0f} ms (target 1000 ms)")
@@ -307,6 +319,8 @@ def main() -> None:
     if not args.database_url:
         print("  queue throughput: needs PostgreSQL (--database-url)")
         return
+    recovery = crash_to_recovery(args.rounds, args.database_url)
+    print(f"  the same on PostgreSQL: {recovery:.0f} ms (target 300 ms)", flush=True)
     for workers in (1, 2, 4):
         ours = queue_throughput(args.database_url, args.executions, workers)
         line = (

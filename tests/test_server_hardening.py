@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from kitaru_core.runtime import lease
 from kitaru_server import SERVER_FLOWS, Served, start_server, wait_for_status
 
 API = "/api/v1"
@@ -168,7 +169,7 @@ def test_a_forged_running_row_of_a_dead_owner_is_failed_by_the_worker_unimported
     script, marker = plant(tmp_path)
     with served.client("run") as client:
         exec_id = echoed(client, "c")
-    dead_owner = f"{socket.gethostname()}:999999999:1:deadbeef"  # no such process
+    dead_owner = f"{lease.HOST_ID}:999999999:1:deadbeef"  # no such process
     forge(
         served,
         exec_id,

@@ -11,7 +11,6 @@ import itertools
 import json
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ from conftest import PG_URL, kitaru_cli, subprocess_env
 from kitaru import KitaruClient
 from kitaru.testing import ManualClock, use_clock
 from kitaru_core.errors import KitaruStateError, KitaruUsageError
+from kitaru_core.runtime import lease
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import get_store
 from kitaru_core.worker.schedules import slot_exec_id, slots_after
@@ -287,6 +287,93 @@ def test_a_killed_run_is_finished_by_the_worker_without_rerunning_recorded_work(
     assert "recovered by the worker" in KitaruClient().executions.logs(execution.exec_id)
 
 
+def start_runner(exec_id: str, prefix: tuple[str, ...] = ()) -> subprocess.Popen[str]:
+    """A process running ``three`` that blocks in its first step until killed (started
+    through ``prefix``, a command such as ``unshare``, when given)."""
+    code = f"import worker_flows as wf; wf.three.run(1, exec_id={exec_id!r})"
+    proc = subprocess.Popen(
+        [*prefix, sys.executable, "-c", code],
+        env=subprocess_env(KITARU_TEST_STEP_SLEEP="120"),
+        text=True,
+    )
+    wait_until(
+        lambda: any(n[:3] == [exec_id, "work0", "start"] for n in wf.notes()),
+        what="the runner to start its first step",
+    )
+    return proc
+
+
+def seconds_to_recover_after_killing(runner: subprocess.Popen[str], exec_id: str) -> float:
+    runner.kill()
+    runner.wait(timeout=30)
+    killed = time.monotonic()
+    wait_until(lambda: status_of(exec_id) == "completed", timeout=60, what="the recovery")
+    return time.monotonic() - killed
+
+
+def test_a_worker_continues_a_killed_runner_at_once_not_at_its_next_poll(
+    worker_process: list[subprocess.Popen[str]],
+) -> None:
+    # The worker polls every 30 s, but it watches the runners on its host: one that
+    # dies wakes it (a pidfd on Linux), so the execution goes on within a second.
+    runner = start_runner("watched")
+    start_worker(worker_process, "--poll", "30")
+    wait_until(lambda: get_store().workers.list(), what="the worker's first pass")
+    assert seconds_to_recover_after_killing(runner, "watched") < 5
+    assert KitaruClient().executions.get("watched").result == 0 + 1 + 4 + 1
+    assert [n[1] for n in wf.notes() if n[2] == "end"] == ["work0", "work1", "work2"]
+
+
+def test_a_worker_watches_a_runner_that_started_after_its_last_pass(
+    worker_process: list[subprocess.Popen[str]],
+) -> None:
+    # The store tells the worker of a new runner between its polls: PostgreSQL notifies
+    # it, and on SQLite it sees the database written to (inotify) and looks.
+    start_worker(worker_process, "--poll", "30")
+    wait_until(lambda: get_store().workers.list(), what="the worker's first pass")
+    runner = start_runner("newcomer")
+    assert seconds_to_recover_after_killing(runner, "newcomer") < 5
+    assert status_of("newcomer") == "completed"
+
+
+def _unshare_pid() -> tuple[str, ...] | None:
+    """A command prefix that runs a process in a new PID namespace (its own pids, this
+    hostname), as a container does; None where this machine cannot."""
+    for prefix in (
+        ("unshare", "--pid", "--fork", "--kill-child", "--mount-proc"),
+        ("unshare", "--user", "--map-root-user", "--pid", "--fork", "--kill-child", "--mount-proc"),
+    ):
+        try:
+            if subprocess.run([*prefix, "true"], capture_output=True, timeout=30).returncode == 0:
+                return prefix
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+    return None
+
+
+def test_a_runner_in_another_pid_namespace_is_judged_by_its_heartbeat(
+    tmp_path: Path,
+) -> None:
+    # Containers share a hostname but not their pids: the worker must not look up the
+    # runner's pid among its own processes (where it is missing, or someone else), and
+    # run the execution a second time while the runner is alive.
+    prefix = _unshare_pid()
+    if prefix is None:
+        pytest.skip("this machine cannot make a PID namespace (unshare)")
+    runner = start_runner("boxed", prefix)
+    try:
+        owner = get_store().require_execution("boxed").lease_owner
+        assert owner is not None and lease.pid_of(owner) < 10  # numbered in its namespace
+        once = kitaru_cli("worker", "--once")
+        assert once.returncode == 0, once.stderr
+        assert "recovered" not in once.stderr
+        assert status_of("boxed") == "running"
+        assert [n[1] for n in wf.notes() if n[2] == "start"] == ["work0"]
+    finally:
+        runner.kill()
+        runner.wait(timeout=30)
+
+
 def fragile_stack(tmp_path: Path, max_recoveries: int) -> None:
     from kitaru_core.stack_registry import register
 
@@ -356,7 +443,7 @@ def test_a_runner_that_dies_once_at_each_step_is_recovered_every_time(tmp_path: 
 
 def held_by(pid: int) -> int:
     """Running executions whose lease a process (any run in it) holds."""
-    prefix = f"{socket.gethostname()}:{pid}:"
+    prefix = f"{lease.HOST_ID}:{pid}:"
     owners = get_store().db.fetchall("SELECT lease_owner FROM executions WHERE status = 'running'")
     return sum(1 for (owner,) in owners if (owner or "").startswith(prefix))
 

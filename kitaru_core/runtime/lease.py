@@ -5,10 +5,16 @@ whatever database the executions share. It outlives its owner's death safely: an
 on this host is dead when its process is gone (checked by pid and start time, so a
 reused pid does not count), and an owner elsewhere when its heartbeat is older than
 ``LEASE_TTL``.
+
+"This host" means the same machine *and* the same PID namespace: containers often share
+a hostname while each numbers its processes from 1, so a pid means nothing outside its
+namespace. The owner id's host part is the hostname plus a digest of the boot id and the
+PID namespace; anything else is judged by its heartbeat.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -27,7 +33,20 @@ RETRY_FIRST = 0.25
 
 log = logging.getLogger("kitaru.lease")
 
-_HOST = socket.gethostname()
+
+def _host_id() -> str:
+    """``hostname/digest``: processes whose pids can be checked from here share it."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:  # no /proc (not Linux): the hostname is all there is
+        boot = namespace = ""
+    digest = hashlib.sha256(f"{boot}|{namespace}".encode()).hexdigest()[:10]
+    return f"{socket.gethostname()}/{digest}"
+
+
+HOST_ID = _host_id()
 
 
 def _process_stat(pid: int) -> tuple[str, str]:
@@ -47,17 +66,18 @@ def _process_start_ticks(pid: int) -> str:
     return _process_stat(pid)[1]
 
 
-_SELF = f"{_HOST}:{os.getpid()}:{_process_start_ticks(os.getpid())}"
+_SELF = f"{HOST_ID}:{os.getpid()}:{_process_start_ticks(os.getpid())}"
 
 
 def new_owner() -> str:
-    """A lease owner id: host, pid, process start time, and a nonce for this run."""
+    """A lease owner id: host (and PID namespace), pid, process start time, and a random
+    nonce for this run."""
     return f"{_SELF}:{uuid.uuid4().hex[:8]}"
 
 
 def owner_is_alive(owner: str, heartbeat: float | None, now: float | None = None) -> bool:
     host, pid_text, start, _nonce = owner.rsplit(":", 3)
-    if host == _HOST:
+    if host == HOST_ID:
         pid = int(pid_text)
         if pid == os.getpid():
             return True  # a run in this very process (another thread) is alive
@@ -75,12 +95,16 @@ def owner_is_alive(owner: str, heartbeat: float | None, now: float | None = None
 
 
 def on_this_host(owner: str) -> bool:
-    return owner.rsplit(":", 3)[0] == _HOST
+    return owner.rsplit(":", 3)[0] == HOST_ID
+
+
+def pid_of(owner: str) -> int:
+    return int(owner.rsplit(":", 3)[1])
 
 
 def describe_owner(owner: str) -> str:
     host, pid, _start, _nonce = owner.rsplit(":", 3)
-    return f"process {pid} on {host}"
+    return f"process {pid} on {host.split('/')[0]}"
 
 
 def claim(store: MetadataStore, exec_id: str) -> str:

@@ -451,6 +451,16 @@ class MetadataStore:
             {"stack": stack, "horizon": horizon},
         )
 
+    def running_owners(self, stack: str) -> list[str]:
+        """The lease owners of ``stack``'s running executions: a worker watches those on
+        its own host, to notice the moment one dies."""
+        rows = self.db.fetchall(
+            "SELECT DISTINCT lease_owner FROM executions WHERE status = 'running' AND "
+            "stack = :stack AND lease_owner IS NOT NULL",
+            {"stack": stack},
+        )
+        return [owner for (owner,) in rows]
+
     def complete_timer(self, exec_id: str, position: int | None = None) -> int:
         """Mark an execution's sleeping timer (at ``position``, else whichever it has)
         completed: it has fired. Returns how many it marked."""

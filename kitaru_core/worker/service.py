@@ -13,7 +13,8 @@ Every item is claimed in the store by compare-and-set before anything runs it, s
 number of workers on any hosts may share one store. On a stack whose orchestrator runs
 executions on this machine, the worker runs what it claims in its own threads
 (``--concurrency``); otherwise it hands each to the orchestrator (a Kubernetes Job).
-Between passes it sleeps until the next poll, or until the earliest timer it knows of.
+Between passes it sleeps until the next poll, or until the earliest timer it knows of;
+a runner on its host that dies wakes it at once (``wakeups.py``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from kitaru_core.store.deaths import Death
 from kitaru_core.store.metadata_store import get_store
 from kitaru_core.store.records import ExecutionRecord, Status
 from kitaru_core.worker import retention, schedules
+from kitaru_core.worker.wakeups import Wakeups
 
 DEFAULT_POLL = 1.0
 DEFAULT_CONCURRENCY = 8
@@ -102,7 +104,7 @@ class Worker:
         self._running: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._nudge = threading.Event()
+        self._wakeups = Wakeups(self.store, self.stack.name)
         self._last_beat = 0.0
         self._beaten_news: dict[str, int] = {}
         self._last_prune = 0.0
@@ -129,8 +131,7 @@ class Worker:
                 timeout = self.poll
                 if earliest is not None:
                     timeout = min(timeout, max(0.0, earliest - self.clock.now()))
-                self._nudge.wait(timeout)
-                self._nudge.clear()
+                self._wakeups.wait(timeout)
         finally:
             self.close()
 
@@ -144,13 +145,14 @@ class Worker:
 
     def stop(self) -> None:
         self._stop.set()
-        self._nudge.set()
+        self._wakeups.nudge()
 
     def close(self) -> None:
         if self._pool is not None:
             if self._running:
                 self._log(f"letting {len(self._running)} running execution(s) finish")
             self._pool.shutdown(wait=True)
+        self._wakeups.close()
         self._beat(state="stopped")
 
     def _install_signal_handlers(self) -> None:
@@ -181,6 +183,7 @@ class Worker:
                 due.append(row)
         for row in running:
             self._guarded(row[1], self._recover_if_dead, row)
+        self._wakeups.watch(row[3] for row in running if row[3] is not None)
         for row in due:
             self._guarded(row[1], self._wake, row, now)
         for row in firing:
@@ -373,7 +376,7 @@ class Worker:
         finally:
             with self._lock:
                 self._running.discard(exec_id)
-            self._nudge.set()  # a place is free: look at the queues now
+            self._wakeups.nudge()  # a place is free: look at the queues now
 
     def _news(self) -> dict[str, int]:
         """What the worker did, less its passes: an idle worker has no news to record

@@ -13,7 +13,20 @@ from kitaru_core.store.database import Database, sqlalchemy_url, sqlite_path
 # Every revision in order, oldest first. A new migration appends its id here, so a
 # process can tell "behind" (migrate) from "ahead" (this Kitaru is too old) without
 # importing alembic on every start.
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011")
+REVISIONS = (
+    "0001",
+    "0002",
+    "0003",
+    "0004",
+    "0005",
+    "0006",
+    "0007",
+    "0008",
+    "0009",
+    "0010",
+    "0011",
+    "0012",
+)
 SIGNED_REFERENCES = "0010"
 """From this revision on, every execution's flow reference is signed; a store upgraded
 across it has its existing executions signed by the process that upgraded it."""
