@@ -1,7 +1,8 @@
 """The server's figures: ``POST /input`` to the flow's result (local orchestrator, the
 worker inside the server), beside DBOS ``send``→``recv`` and LangGraph
 ``Command(resume=)``; ``GET /executions/{id}`` throughput and p99 with 16 concurrent
-clients; the idle server's memory.
+clients; the idle server's memory; a ``/metrics`` scrape over a journal of a million
+steps (the first scrape folds them into totals, later ones read what is new).
 
     python benchmarks/server.py [--peers] [--rounds N]
 
@@ -16,6 +17,7 @@ import asyncio
 import json
 import os
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -115,6 +117,36 @@ def input_to_result(server: Server, rounds: int) -> list[float]:
         if i >= 2:  # the first runs warm the worker's imports
             times.append(elapsed)
     return times
+
+
+def seed_journal(home: str, steps: int) -> None:
+    """Old, settled history: ``steps`` completed checkpoints over ``steps // 10`` executions."""
+    now = time.time() - 86_400
+    db = sqlite3.connect(Path(home) / "kitaru.db")
+    with db:
+        db.executemany(
+            "INSERT INTO executions (id, flow_name, flow_ref, status, stack, created_at, "
+            "started_at, ended_at) VALUES (?, 'seeded', 'seeded:seeded', 'completed', "
+            "'default', ?, ?, ?)",
+            ((f"seed{e}", now, now, now + 1) for e in range(steps // 10)),
+        )
+        db.executemany(
+            "INSERT INTO journal (exec_id, position, name, status, started_at, ended_at) "
+            "VALUES (?, ?, 'step', 'completed', ?, ?)",
+            ((f"seed{i // 10}", i % 10, now, now + (i % 7) * 0.01) for i in range(steps)),
+        )
+    db.close()
+
+
+def scrapes(server: Server, rounds: int) -> tuple[float, list[float]]:
+    """Seconds of the first ``/metrics`` scrape, and of the ``rounds`` after it."""
+    times = []
+    for _ in range(rounds + 1):
+        t0 = time.perf_counter()
+        got = server.http.get("/metrics")
+        times.append(time.perf_counter() - t0)
+        assert got.status_code == 200, got.text
+    return times[0], times[1:]
 
 
 async def _load(url: str, token: str, exec_id: str, clients: int, seconds: float) -> list[float]:
@@ -266,6 +298,19 @@ def main() -> None:
             rps, p50, p99 = throughput(server, args.seconds)
         finally:
             server.stop()
+    with tempfile.TemporaryDirectory() as home:
+        subprocess.run(
+            [sys.executable, "-m", "kitaru", "executions", "list"],
+            env=env_with(home),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )  # makes the store
+        seed_journal(home, 1_000_000)
+        server = Server(home)
+        try:
+            first_scrape, later_scrapes = scrapes(server, 20)
+        finally:
+            server.stop()
     print("kitaru serve (SQLite, local orchestrator, worker in the server)")
     print(
         f"  POST /input to result: median {statistics.median(latencies) * 1000:.1f} ms, "
@@ -273,6 +318,10 @@ def main() -> None:
     )
     print(f"  GET /executions/ID, 16 clients: {rps:.0f} req/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms")
     print(f"  idle server memory: {idle:.0f} MB RSS")
+    print(
+        f"  /metrics over 1,000,000 recorded steps: first scrape {first_scrape * 1000:.0f} ms, "
+        f"then median {statistics.median(later_scrapes) * 1000:.1f} ms"
+    )
     if args.peers:
         dbos = _peer(DBOS_SEND_RECV, args.rounds)
         langgraph = _peer(LANGGRAPH_RESUME, args.rounds)

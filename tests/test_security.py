@@ -20,6 +20,7 @@ from conftest import SECRET_KEY, error_line, kitaru_cli, subprocess_env
 from kitaru import KitaruClient
 from kitaru_core.errors import KitaruStackError, KitaruWaitValidationError
 from kitaru_core.stack_registry import get_stack, register, stack_names
+from kitaru_core.store import migrations
 from kitaru_core.testing.llm_server import FakeLLM
 from security_flows import SPOOF, approval, not_a_number, spoofing
 
@@ -354,8 +355,7 @@ def test_executions_recorded_before_references_were_signed_are_signed_on_upgrade
     store = get_store()
     # As a store of the revision before signed references holds it: no signature.
     store.db.execute("UPDATE executions SET options = '{}' WHERE id = :id", {"id": exec_id})
-    store.db.execute("UPDATE alembic_version SET version_num = '0009'")
-    store.db.execute("DROP TABLE blob_writes")  # added after 0009: an 0009 store has none
+    migrations.downgrade(store.db.url, "0009")
     assert not is_trusted(store.require_execution(exec_id))
     reset_store_cache()
     record = get_store().require_execution(exec_id)  # this process upgrades, and signs

@@ -111,6 +111,7 @@ Scope = Callable[..., str]
 
 def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
     checker = TokenChecker(state.service.store)
+    scraped = metrics.Metrics(state.service.store)
     state.hub = state.hub or EventHub(state.service.store)
 
     @contextlib.asynccontextmanager
@@ -212,7 +213,7 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
     )
     def get_metrics(_: str = scoped("read")) -> Response:
         """Prometheus text: executions by status, step durations, LLM use, worker lag."""
-        return Response(metrics.render(state.service.store), media_type=metrics.CONTENT_TYPE)
+        return Response(scraped.render(), media_type=metrics.CONTENT_TYPE)
 
     api = APIRouter(prefix=API, responses=ERROR_RESPONSES)
     service = state.service

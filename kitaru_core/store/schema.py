@@ -115,6 +115,12 @@ journal = Table(
     Column("metadata", Text, nullable=False, server_default="{}"),
     Column("started_at", Float, nullable=False),
     Column("ended_at", Float, nullable=False),
+    Index(
+        "ix_journal_ended",
+        "ended_at",
+        postgresql_using="brin",
+        postgresql_with={"autosummarize": "on"},
+    ),
 )
 
 artifacts = Table(
@@ -214,6 +220,12 @@ llm_calls = Table(
     Column("error", Text, nullable=True),
     Column("created_at", Float, nullable=False),
     Index("ix_llm_calls_exec", "exec_id"),
+    Index(
+        "ix_llm_calls_created",
+        "created_at",
+        postgresql_using="brin",
+        postgresql_with={"autosummarize": "on"},
+    ),
 )
 
 schedules = Table(

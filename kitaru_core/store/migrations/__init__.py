@@ -26,6 +26,7 @@ REVISIONS = (
     "0010",
     "0011",
     "0012",
+    "0013",
 )
 SIGNED_REFERENCES = "0010"
 """From this revision on, every execution's flow reference is signed; a store upgraded
@@ -59,6 +60,15 @@ def current_revision(db: Database) -> str | None:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Run alembic's upgrade; concurrent processes serialise on a lock."""
+    _migrate(url, revision, down=False)
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Take the schema back to ``revision`` (an older Kitaru's, e.g. to test an upgrade)."""
+    _migrate(url, revision, down=True)
+
+
+def _migrate(url: str, revision: str, *, down: bool) -> None:
     from alembic import command
     from alembic.config import Config
 
@@ -68,7 +78,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     cfg.attributes["advisory_lock_id"] = _ADVISORY_LOCK_ID
     lock_path = sqlite_path(url).with_suffix(".migrate.lock") if url.startswith("sqlite") else None
     with _file_lock(lock_path):
-        command.upgrade(cfg, revision)
+        (command.downgrade if down else command.upgrade)(cfg, revision)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,40 @@
+"""Indexes on when steps ended and LLM calls were made, so ``/metrics`` reads only the
+rows recorded since its last scrape instead of the whole journal. On PostgreSQL they are
+BRIN indexes: rows arrive in time order, so a block range summary finds recent ones, and
+recording a checkpoint costs no B-tree insert (a B-tree made checkpoints 5% slower).
+Ranges are summarized as they fill, so only the newest is read whole.
+
+Revision ID: 0013
+Revises: 0012
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0013"
+down_revision = "0012"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_index(
+        "ix_journal_ended",
+        "journal",
+        ["ended_at"],
+        postgresql_using="brin",
+        postgresql_with={"autosummarize": "on"},
+    )
+    op.create_index(
+        "ix_llm_calls_created",
+        "llm_calls",
+        ["created_at"],
+        postgresql_using="brin",
+        postgresql_with={"autosummarize": "on"},
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_llm_calls_created", "llm_calls")
+    op.drop_index("ix_journal_ended", "journal")
