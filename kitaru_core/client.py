@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -289,22 +289,39 @@ class ExecutionsClient:
         return retention.delete_executions(self._store, records)
 
     def prunable(
-        self, *, older_than: float, statuses: Iterable[str] = retention.PRUNABLE
+        self,
+        *,
+        older_than: float,
+        statuses: Iterable[str] = retention.PRUNABLE,
+        limit: int | None = None,
     ) -> builtins.list[ExecutionRecord]:
-        """Ended executions created more than ``older_than`` seconds ago."""
-        return retention.prunable(self._store, older_than=older_than, statuses=statuses)
+        """Ended executions created more than ``older_than`` seconds ago, newest first."""
+        return retention.prunable(
+            self._store, older_than=older_than, statuses=statuses, limit=limit
+        )
 
-    def prune(self, *, older_than: float, statuses: Iterable[str] = retention.PRUNABLE) -> Deleted:
-        """Delete ended executions created more than ``older_than`` seconds ago."""
-        found = self.prunable(older_than=older_than, statuses=statuses)
-        return retention.delete_executions(self._store, found)
+    def prune(
+        self,
+        *,
+        older_than: float,
+        statuses: Iterable[str] = retention.PRUNABLE,
+        on_page: Callable[[Deleted], None] | None = None,
+    ) -> Deleted:
+        """Delete ended executions created more than ``older_than`` seconds ago, a page
+        at a time (``on_page`` hears the running totals)."""
+        return retention.prune(
+            self._store, older_than=older_than, statuses=statuses, on_page=on_page
+        )
 
-    def logs(self, exec_id: str) -> str:
-        """The execution's log: runs, retries, failures."""
+    def logs(self, exec_id: str, *, tail: int | None = None) -> str:
+        """The execution's log: runs, retries, failures, and what its runs printed
+        where they ran (pods); with ``tail``, the last ``tail`` lines of each part."""
         record = self._store.require_execution(exec_id)
         path = log_path(record.id)
         text = path.read_text(encoding="utf-8") if path.exists() else ""
-        elsewhere = get_stack(record.stack).orchestrator.logs(record.id)
+        if tail is not None:
+            text = "".join(text.splitlines(keepends=True)[-tail:]) if tail > 0 else ""
+        elsewhere = get_stack(record.stack).orchestrator.logs(record.id, tail=tail)
         return text + (elsewhere or "")
 
 

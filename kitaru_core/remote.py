@@ -245,8 +245,9 @@ class RemoteExecutions:
         handle.ran()
         return handle
 
-    def logs(self, exec_id: str) -> str:
-        return str(self._c.request("GET", f"/executions/{quote(exec_id)}/logs"))
+    def logs(self, exec_id: str, *, tail: int | None = None) -> str:
+        query = "" if tail is None else f"?tail={int(tail)}"
+        return str(self._c.request("GET", f"/executions/{quote(exec_id)}/logs{query}"))
 
     def _not_remote(self, *_: Any, **__: Any) -> Any:
         raise KitaruUsageError(

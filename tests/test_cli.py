@@ -53,6 +53,8 @@ def test_logs_show_the_runs_of_an_execution(tmp_path: Path) -> None:
     assert "checkpoint flaky_once failed after 1 attempt(s)" in log
     assert "retried flow fragile" in log
     assert log.rstrip().endswith("completed")
+    tail = kitaru_cli("executions", "logs", exec_id, "--tail", "2").stdout
+    assert tail.splitlines() == log.splitlines()[-2:]
 
 
 def test_errors_are_one_clear_line_and_exit_non_zero() -> None:

@@ -352,6 +352,8 @@ def test_replay_retry_cancel_resume_and_diff(served: Served) -> None:
         assert wait_for_status(runner, exec_id, ("waiting",))["pending_wait"]["name"] == "ok"
         logs = runner.get(f"{API}/executions/{exec_id}/logs")
         assert logs.headers["content-type"].startswith("text/plain")
+        tail = runner.get(f"{API}/executions/{exec_id}/logs", params={"tail": 1})
+        assert tail.text.splitlines() == logs.text.splitlines()[-1:]
 
 
 def _read_events(

@@ -786,6 +786,59 @@ def test_prune_and_gc_find_only_what_is_old_or_unreferenced() -> None:
     assert bad.returncode != 0 and "not an age" in bad.stderr
 
 
+def seed_old_executions(count: int, stack: str, days: float = 40) -> None:
+    """``count`` completed executions from ``days`` ago, written as a store holds them."""
+    created = time.time() - days * 86400
+    get_store().db.executemany(
+        "INSERT INTO executions (id, flow_name, flow_ref, status, stack, created_at, "
+        "started_at, ended_at) VALUES (:id, 'old', 'old:old', 'completed', :stack, :t, :t, :t)",
+        [{"id": f"old{i:05d}", "stack": stack, "t": created + i} for i in range(count)],
+    )
+
+
+def test_prune_deletes_any_number_a_page_at_a_time_and_the_worker_a_page_a_pass(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "stack.yaml").write_text("name: tidy\nsettings:\n  retention_days: 7\n")
+    from kitaru_core.stack_registry import register
+    from kitaru_core.worker.retention import PAGE
+
+    register(tmp_path / "stack.yaml", activate=True)
+    seed_old_executions(2 * PAGE + 50, "tidy")
+    dry = kitaru_cli("executions", "prune", "--older-than", "30d", "--dry-run")
+    assert dry.returncode == 0 and "the newest 100; --limit shows more" in dry.stdout
+
+    worker = Worker(log=quiet)
+    worker.run_once()  # one page, so the pass still gets to due work
+    assert worker.counts["pruned"] == PAGE
+    worker.run_once()
+    assert worker.counts["pruned"] == 2 * PAGE
+    kept = wf.three.run(1)
+    pruned = kitaru_cli("executions", "prune", "--older-than", "30d", "--output", "json")
+    assert len(json.loads(pruned.stdout)["executions"]) == 50
+    assert [e.exec_id for e in KitaruClient().executions.list(limit=None)] == [kept.exec_id]
+
+
+def test_gc_checks_the_store_a_page_of_keys_at_a_time() -> None:
+    from kitaru_core.worker.retention import PAGE
+
+    kept = wf.three.run(1)  # small outputs live inline: no blobs of its own
+    store = get_stack().artifact_store
+    orphans = [f"{i:064x}" for i in range(2 * PAGE + 7)]
+    for key in orphans:
+        store.put(key, b"nobody refers to this")
+    referenced = KitaruClient().executions.get(kept.exec_id).checkpoints[0].artifact_id
+    get_store().db.execute(  # one orphan becomes a blob that a row refers to
+        "UPDATE artifacts SET key = :k, inline = NULL WHERE id = :id",
+        {"k": orphans[PAGE + 1], "id": referenced},
+    )
+    dry = json.loads(kitaru_cli("artifacts", "gc", "--dry-run", "--output", "json").stdout)
+    assert sorted(dry["blobs"]) == sorted(set(orphans) - {orphans[PAGE + 1]})
+    done = json.loads(kitaru_cli("artifacts", "gc", "--settle", "0", "--output", "json").stdout)
+    assert len(done["blobs"]) == 2 * PAGE + 6
+    assert sorted(store.list()) == [orphans[PAGE + 1]]
+
+
 def test_new_statuses_filter_listings() -> None:
     clock = ManualClock()
     with use_clock(clock):

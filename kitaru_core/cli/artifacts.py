@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kitaru_core.cli.output import OutputFormat, OutputOption, echo, print_json
+from kitaru_core.cli.output import OutputFormat, OutputOption, echo, print_json, progress
 
 app = typer.Typer(help="Artifacts in the active stack's artifact store.", no_args_is_help=True)
 
@@ -25,12 +25,22 @@ def gc(
     store, stack = get_store(), get_stack()
     if dry_run:
         keys = retention.unreferenced_blobs(store, stack)
-    else:
-        keys = retention.collect_garbage(store, stack, settle=settle)
-    if output is OutputFormat.json:
-        print_json({"dry_run": dry_run, "blobs": keys})
+        if output is OutputFormat.json:
+            print_json({"dry_run": True, "blobs": list(keys)})
+            return
+        found = 0
+        for key in keys:  # printed as found: the store may hold millions
+            echo(stack.artifact_store.uri(key))
+            found += 1
+        echo(f"would delete {found} unreferenced blob(s) in stack {stack.name!r}")
         return
-    for key in keys:
+    with progress("collecting garbage") as report:
+        deleted = retention.collect_garbage(
+            store, stack, settle=settle, on_deleted=lambda n: report(f"{n} blob(s) deleted")
+        )
+    if output is OutputFormat.json:
+        print_json({"dry_run": False, "blobs": deleted})
+        return
+    for key in deleted:
         echo(stack.artifact_store.uri(key))
-    verb = "would delete" if dry_run else "deleted"
-    echo(f"{verb} {len(keys)} unreferenced blob(s) in stack {stack.name!r}")
+    echo(f"deleted {len(deleted)} unreferenced blob(s) in stack {stack.name!r}")

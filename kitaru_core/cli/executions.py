@@ -19,6 +19,7 @@ from kitaru_core.cli.output import (
     print_json,
     print_line,
     print_table,
+    progress,
     seconds,
     styled_status,
     text,
@@ -461,9 +462,14 @@ def cancel(exec_id: str) -> None:
 
 
 @app.command()
-def logs(exec_id: str) -> None:
-    """Print an execution's log."""
-    sys.stdout.write(plain_text(_client().executions.logs(exec_id)))
+def logs(
+    exec_id: str,
+    tail: int | None = typer.Option(
+        None, "--tail", min=0, help="only the last N lines of each run's log"
+    ),
+) -> None:
+    """Print an execution's log, and what its runs printed where they ran (pods)."""
+    sys.stdout.write(plain_text(_client().executions.logs(exec_id, tail=tail)))
 
 
 @app.command()
@@ -487,9 +493,10 @@ def prune(
         "completed,failed,cancelled", "--status", help="comma-separated ended statuses"
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="only list what would be deleted"),
+    limit: int = typer.Option(100, "--limit", min=1, help="with --dry-run: rows shown at most"),
     output: OutputFormat = OutputOption,
 ) -> None:
-    """Delete ended executions older than --older-than (see `delete`)."""
+    """Delete ended executions older than --older-than (see `delete`), a page at a time."""
     from kitaru_core.worker.retention import parse_age
 
     try:
@@ -499,7 +506,7 @@ def prune(
     statuses = [s.strip() for s in status.split(",") if s.strip()]
     client = _client()
     if dry_run:
-        found = client.executions.prunable(older_than=age, statuses=statuses)
+        found = client.executions.prunable(older_than=age, statuses=statuses, limit=limit)
         if output is OutputFormat.json:
             print_json([{"exec_id": r.id, "flow": r.flow_name, "status": r.status} for r in found])
             return
@@ -508,8 +515,15 @@ def prune(
             ["id", "flow", "status", "created"],
             [(r.id, r.flow_name, styled_status(r.status), when(r.created_at)) for r in found],
         )
+        if len(found) == limit:
+            echo(f"(the newest {limit}; --limit shows more)")
         return
-    deleted = client.executions.prune(older_than=age, statuses=statuses)
+    with progress("pruning") as report:
+        deleted = client.executions.prune(
+            older_than=age,
+            statuses=statuses,
+            on_page=lambda d: report(f"{len(d.executions)} execution(s) deleted"),
+        )
     if output is OutputFormat.json:
         print_json(deleted)
         return

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from enum import StrEnum
 from typing import Any, NoReturn
 
@@ -238,3 +238,17 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """End the command with one line on stderr and exit ``code``."""
     print_error(message)
     raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def progress(what: str) -> Iterator[Callable[[str], None]]:
+    """A status line on stderr for long work (``what``, then what the work reports
+    through the callable); nothing when stderr is not a terminal."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield lambda _: None
+        return
+    with console.status(text(what)) as status:
+        yield lambda news: status.update(text(f"{what}: {news}"))

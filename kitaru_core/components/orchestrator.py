@@ -36,8 +36,10 @@ class Orchestrator(ABC):
         fails the execution with this reason instead of starting it again."""
         return None
 
-    def logs(self, exec_id: str) -> str | None:
-        """What the execution's runs printed where they ran (pod logs), if kept there."""
+    def logs(self, exec_id: str, tail: int | None = None) -> str | None:
+        """What the execution's runs printed where they ran (pod logs), if kept there;
+        with ``tail``, only the last ``tail`` lines of each run. Bound what one call
+        reads (a pod's log can be gigabytes): say where the rest is when cut."""
         return None
 
     def check(self) -> None:

@@ -311,8 +311,14 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
         return service.execution(exec_id)
 
     @api.get("/executions/{exec_id}/logs", tags=["executions"], response_class=PlainTextResponse)
-    def get_logs(exec_id: str, _: str = scoped("read")) -> str:
-        return service.logs(exec_id)
+    def get_logs(
+        exec_id: str,
+        tail: Annotated[
+            int | None, Query(ge=0, description="only the last lines of each part")
+        ] = None,
+        _: str = scoped("read"),
+    ) -> str:
+        return service.logs(exec_id, tail)
 
     @api.post("/executions/{exec_id}/input", tags=["waits"])
     def give_input(exec_id: str, body: InputBody, _: str = scoped("input")) -> dict[str, Any]:

@@ -222,8 +222,8 @@ class Service:
         record = self.store.require_execution(exec_id)
         return record.status, record.runs
 
-    def logs(self, exec_id: str) -> str:
-        return self.executions.logs(exec_id)
+    def logs(self, exec_id: str, tail: int | None = None) -> str:
+        return self.executions.logs(exec_id, tail=tail)
 
     def pending_waits(self, exec_id: str | None = None) -> list[dict[str, Any]]:
         return [wait_json(w) for w in self.executions.pending_waits(exec_id)]

@@ -96,15 +96,6 @@ class RetentionStore:
                 blobs.extend((doomed[a][3], doomed[a][1]) for a in gone if doomed[a][2])
         return blobs
 
-    def key_is_referenced(self, key: str) -> bool:
-        return (
-            self.db.fetchone("SELECT 1 FROM artifacts WHERE key = :k LIMIT 1", {"k": key})
-            is not None
-        )
-
-    def referenced_keys(self) -> set[str]:
-        return {r[0] for r in self.db.fetchall("SELECT DISTINCT key FROM artifacts")}
-
     def note_blob_write(self, key: str) -> None:
         """A writer is about to put (or reuse) the blob under ``key``: keep it."""
         self.db.execute(
@@ -115,13 +106,7 @@ class RetentionStore:
 
     def key_is_kept(self, key: str) -> bool:
         """A row refers to ``key``, or a writer noted it lately (its row may follow)."""
-        return self.key_is_referenced(key) or (
-            self.db.fetchone(
-                "SELECT 1 FROM blob_writes WHERE key = :k AND written_at > :since",
-                {"k": key, "since": time.time() - BLOB_WRITE_SECONDS},
-            )
-            is not None
-        )
+        return bool(self.kept_among([key]))
 
     def forget_blob_writes(self) -> int:
         """Drop notes too old to protect anything; how many."""
@@ -130,12 +115,21 @@ class RetentionStore:
             {"since": time.time() - BLOB_WRITE_SECONDS},
         )
 
-    def kept_keys(self) -> set[str]:
-        """Every key a row refers to or a writer noted lately."""
-        return self.referenced_keys() | {
-            r[0]
-            for r in self.db.fetchall(
-                "SELECT key FROM blob_writes WHERE written_at > :since",
-                {"since": time.time() - BLOB_WRITE_SECONDS},
+    def kept_among(self, keys: list[str]) -> set[str]:
+        """Those of ``keys`` a row refers to or a writer noted lately: one indexed query
+        per chunk, so a store of any size is checked a page of keys at a time."""
+        kept: set[str] = set()
+        since = time.time() - BLOB_WRITE_SECONDS
+        for chunk in _chunks(keys):
+            keys_sql, params = _placeholders("k", chunk)
+            kept.update(
+                r[0]
+                for r in self.db.fetchall(
+                    # Only a row without inline bytes needs the blob (the partial index).
+                    f"SELECT key FROM artifacts WHERE inline IS NULL AND key IN ({keys_sql}) "
+                    f"UNION SELECT key FROM blob_writes WHERE key IN ({keys_sql}) "
+                    "AND written_at > :since",
+                    {**params, "since": since},
+                )
             )
-        }
+        return kept

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 metadata = MetaData()
@@ -151,6 +152,12 @@ artifacts = Table(
     ),
     Column("created_at", Float, nullable=False),
     Index("ix_artifacts_exec_name", "exec_id", "name"),
+    Index(
+        "ix_artifacts_blob_key",
+        "key",
+        sqlite_where=text("inline IS NULL"),
+        postgresql_where=text("inline IS NULL"),
+    ),
 )
 
 waits = Table(

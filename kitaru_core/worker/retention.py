@@ -11,9 +11,11 @@ finds the blob gone and puts it itself. Nothing a row will refer to is lost.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import itertools
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from kitaru_core.errors import KitaruStateError, KitaruUsageError
@@ -24,6 +26,11 @@ from kitaru_core.store.metadata_store import MetadataStore
 from kitaru_core.store.records import TERMINAL_STATUSES, ExecutionRecord
 
 PRUNABLE = ("completed", "failed", "cancelled")
+PAGE = 400
+"""Executions deleted in one transaction, and blob keys checked in one query: memory
+and lock time stay flat however much there is to delete."""
+_MOST_WAITING = 50_000
+"""Unreferenced keys held while they settle, at most (a few MB)."""
 
 
 @dataclass
@@ -70,10 +77,7 @@ def delete_executions(store: MetadataStore, records: list[ExecutionRecord]) -> D
     return deleted
 
 
-def prunable(
-    store: MetadataStore, *, older_than: float, statuses: Iterable[str] = PRUNABLE
-) -> list[ExecutionRecord]:
-    """Ended executions created more than ``older_than`` seconds ago."""
+def _ended_statuses(statuses: Iterable[str]) -> list[str]:
     chosen = list(statuses)
     wrong = [s for s in chosen if s not in PRUNABLE]
     if wrong:
@@ -81,7 +85,49 @@ def prunable(
             f"cannot prune executions that are {', '.join(wrong)}: only ended ones "
             f"({', '.join(PRUNABLE)})"
         )
-    return store.list_executions(status=chosen, created_before=time.time() - older_than, limit=None)
+    return chosen
+
+
+def prunable(
+    store: MetadataStore,
+    *,
+    older_than: float,
+    statuses: Iterable[str] = PRUNABLE,
+    limit: int | None = None,
+) -> list[ExecutionRecord]:
+    """Ended executions created more than ``older_than`` seconds ago, newest first."""
+    return store.list_executions(
+        status=_ended_statuses(statuses), created_before=time.time() - older_than, limit=limit
+    )
+
+
+def prune(
+    store: MetadataStore,
+    *,
+    older_than: float,
+    statuses: Iterable[str] = PRUNABLE,
+    stack: str | None = None,
+    pages: int | None = None,
+    on_page: Callable[[Deleted], None] | None = None,
+) -> Deleted:
+    """Delete ended executions created more than ``older_than`` seconds ago, ``PAGE`` at
+    a time, each page in its own transactions; at most ``pages`` pages when given (the
+    worker does a page a pass). ``on_page`` hears the running totals."""
+    chosen = _ended_statuses(statuses)
+    cutoff = time.time() - older_than
+    total = Deleted()
+    for _ in itertools.count() if pages is None else range(pages):
+        page = store.list_executions(status=chosen, created_before=cutoff, stack=stack, limit=PAGE)
+        if not page:
+            break
+        deleted = delete_executions(store, page)
+        total.executions += deleted.executions
+        total.blobs += deleted.blobs
+        if on_page is not None:
+            on_page(total)
+        if len(page) < PAGE:
+            break
+    return total
 
 
 def delete_unreferenced(store: MetadataStore, stack: Stack, keys: Iterable[str]) -> list[str]:
@@ -109,17 +155,45 @@ def delete_unreferenced(store: MetadataStore, stack: Stack, keys: Iterable[str])
     return deleted
 
 
-def unreferenced_blobs(store: MetadataStore, stack: Stack) -> list[str]:
-    """Keys in the stack's artifact store that no artifact row refers to."""
-    kept = store.retention.kept_keys()
-    return [key for key in stack.artifact_store.list() if key not in kept]
+def unreferenced_blobs(store: MetadataStore, stack: Stack) -> Iterator[str]:
+    """Keys in the stack's artifact store that no artifact row refers to, as the store
+    lists them: a page of keys is checked at a time, never the whole store at once."""
+    keys = iter(stack.artifact_store.list())
+    while page := list(itertools.islice(keys, PAGE)):
+        kept = store.retention.kept_among(page)
+        yield from (key for key in page if key not in kept)
 
 
-def collect_garbage(store: MetadataStore, stack: Stack, *, settle: float = 5.0) -> list[str]:
-    """Delete unreferenced blobs. A blob is written before the row that refers to it is
-    committed, so only blobs still unreferenced ``settle`` seconds after they were
-    first seen go."""
-    candidates = unreferenced_blobs(store, stack)
-    if candidates and settle > 0:
-        time.sleep(settle)
-    return delete_unreferenced(store, stack, candidates)
+def collect_garbage(
+    store: MetadataStore,
+    stack: Stack,
+    *,
+    settle: float = 5.0,
+    on_deleted: Callable[[int], None] | None = None,
+) -> list[str]:
+    """Delete unreferenced blobs. A blob is put before the row that refers to it is
+    committed, so a blob goes only when it is still unreferenced ``settle`` seconds
+    after it was first seen unreferenced: candidates wait in a queue while the listing
+    goes on, so the wait is paid once, not once a page."""
+    deleted: list[str] = []
+    waiting: collections.deque[tuple[float, str]] = collections.deque()
+
+    def delete_settled(until: float) -> None:
+        due = []
+        while waiting and waiting[0][0] <= until:
+            due.append(waiting.popleft()[1])
+        if due:
+            deleted.extend(delete_unreferenced(store, stack, due))
+            if on_deleted is not None:
+                on_deleted(len(deleted))
+
+    for key in unreferenced_blobs(store, stack):
+        waiting.append((time.monotonic() + settle, key))
+        if len(waiting) >= _MOST_WAITING:  # listing outruns the wait: let it catch up
+            time.sleep(max(0.0, waiting[0][0] - time.monotonic()))
+        if waiting[0][0] <= time.monotonic():
+            delete_settled(time.monotonic())
+    if waiting:
+        time.sleep(max(0.0, waiting[-1][0] - time.monotonic()))
+        delete_settled(waiting[-1][0])
+    return deleted

@@ -331,17 +331,17 @@ class Worker:
             self._log(f"dispatched {record.id} from queue {queue}")
 
     def _retain(self) -> None:
+        """A page of executions older than the stack's ``retention_days`` a pass, until
+        none is left: a worker with a year of history to prune still acts on due work."""
         days = self.stack.definition.settings.retention_days
         if days is None or time.time() - self._last_prune < PRUNE_SECONDS:
             return
-        self._last_prune = time.time()
-        old = [
-            r
-            for r in retention.prunable(self.store, older_than=days * 86400)
-            if r.stack == self.stack.name
-        ]
-        if old:
-            deleted = retention.delete_executions(self.store, old)
+        deleted = retention.prune(
+            self.store, older_than=days * 86400, stack=self.stack.name, pages=1
+        )
+        if len(deleted.executions) < retention.PAGE:
+            self._last_prune = time.time()  # all done: look again later
+        if deleted.executions:
             self.counts["pruned"] += len(deleted.executions)
             self._log(
                 f"pruned {len(deleted.executions)} execution(s) older than {days:g} days "

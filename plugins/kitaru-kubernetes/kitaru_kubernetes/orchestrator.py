@@ -29,6 +29,10 @@ from kitaru_kubernetes.names import EXECUTION_LABEL, execution_label
 
 logger = logging.getLogger("kitaru.kubernetes")
 
+POD_LOG_BYTES = 8 * 2**20
+"""What ``kitaru executions logs`` reads of one pod's log at most: the start, or with
+``--tail`` the end."""
+
 # Why a container cannot start, as the kubelet reports it while it keeps trying.
 _CANNOT_START = {
     "ErrImagePull": "its image could not be pulled",
@@ -181,7 +185,7 @@ class KubernetesOrchestrator(Orchestrator):
                     )
         return None
 
-    def logs(self, exec_id: str) -> str | None:
+    def logs(self, exec_id: str, tail: int | None = None) -> str | None:
         parts = []
         try:
             jobs = self._jobs(exec_id)
@@ -189,13 +193,22 @@ class KubernetesOrchestrator(Orchestrator):
             return None
         for job in jobs:
             for pod in self._pods(job.metadata.name):
+                name = pod.metadata.name
                 try:
                     text = self._core().read_namespaced_pod_log(
-                        pod.metadata.name, self.config.namespace
+                        name,
+                        self.config.namespace,
+                        tail_lines=tail,
+                        limit_bytes=POD_LOG_BYTES,
                     )
                 except Exception as exc:
                     text = f"(no log: {getattr(exc, 'reason', None) or exc})\n"
-                parts.append(f"--- pod {pod.metadata.name} ---\n{text}")
+                if len(text.encode()) >= POD_LOG_BYTES:
+                    text += (
+                        f"\n(cut after {POD_LOG_BYTES:,} bytes: `kubectl logs -n "
+                        f"{self.config.namespace} {name}` has the rest, `--tail N` the end)\n"
+                    )
+                parts.append(f"--- pod {name} ---\n{text}")
         return "".join(parts) or None
 
     def check(self) -> None:

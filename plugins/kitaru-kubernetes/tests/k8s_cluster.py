@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -242,7 +243,7 @@ class Kubelet:
         self.running.discard(pod_name)
         # What `kubectl logs` would show (kmock keeps no logs: answer for this pod).
         self.cluster.emulator[f"get /api/v1/namespaces/{NAMESPACE}/pods/{pod_name}/log"] << (
-            proc.stdout + proc.stderr
+            _pod_log(proc.stdout + proc.stderr)
         )
         phase = "Succeeded" if proc.returncode == 0 else "Failed"
         core.patch_namespaced_pod_status(
@@ -326,3 +327,19 @@ def base_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KITARU_")}
     env.update(extra or {})
     return env
+
+
+def _pod_log(text: str) -> Callable[[Any], str]:
+    """A pod's log endpoint as the kubelet answers it: ``tailLines`` keeps the last
+    lines, then ``limitBytes`` stops after that many bytes (mid-line if it falls so)."""
+
+    def answer(request: Any) -> str:
+        out = text
+        if "tailLines" in request.params:
+            lines = int(request.params["tailLines"])
+            out = "".join(out.splitlines(keepends=True)[-lines:]) if lines > 0 else ""
+        if "limitBytes" in request.params:
+            out = out.encode()[: int(request.params["limitBytes"])].decode(errors="ignore")
+        return out
+
+    return answer

@@ -19,6 +19,7 @@ from k8s_cluster import NAMESPACE, Cluster, Kubelet, validate, wait_until
 from kitaru import KitaruClient
 from kitaru.plugin import KitaruStackError, Orchestrator, get_stack
 from kitaru.testing import ManualClock, OrchestratorContract, Worker, register_stack, use_clock
+from kitaru_kubernetes import orchestrator
 
 sys.path.insert(0, str(ROOT / "examples"))
 import review_flow
@@ -33,7 +34,11 @@ def bodies_run(counter: Path) -> list[str]:
 
 
 def test_the_review_example_runs_as_jobs_and_no_pod_exists_while_it_waits(
-    k8s_stack: Cluster, kubelet: Kubelet, counter: Path, database_url: str
+    k8s_stack: Cluster,
+    kubelet: Kubelet,
+    counter: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     began = time.monotonic()
     handle = review_flow.review.start("durable agents")
@@ -72,6 +77,14 @@ def test_the_review_example_runs_as_jobs_and_no_pod_exists_while_it_waits(
     )
     logs = KitaruClient().executions.logs(handle.exec_id)
     assert logs.count("--- pod ") == 2 and "is completed" in logs
+    # The last line of each pod's log (this machine's log is empty: the runs were pods).
+    tail = KitaruClient().executions.logs(handle.exec_id, tail=1).split("--- pod ")
+    assert [len(part.splitlines()) for part in tail] == [0, 2, 2]
+    assert tail[2].splitlines()[1] == logs.splitlines()[-1]
+    # A pod's log is read up to a bound, and the user is told where the rest is.
+    monkeypatch.setattr(orchestrator, "POD_LOG_BYTES", 40)
+    cut = KitaruClient().executions.logs(handle.exec_id)
+    assert cut.count("(cut after 40 bytes: `kubectl logs -n ") == 2
 
 
 def test_a_pod_that_never_starts_fails_the_execution_with_the_reason_and_retry_completes(

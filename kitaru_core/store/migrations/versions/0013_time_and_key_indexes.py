@@ -4,12 +4,18 @@ BRIN indexes: rows arrive in time order, so a block range summary finds recent o
 recording a checkpoint costs no B-tree insert (a B-tree made checkpoints 5% slower).
 Ranges are summarized as they fill, so only the newest is read whole.
 
+And an index on the content keys of artifacts whose bytes are in an artifact store, so
+retention and ``kitaru artifacts gc`` ask about a page of keys at a time instead of
+loading every key (rows with inline bytes are left out: recording a small checkpoint
+pays nothing for it).
+
 Revision ID: 0013
 Revises: 0012
 """
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
@@ -34,7 +40,16 @@ def upgrade() -> None:
         postgresql_with={"autosummarize": "on"},
     )
 
+    op.create_index(
+        "ix_artifacts_blob_key",
+        "artifacts",
+        ["key"],
+        sqlite_where=sa.text("inline IS NULL"),
+        postgresql_where=sa.text("inline IS NULL"),
+    )
+
 
 def downgrade() -> None:
+    op.drop_index("ix_artifacts_blob_key", "artifacts")
     op.drop_index("ix_llm_calls_created", "llm_calls")
     op.drop_index("ix_journal_ended", "journal")
