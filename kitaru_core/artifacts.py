@@ -24,11 +24,12 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from kitaru_core.components.artifact_store import ArtifactStore
 from kitaru_core.errors import KitaruBackendError, KitaruUsageError
-from kitaru_core.serialization import deserialize, serialize
+from kitaru_core.serialization import Serialized, deserialize, serialize
 from kitaru_core.settings import load_settings
 from kitaru_core.signing import SIGNED_SERIALIZERS, Signer, pickle_allowed
 from kitaru_core.store.records import ArtifactRecord
@@ -40,6 +41,17 @@ def new_id() -> str:
 
 
 INLINE_URI_PREFIX = "kitaru-inline:"
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A value made ready to store: serialized and signed, or a stream to copy."""
+
+    serialized: Serialized | None = None
+    signature: str | None = None
+    stream: BinaryIO | None = None
+    uploads: bool = True
+    """Writing it puts a blob in the artifact store (blocking I/O), not only a row."""
 
 
 class Artifacts:
@@ -66,6 +78,32 @@ class Artifacts:
             return f"{INLINE_URI_PREFIX}{record.key}"
         return self.store.uri(record.key)
 
+    def prepare(self, value: Any, *, what: str, data_only: bool = False) -> Prepared:
+        """Serialize and sign ``value`` (CPU only: nothing is stored yet). Its
+        ``uploads`` says whether writing it will put a blob in the artifact store."""
+        if data_only:
+            value = plain_data(value, what=what)
+        if not data_only and is_binary_stream(value):
+            return Prepared(stream=value)
+        serialized = serialize(value, what=what)
+        signature: str | None = None
+        if serialized.serializer in SIGNED_SERIALIZERS:
+            if serialized.serializer == "pickle" and not pickle_allowed():
+                type_name = serialized.type_ref.replace(":", ".")
+                raise KitaruUsageError(
+                    f"{what} of type {type_name} would be stored as "
+                    "pickle, which KITARU_ALLOW_PICKLE=0 refuses; use plain data, a "
+                    "pydantic model or a dataclass"
+                )
+            signature = self.signer.sign(
+                serialized.serializer, serialized.type_ref, serialized.data
+            )
+        return Prepared(
+            serialized=serialized,
+            signature=signature,
+            uploads=len(serialized.data) > self.inline_limit,
+        )
+
     def write(
         self,
         value: Any,
@@ -78,37 +116,31 @@ class Artifacts:
         tags: list[str] | None = None,
         what: str | None = None,
         data_only: bool = False,
+        prepared: Prepared | None = None,
     ) -> ArtifactRecord:
-        """Serialize and store ``value``; returns the record to commit.
+        """Serialize and store ``value`` (or what ``prepare`` made of it); returns the
+        record to commit.
 
         A binary file object (``open(path, "rb")``) is streamed in chunks, never held in
         memory, and loads back as a binary stream. ``data_only`` is for values from
         outside the flow's code: they must be plain JSON data and are stored as such.
         """
         what = what or f"artifact {name!r}"
+        if prepared is None:
+            prepared = self.prepare(value, what=what, data_only=data_only)
         inline: bytes | None = None
-        signature: str | None = None
-        if data_only:
-            value = plain_data(value, what=what)
-        if not data_only and is_binary_stream(value):
-            key, size = self._put_stream(value, name)
+        if prepared.stream is not None:
+            key, size = self._put_stream(prepared.stream, name)
             serializer, type_ref = "stream", "io:BufferedReader"
         else:
-            serialized = serialize(value, what=what)
+            serialized = prepared.serialized
+            assert serialized is not None
             key, size = hashlib.sha256(serialized.data).hexdigest(), len(serialized.data)
             serializer, type_ref = serialized.serializer, serialized.type_ref
-            if serializer in SIGNED_SERIALIZERS:
-                if serializer == "pickle" and not pickle_allowed():
-                    raise KitaruUsageError(
-                        f"{what} of type {type_ref.replace(':', '.')} would be stored as "
-                        "pickle, which KITARU_ALLOW_PICKLE=0 refuses; use plain data, a "
-                        "pydantic model or a dataclass"
-                    )
-                signature = self.signer.sign(serializer, type_ref, serialized.data)
-            if size <= self.inline_limit:
-                inline = serialized.data
-            else:
+            if prepared.uploads:
                 self._put(key, serialized.data, name)
+            else:
+                inline = serialized.data
         return ArtifactRecord(
             id=new_id(),
             exec_id=exec_id,
@@ -123,7 +155,7 @@ class Artifacts:
             position=position,
             tags=list(tags or []),
             inline=inline,
-            signature=signature,
+            signature=prepared.signature,
         )
 
     def _put(self, key: str, source: BinaryIO | bytes, name: str) -> None:

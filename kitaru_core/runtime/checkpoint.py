@@ -13,7 +13,7 @@ import inspect
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import Future
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from kitaru_core.errors import KitaruContextError, KitaruError
 from kitaru_core.runtime.context import (
@@ -26,6 +26,9 @@ from kitaru_core.runtime.logs import log_event
 from kitaru_core.runtime.step import Step
 from kitaru_core.runtime.tracing import set_attributes, span
 from kitaru_core.untrusted import validate_name
+
+if TYPE_CHECKING:
+    from kitaru_core.artifacts import Prepared
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -152,6 +155,8 @@ class Checkpoint(Generic[P, R]):
 
     async def _arun(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         """``_run`` for an ``async def`` body: awaited in the flow's event loop."""
+        import asyncio  # only async flows pay for importing it
+
         step.started_at = time.time()
         with span(f"kitaru.checkpoint {self.name}", {"kitaru.position": step.position}) as current:
             attempt = 0
@@ -165,12 +170,29 @@ class Checkpoint(Generic[P, R]):
                 except Exception as exc:
                     self._attempt_failed(step, frame, attempt, exc)
                     if self.retry_delay:
-                        import asyncio
-
                         await asyncio.sleep(self.retry_delay)
                 finally:
                     current_checkpoint.reset(token)
-            return self._completed(step, frame, attempt, output, current)
+            return await self._acompleted(step, frame, attempt, output, current)
+
+    async def _acompleted(
+        self, step: Step, frame: CheckpointFrame, attempt: int, output: R, current: Any
+    ) -> R:
+        """``_completed`` for an async body. An output that goes to the artifact store
+        is uploaded and committed in a thread, so checkpoints gathered beside this one
+        go on meanwhile; a small one (a row only) is recorded here, where a thread would
+        cost more than the write."""
+        import asyncio
+
+        try:
+            prepared = step.ctx.artifacts.prepare(output, what=self._what)
+        except KitaruError:  # _completed meets it again, and records the failure
+            prepared = None
+        if prepared is not None and prepared.uploads:
+            return await asyncio.to_thread(
+                self._completed, step, frame, attempt, output, current, prepared
+            )
+        return self._completed(step, frame, attempt, output, current, prepared)
 
     def _run_async_body(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         """An async checkpoint submitted to a thread: its own event loop there."""
@@ -192,8 +214,18 @@ class Checkpoint(Generic[P, R]):
             "retrying",
         )
 
+    @property
+    def _what(self) -> str:
+        return f"the output of checkpoint {self.name!r}"
+
     def _completed(
-        self, step: Step, frame: CheckpointFrame, attempt: int, output: R, current: Any
+        self,
+        step: Step,
+        frame: CheckpointFrame,
+        attempt: int,
+        output: R,
+        current: Any,
+        prepared: Prepared | None = None,
     ) -> R:
         try:
             step.complete(
@@ -202,7 +234,8 @@ class Checkpoint(Generic[P, R]):
                 attempts=attempt,
                 metadata=frame.metadata,
                 artifact_type=self.type,
-                what=f"the output of checkpoint {self.name!r}",
+                what=self._what,
+                prepared=prepared,
             )
         except KitaruError as exc:  # the artifact store failed: not completed, runs again
             self._failed(step, frame, attempt, exc)

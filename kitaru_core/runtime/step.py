@@ -24,6 +24,7 @@ from kitaru_core.events import StepEnded
 from kitaru_core.store.records import ArtifactRecord, JournalEntry, LLMCallRecord
 
 if TYPE_CHECKING:
+    from kitaru_core.artifacts import Prepared
     from kitaru_core.runtime.context import ExecutionContext
 
 
@@ -44,7 +45,12 @@ class Step:
         return self.ctx.recorded(self.position, self.name)
 
     def output(
-        self, value: Any, *, artifact_type: str = "output", what: str | None = None
+        self,
+        value: Any,
+        *,
+        artifact_type: str = "output",
+        what: str | None = None,
+        prepared: Prepared | None = None,
     ) -> ArtifactRecord:
         """Write ``value`` as this step's output artifact (not committed yet)."""
         return self.ctx.artifacts.write(
@@ -55,6 +61,7 @@ class Step:
             position=self.position,
             artifact_type=artifact_type,
             what=what,
+            prepared=prepared,
         )
 
     def entry(
@@ -119,9 +126,10 @@ class Step:
         metadata: dict[str, Any] | None = None,
         artifact_type: str = "output",
         what: str | None = None,
+        prepared: Prepared | None = None,
     ) -> Any:
         """Record ``value`` as this step's output and return it: the usual ending."""
-        output = self.output(value, artifact_type=artifact_type, what=what)
+        output = self.output(value, artifact_type=artifact_type, what=what, prepared=prepared)
         entry = self.entry(output.id, attempts=attempts, metadata=metadata)
         self.record(entry, [output, *artifacts])
         self.ended(entry)
