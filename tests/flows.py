@@ -110,6 +110,15 @@ def fragile(marker: str) -> str:
     return first + " / " + flaky_once(marker)
 
 
+@flow(cache=False)
+def fragile_fresh(marker: str) -> str:
+    """``fragile`` with a wait, whose retry does every step's work again."""
+    first = fetch("a")
+    if not kitaru.wait(schema=bool, name="go"):
+        return "stopped"
+    return first + " / " + flaky_once(marker)
+
+
 @flow
 def reorderable(order: str) -> list[str]:
     """Calls fetch and summarize in the order the environment says (for divergence)."""

@@ -166,6 +166,37 @@ def test_changed_arguments_are_not_divergence(effects_file: Path, tmp_path: Path
     assert read_effects(effects_file) == ["fetch", "flaky", "flaky"]
 
 
+@pytest.mark.parametrize("retried_by", ["client", "dispatch"])
+def test_a_retry_of_a_flow_without_cache_does_every_step_again(
+    effects_file: Path, tmp_path: Path, retried_by: str
+) -> None:
+    """``@flow(cache=False)``: a retry runs its checkpoints again, whether this process
+    retries it or it is handed to a runner elsewhere (the server's and Kubernetes' way),
+    while the answer its wait was given stays."""
+    from kitaru_core.runtime.orchestration import claim_for_retry
+
+    import flows
+
+    marker = tmp_path / "fixed"
+    handle = flows.fragile_fresh.run(str(marker))
+    client = KitaruClient()
+    client.executions.input(handle.exec_id, wait="go", value=True)
+    deadline = time.monotonic() + 30
+    while client.executions.get(handle.exec_id).status != "failed":
+        assert time.monotonic() < deadline, client.executions.get(handle.exec_id).status
+        time.sleep(0.02)
+    assert read_effects(effects_file) == ["fetch", "flaky"]
+    marker.touch()
+    if retried_by == "client":
+        retried = client.executions.retry(handle.exec_id)
+    else:
+        assert claim_for_retry(handle.exec_id)
+        retried = client.executions.resume(handle.exec_id)
+    assert retried.wait() == "notes on a / recovered"
+    assert read_effects(effects_file) == ["fetch", "flaky", "fetch", "flaky"]
+    assert "retrying with cache=False: 2 recorded step(s)" in client.executions.logs(handle.exec_id)
+
+
 def test_a_flow_in_a_script_is_resumed_by_path_without_running_its_main_block(
     tmp_path: Path, effects_file: Path
 ) -> None:

@@ -34,6 +34,7 @@ from kitaru_core.runtime.dispatch import wake_parent
 from kitaru_core.runtime.flow_ref import FlowDefinition, source_root_for
 from kitaru_core.runtime.journal import JournalReader
 from kitaru_core.runtime.logs import log_event
+from kitaru_core.runtime.orchestration import begin_retry
 from kitaru_core.runtime.step import error_info
 from kitaru_core.runtime.tracing import set_attributes, span, span_id_of
 from kitaru_core.runtime.wait import WaitSuspended
@@ -216,6 +217,8 @@ def run_execution(
         assert current is not None
         record = current
         _check_runnable(record, mode)
+        if mode == "retry":
+            begin_retry(store, record)
         stack = get_stack(record.stack, settings)
         flow = trust.trusted_flow(record, stack)
         args, kwargs = load_inputs(store, stack.artifacts, record, flow.signature)

@@ -301,6 +301,9 @@ def flow(
     """Make a function a durable flow; start executions with ``.run()`` or ``.start()``.
 
     ``retries`` is the default number of retries of the flow's checkpoints.
+    ``cache``: a retry of a failed execution reuses the steps that completed (the
+    default); with ``False`` it does their work again (answers to waits stay). A resume
+    after a crash or a wait always continues from the journal.
     ``concurrency``: at most this many executions of the flow run at once; the others
     are ``queued`` in start order. ``key``: the name of a parameter; executions with
     the same value of it run one at a time, in start order, and share ``key`` memory.

@@ -11,8 +11,8 @@ from typing import Any
 
 from kitaru_core.runtime import lease
 from kitaru_core.runtime.logs import log_event
-from kitaru_core.store.metadata_store import get_store
-from kitaru_core.store.records import Status
+from kitaru_core.store.metadata_store import MetadataStore, get_store
+from kitaru_core.store.records import ExecutionRecord, Status
 
 RUNNER_MODULE = "kitaru_core.runtime.runner"
 
@@ -63,7 +63,22 @@ def claim_for_retry(exec_id: str) -> bool:
     record = store.require_execution(exec_id)
     if record.status not in (Status.FAILED, Status.CANCELLED):
         return False
-    return store.dispatch(record.id, from_status=record.status, to_status=Status.RUNNING)
+    if not store.dispatch(record.id, from_status=record.status, to_status=Status.RUNNING):
+        return False
+    begin_retry(store, record)
+    return True
+
+
+def begin_retry(store: MetadataStore, record: ExecutionRecord) -> None:
+    """Before a retry's run: a flow with ``cache=False`` does its steps' work again, so
+    their recorded results are dropped (waits keep their answers). With ``cache=True``,
+    the default, the retry reuses every step that completed."""
+    if record.options.get("cache", True) is False:
+        forgotten = store.forget_results(record.id)
+        log_event(
+            record.id,
+            f"retrying with cache=False: {forgotten} recorded step(s) will run again",
+        )
 
 
 def mark_cancelled(exec_id: str) -> bool:

@@ -348,6 +348,15 @@ class MetadataStore:
         }
         return self.db.execute(sql, params) == 1
 
+    def forget_results(self, exec_id: str) -> int:
+        """Drop what the execution's steps produced (checkpoints, LLM calls, memory
+        writes), so its next run does that work again; answers to its waits, timers
+        already slept and child executions stay. How many entries went."""
+        return self.db.execute(
+            "DELETE FROM journal WHERE exec_id = :id AND kind IN ('checkpoint', 'llm', 'memory')",
+            {"id": exec_id},
+        )
+
     def cancel(self, exec_id: str) -> bool:
         """Mark a non-terminal execution cancelled, with its unfinished child flows (and
         theirs); each runner stops at its next checkpoint. Their pending waits go: no
