@@ -535,7 +535,7 @@ def test_gathered_async_checkpoints_upload_their_outputs_side_by_side(
     handle = agathers_big_outputs.run()
     assert handle.wait() == 200_000
     assert len(puts) == 2
-    (first_began, first_ended), (second_began, _) = sorted(puts)
+    (_, first_ended), (second_began, _) = sorted(puts)
     assert second_began < first_ended, puts  # the second began before the first ended
     outputs = [c.artifact_id for c in KitaruClient().executions.get(handle.exec_id).checkpoints]
     assert all(KitaruClient().artifacts.get(a or "").load() for a in outputs)

@@ -173,9 +173,8 @@ def test_a_retry_of_a_flow_without_cache_does_every_step_again(
     """``@flow(cache=False)``: a retry runs its checkpoints again, whether this process
     retries it or it is handed to a runner elsewhere (the server's and Kubernetes' way),
     while the answer its wait was given stays."""
-    from kitaru_core.runtime.orchestration import claim_for_retry
-
     import flows
+    from kitaru_core.runtime.orchestration import claim_for_retry
 
     marker = tmp_path / "fixed"
     handle = flows.fragile_fresh.run(str(marker))
