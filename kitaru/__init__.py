@@ -36,9 +36,9 @@ if TYPE_CHECKING:
     from kitaru_core.runtime.flow import FlowHandle, flow
     from kitaru_core.runtime.llm import allm, llm
     from kitaru_core.runtime.memory import memory
-    from kitaru_core.runtime.primitives import load, log, save
+    from kitaru_core.runtime.primitives import aload, load, log, save
     from kitaru_core.runtime.timers import asleep, sleep, sleep_until
-    from kitaru_core.runtime.wait import wait
+    from kitaru_core.runtime.wait import ainput, wait
 
 _ERRORS = "kitaru_core.errors"
 _EXPORTS = {
@@ -63,9 +63,11 @@ _EXPORTS = {
     "allm": "kitaru_core.runtime.llm",
     "memory": "kitaru_core.runtime.memory",
     "load": "kitaru_core.runtime.primitives",
+    "aload": "kitaru_core.runtime.primitives",
     "log": "kitaru_core.runtime.primitives",
     "save": "kitaru_core.runtime.primitives",
     "wait": "kitaru_core.runtime.wait",
+    "ainput": "kitaru_core.runtime.wait",
     "sleep": "kitaru_core.runtime.timers",
     "asleep": "kitaru_core.runtime.timers",
     "sleep_until": "kitaru_core.runtime.timers",
@@ -100,7 +102,9 @@ __all__ = [
     "KitaruWaitExpiredError",
     "KitaruWaitValidationError",
     "__version__",
+    "ainput",
     "allm",
+    "aload",
     "asleep",
     "checkpoint",
     "diff",

@@ -506,6 +506,7 @@ def v(request: pytest.FixtureRequest) -> Any:
 
 @checkpoint
 async def abig(tag: str) -> bytes:
+    kitaru.save("notes", tag.encode() * 50_000)  # a blob too: uploaded at completion
     return tag.encode() * 100_000  # beyond the inline limit: a blob in the artifact store
 
 
@@ -519,7 +520,8 @@ def test_gathered_async_checkpoints_upload_their_outputs_side_by_side(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A slow bucket takes 0.5 s a put; the event loop is not held meanwhile, so two
-    gathered checkpoints' uploads overlap instead of queueing behind each other."""
+    gathered checkpoints' uploads (each a saved value and an output) overlap instead of
+    queueing behind each other."""
     from kitaru_core.builtin.local_artifact_store import LocalArtifactStore
 
     puts: list[tuple[float, float]] = []
@@ -534,8 +536,13 @@ def test_gathered_async_checkpoints_upload_their_outputs_side_by_side(
     monkeypatch.setattr(LocalArtifactStore, "put", slow_put)
     handle = agathers_big_outputs.run()
     assert handle.wait() == 200_000
-    assert len(puts) == 2
-    (_, first_ended), (second_began, _) = sorted(puts)
+    assert len(puts) == 4
+    (_, first_ended), (second_began, _), *_ = sorted(puts)
     assert second_began < first_ended, puts  # the second began before the first ended
-    outputs = [c.artifact_id for c in KitaruClient().executions.get(handle.exec_id).checkpoints]
-    assert all(KitaruClient().artifacts.get(a or "").load() for a in outputs)
+    execution = KitaruClient().executions.get(handle.exec_id)
+    loaded = [
+        KitaruClient().artifacts.get(c.artifact_id or "").load() for c in execution.checkpoints
+    ]
+    assert sorted(len(v) for v in loaded) == [100_000, 100_000]
+    saved = [a for a in KitaruClient().artifacts.list(handle.exec_id) if a.name == "notes"]
+    assert sorted(a.load() for a in saved) == [b"a" * 50_000, b"b" * 50_000]

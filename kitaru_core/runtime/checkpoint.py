@@ -162,7 +162,7 @@ class Checkpoint(Generic[P, R]):
             attempt = 0
             while True:
                 attempt += 1
-                frame = CheckpointFrame(self.name, step.position)
+                frame = CheckpointFrame(self.name, step.position, on_loop=True)
                 token = current_checkpoint.set(frame)
                 try:
                     output = await self.func(*args, **kwargs)  # type: ignore[misc]
@@ -178,17 +178,17 @@ class Checkpoint(Generic[P, R]):
     async def _acompleted(
         self, step: Step, frame: CheckpointFrame, attempt: int, output: R, current: Any
     ) -> R:
-        """``_completed`` for an async body. An output that goes to the artifact store
-        is uploaded and committed in a thread, so checkpoints gathered beside this one
-        go on meanwhile; a small one (a row only) is recorded here, where a thread would
-        cost more than the write."""
+        """``_completed`` for an async body. An output (or a ``kitaru.save()`` value)
+        that goes to the artifact store is uploaded and committed in a thread, so
+        checkpoints gathered beside this one go on meanwhile; a small one (a row only)
+        is recorded here, where a thread would cost more than the write."""
         import asyncio
 
         try:
             prepared = step.ctx.artifacts.prepare(output, what=self._what)
         except KitaruError:  # _completed meets it again, and records the failure
             prepared = None
-        if prepared is not None and prepared.uploads:
+        if frame.uploads or (prepared is not None and prepared.uploads):
             return await asyncio.to_thread(
                 self._completed, step, frame, attempt, output, current, prepared
             )
@@ -230,7 +230,7 @@ class Checkpoint(Generic[P, R]):
         try:
             step.complete(
                 output,
-                artifacts=frame.saved,
+                artifacts=frame.all_saved(),
                 attempts=attempt,
                 metadata=frame.metadata,
                 artifact_type=self.type,

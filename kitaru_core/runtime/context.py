@@ -64,6 +64,15 @@ class CheckpointFrame:
     position: int
     metadata: dict[str, Any] = field(default_factory=dict)
     saved: list[ArtifactRecord] = field(default_factory=list)
+    on_loop: bool = False
+    """The body is ``async def``, awaited in the flow's event loop: uploads wait for the
+    checkpoint's completion, which runs them in a thread."""
+    uploads: list[Callable[[], ArtifactRecord]] = field(default_factory=list)
+    """``kitaru.save()`` values whose bytes go to the artifact store at completion."""
+
+    def all_saved(self) -> list[ArtifactRecord]:
+        """Everything saved, the deferred uploads done now (in the caller's thread)."""
+        return [*self.saved, *(upload() for upload in self.uploads)]
 
 
 class ExecutionContext:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -224,24 +224,44 @@ class Memory:
             stack=ctx.stack,
         )
 
-    def _journaled(self, op: str, key: str | None, compute: Callable[[MemoryScope], Any]) -> Any:
+    def _journaled(
+        self,
+        op: str,
+        key: str | None,
+        compute: Callable[[MemoryScope], Any],
+        *,
+        awaited: bool = False,
+    ) -> Any:
         """A read: one journaled step when called from a flow body, so a resumed run
-        sees what it saw; inline in a checkpoint (its own record covers it)."""
+        sees what it saw; inline in a checkpoint (its own record covers it).
+        ``awaited``: an awaitable instead, whose store calls run in a thread."""
         ctx = current_execution.get()
         scope = self._scope(ctx)
         if ctx is None or current_checkpoint.get() is not None:
-            return compute(scope)
+            return _in_thread(compute, scope) if awaited else compute(scope)
         name = f"memory.{op}" + (f":{key}" if key else "")
-        return ctx.step(name, "memory", lambda step: step.complete(compute(scope)))
+        journaled = ctx.astep if awaited else ctx.step
+        return journaled(name, "memory", lambda step: step.complete(compute(scope)))
 
-    def _journaled_write(self, op: str, key: str, write: Callable[[MemoryScope, Any], int]) -> None:
+    def _journaled_write(
+        self,
+        op: str,
+        key: str,
+        write: Callable[[MemoryScope, Any], int],
+        *,
+        awaited: bool = False,
+    ) -> Any:
         """A write from a flow body is one journaled step whose entry is committed in
         the write's own transaction: it happens exactly once per execution."""
+        validate_key(key)
         ctx = current_execution.get()
         scope = self._scope(ctx)
         if ctx is None or current_checkpoint.get() is not None:
-            write(scope, None)
-            return
+
+            def write_alone(scope: MemoryScope) -> None:
+                write(scope, None)
+
+            return _in_thread(write_alone, scope) if awaited else write_alone(scope)
 
         def run(step: Step) -> None:
             entries: builtins.list[JournalEntry] = []
@@ -257,7 +277,11 @@ class Memory:
             write(scope, journal)
             step.ended(entries[-1])
 
-        ctx.step(f"memory.{op}:{key}", "memory", run, load=None)
+        name = f"memory.{op}:{key}"
+        if awaited:
+            return ctx.astep(name, "memory", run, load=None)
+        ctx.step(name, "memory", run, load=None)
+        return None
 
     def get(self, key: str, *, version: int | None = None, default: Any = None) -> Any:
         return self._journaled("get", key, lambda s: s.get(key, version=version, default=default))
@@ -269,7 +293,6 @@ class Memory:
     def set(self, key: str, value: Any, *, expected_version: int | None = None) -> None:
         """Write a new version. With ``expected_version`` it is compare-and-set:
         ``KitaruStateError`` if someone else wrote first (0: the key must not exist)."""
-        validate_key(key)
         self._journaled_write(
             "set",
             key,
@@ -277,7 +300,6 @@ class Memory:
         )
 
     def delete(self, key: str, *, expected_version: int | None = None) -> None:
-        validate_key(key)
         self._journaled_write(
             "delete", key, lambda s, j: s.delete(key, expected_version=expected_version, journal=j)
         )
@@ -287,6 +309,49 @@ class Memory:
 
     def history(self, key: str) -> builtins.list[MemoryEntry]:
         return self._journaled("history", key, lambda s: s.history(key))
+
+    # The same for async code: ``await kitaru.memory.aget(key)``. The journal position
+    # is taken at the call (as a checkpoint's is); the store calls run in a thread.
+
+    def aget(self, key: str, *, version: int | None = None, default: Any = None) -> Awaitable[Any]:
+        return self._journaled(
+            "get", key, lambda s: s.get(key, version=version, default=default), awaited=True
+        )
+
+    def aget_entry(self, key: str, *, version: int | None = None) -> Awaitable[MemoryEntry | None]:
+        return self._journaled(
+            "entry", key, lambda s: s.get_entry(key, version=version), awaited=True
+        )
+
+    def aset(self, key: str, value: Any, *, expected_version: int | None = None) -> Awaitable[None]:
+        return self._journaled_write(
+            "set",
+            key,
+            lambda s, j: s.set(key, value, expected_version=expected_version, journal=j),
+            awaited=True,
+        )
+
+    def adelete(self, key: str, *, expected_version: int | None = None) -> Awaitable[None]:
+        return self._journaled_write(
+            "delete",
+            key,
+            lambda s, j: s.delete(key, expected_version=expected_version, journal=j),
+            awaited=True,
+        )
+
+    def alist(self, prefix: str | None = None) -> Awaitable[builtins.list[MemoryEntry]]:
+        return self._journaled("list", prefix, lambda s: s.list(prefix), awaited=True)
+
+    def ahistory(self, key: str) -> Awaitable[builtins.list[MemoryEntry]]:
+        return self._journaled("history", key, lambda s: s.history(key), awaited=True)
+
+
+def _in_thread(function: Callable[[MemoryScope], Any], scope: MemoryScope) -> Awaitable[Any]:
+    """Where nothing is journaled (outside a flow, in a checkpoint): the call alone, in
+    a thread."""
+    import asyncio  # only async code pays for importing it
+
+    return asyncio.to_thread(function, scope)
 
 
 memory = Memory()

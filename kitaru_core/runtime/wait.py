@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 from kitaru_core import clock
@@ -25,6 +26,7 @@ from kitaru_core.errors import (
 from kitaru_core.events import WaitCreated
 from kitaru_core.runtime.context import (
     ExecutionCancelled,
+    ExecutionContext,
     Suspended,
     current_checkpoint,
     require_flow,
@@ -90,6 +92,42 @@ def wait(
     the wait is first recorded): with no input by then, the wait returns ``default``
     if one was given, else raises ``KitaruWaitExpiredError`` here, in the flow.
     """
+    ctx, name, run, adapter = _wait_step(
+        schema, name, question, timeout, metadata, expires_after, default
+    )
+    return ctx.step(name, "wait", run, load=adapter.validate_python)
+
+
+def ainput(
+    *,
+    schema: Any = bool,
+    name: str | None = None,
+    question: str | None = None,
+    timeout: float | None = None,
+    metadata: dict[str, Any] | None = None,
+    expires_after: float | dt.timedelta | None = None,
+    default: Any = _NO_DEFAULT,
+) -> Awaitable[Any]:
+    """``wait`` for async flows: ``await kitaru.ainput(schema=bool, ...)`` (``await`` is
+    a keyword, so this twin is named for what it awaits). Its journal position is taken
+    when it is called, like a checkpoint's; its store calls, and any ``timeout`` spent
+    polling, run in a thread, so the event loop goes on meanwhile."""
+    ctx, name, run, adapter = _wait_step(
+        schema, name, question, timeout, metadata, expires_after, default
+    )
+    return ctx.astep(name, "wait", run, load=adapter.validate_python)
+
+
+def _wait_step(
+    schema: Any,
+    name: str | None,
+    question: str | None,
+    timeout: float | None,
+    metadata: dict[str, Any] | None,
+    expires_after: float | dt.timedelta | None,
+    default: Any,
+) -> tuple[ExecutionContext, str, Callable[[Step], Any], Any]:
+    """What ``wait`` and ``ainput`` check and run: (context, name, the step, adapter)."""
     frame = current_checkpoint.get()
     if frame is not None:
         raise KitaruContextError(
@@ -111,7 +149,7 @@ def wait(
             set_attributes(current, **{"kitaru.wait.status": "answered"})
         return value
 
-    return ctx.step(name, "wait", run, load=adapter.validate_python)
+    return ctx, name, run, adapter
 
 
 class _Request(NamedTuple):
