@@ -198,6 +198,8 @@ def bench(session: nox.Session) -> None:
         session.run("python", "benchmarks/postgres_restart.py", "--database-url", url)
     # The server: POST /input to result (beside DBOS and LangGraph), GET throughput, memory.
     session.run("python", "benchmarks/server.py", *[a for a in args if a == "--peers"])
+    # Retention at scale: prune and gc, their time and peak memory.
+    session.run("python", "benchmarks/retention.py")
     # The PydanticAI adapter's cost per model request.
     session.run("python", "benchmarks/agents.py")
     # The web UI in Debian's chromium (`apt install chromium`; no browser is downloaded).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from kitaru_core.private_files import open_private_append
@@ -18,6 +19,12 @@ logger = logging.getLogger("kitaru")
 
 def log_path(exec_id: str) -> Path:
     return load_settings().logs_dir / f"{exec_id}.log"
+
+
+def log_paths(exec_ids: Iterable[str]) -> Iterator[Path]:
+    """``log_path`` of each, the settings read once (retention deletes thousands)."""
+    logs_dir = load_settings().logs_dir
+    return (logs_dir / f"{exec_id}.log" for exec_id in exec_ids)
 
 
 def log_event(exec_id: str, message: str) -> None:

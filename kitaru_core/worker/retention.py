@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from kitaru_core.errors import KitaruStateError, KitaruUsageError
-from kitaru_core.runtime.logs import log_path
+from kitaru_core.runtime.logs import log_paths
 from kitaru_core.stack import Stack
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import MetadataStore
@@ -62,12 +62,15 @@ def delete_executions(store: MetadataStore, records: list[ExecutionRecord]) -> D
             f"execution(s) {', '.join(running[:3])} have not ended; cancel them first "
             "(`kitaru executions cancel ID`), then delete"
         )
-    ids = [r.id for r in records]
+    return _delete_ended(store, [r.id for r in records])
+
+
+def _delete_ended(store: MetadataStore, ids: list[str]) -> Deleted:
     blobs = store.retention.delete_executions(ids)
     store.retention.forget_blob_writes()
-    for exec_id in ids:
+    for path in log_paths(ids):
         with contextlib.suppress(FileNotFoundError):
-            log_path(exec_id).unlink()
+            path.unlink()
     deleted = Deleted(executions=ids)
     by_stack: dict[str, set[str]] = {}
     for stack_name, key in blobs:
@@ -117,10 +120,10 @@ def prune(
     cutoff = time.time() - older_than
     total = Deleted()
     for _ in itertools.count() if pages is None else range(pages):
-        page = store.list_executions(status=chosen, created_before=cutoff, stack=stack, limit=PAGE)
+        page = store.retention.ended_before(chosen, cutoff, stack=stack, limit=PAGE)
         if not page:
             break
-        deleted = delete_executions(store, page)
+        deleted = _delete_ended(store, page)
         total.executions += deleted.executions
         total.blobs += deleted.blobs
         if on_page is not None:
