@@ -48,10 +48,10 @@ def _kitaru(env: dict[str, str], *args: str) -> None:
     )
 
 
-def seed_executions(home: str, count: int, steps: int = 10) -> None:
-    """``count`` completed executions from 40 days ago, ``steps`` journal entries each,
-    with the metadata a real one carries (options, an error-sized text)."""
-    old = time.time() - 40 * 86_400
+def seed_executions(home: str, count: int, *, steps: int = 10, days: float = 40) -> None:
+    """``count`` completed executions from ``days`` ago, ``steps`` journal entries each
+    (of a few durations), with the metadata a real one carries (options, a note)."""
+    old = time.time() - days * 86_400
     options = '{"retries": 0, "cache": true, "source_root": "' + "x" * 200 + '"}'
     db = sqlite3.connect(Path(home) / "kitaru.db")
     with db:
@@ -67,7 +67,10 @@ def seed_executions(home: str, count: int, steps: int = 10) -> None:
         db.executemany(
             "INSERT INTO journal (exec_id, position, name, status, started_at, ended_at) "
             "VALUES (?, ?, 'step', 'completed', ?, ?)",
-            ((f"old{i // steps:07d}", i % steps, old, old) for i in range(count * steps)),
+            (
+                (f"old{i // steps:07d}", i % steps, old, old + (i % 7) * 0.01)
+                for i in range(count * steps)
+            ),
         )
     db.close()
 

@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import httpx
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
+from retention import seed_executions  # noqa: E402
 from run import env_with  # noqa: E402
 
 API = "/api/v1"
@@ -117,25 +117,6 @@ def input_to_result(server: Server, rounds: int) -> list[float]:
         if i >= 2:  # the first runs warm the worker's imports
             times.append(elapsed)
     return times
-
-
-def seed_journal(home: str, steps: int) -> None:
-    """Old, settled history: ``steps`` completed checkpoints over ``steps // 10`` executions."""
-    now = time.time() - 86_400
-    db = sqlite3.connect(Path(home) / "kitaru.db")
-    with db:
-        db.executemany(
-            "INSERT INTO executions (id, flow_name, flow_ref, status, stack, created_at, "
-            "started_at, ended_at) VALUES (?, 'seeded', 'seeded:seeded', 'completed', "
-            "'default', ?, ?, ?)",
-            ((f"seed{e}", now, now, now + 1) for e in range(steps // 10)),
-        )
-        db.executemany(
-            "INSERT INTO journal (exec_id, position, name, status, started_at, ended_at) "
-            "VALUES (?, ?, 'step', 'completed', ?, ?)",
-            ((f"seed{i // 10}", i % 10, now, now + (i % 7) * 0.01) for i in range(steps)),
-        )
-    db.close()
 
 
 def scrapes(server: Server, rounds: int) -> tuple[float, list[float]]:
@@ -305,7 +286,7 @@ def main() -> None:
             check=True,
             stdout=subprocess.DEVNULL,
         )  # makes the store
-        seed_journal(home, 1_000_000)
+        seed_executions(home, 100_000, days=1)  # a million journal entries
         server = Server(home)
         try:
             first_scrape, later_scrapes = scrapes(server, 20)

@@ -27,8 +27,8 @@ def save(name: str, value: Any, *, type: str = "output", tags: list[str] | None 
     if not name or not isinstance(name, str):
         raise KitaruUsageError("kitaru.save() needs a non-empty artifact name")
     what = f"artifact {name!r}"
-    prepared = ctx.artifacts.prepare(value, what=what)  # serialized now: later changes to
-    # the value are not saved
+    # Serialized now, so later changes to the value are not saved.
+    prepared = ctx.artifacts.prepare(value, what=what)
 
     def write() -> ArtifactRecord:
         return ctx.artifacts.write(

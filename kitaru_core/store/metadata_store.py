@@ -174,6 +174,23 @@ class MetadataStore:
             sql += f" LIMIT {int(limit)}"
         return [ExecutionRecord.from_row(r) for r in self.db.fetchall(sql, params)]
 
+    def oldest_ids(
+        self, *, status: list[str], created_before: float, stack: str | None, limit: int
+    ) -> list[str]:
+        """Ids of up to ``limit`` executions in ``status`` created before
+        ``created_before``, oldest first, read along the creation-time index (no sort):
+        what retention deletes a page at a time."""
+        where, params = _execution_filters(
+            self.db, None, status, stack, None, created_before, None, None
+        )
+        # SQLite, with no statistics, would take every execution of these statuses
+        # through the status index and sort them: 25 ms a page at 50,000.
+        table = "executions"
+        if self.db.dialect == "sqlite":
+            table += " INDEXED BY ix_executions_created"
+        sql = f"SELECT id FROM {table}{where} ORDER BY created_at LIMIT {int(limit)}"
+        return [r[0] for r in self.db.fetchall(sql, params)]
+
     def execution_summaries(
         self,
         *,

@@ -96,25 +96,6 @@ class RetentionStore:
                 blobs.extend((doomed[a][3], doomed[a][1]) for a in gone if doomed[a][2])
         return blobs
 
-    def ended_before(
-        self, statuses: list[str], before: float, *, stack: str | None, limit: int
-    ) -> list[str]:
-        """Ids of up to ``limit`` executions in ``statuses`` created before ``before``,
-        oldest first (the creation-time index, no sort)."""
-        names = [f"s{i}" for i in range(len(statuses))]
-        params: dict[str, Any] = {"before": before, **dict(zip(names, statuses, strict=True))}
-        where = f"created_at < :before AND status IN ({', '.join(':' + n for n in names)})"
-        if stack is not None:
-            where += " AND stack = :stack"
-            params["stack"] = stack
-        # SQLite, with no statistics, would take every execution of these statuses
-        # through the status index and sort them: 25 ms a page at 50,000.
-        table = "executions"
-        if self.db.dialect == "sqlite":
-            table += " INDEXED BY ix_executions_created"
-        sql = f"SELECT id FROM {table} WHERE {where} ORDER BY created_at LIMIT {int(limit)}"
-        return [r[0] for r in self.db.fetchall(sql, params)]
-
     def note_blob_write(self, key: str) -> None:
         """A writer is about to put (or reuse) the blob under ``key``: keep it."""
         self.db.execute(

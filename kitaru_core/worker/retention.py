@@ -120,7 +120,7 @@ def prune(
     cutoff = time.time() - older_than
     total = Deleted()
     for _ in itertools.count() if pages is None else range(pages):
-        page = store.retention.ended_before(chosen, cutoff, stack=stack, limit=PAGE)
+        page = store.oldest_ids(status=chosen, created_before=cutoff, stack=stack, limit=PAGE)
         if not page:
             break
         deleted = _delete_ended(store, page)

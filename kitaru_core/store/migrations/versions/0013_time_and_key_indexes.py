@@ -25,22 +25,21 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade() -> None:
-    op.create_index(
-        "ix_journal_ended",
-        "journal",
-        ["ended_at"],
-        postgresql_using="brin",
-        postgresql_with={"autosummarize": "on"},
-    )
-    op.create_index(
-        "ix_llm_calls_created",
-        "llm_calls",
-        ["created_at"],
-        postgresql_using="brin",
-        postgresql_with={"autosummarize": "on"},
-    )
+_BY_TIME = (
+    ("ix_journal_ended", "journal", "ended_at"),
+    ("ix_llm_calls_created", "llm_calls", "created_at"),
+)
 
+
+def upgrade() -> None:
+    for index, table, column in _BY_TIME:
+        op.create_index(
+            index,
+            table,
+            [column],
+            postgresql_using="brin",
+            postgresql_with={"autosummarize": "on"},
+        )
     op.create_index(
         "ix_artifacts_blob_key",
         "artifacts",
@@ -52,5 +51,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_artifacts_blob_key", "artifacts")
-    op.drop_index("ix_llm_calls_created", "llm_calls")
-    op.drop_index("ix_journal_ended", "journal")
+    for index, table, _column in _BY_TIME:
+        op.drop_index(index, table)
