@@ -23,6 +23,7 @@ from kitaru_core.errors import (
 )
 from kitaru_core.events import NO_OBSERVERS, Observers
 from kitaru_core.runtime.journal import JournalReader
+from kitaru_core.runtime.scopes import Scope, current_scope
 from kitaru_core.runtime.step import Step
 from kitaru_core.store.metadata_store import MetadataStore
 from kitaru_core.store.records import ArtifactRecord
@@ -91,6 +92,7 @@ class ExecutionContext:
         key: str | None = None,
         budget: dict[str, Any] | None = None,
         owner: str | None = None,
+        task_paths: bool = True,
     ) -> None:
         self.exec_id = exec_id
         self.owner = owner
@@ -114,44 +116,58 @@ class ExecutionContext:
         """Plugins' observer hooks."""
         self.memory_scope: tuple[str, str | None] | None = None
         """What ``kitaru.memory.configure`` chose in this run (default: the flow's scope)."""
-        self._name_counters: dict[str, int] = {}
         self._wait_names: set[str] = set()
-        self._next_position = 0
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
+        self.root = Scope(self)
+        """The flow body's own task; tasks it creates get child scopes (``scopes.py``)
+        when ``task_paths`` is on."""
+        self.task_paths = task_paths
+        self._arrivals = 0
+        self._next_new = journal.last_position + 1
         self._executor: ThreadPoolExecutor | None = None
         self.submitted: list[Future[Any]] = []
         self.is_async = False
         """Whether the flow body is ``async def`` (then steps called in it are awaited)."""
 
-    def reserve_position(self) -> int:
-        """The next journal position, in the order the flow body makes its calls."""
-        with self._lock:
-            position = self._next_position
-            self._next_position += 1
-            return position
+    def _scope(self) -> Scope:
+        scope = current_scope.get()
+        return scope if scope is not None and scope.ctx is self else self.root
 
-    def recorded(self, position: int, name: str) -> ArtifactRecord | None:
-        """The output record of the completed entry at ``position``, if there is one,
-        after checking that the entry is for checkpoint ``name``."""
-        found = self.journal.get(position)
+    def open_step(self, name: str, kind: str) -> Step:
+        """A step of this execution, addressed now (when it is called): its path in the
+        tree of tasks, the entry an earlier run recorded there, and its position (that
+        entry's, or the next free one)."""
+        scope = self._scope()
+        with self.lock:
+            path = scope.next_path()
+            arrival = self._arrivals
+            self._arrivals += 1
+        found = self.journal.find(path, arrival)
+        if found is not None:
+            return Step(self, name, kind, found[0].position, path, found)
+        with self.lock:
+            position = self._next_new
+            self._next_new += 1
+        return Step(self, name, kind, position, path)
+
+    def answer(self, step: Step) -> ArtifactRecord | None:
+        """The output record of the completed entry an earlier run left for ``step``,
+        if there is one, after checking that the entry is for a step of its name."""
+        found = step.found
         if found is None or found[0].status != "completed":
             return None
         entry, output = found
-        if entry.name != name:
+        if entry.name != step.name:
             raise KitaruDivergenceError(
-                exec_id=self.exec_id, position=position, recorded=entry.name, called=name
+                exec_id=self.exec_id, position=entry.position, recorded=entry.name, called=step.name
             )
         if output is None:
             raise KitaruBackendError(
-                f"journal entry {entry.name!r} at position {position} of execution "
+                f"journal entry {entry.name!r} at position {entry.position} of execution "
                 f"{self.exec_id} names artifact {entry.output_artifact_id}, which the "
                 "metadata store does not hold"
             )
         return output
-
-    def open_step(self, name: str, kind: str) -> Step:
-        """A step of this execution at the next journal position (taken now)."""
-        return Step(self, name, kind, self.reserve_position())
 
     def step(
         self,
@@ -165,12 +181,12 @@ class ExecutionContext:
         earlier run completed it (``load`` turns the recorded value into the result;
         None: the step returns None and its output is not even read), else check for
         cancellation and ``run`` it; ``run`` records it."""
-        position = self.reserve_position()
-        recorded = self.recorded(position, name)
-        if recorded is not None:  # (the hot path of a replay: no Step is made)
+        step = self.open_step(name, kind)
+        recorded = self.answer(step)
+        if recorded is not None:  # (the hot path of a replay)
             return None if load is None else load(self.artifacts.read(recorded))  # type: ignore[return-value]
         self.check_cancelled()
-        return run(Step(self, name, kind, position))
+        return run(step)
 
     def astep(
         self,
@@ -180,19 +196,19 @@ class ExecutionContext:
         *,
         load: Callable[[Any], T] | None = _as_recorded,
     ) -> Awaitable[T]:
-        """The awaitable twin of ``step``, for async flows: the position is taken now,
-        when the step is called (so ``asyncio.gather`` of steps lines up on resume in
-        call order); ``run``, synchronous code, runs in a thread when it is awaited."""
+        """The awaitable twin of ``step``, for async flows: the step is addressed now,
+        when it is called (so ``asyncio.gather`` of steps lines up on resume in call
+        order); ``run``, synchronous code, runs in a thread when it is awaited."""
         import asyncio  # only async flows pay for importing it
 
-        position = self.reserve_position()
-        recorded = self.recorded(position, name)
+        step = self.open_step(name, kind)
+        recorded = self.answer(step)
 
         async def awaited() -> T:
             if recorded is not None:
                 return None if load is None else load(self.artifacts.read(recorded))  # type: ignore[return-value]
             self.check_cancelled()
-            return await asyncio.to_thread(run, Step(self, name, kind, position))
+            return await asyncio.to_thread(run, step)
 
         return awaited()
 
@@ -208,19 +224,15 @@ class ExecutionContext:
             return False
         return True
 
-    def has_entry(self, position: int) -> bool:
-        """Whether an earlier run left an entry (a failed one) to overwrite here."""
-        return self.journal.get(position) is not None
-
     def next_name(self, kind: str) -> str:
         """``wait_1``, ``wait_2``, ``llm_1``, ``sleep_1``, ...: stable names for unnamed
-        steps of one kind, in call order."""
-        with self._lock:
-            count = self._name_counters[kind] = self._name_counters.get(kind, 0) + 1
-            return f"{kind}_{count}"
+        steps of one kind, in call order (in a task of the body: ``llm_0.1``)."""
+        scope = self._scope()
+        with self.lock:
+            return scope.next_name(kind)
 
     def claim_wait_name(self, name: str) -> None:
-        with self._lock:
+        with self.lock:
             if name in self._wait_names:
                 raise KitaruUsageError(
                     f"wait name {name!r} is used twice in one execution; give each "
@@ -234,7 +246,7 @@ class ExecutionContext:
 
     @property
     def executor(self) -> ThreadPoolExecutor:
-        with self._lock:
+        with self.lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
                     max_workers=16, thread_name_prefix=f"kitaru-{self.exec_id[:8]}"

@@ -35,6 +35,7 @@ from kitaru_core.runtime.flow_ref import FlowDefinition, source_root_for
 from kitaru_core.runtime.journal import JournalReader
 from kitaru_core.runtime.logs import log_event
 from kitaru_core.runtime.orchestration import begin_retry
+from kitaru_core.runtime.scopes import TASK_PATHS, install_task_scopes
 from kitaru_core.runtime.step import error_info
 from kitaru_core.runtime.tracing import set_attributes, span, span_id_of
 from kitaru_core.runtime.wait import WaitSuspended
@@ -92,6 +93,7 @@ def create_execution(
         "cache": flow.cache,
         "source_root": source_root,
         "inputs": inputs_digest(inputs),
+        TASK_PATHS: True,
         trust.SIGNATURE: trust.reference_signature(stack, flow.ref, source_root, flow.name),
     }
     if flow.concurrency is not None:
@@ -244,6 +246,7 @@ def run_execution(
             key=record.queue_key,
             budget=record.options.get("budget"),
             owner=owner,
+            task_paths=bool(record.options.get(TASK_PATHS)),
         )
         verb = {"start": "started", "resume": "resumed", "retry": "retried"}[mode]
         log_event(
@@ -340,7 +343,7 @@ def _run_body(
         try:
             if inspect.iscoroutinefunction(flow.func):
                 ctx.is_async = True
-                result = run_coroutine(flow.func(*args, **kwargs))
+                result = run_coroutine(_in_task_scopes(ctx, flow.func(*args, **kwargs)))
             else:
                 result = flow.func(*args, **kwargs)
             ctx.drain()
@@ -409,6 +412,16 @@ def load_inputs(
         else:
             kwargs[name] = values[name]
     return tuple(args), kwargs
+
+
+async def _in_task_scopes(ctx: ExecutionContext, body: Coroutine[Any, Any, T]) -> T:
+    """Await an async flow body in a loop whose tasks get scopes (``scopes.py``), unless
+    the execution was started before steps had paths (then positions follow arrival)."""
+    if ctx.task_paths:
+        import asyncio
+
+        install_task_scopes(asyncio.get_running_loop(), ctx)
+    return await body
 
 
 def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:

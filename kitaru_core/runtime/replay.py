@@ -102,6 +102,7 @@ def create_replay(
             ended_at=now,
             output_artifact_id=artifact.id,
             metadata={"override": True},
+            path=journal[position].path,
         )
         replaced.append((entry, artifact))
     record = ExecutionRecord(

@@ -1,12 +1,13 @@
 """One journaled step: what every kind of step goes through.
 
-Checkpoints, LLM calls, waits and memory operations are all steps. A step takes the
-next journal position when it is *called* (so steps submitted to threads, and later
-awaited ones, line up on resume in call order). If an earlier run completed a step at
-that position, its recorded output answers (after checking the name: a different one
-is divergence); otherwise the step runs, its output is written as an artifact, and only
-then is the journal entry committed, so a crash in between leaves an unreferenced blob,
-never an entry without its bytes. Plugins hear of each step that ran.
+Checkpoints, LLM calls, waits and memory operations are all steps. A step is
+addressed when it is *called*: its path in the flow body's tree of tasks
+(``scopes.py``), so steps submitted to threads, later awaited ones and steps of
+concurrent tasks line up on resume whatever the timing. If an earlier run completed a
+step at that path, its recorded output answers (after checking the name: a different
+one is divergence); otherwise the step runs, its output is written as an artifact, and
+only then is the journal entry committed, so a crash in between leaves an unreferenced
+blob, never an entry without its bytes. Plugins hear of each step that ran.
 
 ``ExecutionContext.step(name, kind, run)`` is the whole protocol for a step that runs
 where it is called; ``ExecutionContext.open_step`` and ``Step.recorded_output`` split it
@@ -26,23 +27,42 @@ from kitaru_core.store.records import ArtifactRecord, JournalEntry, LLMCallRecor
 if TYPE_CHECKING:
     from kitaru_core.artifacts import Prepared
     from kitaru_core.runtime.context import ExecutionContext
+    from kitaru_core.runtime.journal import Recorded
 
 
 class Step:
     """One call of a step at its journal position, handed to the code that runs it."""
 
-    __slots__ = ("ctx", "kind", "name", "position", "started_at")
+    __slots__ = ("ctx", "found", "kind", "name", "path", "position", "started_at")
 
-    def __init__(self, ctx: ExecutionContext, name: str, kind: str, position: int) -> None:
+    def __init__(
+        self,
+        ctx: ExecutionContext,
+        name: str,
+        kind: str,
+        position: int,
+        path: str | None = None,
+        found: Recorded | None = None,
+    ) -> None:
         self.ctx = ctx
         self.name = name
         self.kind = kind
         self.position = position
+        self.path = str(position) if path is None else path
+        self.found = found
+        """The entry an earlier run recorded at this step's path (completed, failed, or
+        a timer that is sleeping), with its output's record."""
         self.started_at = time.time()
+
+    @property
+    def stored_path(self) -> str | None:
+        """The path as the journal stores it: none when it is the position itself (every
+        step of a flow body that creates no tasks), which keeps rows small."""
+        return None if self.path == str(self.position) else self.path
 
     def recorded_output(self) -> ArtifactRecord | None:
         """The output an earlier run recorded here, if it completed this step."""
-        return self.ctx.recorded(self.position, self.name)
+        return self.ctx.answer(self)
 
     def output(
         self,
@@ -83,6 +103,7 @@ class Step:
             output_artifact_id=output_artifact_id,
             attempts=attempts,
             metadata=metadata,
+            path=self.stored_path,
         )
 
     def record(
@@ -97,7 +118,7 @@ class Step:
         self.ctx.store.record_entry(
             entry,
             list(artifacts),
-            replace=self.ctx.has_entry(self.position),
+            replace=self.found is not None,
             llm_calls=list(llm_calls),
             owner=self.ctx.owner,
         )
@@ -150,6 +171,7 @@ class Step:
             attempts=attempts,
             error=error_info(exc),
             metadata=metadata or {},
+            path=self.stored_path,
         )
 
     def fail(

@@ -101,7 +101,7 @@ def _timer(
 
 
 def _sleep(ctx: ExecutionContext, step: Step, deadline_from: Callable[[float], float]) -> None:
-    found = ctx.journal.get(step.position)
+    found = step.found
     if found is not None and found[0].status == "sleeping" and found[0].name == step.name:
         entry, output = found  # an earlier run recorded this timer: its deadline holds
         assert output is not None
@@ -119,6 +119,7 @@ def _sleep(ctx: ExecutionContext, step: Step, deadline_from: Callable[[float], f
             kind="sleep",
             output_artifact_id=output.id,
             metadata={"wake_at": deadline},
+            path=step.stored_path,
         )
         step.record(entry, [output])
     left = deadline - clock.now()

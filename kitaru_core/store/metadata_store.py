@@ -547,22 +547,40 @@ class MetadataStore:
         )
         return {row[1]: JournalEntry.from_row(row) for row in rows}
 
-    def last_position(self, exec_id: str) -> int:
+    def journal_extent(self, exec_id: str) -> tuple[int, int]:
+        """(the highest position recorded, -1 for none; how many entries there are)."""
         row = self.db.fetchone(
-            "SELECT MAX(position) FROM journal WHERE exec_id = :id", {"id": exec_id}
+            "SELECT MAX(position), COUNT(*) FROM journal WHERE exec_id = :id", {"id": exec_id}
         )
-        return -1 if row is None or row[0] is None else int(row[0])
+        if row is None or row[0] is None:
+            return -1, 0
+        return int(row[0]), int(row[1])
 
     def journal_page(
         self, exec_id: str, low: int, high: int
     ) -> list[tuple[JournalEntry, ArtifactRecord | None]]:
         """Entries at positions ``low <= position < high``, each with its output's record."""
+        return self._journal_rows(
+            "j.position >= :low AND j.position < :high ORDER BY j.position",
+            {"id": exec_id, "low": low, "high": high},
+        )
+
+    def journal_at_path(
+        self, exec_id: str, path: str
+    ) -> tuple[JournalEntry, ArtifactRecord | None] | None:
+        """The entry whose stored path is ``path`` (not one whose path is its position),
+        with its output's record."""
+        found = self._journal_rows("j.path = :path", {"id": exec_id, "path": path})
+        return found[0] if found else None
+
+    def _journal_rows(
+        self, where: str, params: dict[str, Any]
+    ) -> list[tuple[JournalEntry, ArtifactRecord | None]]:
         rows = self.db.fetchall(
             f"SELECT {_JOURNAL_COLUMNS}, {_ARTIFACT_COLUMNS} FROM journal j "
             "LEFT JOIN artifacts a ON a.id = j.output_artifact_id "
-            "WHERE j.exec_id = :id AND j.position >= :low AND j.position < :high "
-            "ORDER BY j.position",
-            {"id": exec_id, "low": low, "high": high},
+            f"WHERE j.exec_id = :id AND {where}",
+            params,
         )
         width = len(JournalEntry.NAMES)
         return [

@@ -173,6 +173,13 @@ class JournalEntry(Row):
     attempts: int = 1
     error: dict[str, Any] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None
+    """Where the step is in the flow body's tree of tasks (``runtime/scopes.py``), by
+    which a resumed run finds it; none when it is the position itself."""
+
+    @property
+    def step_path(self) -> str:
+        return str(self.position) if self.path is None else self.path
 
     @classmethod
     def completed(
@@ -187,6 +194,7 @@ class JournalEntry(Row):
         output_artifact_id: str,
         attempts: int = 1,
         metadata: dict[str, Any] | None = None,
+        path: str | None = None,
     ) -> JournalEntry:
         """The entry recording that the step at ``position`` completed."""
         return cls(
@@ -200,6 +208,7 @@ class JournalEntry(Row):
             output_artifact_id=output_artifact_id,
             attempts=attempts,
             metadata=metadata or {},
+            path=path,
         )
 
 

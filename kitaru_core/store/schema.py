@@ -116,6 +116,20 @@ journal = Table(
     Column("metadata", Text, nullable=False, server_default="{}"),
     Column("started_at", Float, nullable=False),
     Column("ended_at", Float, nullable=False),
+    Column(
+        "path",
+        Text,
+        nullable=True,
+        comment="the step's path in the tree of tasks; NULL: its position",
+    ),
+    Index(
+        "ix_journal_path",
+        "exec_id",
+        "path",
+        unique=True,
+        sqlite_where=text("path IS NOT NULL"),
+        postgresql_where=text("path IS NOT NULL"),
+    ),
     Index(
         "ix_journal_ended",
         "ended_at",

@@ -27,6 +27,7 @@ REVISIONS = (
     "0011",
     "0012",
     "0013",
+    "0014",
 )
 SIGNED_REFERENCES = "0010"
 """From this revision on, every execution's flow reference is signed; a store upgraded
