@@ -26,9 +26,9 @@ from pydantic_ai import (
     ToolFailed,
 )
 from pydantic_ai.capabilities import ProcessEventStream
+from pydantic_ai.exceptions import UsageLimitExceeded
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
-from pydantic_ai.exceptions import UsageLimitExceeded
 from pydantic_ai.toolsets import FunctionToolset
 from pydantic_ai.usage import UsageLimits
 
@@ -151,7 +151,9 @@ def _answer(name: str, messages: list[ModelMessage], tools: tuple[str, ...]) -> 
     return ModelResponse(parts=[TextPart(f"{name}: {' + '.join(sorted(done))}")])
 
 
-def two_tool_model(name: str, tools: tuple[str, ...], model_name: str = "scripted") -> FunctionModel:
+def two_tool_model(
+    name: str, tools: tuple[str, ...], model_name: str = "scripted"
+) -> FunctionModel:
     def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         return _answer(name, messages, tools)
 

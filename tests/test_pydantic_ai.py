@@ -14,8 +14,8 @@ from typing import Any
 import agent_flows
 import pytest
 
-from conftest import kitaru_cli, subprocess_env
 import kitaru
+from conftest import kitaru_cli, subprocess_env
 from kitaru import KitaruClient, diff
 from kitaru.adapters.pydantic_ai import KitaruAgent
 
@@ -231,7 +231,9 @@ def test_two_agents_gathered_resume_from_a_kill_at_every_step_without_repeating_
 def test_two_agents_with_the_same_tool_name_are_told_apart_in_the_journal() -> None:
     handle = agent_flows.side_by_side.run("t")
     assert handle.wait() == SIDE_BY_SIDE
-    names = collections.Counter(c.name for c in KitaruClient().executions.get(handle.exec_id).checkpoints)
+    names = collections.Counter(
+        c.name for c in KitaruClient().executions.get(handle.exec_id).checkpoints
+    )
     assert names == {
         "alpha.model_request": 2,
         "alpha.search": 1,
@@ -254,9 +256,7 @@ def test_streamed_requests_are_steps_and_a_resume_replays_their_events(
     recorded response to the handler again instead of asking the model."""
     agent = "streamer" if flow == "streamed" else "per_run"
     effects = tmp_path / "effects.txt"
-    exec_id = _start_killed(
-        flow, "'t'", effects, KITARU_TEST_CRASH_AT=f"{agent}.model_request#2"
-    )
+    exec_id = _start_killed(flow, "'t'", effects, KITARU_TEST_CRASH_AT=f"{agent}.model_request#2")
     before = _effects(effects)
     assert before[f"{agent}.model_request#1"] == 1 and before["event"] > 0
     resumed = kitaru_cli("executions", "resume", exec_id, KITARU_TEST_EFFECTS=str(effects))
@@ -352,7 +352,13 @@ def test_an_override_of_model_and_tools_is_honoured_in_and_out_of_a_flow() -> No
 
 def _answer_and_finish(exec_id: str, wait: str, value: str, effects: Path) -> Any:
     answered = kitaru_cli(
-        "executions", "input", exec_id, "--wait", wait, "--value", value,
+        "executions",
+        "input",
+        exec_id,
+        "--wait",
+        wait,
+        "--value",
+        value,
         KITARU_TEST_EFFECTS=str(effects),
     )
     assert answered.returncode == 0, answered.stderr
@@ -430,7 +436,9 @@ def test_a_hitl_tool_call_is_a_wait_whose_answer_is_the_tools_result(tmp_path: P
 
     deferred = asyncio.run(outside())
     assert [c.tool_name for c in deferred.calls] == ["approve_payment"]
-    assert deferred.metadata[deferred.calls[0].tool_call_id] == {"question": "Send 12.5 EUR to ada?"}
+    assert deferred.metadata[deferred.calls[0].tool_call_id] == {
+        "question": "Send 12.5 EUR to ada?"
+    }
 
 
 def test_tool_settings_give_a_tool_retries_a_timeout_or_no_step(
@@ -464,8 +472,12 @@ def test_a_whole_turn_as_one_step_is_not_run_again_after_a_kill(tmp_path: Path) 
 
 def test_run_sync_in_a_sync_flow_resumes_its_parallel_tool_calls(tmp_path: Path) -> None:
     effects = tmp_path / "effects.txt"
-    exec_id = _start_killed("sync_side", "'t'", effects, KITARU_TEST_CRASH_AT="per_run.model_request#2")
+    exec_id = _start_killed(
+        "sync_side", "'t'", effects, KITARU_TEST_CRASH_AT="per_run.model_request#2"
+    )
     resumed = kitaru_cli("executions", "resume", exec_id, KITARU_TEST_EFFECTS=str(effects))
     assert resumed.returncode == 0, resumed.stderr
     assert _effects(effects)["per_run.search"] == 1 and _effects(effects)["per_run.fetch"] == 1
-    assert KitaruClient().executions.get(exec_id).result == "per_run: fetch(per_run) + search(per_run)"
+    assert (
+        KitaruClient().executions.get(exec_id).result == "per_run: fetch(per_run) + search(per_run)"
+    )

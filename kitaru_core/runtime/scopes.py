@@ -99,7 +99,9 @@ def install_task_scopes(loop: asyncio.AbstractEventLoop, ctx: ExecutionContext) 
             parent = context.get(current_scope)
             name = _NOT_IN_NAMES.sub("", getattr(coro, "__name__", "") or "") or "task"
             with lock:
-                scope = (parent if parent is not None and parent.ctx is ctx else ctx.root).child(name)
+                scope = (parent if parent is not None and parent.ctx is ctx else ctx.root).child(
+                    name
+                )
             context.run(current_scope.set, scope)
         return asyncio.Task(coro, loop=loop, context=context, **kwargs)
 
