@@ -55,7 +55,6 @@ from kitaru_core.runtime.agent_steps import (
 )
 from kitaru_core.runtime.context import ExecutionContext
 from kitaru_core.runtime.engine import run_coroutine
-from kitaru_core.runtime.scopes import install_task_scopes
 
 __all__ = ["KitaruAgent", "KitaruDurability", "hitl_tool"]
 
@@ -316,7 +315,7 @@ class KitaruAgent(WrapperAgent[Any, Any]):
             if ctx.task_paths:
                 import asyncio
 
-                install_task_scopes(asyncio.get_running_loop(), ctx)
+                ctx.scope_tasks(asyncio.get_running_loop())
             return await self.run(user_prompt, **kwargs)
 
         return run_coroutine(scoped())

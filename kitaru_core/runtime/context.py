@@ -6,9 +6,10 @@ metadata store: nothing inside a run reads the process's active stack.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -23,12 +24,14 @@ from kitaru_core.errors import (
 )
 from kitaru_core.events import NO_OBSERVERS, Observers
 from kitaru_core.runtime.journal import JournalReader
-from kitaru_core.runtime.scopes import Scope, current_scope
+from kitaru_core.runtime.scopes import Scope, coroutine_name, current_scope
 from kitaru_core.runtime.step import Step
 from kitaru_core.store.metadata_store import MetadataStore
 from kitaru_core.store.records import ArtifactRecord
 
 if TYPE_CHECKING:
+    import asyncio
+
     from kitaru_core.stack import Stack
 
 T = TypeVar("T")
@@ -145,10 +148,18 @@ class ExecutionContext:
         found = self.journal.find(path, arrival)
         if found is not None:
             return Step(self, name, kind, found[0].position, path, found)
+        return Step(self, name, kind, self._new_position(arrival), path)
+
+    def _new_position(self, arrival: int) -> int:
+        """A position for a step no earlier run recorded: its place in the order of
+        arrival when that is free (so a flow body's steps keep the positions of their
+        calls), else the next one after every position taken."""
+        if arrival <= self.journal.last_position and self.journal.get(arrival) is None:
+            return arrival  # a gap: no other step arrives here in this run
         with self.lock:
-            position = self._next_new
+            position = self._next_new = max(self._next_new, arrival)
             self._next_new += 1
-        return Step(self, name, kind, position, path)
+            return position
 
     def answer(self, step: Step) -> ArtifactRecord | None:
         """The output record of the completed entry an earlier run left for ``step``,
@@ -211,6 +222,30 @@ class ExecutionContext:
             return await asyncio.to_thread(run, step)
 
         return awaited()
+
+    def scope_tasks(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Give every task the flow body creates in ``loop`` (outside a step) a scope of
+        its own, a child of its creator's (``scopes.py``)."""
+        import asyncio
+
+        def task_factory(
+            loop: asyncio.AbstractEventLoop,
+            coro: Coroutine[Any, Any, Any],
+            context: contextvars.Context | None = None,
+            **kwargs: Any,
+        ) -> asyncio.Task[Any]:
+            # A copy, even of a context handed in: the new scope is this task's alone.
+            context = contextvars.copy_context() if context is None else context.copy()
+            if context.get(current_execution) is self and context.get(current_checkpoint) is None:
+                parent = context.get(current_scope)
+                if parent is None or parent.ctx is not self:
+                    parent = self.root
+                with self.lock:
+                    scope = parent.child(coroutine_name(coro))
+                context.run(current_scope.set, scope)
+            return asyncio.Task(coro, loop=loop, context=context, **kwargs)
+
+        loop.set_task_factory(task_factory)  # type: ignore[arg-type]
 
     def in_async_body(self) -> bool:
         """Whether a step called now is called from the async flow body's event loop."""

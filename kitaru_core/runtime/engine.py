@@ -35,7 +35,7 @@ from kitaru_core.runtime.flow_ref import FlowDefinition, source_root_for
 from kitaru_core.runtime.journal import JournalReader
 from kitaru_core.runtime.logs import log_event
 from kitaru_core.runtime.orchestration import begin_retry
-from kitaru_core.runtime.scopes import TASK_PATHS, install_task_scopes
+from kitaru_core.runtime.scopes import TASK_PATHS
 from kitaru_core.runtime.step import error_info
 from kitaru_core.runtime.tracing import set_attributes, span, span_id_of
 from kitaru_core.runtime.wait import WaitSuspended
@@ -420,7 +420,7 @@ async def _in_task_scopes(ctx: ExecutionContext, body: Coroutine[Any, Any, T]) -
     if ctx.task_paths:
         import asyncio
 
-        install_task_scopes(asyncio.get_running_loop(), ctx)
+        ctx.scope_tasks(asyncio.get_running_loop())
     return await body
 
 

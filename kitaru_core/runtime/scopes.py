@@ -24,13 +24,9 @@ from __future__ import annotations
 
 import contextvars
 import re
-import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import asyncio
-    from collections.abc import Coroutine
-
     from kitaru_core.runtime.context import ExecutionContext
 
 
@@ -73,36 +69,12 @@ class Scope:
 
 _NOT_IN_NAMES = re.compile(r"[^A-Za-z0-9_]")
 
+
+def coroutine_name(coro: object) -> str:
+    """The name a task is counted under: its coroutine function's, in name characters."""
+    return _NOT_IN_NAMES.sub("", getattr(coro, "__name__", "") or "") or "task"
+
+
 current_scope: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(
     "kitaru_scope", default=None
 )
-
-
-def install_task_scopes(loop: asyncio.AbstractEventLoop, ctx: ExecutionContext) -> None:
-    """Give every task created in ``loop`` by the flow body (outside a checkpoint) a
-    scope of its own, a child of its creator's."""
-    import asyncio
-
-    from kitaru_core.runtime.context import current_checkpoint, current_execution
-
-    lock: threading.Lock = ctx.lock
-
-    def task_factory(
-        loop: asyncio.AbstractEventLoop,
-        coro: Coroutine[Any, Any, Any],
-        context: contextvars.Context | None = None,
-        **kwargs: Any,
-    ) -> asyncio.Task[Any]:
-        # A copy, even of a context handed in: the new scope is this task's alone.
-        context = contextvars.copy_context() if context is None else context.copy()
-        if context.get(current_execution) is ctx and context.get(current_checkpoint) is None:
-            parent = context.get(current_scope)
-            name = _NOT_IN_NAMES.sub("", getattr(coro, "__name__", "") or "") or "task"
-            with lock:
-                scope = (parent if parent is not None and parent.ctx is ctx else ctx.root).child(
-                    name
-                )
-            context.run(current_scope.set, scope)
-        return asyncio.Task(coro, loop=loop, context=context, **kwargs)
-
-    loop.set_task_factory(task_factory)  # type: ignore[arg-type]

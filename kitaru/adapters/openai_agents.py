@@ -1,0 +1,234 @@
+"""OpenAI Agents SDK runs whose model calls and tool calls are Kitaru steps in a flow.
+
+    from agents import Agent, function_tool
+    from kitaru.adapters.openai_agents import KitaruRunner
+
+    agent = Agent(name="researcher", instructions="...", tools=[search])
+
+    @flow
+    async def research(question: str) -> str:
+        result = await KitaruRunner.run(agent, question)
+        return result.final_output
+
+In a flow body every model call of every agent the run reaches (its handoffs included)
+is a step (``researcher.model_request``), streamed or not, and every function tool call
+one named after the tool (``researcher.search``); an agent used as a tool
+(``agent.as_tool()``) is one step, its whole run. A resumed execution answers the calls
+that completed from the journal; a streamed call that completed replays its recorded
+events to the caller. ``KitaruRunner.run``, ``run_sync`` and ``run_streamed`` take
+``Runner``'s arguments; outside a flow they are ``Runner``'s. No server is needed.
+``pip install "kitaru[openai-agents]"``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+from agents import Agent, FunctionTool, Handoff, RunConfig, Runner
+from agents.items import ModelResponse, TResponseOutputItem, TResponseStreamEvent
+from agents.models.interface import Model, ModelProvider
+from agents.usage import Usage
+from pydantic import TypeAdapter
+
+from kitaru_core.runtime.agent_steps import ModelUsage, OpenStep, StepSpec, flow_body, run_step
+from kitaru_core.runtime.context import ExecutionContext
+from kitaru_core.runtime.engine import run_coroutine
+
+__all__ = ["KitaruRunner"]
+
+_OUTPUT_ITEMS: TypeAdapter[list[TResponseOutputItem]] = TypeAdapter(list[TResponseOutputItem])
+_EVENTS: TypeAdapter[list[TResponseStreamEvent]] = TypeAdapter(list[TResponseStreamEvent])
+
+
+# -- model calls -------------------------------------------------------------------------
+
+
+def _dump_response(response: ModelResponse) -> dict[str, Any]:
+    usage = response.usage
+    return {
+        "output": _OUTPUT_ITEMS.dump_python(response.output, mode="json"),
+        "usage": [usage.requests, usage.input_tokens, usage.output_tokens, usage.total_tokens],
+        "response_id": response.response_id,
+    }
+
+
+def _load_response(stored: dict[str, Any]) -> ModelResponse:
+    requests, input_tokens, output_tokens, total_tokens = stored["usage"]
+    return ModelResponse(
+        output=_OUTPUT_ITEMS.validate_python(stored["output"]),
+        usage=Usage(
+            requests=requests,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            total_tokens=total_tokens,
+        ),
+        response_id=stored["response_id"],
+    )
+
+
+def _model_usage(model_name: str) -> Any:
+    def usage(response: ModelResponse) -> ModelUsage:
+        return ModelUsage(
+            model_name, response.usage.input_tokens, response.usage.output_tokens, None
+        )
+
+    return usage
+
+
+def _stream_usage(model_name: str) -> Any:
+    def usage(events: list[Any]) -> ModelUsage:
+        final = next((e for e in reversed(events) if e.type == "response.completed"), None)
+        used = getattr(getattr(final, "response", None), "usage", None)
+        return ModelUsage(
+            model_name,
+            getattr(used, "input_tokens", None),
+            getattr(used, "output_tokens", None),
+            None,
+        )
+
+    return usage
+
+
+class KitaruModel(Model):
+    """An agent's model, each call (streamed or not) a step when it runs in a flow."""
+
+    def __init__(self, wrapped: Model, agent_name: str | None) -> None:
+        self.wrapped = wrapped
+        self.step_name = f"{agent_name}.model_request" if agent_name else "model_request"
+        self.model_name = str(getattr(wrapped, "model", None) or type(wrapped).__name__)
+
+    async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
+        ctx = flow_body()
+        if ctx is None:
+            return await self.wrapped.get_response(*args, **kwargs)
+        spec = StepSpec(
+            self.step_name,
+            encode=_dump_response,
+            decode=_load_response,
+            retries=0,  # the SDK retries the call itself; a run's retry is the flow's
+            usage=_model_usage(self.model_name),
+        )
+        return await run_step(ctx, spec, lambda: self.wrapped.get_response(*args, **kwargs))
+
+    async def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:  # type: ignore[override]
+        ctx = flow_body()
+        if ctx is None:
+            async for event in self.wrapped.stream_response(*args, **kwargs):
+                yield event
+            return
+        spec: StepSpec[list[Any]] = StepSpec(
+            self.step_name,
+            encode=lambda events: _EVENTS.dump_python(events, mode="json"),
+            decode=_EVENTS.validate_python,
+            retries=0,
+            usage=_stream_usage(self.model_name),
+        )
+        call = OpenStep(ctx, spec)
+        if call.replayed:  # the recorded events, as they arrived
+            for event in call.value:
+                yield event
+            return
+        # Each event goes to the caller as it arrives; the whole stream is recorded after.
+        call.begin(inside=False)
+        events: list[Any] = []
+        try:
+            async for event in self.wrapped.stream_response(*args, **kwargs):
+                events.append(event)
+                yield event
+        except Exception as exc:
+            call.failed(exc)
+            raise
+        finally:
+            call.end()
+        await call.completed(events)
+
+    def get_retry_advice(self, request: Any) -> Any:
+        return self.wrapped.get_retry_advice(request)
+
+    async def close(self) -> None:
+        await self.wrapped.close()
+
+
+# -- tool calls and agents --------------------------------------------------------------
+
+
+def _durable_tool(tool: Any, agent_name: str) -> Any:
+    if not isinstance(tool, FunctionTool):
+        return tool  # hosted tools run at the model provider: the model call records them
+    invoke = tool.on_invoke_tool
+    name = f"{agent_name}.{tool.name}"
+
+    async def on_invoke_tool(context: Any, arguments: str) -> Any:
+        ctx = flow_body()
+        if ctx is None:
+            return await invoke(context, arguments)
+        spec: StepSpec[Any] = StepSpec(name, metadata={"tool_args": arguments})
+        return await run_step(ctx, spec, lambda: invoke(context, arguments))
+
+    return dataclasses.replace(tool, on_invoke_tool=on_invoke_tool)
+
+
+def _resolve(model: str | Model | None, provider: ModelProvider) -> Model:
+    return model if isinstance(model, Model) else provider.get_model(model)
+
+
+def _durable_agent(
+    agent: Agent[Any], provider: ModelProvider, made: dict[int, Agent[Any]]
+) -> Agent[Any]:
+    """A copy of ``agent`` (and of every agent it hands off to) whose model and function
+    tools are steps in a flow."""
+    if id(agent) in made:
+        return made[id(agent)]
+    copy = agent.clone()
+    made[id(agent)] = copy
+    copy.model = KitaruModel(_resolve(agent.model, provider), agent.name)
+    copy.tools = [_durable_tool(tool, agent.name) for tool in agent.tools]
+    copy.handoffs = [
+        handoff if isinstance(handoff, Handoff) else _durable_agent(handoff, provider, made)
+        for handoff in agent.handoffs
+    ]
+    return copy
+
+
+def _prepared(agent: Agent[Any], kwargs: dict[str, Any]) -> Agent[Any]:
+    config: RunConfig = kwargs.get("run_config") or RunConfig()
+    if config.model is not None and not isinstance(config.model, KitaruModel):
+        # One model for every agent of the run: its calls are steps too.
+        kwargs["run_config"] = dataclasses.replace(
+            config, model=KitaruModel(_resolve(config.model, config.model_provider), None)
+        )
+    return _durable_agent(agent, config.model_provider, {})
+
+
+class KitaruRunner:
+    """``agents.Runner``, durable in a flow body (see the module's docstring)."""
+
+    @staticmethod
+    async def run(agent: Agent[Any], input: Any, **kwargs: Any) -> Any:
+        if flow_body() is None:
+            return await Runner.run(agent, input, **kwargs)
+        return await Runner.run(_prepared(agent, kwargs), input, **kwargs)
+
+    @staticmethod
+    def run_sync(agent: Agent[Any], input: Any, **kwargs: Any) -> Any:
+        ctx = flow_body()
+        if ctx is None:
+            return Runner.run_sync(agent, input, **kwargs)
+        return run_coroutine(_scoped(ctx, KitaruRunner.run(agent, input, **kwargs)))
+
+    @staticmethod
+    def run_streamed(agent: Agent[Any], input: Any, **kwargs: Any) -> Any:
+        if flow_body() is None:
+            return Runner.run_streamed(agent, input, **kwargs)
+        return Runner.run_streamed(_prepared(agent, kwargs), input, **kwargs)
+
+
+async def _scoped(ctx: ExecutionContext, run: Any) -> Any:
+    """A sync flow's run in an event loop whose tasks get paths, as an async flow's do."""
+    if ctx.task_paths:
+        import asyncio
+
+        ctx.scope_tasks(asyncio.get_running_loop())
+    return await run
