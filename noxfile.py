@@ -174,14 +174,16 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".[postgres,server,pydantic-ai]", "mypy>=1.10", "pytest")
+    session.install("-e", ".[postgres,server,pydantic-ai,openai-agents]", "mypy>=1.10", "pytest")
     session.run("mypy")
 
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Print the performance figures; ``nox -s bench -- --peers`` adds DBOS and LangGraph."""
-    session.install("-e", ".[postgres,server,pydantic-ai]", "-e", "plugins/kitaru-kubernetes")
+    session.install(
+        "-e", ".[postgres,server,pydantic-ai,openai-agents]", "-e", "plugins/kitaru-kubernetes"
+    )
     args = [a for a in session.posargs if a != "--stores"]
     url = postgres_url(session)
     if url:  # memory contention on PostgreSQL, beside SQLite
@@ -201,7 +203,7 @@ def bench(session: nox.Session) -> None:
     # Retention at scale: prune and gc, their time and peak memory.
     session.run("python", "benchmarks/retention.py")
     # The PydanticAI adapter's cost per model request.
-    session.run("python", "benchmarks/agents.py")
+    session.run("python", "benchmarks/agent_adapters.py")
     # The web UI in Debian's chromium (`apt install chromium`; no browser is downloaded).
     session.install("playwright>=1.45")
     session.run("python", "benchmarks/ui.py")

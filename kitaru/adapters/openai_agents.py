@@ -23,12 +23,14 @@ events to the caller. ``KitaruRunner.run``, ``run_sync`` and ``run_streamed`` ta
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
 from agents import Agent, FunctionTool, Handoff, RunConfig, Runner
 from agents.items import ModelResponse, TResponseOutputItem, TResponseStreamEvent
 from agents.models.interface import Model, ModelProvider
+from agents.models.multi_provider import MultiProvider
 from agents.usage import Usage
 from pydantic import TypeAdapter
 
@@ -112,7 +114,7 @@ class KitaruModel(Model):
         )
         return await run_step(ctx, spec, lambda: self.wrapped.get_response(*args, **kwargs))
 
-    async def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:  # type: ignore[override]
+    async def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         ctx = flow_body()
         if ctx is None:
             async for event in self.wrapped.stream_response(*args, **kwargs):
@@ -192,14 +194,26 @@ def _durable_agent(
     return copy
 
 
+_made: dict[int, tuple[weakref.ref[Agent[Any]], Agent[Any]]] = {}
+"""Durable copies already made, by the id of the agent they copy (while it lives): a
+flow that runs one agent many times copies it once."""
+
+
 def _prepared(agent: Agent[Any], kwargs: dict[str, Any]) -> Agent[Any]:
-    config: RunConfig = kwargs.get("run_config") or RunConfig()
-    if config.model is not None and not isinstance(config.model, KitaruModel):
-        # One model for every agent of the run: its calls are steps too.
-        kwargs["run_config"] = dataclasses.replace(
-            config, model=KitaruModel(_resolve(config.model, config.model_provider), None)
-        )
-    return _durable_agent(agent, config.model_provider, {})
+    config: RunConfig | None = kwargs.get("run_config")
+    if config is not None:
+        if config.model is not None and not isinstance(config.model, KitaruModel):
+            # One model for every agent of the run: its calls are steps too.
+            model = KitaruModel(_resolve(config.model, config.model_provider), None)
+            kwargs["run_config"] = dataclasses.replace(config, model=model)
+        return _durable_agent(agent, config.model_provider, {})
+    made = _made.get(id(agent))
+    if made is not None and made[0]() is agent:
+        return made[1]
+    copy = _durable_agent(agent, MultiProvider(), {})
+    key = id(agent)
+    _made[key] = (weakref.ref(agent, lambda _ref: _made.pop(key, None)), copy)
+    return copy
 
 
 class KitaruRunner:

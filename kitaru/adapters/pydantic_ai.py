@@ -183,7 +183,7 @@ def _revive_control_flow(name: str, stored: dict[str, Any]) -> BaseException:
     return ToolFailed(stored["message"]) if name == "ToolFailed" else ModelRetry(stored["message"])
 
 
-CONTROL_FLOW = ControlFlow(
+CONTROL_FLOW: ControlFlow[Any] = ControlFlow(
     types=(ModelRetry, ToolFailed, CallDeferred, ApprovalRequired),
     dump=_dump_control_flow,
     revive=_revive_control_flow,
@@ -288,7 +288,7 @@ class KitaruAgent(WrapperAgent[Any, Any]):
         self.checkpoints = checkpoints
 
     @asynccontextmanager
-    async def iter(  # type: ignore[override]
+    async def iter(
         self, user_prompt: Any = None, *, capabilities: Any = None, **kwargs: Any
     ) -> AsyncIterator[Any]:
         """``Agent.iter``; in a flow, each model request and tool call is a step."""
@@ -296,7 +296,7 @@ class KitaruAgent(WrapperAgent[Any, Any]):
         async with self.wrapped.iter(user_prompt, capabilities=added, **kwargs) as run:
             yield run
 
-    async def run(self, user_prompt: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
+    async def run(self, user_prompt: Any = None, **kwargs: Any) -> Any:
         """``Agent.run``; in a flow, each model request and tool call is a step (with
         ``checkpoints="turn"``, the whole run is one)."""
         ctx = flow_body()
@@ -304,7 +304,7 @@ class KitaruAgent(WrapperAgent[Any, Any]):
             return await _run_as_one_step(self, ctx, user_prompt, kwargs)
         return await super().run(user_prompt, **kwargs)
 
-    def run_sync(self, user_prompt: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
+    def run_sync(self, user_prompt: Any = None, **kwargs: Any) -> Any:
         """``Agent.run_sync``; in a sync flow body, the run's event loop gives its
         concurrent tool calls paths of their own (as an async flow's does)."""
         ctx = flow_body()
