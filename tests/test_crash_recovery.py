@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import subprocess
 import sys
@@ -284,3 +285,31 @@ def test_a_running_execution_notices_cancellation_at_its_next_checkpoint(
     execution = KitaruClient().executions.get(only_execution())
     assert execution.status == "cancelled"
     assert len(read_effects(effects_file)) < 40
+
+
+def test_an_execution_recorded_before_steps_had_paths_resumes_by_arrival(
+    run_python: Any, effects_file: Path
+) -> None:
+    """An execution started by a Kitaru before journal paths (no ``task_paths`` option,
+    no paths in its journal) is resumed as it was recorded: by order of arrival."""
+    from kitaru_core.runtime.scopes import TASK_PATHS
+    from kitaru_core.store.metadata_store import get_store
+
+    proc = start_flow(run_python, "steps", "6", KITARU_TEST_CRASH_AT="after:3")
+    assert proc.returncode == -9
+    exec_id = only_execution()
+    store = get_store()
+    record = store.require_execution(exec_id)
+    options = {k: v for k, v in record.options.items() if k != TASK_PATHS}
+    store.db.execute(
+        "UPDATE executions SET options = :options WHERE id = :id",
+        {"options": json.dumps(options), "id": exec_id},
+    )
+    recorded = {c.name for c in KitaruClient().executions.get(exec_id).checkpoints}
+    assert recorded == {"numbered"}
+    resumed = kitaru_cli("executions", "resume", exec_id, "--output", "json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["result"] == [0, 1, 4, 9, 16, 25]
+    ran = collections.Counter(read_effects(effects_file))
+    assert ran == {"step0": 1, "step1": 1, "step2": 1, "step3": 2, "step4": 1, "step5": 1}
+    assert TASK_PATHS not in store.require_execution(exec_id).options
