@@ -481,3 +481,16 @@ def test_run_sync_in_a_sync_flow_resumes_its_parallel_tool_calls(tmp_path: Path)
     assert (
         KitaruClient().executions.get(exec_id).result == "per_run: fetch(per_run) + search(per_run)"
     )
+
+
+@pytest.mark.parametrize(
+    "flow", ["streamed", "run_stream_flow", "run_stream_events_flow", "iter_flow", "whole_turn"]
+)
+def test_outside_a_flow_every_way_of_running_is_the_plain_agents(flow: str) -> None:
+    """The flow bodies' code, called as plain functions: the same answers, nothing recorded."""
+    body = getattr(agent_flows, flow).func
+    args: tuple[Any, ...] = ("t", True) if flow == "iter_flow" else ("t",)
+    result = asyncio.run(body(*args))
+    answer = result[-1] if isinstance(result, list) else result
+    assert "fetch(" in answer and "search(" in answer
+    assert KitaruClient().executions.list() == []
