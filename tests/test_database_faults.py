@@ -86,7 +86,10 @@ def test_server_and_worker_ride_out_dropped_connections_and_run_each_step_once(
                 while (found := get_retrying(runner, f"{API}/executions/{name}"))[
                     "status"
                 ] != "completed":
-                    assert found["status"] in ("running", "queued"), found
+                    assert found["status"] in ("running", "queued"), (
+                        found["status"],
+                        found.get("error"),
+                    )
                     assert time.monotonic() < deadline, found
                     time.sleep(0.1)
             # No restart by hand: the same server starts and finishes new work.
