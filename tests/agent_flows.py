@@ -6,6 +6,7 @@ process when the third model request starts (after the second tool call is recor
 from __future__ import annotations
 
 import asyncio
+import collections
 import fcntl
 import os
 import random
@@ -126,6 +127,25 @@ async def define(term: str) -> str:
 # answers with their results. Its effects name its steps (``alpha.model_request#1``,
 # ``alpha.search``), so a test can tell which ran twice. ``KITARU_TEST_CRASH_AT_EFFECT=N``
 # kills the process as the N-th effect is about to happen.
+
+
+def completed_steps(exec_id: str) -> collections.Counter[str]:
+    """The steps an execution completed so far, named as the agents' effects are
+    (``alpha.model_request#2`` for its second model request)."""
+    from kitaru import KitaruClient
+
+    names = collections.Counter(
+        c.name
+        for c in KitaruClient().executions.get(exec_id).checkpoints
+        if c.status == "completed"
+    )
+    effects: collections.Counter[str] = collections.Counter()
+    for name, count in names.items():
+        if name.endswith(".model_request"):
+            effects.update(f"{name}#{turn}" for turn in range(1, count + 1))
+        else:
+            effects[name] += count
+    return effects
 
 
 def step_effect(label: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import openai_agent_flows
 import pytest
+from agent_flows import completed_steps
 
 from conftest import kitaru_cli, subprocess_env
 from kitaru import KitaruClient
@@ -22,22 +23,6 @@ def _effects(path: Path) -> collections.Counter[str]:
 
 
 _recorded: dict[str, collections.Counter[str]] = {}
-
-
-def _completed(exec_id: str) -> collections.Counter[str]:
-    """The steps completed so far, named as the agents' effects are."""
-    names = collections.Counter(
-        c.name
-        for c in KitaruClient().executions.get(exec_id).checkpoints
-        if c.status == "completed"
-    )
-    effects: collections.Counter[str] = collections.Counter()
-    for name, count in names.items():
-        if name.endswith(".model_request"):
-            effects.update(f"{name}#{turn}" for turn in range(1, count + 1))
-        else:
-            effects[name] += count
-    return effects
 
 
 def _killed_then_resumed(
@@ -55,7 +40,7 @@ def _killed_then_resumed(
     latest = KitaruClient().executions.latest()
     assert latest is not None
     before = _effects(effects)
-    _recorded[latest.exec_id] = _completed(latest.exec_id)
+    _recorded[latest.exec_id] = completed_steps(latest.exec_id)
     resumed = kitaru_cli("executions", "resume", latest.exec_id, KITARU_TEST_EFFECTS=str(effects))
     assert resumed.returncode == 0, resumed.stderr
     return latest.exec_id, before

@@ -190,21 +190,6 @@ def _start_killed(flow: str, args: str, effects: Path, **env: str) -> str:
     return latest.exec_id
 
 
-def _completed_steps(exec_id: str) -> collections.Counter[str]:
-    """The steps an execution recorded as completed, named as the agents' effects are."""
-    names: collections.Counter[str] = collections.Counter()
-    for step in KitaruClient().executions.get(exec_id).checkpoints:
-        if step.status == "completed":
-            names[step.name] += 1
-    effects: collections.Counter[str] = collections.Counter()
-    for name, count in names.items():
-        if name.endswith(".model_request"):
-            effects.update(f"{name}#{turn}" for turn in range(1, count + 1))
-        else:
-            effects[name] += count
-    return effects
-
-
 def test_two_agents_gathered_resume_from_a_kill_at_every_step_without_repeating_one(
     tmp_path: Path,
 ) -> None:
@@ -217,7 +202,7 @@ def test_two_agents_gathered_resume_from_a_kill_at_every_step_without_repeating_
         exec_id = _start_killed(
             "side_by_side", "'t'", effects, KITARU_TEST_CRASH_AT_EFFECT=str(kill_at)
         )
-        recorded = _completed_steps(exec_id)
+        recorded = agent_flows.completed_steps(exec_id)
         resumed = kitaru_cli("executions", "resume", exec_id, KITARU_TEST_EFFECTS=str(effects))
         assert resumed.returncode == 0, (kill_at, resumed.stderr)
         assert KitaruClient().executions.get(exec_id).result == SIDE_BY_SIDE

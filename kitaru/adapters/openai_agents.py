@@ -35,7 +35,6 @@ from agents.usage import Usage
 from pydantic import TypeAdapter
 
 from kitaru_core.runtime.agent_steps import ModelUsage, OpenStep, StepSpec, flow_body, run_step
-from kitaru_core.runtime.context import ExecutionContext
 from kitaru_core.runtime.engine import run_coroutine
 
 __all__ = ["KitaruRunner"]
@@ -133,17 +132,11 @@ class KitaruModel(Model):
                 yield event
             return
         # Each event goes to the caller as it arrives; the whole stream is recorded after.
-        call.begin(inside=False)
         events: list[Any] = []
-        try:
+        with call.streaming():
             async for event in self.wrapped.stream_response(*args, **kwargs):
                 events.append(event)
                 yield event
-        except Exception as exc:
-            call.failed(exc)
-            raise
-        finally:
-            call.end()
         await call.completed(events)
 
     def get_retry_advice(self, request: Any) -> Any:
@@ -230,19 +223,10 @@ class KitaruRunner:
         ctx = flow_body()
         if ctx is None:
             return Runner.run_sync(agent, input, **kwargs)
-        return run_coroutine(_scoped(ctx, KitaruRunner.run(agent, input, **kwargs)))
+        return run_coroutine(ctx.scoped(KitaruRunner.run(agent, input, **kwargs)))
 
     @staticmethod
     def run_streamed(agent: Agent[Any], input: Any, **kwargs: Any) -> Any:
         if flow_body() is None:
             return Runner.run_streamed(agent, input, **kwargs)
         return Runner.run_streamed(_prepared(agent, kwargs), input, **kwargs)
-
-
-async def _scoped(ctx: ExecutionContext, run: Any) -> Any:
-    """A sync flow's run in an event loop whose tasks get paths, as an async flow's do."""
-    if ctx.task_paths:
-        import asyncio
-
-        ctx.scope_tasks(asyncio.get_running_loop())
-    return await run

@@ -149,18 +149,12 @@ class KitaruModel(WrapperModel):
             )
             return
         # The caller gets the live stream; once it has read it, the response is recorded.
-        call.begin(inside=False)
-        try:
+        with call.streaming():
             async with self.wrapped.request_stream(
                 messages, model_settings, model_request_parameters, run_context
             ) as stream:
                 yield stream
                 response = stream.get()
-        except Exception as exc:
-            call.failed(exc)
-            raise
-        finally:
-            call.end()
         await call.completed(response)
 
 
@@ -310,15 +304,7 @@ class KitaruAgent(WrapperAgent[Any, Any]):
         ctx = flow_body()
         if ctx is None:
             return super().run_sync(user_prompt, **kwargs)
-
-        async def scoped() -> Any:
-            if ctx.task_paths:
-                import asyncio
-
-                ctx.scope_tasks(asyncio.get_running_loop())
-            return await self.run(user_prompt, **kwargs)
-
-        return run_coroutine(scoped())
+        return run_coroutine(ctx.scoped(self.run(user_prompt, **kwargs)))
 
 
 @dataclass
@@ -343,18 +329,12 @@ class RecordedRun:
 async def _run_as_one_step(
     agent: KitaruAgent, ctx: ExecutionContext, user_prompt: Any, kwargs: dict[str, Any]
 ) -> Any:
-    output_adapter: TypeAdapter[Any] | None = None
-
     async def whole_run() -> Any:
-        nonlocal output_adapter
-        result = await WrapperAgent.run(agent, user_prompt, **kwargs)
-        output_adapter = TypeAdapter(type(result.output))
-        return result
+        return await WrapperAgent.run(agent, user_prompt, **kwargs)
 
     def encode(result: Any) -> dict[str, Any]:
-        assert output_adapter is not None
         return {
-            "output": output_adapter.dump_python(result.output, mode="json"),
+            "output": TypeAdapter(type(result.output)).dump_python(result.output, mode="json"),
             "messages": result.all_messages_json().decode(),
             "new_from": len(result.all_messages()) - len(result.new_messages()),
         }

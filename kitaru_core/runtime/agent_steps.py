@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -151,6 +152,17 @@ class OpenStep(Generic[T]):
         if inside:
             self._token = current_checkpoint.set(self.frame)
         self._started = time.perf_counter()
+
+    @contextmanager
+    def streaming(self) -> Iterator[None]:
+        """The one attempt of a stream the caller reads (``begin(inside=False)``): a
+        failure while it is read is recorded; ``completed`` records the whole stream."""
+        self.begin(inside=False)
+        try:
+            yield
+        except Exception as exc:
+            self.failed(exc)
+            raise
 
     def end(self) -> None:
         if self._token is not None:

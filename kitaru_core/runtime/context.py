@@ -247,6 +247,16 @@ class ExecutionContext:
 
         loop.set_task_factory(task_factory)  # type: ignore[arg-type]
 
+    async def scoped(self, body: Coroutine[Any, Any, T]) -> T:
+        """Await ``body`` (an async flow body, or an agent run in a sync flow's own
+        loop) with the running loop's tasks given scopes, unless the execution was
+        started before steps had paths (then paths follow arrival)."""
+        if self.task_paths:
+            import asyncio
+
+            self.scope_tasks(asyncio.get_running_loop())
+        return await body
+
     def in_async_body(self) -> bool:
         """Whether a step called now is called from the async flow body's event loop."""
         if not self.is_async:
@@ -261,7 +271,7 @@ class ExecutionContext:
 
     def next_name(self, kind: str) -> str:
         """``wait_1``, ``wait_2``, ``llm_1``, ``sleep_1``, ...: stable names for unnamed
-        steps of one kind, in call order (in a task of the body: ``llm_0.1``)."""
+        steps of one kind, in call order (in a task of the body: ``llm_1@run:0``)."""
         scope = self._scope()
         with self.lock:
             return scope.next_name(kind)

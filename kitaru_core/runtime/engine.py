@@ -343,7 +343,7 @@ def _run_body(
         try:
             if inspect.iscoroutinefunction(flow.func):
                 ctx.is_async = True
-                result = run_coroutine(_in_task_scopes(ctx, flow.func(*args, **kwargs)))
+                result = run_coroutine(ctx.scoped(flow.func(*args, **kwargs)))
             else:
                 result = flow.func(*args, **kwargs)
             ctx.drain()
@@ -412,16 +412,6 @@ def load_inputs(
         else:
             kwargs[name] = values[name]
     return tuple(args), kwargs
-
-
-async def _in_task_scopes(ctx: ExecutionContext, body: Coroutine[Any, Any, T]) -> T:
-    """Await an async flow body in a loop whose tasks get scopes (``scopes.py``), unless
-    the execution was started before steps had paths (then positions follow arrival)."""
-    if ctx.task_paths:
-        import asyncio
-
-        ctx.scope_tasks(asyncio.get_running_loop())
-    return await body
 
 
 def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
