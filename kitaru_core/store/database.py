@@ -371,7 +371,6 @@ class _PostgresPool(_Connections):
             max_size=POOL_SIZE,
             kwargs={"autocommit": True, "connect_timeout": CONNECT_SECONDS},
             configure=configure,
-            check=_still_connected,
             timeout=CHECKOUT_SECONDS,
             num_workers=1,
             open=False,
@@ -386,13 +385,27 @@ class _PostgresPool(_Connections):
         from psycopg_pool import PoolTimeout
 
         try:
-            conn = self.pool.getconn()
+            conn = self._checkout()
         except PoolTimeout:
             raise self._unreachable() from None
         try:
             yield conn
         finally:
             self.pool.putconn(conn)
+
+    def _checkout(self) -> Any:
+        """A pooled connection that is still connected. After the server dropped them
+        all (a restart, ``pg_terminate_backend``) the pool holds dead ones: each is
+        closed and passed over at once, so the pool replaces it. (The pool's own check
+        would wait a second, then two, then four, after each dead one: five seconds
+        are gone before the tenth, and the caller is told the pool stayed busy.)"""
+        for _ in range(POOL_SIZE):
+            conn = self.pool.getconn()
+            if _still_connected(conn):
+                return conn
+            conn.close()
+            self.pool.putconn(conn)  # a closed connection is discarded and replaced
+        return self.pool.getconn()
 
     def _unreachable(self) -> KitaruDatabaseUnavailable:
         """Why no connection could be had, in the driver's words (one direct try)."""
@@ -410,6 +423,20 @@ class _PostgresPool(_Connections):
     def begin(self, conn: Any) -> None:
         conn.execute("BEGIN")
 
+    def rollback(self, conn: Any) -> None:
+        # A connection the server dropped while a pipeline was still being read can
+        # fail with "cannot exit pipeline mode while busy" before psycopg notices that
+        # it is gone: still in pipeline mode, a query still active. Nothing can run on
+        # it again, so close it; the pool discards it and `lost` names it as lost.
+        pq = self._psycopg.pq
+        if (
+            conn.pgconn.pipeline_status != pq.PipelineStatus.OFF
+            or conn.info.transaction_status == pq.TransactionStatus.ACTIVE
+        ):
+            conn.close()
+            return
+        super().rollback(conn)
+
     def lost(self, exc: Exception, conn: Any) -> bool:
         state = getattr(exc, "sqlstate", None) or ""
         return bool(conn.broken or conn.closed) or state[:2] == "08" or state in _SHUTDOWN
@@ -422,17 +449,20 @@ class _PostgresPool(_Connections):
 _SHUTDOWN = {"57P01", "57P02", "57P03"}
 
 
-def _still_connected(conn: Any) -> None:
-    """The pool's check: an idle connection has nothing to say, so a readable socket
-    means the server closed it or sent its last words (``terminating connection``).
-    One ``poll`` instead of a round trip, so a checkout costs microseconds."""
+def _still_connected(conn: Any) -> bool:
+    """Whether an idle connection is still connected: it has nothing to say, so a
+    readable socket means the server closed it or sent its last words (``terminating
+    connection``). One ``poll`` instead of a round trip: a checkout costs microseconds."""
     if conn.closed or conn.broken:
-        raise ConnectionError("the connection is closed")
-    fd = conn.pgconn.socket
+        return False
     poller = select.poll()
-    poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+    poller.register(conn.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
     if poller.poll(0):
-        conn.execute("")  # notices are harmless; a dropped connection raises here
+        try:
+            conn.execute("")  # notices are harmless; a dropped connection raises here
+        except Exception:
+            return False
+    return True
 
 
 def _use_wal(conn: sqlite3.Connection, patience: float = 30.0) -> None:

@@ -124,14 +124,14 @@ class Worker:
             while not self._stop.is_set():
                 try:
                     earliest = self.run_pass()
+                    timeout = self.poll
+                    if earliest is not None:
+                        timeout = min(timeout, max(0.0, earliest - self.clock.now()))
+                    self._wakeups.wait(timeout)  # it may look at the store too
                 except KitaruBackendError as exc:  # the database restarting: try again
                     self.counts["errors"] += 1
                     self._log(f"pass failed, trying again in {self.poll:g} s: {exc}")
-                    earliest = None
-                timeout = self.poll
-                if earliest is not None:
-                    timeout = min(timeout, max(0.0, earliest - self.clock.now()))
-                self._wakeups.wait(timeout)
+                    self._stop.wait(self.poll)
         finally:
             self.close()
 
