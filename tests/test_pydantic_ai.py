@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import subprocess
 import sys
 import time
@@ -82,6 +83,46 @@ def test_killed_after_the_second_tool_call_it_resumes_with_one_more_model_reques
     assert resumed.returncode == 0, resumed.stderr
     after = _effects(effects) - before
     assert after == {"model:turn3": 1}  # exactly one more model request, no tool call
+    done = KitaruClient().executions.get(exec_id)
+    assert done.result == "answer from: summary of plain results for durable agents"
+
+
+def test_model_responses_recorded_as_a_list_by_an_earlier_kitaru_still_replay(
+    tmp_path: Path,
+) -> None:
+    """Responses were once stored as PydanticAI's list of one message; an execution
+    recorded then resumes without repeating them."""
+    from pydantic_ai.messages import ModelMessagesTypeAdapter
+
+    from kitaru_core.store.metadata_store import get_store
+
+    effects = tmp_path / "effects.txt"
+    crashed = subprocess.run(
+        [sys.executable, "-c", "import agent_flows; agent_flows.research.run('q')"],
+        env=subprocess_env(KITARU_TEST_EFFECTS=str(effects), KITARU_TEST_CRASH_AT="turn3"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert crashed.returncode == -9, crashed.stderr
+    exec_id = KitaruClient().executions.latest().exec_id  # type: ignore[union-attr]
+    db = get_store().db
+    rows = db.fetchall(
+        "SELECT id, inline FROM artifacts WHERE exec_id = :id AND name = :name",
+        {"id": exec_id, "name": "researcher.model_request"},
+    )
+    assert len(rows) == 2
+    for artifact_id, stored in rows:
+        listed = ModelMessagesTypeAdapter.validate_json(b"[" + bytes(stored) + b"]")
+        old = ModelMessagesTypeAdapter.dump_json(listed)
+        db.execute(
+            "UPDATE artifacts SET inline = :b, key = :k, size = :n WHERE id = :id",
+            {"b": old, "k": hashlib.sha256(old).hexdigest(), "n": len(old), "id": artifact_id},
+        )
+    before = _effects(effects)
+    resumed = kitaru_cli("executions", "resume", exec_id, KITARU_TEST_EFFECTS=str(effects))
+    assert resumed.returncode == 0, resumed.stderr
+    assert _effects(effects) - before == {"model:turn3": 1}
     done = KitaruClient().executions.get(exec_id)
     assert done.result == "answer from: summary of plain results for durable agents"
 

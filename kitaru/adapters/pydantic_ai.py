@@ -69,15 +69,23 @@ def _step_name(agent: str | None, what: str) -> str:
 # -- model requests ---------------------------------------------------------------------
 
 
+@functools.cache
+def _responses() -> TypeAdapter[ModelResponse]:
+    return TypeAdapter(ModelResponse)
+
+
 def _dump_response(response: ModelResponse) -> bytes:
-    # PydanticAI's own JSON form of a message (bytes: stored as they are, read back by it).
-    return ModelMessagesTypeAdapter.dump_json([response])
+    # PydanticAI's own JSON form of a message (bytes: stored as they are, read back by
+    # it). One response, not a list of messages: a third of the time, on every request.
+    return _responses().dump_json(response)
 
 
 def _load_response(stored: bytes) -> ModelResponse:
-    response = ModelMessagesTypeAdapter.validate_json(stored)[0]
-    assert isinstance(response, ModelResponse)
-    return response
+    if stored[:1] == b"[":  # recorded by an earlier Kitaru: a list of one message
+        response = ModelMessagesTypeAdapter.validate_json(stored)[0]
+        assert isinstance(response, ModelResponse)
+        return response
+    return _responses().validate_json(stored)
 
 
 def _usage_of(model: Model) -> Callable[[ModelResponse], ModelUsage]:
