@@ -7,11 +7,15 @@ process as the named one begins."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import sys
+from pathlib import Path
 from typing import Any
 
 from agent_flows import step_effect
-from agents import Agent, function_tool, set_tracing_disabled
+from agents import Agent, function_tool, handoff, set_tracing_disabled
+from agents.mcp import MCPServerStdio
 from agents.testing import ScriptedModel
 from agents.testing.model import ModelCall, ModelStep, assistant_message, function_call
 
@@ -40,7 +44,8 @@ def scripted(name: str, tools: tuple[str, ...], *, hand_to: str | None = None) -
         if hand_to is not None and not done:
             return [function_call(f"transfer_to_{hand_to}", {}, call_id=f"{name}-h")]
         if not done:
-            key = "input" if name == "lead" else "topic"  # an agent as a tool takes input
+            # An agent as a tool takes input; the MCP server's lookup a term.
+            key = {"lead": "input", "definer": "term"}.get(name, "topic")
             return [function_call(t, {key: name}, call_id=f"{name}-{t}") for t in tools]
         return [assistant_message(f"{name}: {' + '.join(sorted(done))}")]
 
@@ -94,6 +99,32 @@ async def handing_off(topic: str) -> str:
     expert = make("expert", ("search", "fetch"))
     triage = Agent(name="triage", model=scripted("triage", (), hand_to="expert"), handoffs=[expert])
     return str((await KitaruRunner.run(triage, topic)).final_output)
+
+
+@flow
+async def handing_off_by_handoff(topic: str) -> str:
+    expert = make("expert", ("search", "fetch"))
+
+    def on_handoff(context: Any) -> None:
+        step_effect("on_handoff")  # the run's own code: called again on resume
+
+    triage = Agent(
+        name="triage",
+        model=scripted("triage", (), hand_to="expert"),
+        handoffs=[handoff(expert, on_handoff=on_handoff)],
+    )
+    return str((await KitaruRunner.run(triage, topic)).final_output)
+
+
+@flow
+async def mcp_scout(topic: str) -> str:
+    lookup_server = Path(__file__).parent / "mcp_lookup_server.py"
+    async with MCPServerStdio(
+        params={"command": sys.executable, "args": [str(lookup_server)], "env": dict(os.environ)},
+        name="lookup",
+    ) as server:
+        agent = Agent(name="definer", model=scripted("definer", ("lookup",)), mcp_servers=[server])
+        return str((await KitaruRunner.run(agent, topic)).final_output)
 
 
 @flow

@@ -101,6 +101,35 @@ def test_a_handoff_is_durable_too(tmp_path: Path) -> None:
     assert KitaruClient().executions.get(exec_id).result == "expert: fetch(expert) + search(expert)"
 
 
+def test_an_agent_reached_by_a_handoff_object_is_durable_too(tmp_path: Path) -> None:
+    effects = tmp_path / "effects.txt"
+    exec_id, before = _killed_then_resumed(
+        "handing_off_by_handoff", effects, KITARU_TEST_CRASH_AT="expert.model_request#2"
+    )
+    assert before["expert.search"] == 1 and before["expert.fetch"] == 1
+    # The handoff's callback runs again (it is the run's code); no step does.
+    assert _effects(effects) - before == {"on_handoff": 1, "expert.model_request#2": 1}
+    steps = [c.name for c in KitaruClient().executions.get(exec_id).checkpoints]
+    assert steps[:2] == ["triage.model_request", "expert.model_request"]
+    assert {"expert.search", "expert.fetch"} <= set(steps)
+
+
+def test_an_mcp_servers_tool_calls_are_steps_and_not_made_again(tmp_path: Path) -> None:
+    effects = tmp_path / "effects.txt"
+    exec_id, before = _killed_then_resumed(
+        "mcp_scout", effects, KITARU_TEST_CRASH_AT="definer.model_request#2"
+    )
+    assert before["mcp:lookup:definer"] == 1
+    assert _effects(effects) - before == {"definer.model_request#2": 1}  # the server not asked
+    execution = KitaruClient().executions.get(exec_id)
+    assert [c.name for c in execution.checkpoints] == [
+        "definer.model_request",
+        "definer.lookup",
+        "definer.model_request",
+    ]
+    assert "definer: a record of every step" in execution.result  # the server's answer
+
+
 def test_an_agent_used_as_a_tool_is_one_step_and_not_run_again(tmp_path: Path) -> None:
     effects = tmp_path / "effects.txt"
     exec_id, before = _killed_then_resumed(

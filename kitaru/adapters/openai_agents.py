@@ -12,8 +12,9 @@
 
 In a flow body every model call of every agent the run reaches (its handoffs included)
 is a step (``researcher.model_request``), streamed or not, and every function tool call
-one named after the tool (``researcher.search``); an agent used as a tool
-(``agent.as_tool()``) is one step, its whole run. A resumed execution answers the calls
+one named after the tool (``researcher.search``), an MCP server's tools included; an
+agent used as a tool (``agent.as_tool()``) is one step, its whole run; an agent reached
+by a handoff, given as an agent or by ``handoff(...)``, is durable too. A resumed execution answers the calls
 that completed from the journal; a streamed call that completed replays its recorded
 events to the caller. ``KitaruRunner.run``, ``run_sync`` and ``run_streamed`` take
 ``Runner``'s arguments; outside a flow they are ``Runner``'s. No server is needed.
@@ -181,10 +182,34 @@ def _durable_agent(
     copy.model = KitaruModel(_resolve(agent.model, provider), agent.name)
     copy.tools = [_durable_tool(tool, agent.name) for tool in agent.tools]
     copy.handoffs = [
-        handoff if isinstance(handoff, Handoff) else _durable_agent(handoff, provider, made)
+        _durable_handoff(handoff, provider, made)
+        if isinstance(handoff, Handoff)
+        else _durable_agent(handoff, provider, made)
         for handoff in agent.handoffs
     ]
+    if agent.mcp_servers:
+        # The servers' tools are listed at each turn of the run: wrap them as they come.
+        list_tools = copy.get_mcp_tools
+
+        async def get_mcp_tools(run_context: Any) -> list[Any]:
+            return [_durable_tool(tool, agent.name) for tool in await list_tools(run_context)]
+
+        copy.get_mcp_tools = get_mcp_tools  # type: ignore[method-assign]
     return copy
+
+
+def _durable_handoff(
+    handoff: Handoff[Any, Any], provider: ModelProvider, made: dict[int, Agent[Any]]
+) -> Handoff[Any, Any]:
+    """A ``handoff(...)`` whose agent, once its callback has given it, runs durable too.
+    The callback is the run's own code: a resumed run calls it again, as it runs
+    everything between steps again."""
+    invoke = handoff.on_invoke_handoff
+
+    async def on_invoke_handoff(context: Any, input_json: str) -> Any:
+        return _durable_agent(await invoke(context, input_json), provider, made)
+
+    return dataclasses.replace(handoff, on_invoke_handoff=on_invoke_handoff)
 
 
 _made: dict[int, tuple[weakref.ref[Agent[Any]], Agent[Any]]] = {}
