@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -61,6 +63,49 @@ def test_model_calls_and_tool_calls_are_steps_and_a_kill_repeats_none(tmp_path: 
         "scout.fetch": 1,
     }
     assert len(execution.llm_calls) == 2
+
+
+def test_model_calls_recorded_as_a_dict_by_an_earlier_kitaru_still_replay(
+    tmp_path: Path,
+) -> None:
+    from kitaru_core.serialization import serialize
+    from kitaru_core.store.metadata_store import get_store
+
+    effects = tmp_path / "effects.txt"
+    crashed = subprocess.run(
+        [sys.executable, "-c", "import openai_agent_flows as f; f.scout.run('t')"],
+        env=subprocess_env(
+            KITARU_TEST_EFFECTS=str(effects), KITARU_TEST_CRASH_AT="scout.model_request#2"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert crashed.returncode == -9, crashed.stderr
+    exec_id = KitaruClient().executions.latest().exec_id  # type: ignore[union-attr]
+    db = get_store().db
+    (artifact_id, stored), *_ = db.fetchall(
+        "SELECT id, inline FROM artifacts WHERE exec_id = :id AND name = :name",
+        {"id": exec_id, "name": "scout.model_request"},
+    )
+    old = serialize(json.loads(bytes(stored)), what="a dict")  # how it was recorded
+    db.execute(
+        "UPDATE artifacts SET inline = :b, key = :k, size = :n, serializer = :s, "
+        "type_ref = :t WHERE id = :id",
+        {
+            "b": old.data,
+            "k": hashlib.sha256(old.data).hexdigest(),
+            "n": len(old.data),
+            "s": old.serializer,
+            "t": old.type_ref,
+            "id": artifact_id,
+        },
+    )
+    before = _effects(effects)
+    resumed = kitaru_cli("executions", "resume", exec_id, KITARU_TEST_EFFECTS=str(effects))
+    assert resumed.returncode == 0, resumed.stderr
+    assert _effects(effects) - before == {"scout.model_request#2": 1}
+    assert KitaruClient().executions.get(exec_id).result == "scout: fetch(scout) + search(scout)"
 
 
 def test_two_runs_gathered_resume_from_a_kill_at_every_step(tmp_path: Path) -> None:

@@ -34,40 +34,65 @@ from agents.models.interface import Model, ModelProvider
 from agents.models.multi_provider import MultiProvider
 from agents.usage import Usage
 from pydantic import TypeAdapter
+from typing_extensions import TypedDict  # (pydantic needs this one before Python 3.12)
 
 from kitaru_core.runtime.agent_steps import ModelUsage, OpenStep, StepSpec, flow_body, run_step
 from kitaru_core.runtime.engine import run_coroutine
 
 __all__ = ["KitaruRunner"]
 
-_OUTPUT_ITEMS: TypeAdapter[list[TResponseOutputItem]] = TypeAdapter(list[TResponseOutputItem])
+
+class _Recorded(TypedDict):
+    """A model call's response as its step records it."""
+
+    output: list[TResponseOutputItem]
+    usage: list[int]  # requests, input, output and total tokens
+    response_id: str | None
+
+
+_RECORDED: TypeAdapter[_Recorded] = TypeAdapter(_Recorded)
 _EVENTS: TypeAdapter[list[TResponseStreamEvent]] = TypeAdapter(list[TResponseStreamEvent])
 
 
 # -- model calls -------------------------------------------------------------------------
+# Stored as JSON bytes made in one pass by pydantic (a dict would be encoded again and
+# checked by a round trip); steps recorded as a dict by an earlier Kitaru still load.
 
 
-def _dump_response(response: ModelResponse) -> dict[str, Any]:
+def _dump_response(response: ModelResponse) -> bytes:
     usage = response.usage
-    return {
-        "output": _OUTPUT_ITEMS.dump_python(response.output, mode="json"),
-        "usage": [usage.requests, usage.input_tokens, usage.output_tokens, usage.total_tokens],
-        "response_id": response.response_id,
-    }
+    return _RECORDED.dump_json(
+        {
+            "output": response.output,
+            "usage": [usage.requests, usage.input_tokens, usage.output_tokens, usage.total_tokens],
+            "response_id": response.response_id,
+        }
+    )
 
 
-def _load_response(stored: dict[str, Any]) -> ModelResponse:
-    requests, input_tokens, output_tokens, total_tokens = stored["usage"]
+def _load_response(stored: bytes | dict[str, Any]) -> ModelResponse:
+    recorded = (
+        _RECORDED.validate_python(stored)
+        if isinstance(stored, dict)
+        else _RECORDED.validate_json(stored)
+    )
+    requests, input_tokens, output_tokens, total_tokens = recorded["usage"]
     return ModelResponse(
-        output=_OUTPUT_ITEMS.validate_python(stored["output"]),
+        output=recorded["output"],
         usage=Usage(
             requests=requests,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             total_tokens=total_tokens,
         ),
-        response_id=stored["response_id"],
+        response_id=recorded["response_id"],
     )
+
+
+def _load_events(stored: bytes | list[Any]) -> list[Any]:
+    if isinstance(stored, list):
+        return _EVENTS.validate_python(stored)
+    return _EVENTS.validate_json(stored)
 
 
 def _model_usage(model_name: str) -> Any:
@@ -122,8 +147,8 @@ class KitaruModel(Model):
             return
         spec: StepSpec[list[Any]] = StepSpec(
             self.step_name,
-            encode=lambda events: _EVENTS.dump_python(events, mode="json"),
-            decode=_EVENTS.validate_python,
+            encode=_EVENTS.dump_json,
+            decode=_load_events,
             retries=0,
             usage=_stream_usage(self.model_name),
         )
