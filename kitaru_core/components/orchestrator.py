@@ -36,6 +36,12 @@ class Orchestrator(ABC):
         fails the execution with this reason instead of starting it again."""
         return None
 
+    def interruption(self, exec_id: str) -> str | None:
+        """Why a run this orchestrator started was stopped from outside in a way a new
+        run survives (an evicted or preempted pod, a lost node), when it can tell: the
+        worker recovers the execution and logs this as the cause."""
+        return None
+
     def logs(self, exec_id: str, tail: int | None = None) -> str | None:
         """What the execution's runs printed where they ran (pod logs), if kept there;
         with ``tail``, only the last ``tail`` lines of each run. Bound what one call

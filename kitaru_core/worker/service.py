@@ -231,6 +231,9 @@ class Worker:
                 self.counts["failed"] += 1
                 self._log(f"failed {exec_id}: {reason}")
             return
+        stopped = self.stack.orchestrator.interruption(exec_id)
+        if stopped is not None:
+            why = f"{why}: {stopped}"
         # What the death counts against: see kitaru_core/store/deaths.py.
         death = self.store.deaths.record(exec_id, owner) if owner is not None else None
         limit = self.stack.definition.settings.max_recoveries

@@ -22,8 +22,9 @@ from kitaru.plugin import (
     runner_command,
     wait_for_execution,
 )
-from kitaru_kubernetes.api import api_error, connect, status_of
+from kitaru_kubernetes.api import api_error, call, connect, status_of
 from kitaru_kubernetes.config import KubernetesOrchestratorConfig
+from kitaru_kubernetes.fates import PodFate, job_fate, pod_fate
 from kitaru_kubernetes.jobs import job_manifest
 from kitaru_kubernetes.names import EXECUTION_LABEL, execution_label
 
@@ -32,15 +33,6 @@ logger = logging.getLogger("kitaru.kubernetes")
 POD_LOG_BYTES = 8 * 2**20
 """What ``kitaru executions logs`` reads of one pod's log at most: the start, or with
 ``--tail`` the end."""
-
-# Why a container cannot start, as the kubelet reports it while it keeps trying.
-_CANNOT_START = {
-    "ErrImagePull": "its image could not be pulled",
-    "ImagePullBackOff": "its image could not be pulled",
-    "InvalidImageName": "its image name is not valid",
-    "CreateContainerConfigError": "its container could not be configured (a missing Secret or key?)",
-    "CreateContainerError": "its container could not be created",
-}
 
 
 class KubernetesOrchestrator(Orchestrator):
@@ -89,7 +81,7 @@ class KubernetesOrchestrator(Orchestrator):
         )
         name = manifest["metadata"]["name"]
         try:
-            self._batch().create_namespaced_job(self.config.namespace, manifest)
+            call(self._batch().create_namespaced_job, self.config.namespace, manifest)
         except Exception as exc:
             if status_of(exc) == 409:  # this run's Job exists: it was already started
                 logger.info("job %s of execution %s already exists", name, exec_id)
@@ -107,8 +99,11 @@ class KubernetesOrchestrator(Orchestrator):
             if job.status is not None and (job.status.succeeded or job.status.failed):
                 continue
             try:
-                self._batch().delete_namespaced_job(
-                    job.metadata.name, self.config.namespace, propagation_policy="Foreground"
+                call(
+                    self._batch().delete_namespaced_job,
+                    job.metadata.name,
+                    self.config.namespace,
+                    propagation_policy="Foreground",
                 )
             except Exception as exc:
                 if status_of(exc) != 404:
@@ -120,70 +115,61 @@ class KubernetesOrchestrator(Orchestrator):
         """The execution's Jobs, oldest first."""
         label = execution_label(exec_id)
         try:
-            jobs = (
-                self._batch()
-                .list_namespaced_job(
-                    self.config.namespace, label_selector=f"{EXECUTION_LABEL}={label}"
-                )
-                .items
-            )
+            jobs = call(
+                self._batch().list_namespaced_job,
+                self.config.namespace,
+                label_selector=f"{EXECUTION_LABEL}={label}",
+            ).items
         except Exception as exc:
             raise api_error(exc, f"jobs in {self.config.namespace}", "check the cluster") from exc
         mine = [j for j in jobs if (j.metadata.labels or {}).get(EXECUTION_LABEL) == label]
+        # By when each was made: a Job left from an earlier attempt may share the new
+        # one's attempt number (a retry), and names sort by their digest.
         return sorted(
             mine,
             key=lambda j: (
+                j.metadata.creation_timestamp is None,
+                j.metadata.creation_timestamp or 0,
                 int((j.metadata.labels or {}).get("kitaru.dev/attempt", 0)),
-                j.metadata.name,
             ),
         )
 
     def _pods(self, job_name: str) -> list[Any]:
         try:
-            pods = (
-                self._core()
-                .list_namespaced_pod(self.config.namespace, label_selector=f"job-name={job_name}")
-                .items
-            )
+            pods = call(
+                self._core().list_namespaced_pod,
+                self.config.namespace,
+                label_selector=f"job-name={job_name}",
+            ).items
         except Exception as exc:
             raise api_error(exc, f"pods of job {job_name}", "check the cluster") from exc
         return [p for p in pods if (p.metadata.labels or {}).get("job-name") == job_name]
 
     def diagnose(self, exec_id: str) -> str | None:
+        """Why the latest run cannot work if run again: an image that cannot be pulled,
+        a container that cannot be configured, an OOM kill, a run past its deadline.
+        None for what a new run survives (an evicted or preempted pod, a lost node, a
+        deleted pod): the worker then recovers the execution. The pods are read before
+        the Job: with ``backoffLimit: 0`` the Job controller marks every failed run
+        ``BackoffLimitExceeded``, which says nothing of why."""
+        fate = self._fate(exec_id)
+        return fate.reason if fate is not None and fate.permanent else None
+
+    def interruption(self, exec_id: str) -> str | None:
+        fate = self._fate(exec_id)
+        return fate.reason if fate is not None and not fate.permanent else None
+
+    def _fate(self, exec_id: str) -> PodFate | None:
         jobs = self._jobs(exec_id)
         if not jobs:
             return None
         job = jobs[-1]
-        name = job.metadata.name
-        for condition in (job.status.conditions if job.status else None) or []:
-            if condition.type == "Failed" and condition.status == "True":
-                if condition.reason == "DeadlineExceeded":
-                    return f"job {name} ran past its active_deadline_seconds (DeadlineExceeded)"
-                return f"job {name} failed: {condition.reason}: {condition.message or ''}".rstrip(
-                    ": "
-                )
-        for pod in self._pods(name):
-            status = pod.status
-            if status is None:
-                continue
-            if status.reason == "Evicted":
-                return (
-                    f"pod {pod.metadata.name} was evicted (Evicted): {status.message or ''}".rstrip(
-                        ": "
-                    )
-                )
-            for container in status.container_statuses or []:
-                state = container.state
-                if state and state.waiting and state.waiting.reason in _CANNOT_START:
-                    why = _CANNOT_START[state.waiting.reason]
-                    detail = f": {state.waiting.message}" if state.waiting.message else ""
-                    return f"pod {pod.metadata.name} never started: {why} ({state.waiting.reason}{detail})"
-                if state and state.terminated and state.terminated.reason == "OOMKilled":
-                    return (
-                        f"pod {pod.metadata.name} was killed for using more memory than its "
-                        "limit (OOMKilled); raise resources.limits.memory for this flow"
-                    )
-        return None
+        pods = self._pods(job.metadata.name)
+        for pod in pods:
+            fate = pod_fate(pod)
+            if fate is not None:
+                return fate
+        return job_fate(job, has_pods=bool(pods))
 
     def logs(self, exec_id: str, tail: int | None = None) -> str | None:
         parts = []
@@ -195,7 +181,8 @@ class KubernetesOrchestrator(Orchestrator):
             for pod in self._pods(job.metadata.name):
                 name = pod.metadata.name
                 try:
-                    text = self._core().read_namespaced_pod_log(
+                    text = call(
+                        self._core().read_namespaced_pod_log,
                         name,
                         self.config.namespace,
                         tail_lines=tail,
@@ -216,7 +203,7 @@ class KubernetesOrchestrator(Orchestrator):
 
         namespace = self.config.namespace
         try:
-            self._core().read_namespace(namespace)
+            call(self._core().read_namespace, namespace)
         except Exception as exc:
             if status_of(exc) == 404:
                 raise KitaruStackError(
@@ -232,7 +219,9 @@ class KubernetesOrchestrator(Orchestrator):
             )
         )
         try:
-            answer = client.AuthorizationV1Api(self.api).create_self_subject_access_review(review)
+            answer = call(
+                client.AuthorizationV1Api(self.api).create_self_subject_access_review, review
+            )
         except Exception as exc:
             raise api_error(exc, "selfsubjectaccessreviews", "check the credentials") from exc
         if not (answer.status and answer.status.allowed):

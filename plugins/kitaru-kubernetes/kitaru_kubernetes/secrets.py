@@ -8,7 +8,7 @@ import base64
 from typing import Any
 
 from kitaru.plugin import SecretNotFoundError, SecretProvider
-from kitaru_kubernetes.api import api_error, connect, status_of
+from kitaru_kubernetes.api import api_error, call, connect, status_of
 from kitaru_kubernetes.config import KubernetesSecretsConfig
 from kitaru_kubernetes.names import MANAGED_BY, dns_label
 
@@ -41,7 +41,7 @@ class KubernetesSecretProvider(SecretProvider):
 
     def get(self, name: str) -> str:
         try:
-            secret = self.core.read_namespaced_secret(self._name(name), self.config.namespace)
+            secret = call(self.core.read_namespaced_secret, self._name(name), self.config.namespace)
         except Exception as exc:
             if status_of(exc) == 404:
                 raise self._missing(name) from None
@@ -70,19 +70,19 @@ class KubernetesSecretProvider(SecretProvider):
     def set(self, name: str, value: str) -> None:
         body = self._body(name, value)
         try:
-            self.core.create_namespaced_secret(self.config.namespace, body)
+            call(self.core.create_namespaced_secret, self.config.namespace, body)
             return
         except Exception as exc:
             if status_of(exc) != 409:
                 raise api_error(exc, f"secret {self._name(name)}", "check the cluster") from exc
         try:  # it exists: set its value (a patch leaves any other keys someone added)
-            self.core.patch_namespaced_secret(self._name(name), self.config.namespace, body)
+            call(self.core.patch_namespaced_secret, self._name(name), self.config.namespace, body)
         except Exception as exc:
             raise api_error(exc, f"secret {self._name(name)}", "check the cluster") from exc
 
     def delete(self, name: str) -> None:
         try:
-            self.core.delete_namespaced_secret(self._name(name), self.config.namespace)
+            call(self.core.delete_namespaced_secret, self._name(name), self.config.namespace)
         except Exception as exc:
             if status_of(exc) == 404:
                 raise self._missing(name) from None
@@ -90,8 +90,10 @@ class KubernetesSecretProvider(SecretProvider):
 
     def list(self) -> list[str]:
         try:
-            secrets = self.core.list_namespaced_secret(
-                self.config.namespace, label_selector=f"{self.config.label}=true"
+            secrets = call(
+                self.core.list_namespaced_secret,
+                self.config.namespace,
+                label_selector=f"{self.config.label}=true",
             ).items
         except Exception as exc:
             raise api_error(

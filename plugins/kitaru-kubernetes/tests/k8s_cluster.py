@@ -138,6 +138,11 @@ class Kubelet:
         self.dies: dict[str, str] = {}
         """image -> how its pods die before running anything: OOMKilled, Evicted or
         DeadlineExceeded (what a node or the Job controller would report)."""
+        self.interrupt: dict[str, tuple[str, Callable[[], bool]]] = {}
+        """image -> (how, when): the next pod of that image runs until ``when()`` is
+        true, then its process is SIGKILLed and the pod reported as a cluster would
+        after ``how``: Evicted (node pressure), Preempted (a higher-priority pod), or
+        Deleted (``kubectl delete pod``, or a lost node's pod garbage-collected)."""
         self.started: list[str] = []
         self.running: set[str] = set()
         self._seen: set[str] = set()
@@ -167,13 +172,37 @@ class Kubelet:
                     thread.start()
             self._stop.wait(0.05)
 
-    def _die(self, job_name: str, pod_name: str, container: Any, kind: str) -> None:
+    def _die(self, job: Any, pod_name: str, container: Any, kind: str) -> None:
         pod_status, job_status = _die_status(kind, container)
         self.cluster.core.patch_namespaced_pod_status(pod_name, NAMESPACE, {"status": pod_status})
-        if job_status is not None:
+        if job_status is not None:  # the Job controller's own deadline
             self.cluster.batch.patch_namespaced_job_status(
-                job_name, NAMESPACE, {"status": job_status}
+                job.metadata.name, NAMESPACE, {"status": job_status}
             )
+        else:
+            self._pod_failed(job)
+
+    def _pod_failed(self, job: Any) -> None:
+        """The Job controller on a failed pod: past ``backoffLimit`` failures (with
+        Kitaru's 0, the first) the Job is ``Failed`` with ``BackoffLimitExceeded``,
+        whatever the pod died of."""
+        self.cluster.batch.patch_namespaced_job_status(
+            job.metadata.name,
+            NAMESPACE,
+            {
+                "status": {
+                    "failed": 1,
+                    "conditions": [
+                        {
+                            "type": "Failed",
+                            "status": "True",
+                            "reason": "BackoffLimitExceeded",
+                            "message": "Job has reached the specified backoff limit",
+                        }
+                    ],
+                }
+            },
+        )
 
     def _run_job(self, job: Any) -> None:
         try:
@@ -221,7 +250,7 @@ class Kubelet:
             )
             return
         if container.image in self.dies:
-            self._die(name, pod_name, container, self.dies[container.image])
+            self._die(job, pod_name, container, self.dies[container.image])
             return
         env = dict(self.env)
         for item in container.env or []:
@@ -239,12 +268,24 @@ class Kubelet:
         core.patch_namespaced_pod_status(pod_name, NAMESPACE, {"status": {"phase": "Running"}})
         self.started.append(name)
         self.running.add(pod_name)
-        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        interrupt = self.interrupt.pop(container.image, None)
+        log_path = self.home / f"{pod_name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "w+") as log:
+            proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+            interrupted = interrupt is not None and _kill_when(proc, interrupt[1])
+            proc.wait(timeout=300)
+            log.seek(0)
+            output = log.read()
         self.running.discard(pod_name)
         # What `kubectl logs` would show (kmock keeps no logs: answer for this pod).
         self.cluster.emulator[f"get /api/v1/namespaces/{NAMESPACE}/pods/{pod_name}/log"] << (
-            _pod_log(proc.stdout + proc.stderr)
+            _pod_log(output)
         )
+        if interrupted:
+            assert interrupt is not None
+            self._interrupted(job, pod_name, interrupt[0])
+            return
         phase = "Succeeded" if proc.returncode == 0 else "Failed"
         core.patch_namespaced_pod_status(
             pod_name,
@@ -264,17 +305,71 @@ class Kubelet:
                 }
             },
         )
-        done = "Complete" if proc.returncode == 0 else "Failed"
+        if proc.returncode != 0:
+            self._pod_failed(job)
+            return
         batch.patch_namespaced_job_status(
             name,
             NAMESPACE,
-            {
-                "status": {
-                    "succeeded" if proc.returncode == 0 else "failed": 1,
-                    "conditions": [{"type": done, "status": "True"}],
-                }
-            },
+            {"status": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}},
         )
+
+    def _interrupted(self, job: Any, pod_name: str, how: str) -> None:
+        """The pod's process was killed: report the pod as the cluster would."""
+        core = self.cluster.core
+        if how == "Deleted":
+            core.delete_namespaced_pod(pod_name, NAMESPACE)
+        elif how == "Evicted":
+            core.patch_namespaced_pod_status(
+                pod_name,
+                NAMESPACE,
+                {
+                    "status": {
+                        "phase": "Failed",
+                        "reason": "Evicted",
+                        "message": "The node was low on resource: memory.",
+                        "conditions": [_disruption("TerminationByKubelet")],
+                    }
+                },
+            )
+        elif how == "Preempted":
+            core.patch_namespaced_pod_status(
+                pod_name,
+                NAMESPACE,
+                {
+                    "status": {
+                        "phase": "Failed",
+                        "conditions": [_disruption("PreemptionByScheduler")],
+                    }
+                },
+            )
+        else:
+            raise ValueError(f"unknown interruption {how!r}")
+        self._pod_failed(job)
+
+
+def _kill_when(proc: subprocess.Popen[Any], when: Callable[[], bool]) -> bool:
+    """SIGKILL ``proc`` once ``when()`` is true; False if it ended first."""
+    while proc.poll() is None:
+        if when():
+            proc.kill()
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _disruption(reason: str) -> dict[str, Any]:
+    """The condition the control plane puts on a pod it is about to stop."""
+    return {
+        "type": "DisruptionTarget",
+        "status": "True",
+        "reason": reason,
+        "message": {
+            "TerminationByKubelet": "The node was low on resource: memory.",
+            "PreemptionByScheduler": "Kubernetes Scheduler: preempting to accommodate a "
+            "higher priority pod",
+        }.get(reason, ""),
+    }
 
 
 def _die_status(kind: str, container: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -343,3 +438,80 @@ def _pod_log(text: str) -> Callable[[Any], str]:
         return out
 
     return answer
+
+
+class UnwellApiServer:
+    """An API server on 127.0.0.1 that misbehaves as real ones do under load or in a
+    control-plane outage: ``hang`` accepts the connection and never answers; ``429``
+    throttles (``Retry-After``) the first ``times`` requests, then answers; ``500``
+    fails every request with a Status naming why (as etcd's timeouts do)."""
+
+    def __init__(self, tmp_path: Path, mode: str, times: int = 0) -> None:
+        import http.server
+        import json
+
+        self.mode, self.times, self.requests = mode, times, 0
+        self._release = threading.Event()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self) -> None:
+                server.requests += 1
+                if server.mode == "hang":
+                    server._release.wait(60)
+                    return
+                if server.mode == "429" and server.requests <= server.times:
+                    self._send(429, _status(429, "TooManyRequests", "too many requests"), 1)
+                elif server.mode == "500":
+                    self._send(500, _status(500, "InternalError", "etcdserver: request timed out"))
+                else:
+                    self._send(200, {"apiVersion": "batch/v1", "kind": "JobList", "items": []})
+
+            def _send(self, code: int, body: dict[str, Any], retry: int | None = None) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                if retry is not None:
+                    self.send_header("Retry-After", str(retry))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_DELETE = do_PATCH = _answer
+
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self.kubeconfig = tmp_path / f"kubeconfig-{mode}"
+        self.kubeconfig.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "t", "cluster": {"server": self.url}}],
+                    "users": [{"name": "t", "user": {"token": "t"}}],
+                    "contexts": [{"name": "t", "context": {"cluster": "t", "user": "t"}}],
+                    "current-context": "t",
+                }
+            )
+        )
+
+    def close(self) -> None:
+        self._release.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+def _status(code: int, reason: str, message: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Status",
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }

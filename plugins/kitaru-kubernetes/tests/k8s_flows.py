@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 import os
+import time
 
 import kitaru
 from kitaru import checkpoint, flow
 
 
-@checkpoint
-def step(i: int) -> int:
+def _count(i: int) -> None:
     path = os.environ.get("REVIEW_FLOW_COUNTER")
     if path:
         with open(path, "a") as f:
             f.write(f"step{i}\n")
+
+
+@checkpoint
+def step(i: int) -> int:
+    _count(i)
     return i * i
+
+
+@checkpoint
+def slow_step(i: int) -> int:
+    """A step that takes long enough to be interrupted in the middle."""
+    _count(i)
+    time.sleep(1.5)
+    return i * i
+
+
+@flow
+def paced(x: int) -> int:
+    return step(0) + slow_step(1) + step(2) + x
 
 
 @flow

@@ -15,11 +15,11 @@ import yaml
 
 import k8s_flows
 from conftest import MOCK, ROOT, stack_yaml
-from k8s_cluster import NAMESPACE, Cluster, Kubelet, validate, wait_until
+from k8s_cluster import NAMESPACE, Cluster, Kubelet, UnwellApiServer, validate, wait_until
 from kitaru import KitaruClient
-from kitaru.plugin import KitaruStackError, Orchestrator, get_stack
+from kitaru.plugin import KitaruBackendError, KitaruStackError, Orchestrator, get_stack
 from kitaru.testing import ManualClock, OrchestratorContract, Worker, register_stack, use_clock
-from kitaru_kubernetes import orchestrator
+from kitaru_kubernetes import api, orchestrator
 
 sys.path.insert(0, str(ROOT / "examples"))
 import review_flow
@@ -112,7 +112,6 @@ def test_a_pod_that_never_starts_fails_the_execution_with_the_reason_and_retry_c
     ("kind", "said"),
     [
         ("OOMKilled", "more memory than its limit (OOMKilled)"),
-        ("Evicted", "was evicted (Evicted)"),
         ("DeadlineExceeded", "active_deadline_seconds (DeadlineExceeded)"),
     ],
 )
@@ -126,6 +125,44 @@ def test_a_run_that_dies_in_the_cluster_is_failed_with_what_the_cluster_says(
     Worker(log=lambda line: None, orphan_seconds=0.2).run_once()
     execution = KitaruClient().executions.get(handle.exec_id)
     assert execution.status == "failed" and said in execution.error["message"]
+
+
+@pytest.mark.parametrize(
+    ("how", "said"),
+    [
+        ("Evicted", "was evicted (Evicted): The node was low on resource: memory."),
+        ("Preempted", "was stopped by the cluster (PreemptionByScheduler)"),
+        ("Deleted", "failed (BackoffLimitExceeded) and its pod is gone"),
+    ],
+)
+def test_a_pod_the_cluster_stops_mid_step_costs_one_rerun_of_that_step_and_nothing_more(
+    k8s_stack: Cluster, kubelet: Kubelet, counter: Path, how: str, said: str
+) -> None:
+    """A spot reclaim, a preemption, a drained node: the Job controller marks the Job
+    Failed (BackoffLimitExceeded) as for any failed pod; the worker recovers the
+    execution instead of failing it, and the step that ran before is not run again."""
+
+    def in_the_middle_of_step_1() -> bool:
+        return bodies_run(counter)[-1:] == ["step1"]
+
+    kubelet.interrupt["kitaru-test:1"] = (how, in_the_middle_of_step_1)
+    handle = k8s_flows.paced.start(1)
+    wait_until(lambda: len(kubelet.started) == 1 and not kubelet.running, what="the kill")
+    wait_until(
+        lambda: any(
+            c.type == "Failed" and c.reason == "BackoffLimitExceeded"
+            for c in (k8s_stack.jobs()[0].status.conditions or [])
+        ),
+        what="the Job controller to fail the Job",
+    )
+    worker = Worker(log=lambda line: None, orphan_seconds=0.2)
+    worker.run_once()
+    assert worker.counts["recovered"] == 1
+    wait_until(lambda: status_of(handle.exec_id) == "completed", what="the recovered run")
+    assert KitaruClient().executions.get(handle.exec_id).result == 6
+    assert bodies_run(counter) == ["step0", "step1", "step1", "step2"]  # step 1 again only
+    assert said in KitaruClient().executions.logs(handle.exec_id)
+    assert len(k8s_stack.jobs()) == 2
 
 
 def test_a_due_timer_is_a_new_job_and_no_pod_exists_while_it_sleeps(
@@ -336,3 +373,59 @@ def test_job_names_are_dns_labels_fixed_per_run(exec_id: str) -> None:
     assert job_name(view) == name  # the same run, the same Job
     later = ExecutionView(exec_id, "f", "s", "waiting", 1, None, None, None)
     assert job_name(later) != name
+
+
+# -- an API server that hangs, throttles or fails -------------------------------------------
+
+
+def _unwell(tmp_path: Path, mode: str, times: int = 0) -> tuple[UnwellApiServer, Orchestrator]:
+    from kitaru_kubernetes.config import KubernetesOrchestratorConfig
+    from kitaru_kubernetes.orchestrator import KubernetesOrchestrator
+
+    server = UnwellApiServer(tmp_path, mode, times)
+    config = KubernetesOrchestratorConfig(
+        kubeconfig=str(server.kubeconfig),
+        namespace=NAMESPACE,
+        image="kitaru-test:1",
+        database_url_secret={"name": "kitaru-db", "key": "url"},
+    )
+    return server, KubernetesOrchestrator(config)
+
+
+def test_an_api_server_that_never_answers_fails_a_call_in_bounded_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api, "READ_SECONDS", 1.0)
+    server, orchestrator = _unwell(tmp_path, "hang")
+    try:
+        began = time.monotonic()
+        with pytest.raises(KitaruBackendError, match="did not answer within 1 s"):
+            orchestrator.diagnose("some-execution")
+        assert time.monotonic() - began < 10  # not forever; a hang is not tried again
+        assert server.requests == 1
+    finally:
+        server.close()
+
+
+def test_a_throttling_api_server_is_asked_again_after_retry_after(tmp_path: Path) -> None:
+    server, orchestrator = _unwell(tmp_path, "429", times=2)
+    try:
+        assert orchestrator.diagnose("some-execution") is None  # no Job: nothing to say
+        assert server.requests == 3
+    finally:
+        server.close()
+
+
+def test_a_failing_api_server_is_tried_again_and_its_own_words_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # the backoff, not the test
+    server, orchestrator = _unwell(tmp_path, "500")
+    try:
+        with pytest.raises(KitaruBackendError) as raised:
+            orchestrator.diagnose("some-execution")
+        assert "etcdserver: request timed out" in str(raised.value)
+        assert "HTTP 500, tried 4 times" in str(raised.value)
+        assert server.requests == 4
+    finally:
+        server.close()
