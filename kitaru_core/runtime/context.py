@@ -46,6 +46,17 @@ class ExecutionCancelled(BaseException):
     code's ``except Exception`` does not swallow it)."""
 
 
+STOP_REQUESTED = threading.Event()
+"""Set when this process was asked to stop (a runner's SIGTERM: a pod being deleted,
+evicted or drained): every execution it runs stops at its next step boundary."""
+
+
+class ExecutionStopped(BaseException):
+    """Unwinds a flow body whose process was asked to stop: the execution is left
+    running with no owner, for a worker to recover elsewhere (not an ``Exception``,
+    so user code's ``except Exception`` does not swallow it)."""
+
+
 class Suspended(BaseException):
     """Unwinds a flow body that stops until something outside it happens: input for a
     wait, or a timer. The execution gets ``status``; ``wake_at`` is when the worker
@@ -286,8 +297,12 @@ class ExecutionContext:
             self._wait_names.add(name)
 
     def check_cancelled(self) -> None:
+        """Before a step runs: stop here if the execution was cancelled or this
+        process was asked to stop."""
         if self.cancelled.is_set():
             raise ExecutionCancelled()
+        if STOP_REQUESTED.is_set():
+            raise ExecutionStopped()
 
     @property
     def executor(self) -> ThreadPoolExecutor:

@@ -27,6 +27,7 @@ from kitaru_core.runtime import lease, trust
 from kitaru_core.runtime.context import (
     ExecutionCancelled,
     ExecutionContext,
+    ExecutionStopped,
     Suspended,
     current_execution,
 )
@@ -362,6 +363,12 @@ def _run_body(
     except ExecutionCancelled:
         log_event(exec_id, "cancelled")
         return None, finish(Status.CANCELLED)
+    except ExecutionStopped:  # this process must go: let another continue from here
+        store.release_lease(exec_id, owner)
+        log_event(exec_id, "stopped: this process was asked to stop; left for a worker to recover")
+        current = store.get_execution(exec_id)
+        assert current is not None
+        return None, current
     except KitaruLeaseLost as exc:  # another process runs it now: end nothing, record nothing
         log_event(exec_id, f"stopped: {exc}")
         current = store.get_execution(exec_id)

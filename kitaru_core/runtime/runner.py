@@ -6,17 +6,32 @@ Job. The flow is imported from the reference recorded when the execution started
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from kitaru_core.errors import KitaruError, KitaruStateError
+from kitaru_core.runtime.context import STOP_REQUESTED
 from kitaru_core.runtime.engine import run_execution
 from kitaru_core.store.records import Status
+
+STOPPED_EXIT = 128 + signal.SIGTERM
+"""The exit status of a runner that stopped on SIGTERM, as if the signal had ended it."""
+
+
+def _stop_at_next_step(signum: int, frame: object) -> None:
+    # A container's first process gets no default action for SIGTERM: without this, a
+    # deleted, evicted or drained pod would run on until its grace period ends and it
+    # is killed mid-step. With it, the step running ends and is recorded, the next
+    # does not start, and the lease is let go for a worker to recover the execution.
+    print("runner: asked to stop; stopping at the next step", file=sys.stderr, flush=True)
+    STOP_REQUESTED.set()
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m kitaru_core.runtime.runner EXEC_ID", file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, _stop_at_next_step)
     try:
         record = run_execution(argv[0], mode="resume", unattended=True)
     except KitaruStateError as exc:  # someone else runs it, or it already ended: fine
@@ -25,6 +40,9 @@ def main(argv: list[str]) -> int:
     except KitaruError as exc:
         print(f"runner: {exc}", file=sys.stderr)
         return 1
+    if STOP_REQUESTED.is_set() and record.status == Status.RUNNING:
+        print(f"runner: execution {record.id} left for recovery", file=sys.stderr)
+        return STOPPED_EXIT
     print(f"runner: execution {record.id} is {record.status}", file=sys.stderr)
     return 0 if record.status != Status.FAILED else 1
 

@@ -142,7 +142,11 @@ class Kubelet:
         """image -> (how, when): the next pod of that image runs until ``when()`` is
         true, then its process is SIGKILLed and the pod reported as a cluster would
         after ``how``: Evicted (node pressure), Preempted (a higher-priority pod), or
-        Deleted (``kubectl delete pod``, or a lost node's pod garbage-collected)."""
+        Deleted (a lost node's pod garbage-collected). Terminated is a graceful delete
+        (``kubectl delete pod``, a drain): SIGTERM, SIGKILL after the pod's grace period
+        (``terminationGracePeriodSeconds``, 30 s by default), then the pod is gone."""
+        self.stopped_in: dict[str, float] = {}
+        """pod -> seconds from its SIGTERM to its exit."""
         self.started: list[str] = []
         self.running: set[str] = set()
         self._seen: set[str] = set()
@@ -273,7 +277,14 @@ class Kubelet:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "w+") as log:
             proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-            interrupted = interrupt is not None and _kill_when(proc, interrupt[1])
+            interrupted = False
+            if interrupt is not None:
+                how, when = interrupt
+                grace = template.spec.termination_grace_period_seconds or 30
+                if how == "Terminated":
+                    interrupted = _terminate_when(proc, when, grace, self.stopped_in, pod_name)
+                else:
+                    interrupted = _kill_when(proc, when)
             proc.wait(timeout=300)
             log.seek(0)
             output = log.read()
@@ -317,7 +328,7 @@ class Kubelet:
     def _interrupted(self, job: Any, pod_name: str, how: str) -> None:
         """The pod's process was killed: report the pod as the cluster would."""
         core = self.cluster.core
-        if how == "Deleted":
+        if how in ("Deleted", "Terminated"):
             core.delete_namespaced_pod(pod_name, NAMESPACE)
         elif how == "Evicted":
             core.patch_namespaced_pod_status(
@@ -353,6 +364,28 @@ def _kill_when(proc: subprocess.Popen[Any], when: Callable[[], bool]) -> bool:
     while proc.poll() is None:
         if when():
             proc.kill()
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _terminate_when(
+    proc: subprocess.Popen[Any],
+    when: Callable[[], bool],
+    grace: float,
+    stopped_in: dict[str, float],
+    pod_name: str,
+) -> bool:
+    """A graceful delete once ``when()`` is true: SIGTERM, then SIGKILL after ``grace``."""
+    while proc.poll() is None:
+        if when():
+            began = time.monotonic()
+            proc.terminate()
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            stopped_in[pod_name] = time.monotonic() - began
             return True
         time.sleep(0.02)
     return False

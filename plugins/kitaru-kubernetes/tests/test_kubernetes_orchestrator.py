@@ -165,6 +165,35 @@ def test_a_pod_the_cluster_stops_mid_step_costs_one_rerun_of_that_step_and_nothi
     assert len(k8s_stack.jobs()) == 2
 
 
+def test_a_runner_asked_to_stop_ends_its_step_and_leaves_the_rest_for_recovery(
+    k8s_stack: Cluster, kubelet: Kubelet, counter: Path
+) -> None:
+    """``kubectl delete pod`` or a drain: SIGTERM to the runner (PID 1 in its pod). It
+    ends the step it is in, records it, starts no other, lets go of the execution and
+    exits in seconds, not at the end of the grace period; a worker goes on elsewhere."""
+
+    def in_the_middle_of_step_1() -> bool:
+        return bodies_run(counter)[-1:] == ["step1"]
+
+    kubelet.interrupt["kitaru-test:1"] = ("Terminated", in_the_middle_of_step_1)
+    handle = k8s_flows.paced.start(1)
+    wait_until(lambda: kubelet.stopped_in, what="the pod to stop")
+    [stopped_in] = kubelet.stopped_in.values()
+    assert stopped_in < 10  # the step's 1.5 s, not the 30 s grace period
+    execution = KitaruClient().executions.get(handle.exec_id)
+    assert execution.status == "running" and execution.lease_owner is None
+    assert [c.name for c in execution.checkpoints] == ["step", "slow_step"]  # step 1 recorded
+    worker = Worker(log=lambda line: None, orphan_seconds=0.2)
+    worker.run_once()
+    assert worker.counts["recovered"] == 1
+    wait_until(lambda: status_of(handle.exec_id) == "completed", what="the recovered run")
+    assert bodies_run(counter) == ["step0", "step1", "step2"]  # nothing ran twice
+    [pod] = kubelet.stopped_in
+    said = (kubelet.home / f"{pod}.log").read_text()  # what `kubectl logs` showed
+    assert "runner: asked to stop" in said and "left for recovery" in said
+    assert "recovered by the worker" in KitaruClient().executions.logs(handle.exec_id)
+
+
 def test_a_due_timer_is_a_new_job_and_no_pod_exists_while_it_sleeps(
     k8s_stack: Cluster, kubelet: Kubelet
 ) -> None:
