@@ -96,6 +96,18 @@ class KitaruBackendError(KitaruError):
     """A storage or service backend failed (artifact store, database, orchestrator, ...)."""
 
 
+class KitaruDispatchError(KitaruBackendError):
+    """The execution was created but its orchestrator could not be handed it (the
+    cluster did not answer, refused the Job). It stays ``running`` with no process:
+    ``will_run`` says whether a live ``kitaru worker`` of its stack will start it again
+    (then do not start it again yourself: it would run twice)."""
+
+    def __init__(self, message: str, *, exec_id: str, will_run: bool) -> None:
+        super().__init__(message)
+        self.exec_id = exec_id
+        self.will_run = will_run
+
+
 class KitaruDatabaseUnavailable(KitaruBackendError):
     """The metadata database could not be reached, or dropped the connection midway:
     a passing fault (a restart, a failover) that the next call may not meet."""

@@ -179,22 +179,14 @@ def _stalled_hint(execution: Any) -> str | None:
         return None
     from kitaru_core.runtime import lease
     from kitaru_core.store.metadata_store import get_store
-    from kitaru_core.worker.service import IDLE_BEAT_SECONDS
+    from kitaru_core.worker.liveness import serves
 
     now = time.time()
     record = get_store().get_execution(execution.exec_id)
     if record is None:
         return None
 
-    def alive(worker: Any) -> bool:
-        if worker.counts.get("state") == "stopped":
-            return False
-        if lease.on_this_host(worker.id):  # a killed worker never said it stopped
-            return lease.owner_is_alive(worker.id, worker.heartbeat_at, now)
-        return now - worker.heartbeat_at < 2 * IDLE_BEAT_SECONDS
-
-    serving = any(w.stack == record.stack and alive(w) for w in get_store().workers.list())
-    if serving:
+    if serves(get_store(), record.stack):
         return None
     resume = f"`kitaru executions resume {record.id}`"
     worker = f"`kitaru worker` (stack {record.stack!r})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import typer
 
@@ -46,17 +47,15 @@ def worker(
 def status(output: OutputFormat = OutputOption) -> None:
     """Workers that share this metadata store, and what each has done."""
     from kitaru_core.store.metadata_store import get_store
-    from kitaru_core.worker.service import IDLE_BEAT_SECONDS
+    from kitaru_core.worker.liveness import is_alive
 
     workers = get_store().workers.list()
     now = time.time()
 
-    def state(record: object) -> str:
-        counts = getattr(record, "counts", {})
-        if counts.get("state") == "stopped":
+    def state(record: Any) -> str:
+        if record.counts.get("state") == "stopped":
             return "stopped"
-        alive = now - getattr(record, "heartbeat_at", 0) < 2 * IDLE_BEAT_SECONDS
-        return "running" if alive else "lost"
+        return "running" if is_alive(record, now) else "lost"
 
     if output is OutputFormat.json:
         print_json([{**w.__dict__, "state": state(w)} for w in workers])

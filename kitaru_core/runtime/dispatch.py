@@ -12,21 +12,53 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from kitaru_core.errors import KitaruBackendError, KitaruDispatchError
+from kitaru_core.runtime.logs import log_event
 from kitaru_core.stack import Stack
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import MetadataStore, get_store
 from kitaru_core.store.records import TERMINAL_STATUSES, ExecutionRecord, Status
+from kitaru_core.worker.liveness import serves
 
 HandOff = Callable[[ExecutionRecord], None]
 
 
 def run_in_background(record: ExecutionRecord) -> None:
-    """Its stack's orchestrator runs it elsewhere (the local one: a detached process)."""
-    orchestrator = get_stack(record.stack).orchestrator
-    if record.runs == 0:
-        orchestrator.start(record.id, background=True)
+    """Its stack's orchestrator runs it elsewhere (the local one: a detached process).
+    When the orchestrator cannot be handed it, the execution stays claimed
+    (``running``, no process): a worker sees it as never taken and hands it over again,
+    so the failure is logged and the caller told whether that will happen."""
+    stack = get_stack(record.stack)
+    try:
+        if record.runs == 0:
+            stack.orchestrator.start(record.id, background=True)
+        else:
+            stack.orchestrator.resume(record.id, background=True)
+    except KitaruBackendError as exc:
+        raise _not_handed_over(get_store(stack.settings), record, exc) from exc
+
+
+def _not_handed_over(
+    store: MetadataStore, record: ExecutionRecord, exc: KitaruBackendError
+) -> KitaruDispatchError:
+    log_event(record.id, f"could not be handed to its orchestrator: {exc}")
+    will_run = serves(store, record.stack)
+    if will_run:
+        then = (
+            f"a `kitaru worker` of stack {record.stack!r} hands it over again once the "
+            "orchestrator answers; do not start it again yourself (it would run twice)"
+        )
     else:
-        orchestrator.resume(record.id, background=True)
+        then = (
+            f"no `kitaru worker` runs stack {record.stack!r} to hand it over again: start "
+            f"one (it does, once the orchestrator answers), or cancel it with `kitaru "
+            f"executions cancel {record.id}`"
+        )
+    return KitaruDispatchError(
+        f"execution {record.id} was not started: {exc}. It stays running with no process; {then}",
+        exec_id=record.id,
+        will_run=will_run,
+    )
 
 
 def admit_and_hand_off(

@@ -42,6 +42,7 @@ from kitaru_core.store.deaths import Death
 from kitaru_core.store.metadata_store import get_store
 from kitaru_core.store.records import ExecutionRecord, Status
 from kitaru_core.worker import retention, schedules
+from kitaru_core.worker.liveness import IDLE_BEAT_SECONDS
 from kitaru_core.worker.wakeups import Wakeups
 
 DEFAULT_POLL = 1.0
@@ -52,8 +53,6 @@ runner never started) is recovered."""
 BEAT_SECONDS = 1.0
 """How soon what a busy worker did shows in ``kitaru worker status`` (one write at most
 a second, and only when its counts changed)."""
-IDLE_BEAT_SECONDS = 300.0
-"""How often an idle one says it is alive: its budget is about one query a second."""
 PRUNE_SECONDS = 3600.0
 _WOKEN_BECAUSE = {
     "timer": ("its timer fired", "timers"),

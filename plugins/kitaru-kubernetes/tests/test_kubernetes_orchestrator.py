@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 import k8s_flows
-from conftest import MOCK, ROOT, stack_yaml
+from conftest import MOCK, ROOT, Moto, stack_yaml
 from k8s_cluster import NAMESPACE, Cluster, Kubelet, UnwellApiServer, validate, wait_until
-from kitaru import KitaruClient
+from kitaru import KitaruClient, KitaruDispatchError
 from kitaru.plugin import KitaruBackendError, KitaruStackError, Orchestrator, get_stack
 from kitaru.testing import ManualClock, OrchestratorContract, Worker, register_stack, use_clock
 from kitaru_kubernetes import api, orchestrator
@@ -458,3 +458,32 @@ def test_a_failing_api_server_is_tried_again_and_its_own_words_are_kept(
         assert server.requests == 4
     finally:
         server.close()
+
+
+def test_a_job_the_cluster_refuses_to_create_is_logged_and_the_caller_told_what_happens(
+    k8s_stack: Cluster,
+    kubelet: Kubelet,
+    bucket: str,
+    moto: Moto,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # the retries' backoff
+    unwell = UnwellApiServer(tmp_path, "500")
+    try:
+        broken = tmp_path / "broken.yaml"
+        broken.write_text(stack_yaml(unwell, bucket, moto.url))  # type: ignore[arg-type]
+        register_stack(broken, activate=True)
+        with pytest.raises(KitaruDispatchError) as raised:
+            k8s_flows.three.start(1)
+    finally:
+        unwell.close()
+    refused = raised.value
+    assert not refused.will_run  # no worker runs: the message says what to do
+    assert "etcdserver: request timed out" in str(refused)
+    assert "no `kitaru worker` runs stack 'k8s-test'" in str(refused)
+    assert status_of(refused.exec_id) == "running"
+    assert "could not be handed to its orchestrator" in KitaruClient().executions.logs(
+        refused.exec_id
+    )
+    assert len(KitaruClient().executions.list()) == 1
