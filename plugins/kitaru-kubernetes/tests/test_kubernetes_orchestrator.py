@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -127,6 +128,11 @@ def test_a_run_that_dies_in_the_cluster_is_failed_with_what_the_cluster_says(
     assert execution.status == "failed" and said in execution.error["message"]
 
 
+def _conditions(job: Any) -> list[Any]:
+    """A Job's conditions: none until the controller has given it a status."""
+    return (job.status.conditions if job.status else None) or []
+
+
 @pytest.mark.parametrize(
     ("how", "said"),
     [
@@ -151,7 +157,7 @@ def test_a_pod_the_cluster_stops_mid_step_costs_one_rerun_of_that_step_and_nothi
     wait_until(
         lambda: any(
             c.type == "Failed" and c.reason == "BackoffLimitExceeded"
-            for c in (k8s_stack.jobs()[0].status.conditions or [])
+            for c in _conditions(k8s_stack.jobs()[0])
         ),
         what="the Job controller to fail the Job",
     )
