@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import os
 import re
 import select
 import sqlite3
@@ -37,11 +36,6 @@ from kitaru_core.settings import Durability
 Row = tuple[Any, ...]
 T = TypeVar("T")
 _NAMED_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
-
-CHECKPOINT_SECONDS = 0.2
-"""How often, at most, a writing process copies SQLite's WAL back (``_WalCheckpointer``)."""
-BACKSTOP_CHECKPOINT_PAGES = 20_000
-"""The WAL size (pages of 4 KiB) at which a commit copies it back itself."""
 
 POOL_SIZE = 10
 """Most PostgreSQL connections one process holds: a server's request threads beyond it
@@ -292,12 +286,8 @@ class _SQLiteConnections(_Connections):
         self.durability = durability
         self._local = threading.local()
         self._open: weakref.WeakSet[_Owned] = weakref.WeakSet()
-        self._checkpointer = _WalCheckpointer(self._connect)
         with self.connection() as conn:  # open now: a bad path fails here, in one message
             _use_wal(conn)
-
-    def committed(self) -> None:
-        self._checkpointer.nudge()
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
@@ -323,10 +313,6 @@ class _SQLiteConnections(_Connections):
             # NORMAL loses nothing when a process dies, FULL also survives power loss.
             full = self.durability == "full"
             conn.execute(f"PRAGMA synchronous={'FULL' if full else 'NORMAL'}")
-            # The WAL is copied back by `_WalCheckpointer`, not by the commit that
-            # crosses SQLite's threshold; this one is only the bound for a process
-            # that never starts it.
-            conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_CHECKPOINT_PAGES}")
         except (OSError, sqlite3.Error) as exc:
             raise KitaruBackendError(
                 f"cannot open the SQLite metadata store at {path}: {exc}; "
@@ -344,48 +330,8 @@ class _SQLiteConnections(_Connections):
             super().rollback(conn)
 
     def close(self) -> None:
-        self._checkpointer.stop()
         for owned in list(self._open):
             owned.conn.close()
-
-
-class _WalCheckpointer:
-    """Copies the WAL back into the database file in a thread of its own while this
-    process writes. SQLite would do it in the commit that takes the WAL past 1000
-    pages: that commit waits for two fsyncs (milliseconds), which, spread over the
-    commits before it, more than doubled the mean time of a small commit. Here it runs
-    at most every ``CHECKPOINT_SECONDS`` after a commit, beside the writers (a
-    ``PASSIVE`` checkpoint blocks no one, and SQLite lets go of the GIL meanwhile)."""
-
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
-        self._connect = connect
-        self._wake = threading.Event()
-        self._stopped = False
-        self._pid = 0  # the process the thread runs in (a forked child starts its own)
-
-    def nudge(self) -> None:
-        if self._pid != os.getpid() and not self._stopped:
-            self._pid = os.getpid()
-            threading.Thread(target=self._run, name="kitaru-wal-checkpoint", daemon=True).start()
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stopped = True
-        self._wake.set()
-
-    def _run(self) -> None:
-        conn = self._connect()
-        try:
-            while True:
-                self._wake.wait()
-                if self._stopped:
-                    return
-                time.sleep(CHECKPOINT_SECONDS)  # commits meanwhile join this checkpoint
-                self._wake.clear()
-                with contextlib.suppress(sqlite3.Error):  # busy: the next commit asks again
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            conn.close()
 
 
 class _Owned:
