@@ -89,6 +89,24 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def run_killed(code: str, effects: Path, **env: str) -> str:
+    """Run ``code`` (a flow's ``.run``) in a process that is SIGKILLed as ``env`` says
+    (``KITARU_TEST_CRASH_AT``), recording effects in ``effects``; the execution's id."""
+    from kitaru import KitaruClient
+
+    crashed = subprocess.run(
+        [sys.executable, "-c", code],
+        env=subprocess_env(KITARU_TEST_EFFECTS=str(effects), **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert crashed.returncode == -9, crashed.stderr
+    latest = KitaruClient().executions.latest()
+    assert latest is not None
+    return latest.exec_id
+
+
 def kitaru_cli(
     *args: str,
     cwd: Path | None = None,

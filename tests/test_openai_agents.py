@@ -7,15 +7,13 @@ import asyncio
 import collections
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import openai_agent_flows
 import pytest
 from agent_flows import completed_steps
 
-from conftest import kitaru_cli, subprocess_env
+from conftest import kitaru_cli, run_killed
 from kitaru import KitaruClient
 from kitaru.adapters.openai_agents import KitaruRunner
 
@@ -31,21 +29,12 @@ def _killed_then_resumed(
     flow: str, effects: Path, **env: str
 ) -> tuple[str, collections.Counter[str]]:
     """Run ``flow`` killed as ``env`` says, resume it; (its id, the effects before)."""
-    crashed = subprocess.run(
-        [sys.executable, "-c", f"import openai_agent_flows as f; f.{flow}.run('t')"],
-        env=subprocess_env(KITARU_TEST_EFFECTS=str(effects), **env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert crashed.returncode == -9, crashed.stderr
-    latest = KitaruClient().executions.latest()
-    assert latest is not None
+    exec_id = run_killed(f"import openai_agent_flows as f; f.{flow}.run('t')", effects, **env)
     before = _effects(effects)
-    _recorded[latest.exec_id] = completed_steps(latest.exec_id)
-    resumed = kitaru_cli("executions", "resume", latest.exec_id, KITARU_TEST_EFFECTS=str(effects))
+    _recorded[exec_id] = completed_steps(exec_id)
+    resumed = kitaru_cli("executions", "resume", exec_id, KITARU_TEST_EFFECTS=str(effects))
     assert resumed.returncode == 0, resumed.stderr
-    return latest.exec_id, before
+    return exec_id, before
 
 
 def test_model_calls_and_tool_calls_are_steps_and_a_kill_repeats_none(tmp_path: Path) -> None:
@@ -72,17 +61,11 @@ def test_model_calls_recorded_as_a_dict_by_an_earlier_kitaru_still_replay(
     from kitaru_core.store.metadata_store import get_store
 
     effects = tmp_path / "effects.txt"
-    crashed = subprocess.run(
-        [sys.executable, "-c", "import openai_agent_flows as f; f.scout.run('t')"],
-        env=subprocess_env(
-            KITARU_TEST_EFFECTS=str(effects), KITARU_TEST_CRASH_AT="scout.model_request#2"
-        ),
-        capture_output=True,
-        text=True,
-        timeout=120,
+    exec_id = run_killed(
+        "import openai_agent_flows as f; f.scout.run('t')",
+        effects,
+        KITARU_TEST_CRASH_AT="scout.model_request#2",
     )
-    assert crashed.returncode == -9, crashed.stderr
-    exec_id = KitaruClient().executions.latest().exec_id  # type: ignore[union-attr]
     db = get_store().db
     (artifact_id, stored), *_ = db.fetchall(
         "SELECT id, inline FROM artifacts WHERE exec_id = :id AND name = :name",

@@ -16,9 +16,11 @@ import agent_flows
 import pytest
 
 import kitaru
-from conftest import kitaru_cli, subprocess_env
+from conftest import kitaru_cli, run_killed, subprocess_env
 from kitaru import KitaruClient, diff
 from kitaru.adapters.pydantic_ai import KitaruAgent
+
+RESEARCH = "import agent_flows; agent_flows.research.run('q')"
 
 
 def _effects(path: Path) -> collections.Counter[str]:
@@ -62,14 +64,7 @@ def test_killed_after_the_second_tool_call_it_resumes_with_one_more_model_reques
     tmp_path: Path,
 ) -> None:
     effects = tmp_path / "effects.txt"
-    crashed = subprocess.run(
-        [sys.executable, "-c", "import agent_flows; agent_flows.research.run('q')"],
-        env=subprocess_env(KITARU_TEST_EFFECTS=str(effects), KITARU_TEST_CRASH_AT="turn3"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert crashed.returncode == -9, crashed.stderr
+    exec_id = run_killed(RESEARCH, effects, KITARU_TEST_CRASH_AT="turn3")
     before = _effects(effects)
     assert before == {
         "model:turn1": 1,
@@ -97,15 +92,7 @@ def test_model_responses_recorded_as_a_list_by_an_earlier_kitaru_still_replay(
     from kitaru_core.store.metadata_store import get_store
 
     effects = tmp_path / "effects.txt"
-    crashed = subprocess.run(
-        [sys.executable, "-c", "import agent_flows; agent_flows.research.run('q')"],
-        env=subprocess_env(KITARU_TEST_EFFECTS=str(effects), KITARU_TEST_CRASH_AT="turn3"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert crashed.returncode == -9, crashed.stderr
-    exec_id = KitaruClient().executions.latest().exec_id  # type: ignore[union-attr]
+    exec_id = run_killed(RESEARCH, effects, KITARU_TEST_CRASH_AT="turn3")
     db = get_store().db
     rows = db.fetchall(
         "SELECT id, inline FROM artifacts WHERE exec_id = :id AND name = :name",
@@ -218,17 +205,7 @@ SIDE_STEPS = {
 
 def _start_killed(flow: str, args: str, effects: Path, **env: str) -> str:
     """Run ``flow`` in a process that is killed as ``env`` says; the execution's id."""
-    crashed = subprocess.run(
-        [sys.executable, "-c", f"import agent_flows; agent_flows.{flow}.run({args})"],
-        env=subprocess_env(KITARU_TEST_EFFECTS=str(effects), **env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert crashed.returncode == -9, crashed.stderr
-    latest = KitaruClient().executions.latest()
-    assert latest is not None
-    return latest.exec_id
+    return run_killed(f"import agent_flows; agent_flows.{flow}.run({args})", effects, **env)
 
 
 def test_two_agents_gathered_resume_from_a_kill_at_every_step_without_repeating_one(

@@ -156,7 +156,6 @@ class Database:
             except self._driver_error as exc:
                 self._connections.rollback(conn)  # never leave a connection mid-transaction
                 raise self._backend_error(exc, conn) from exc
-            self._connections.committed()
 
     def batch(
         self,
@@ -269,9 +268,6 @@ class _Connections:
 
     def lost(self, exc: Exception, conn: Any) -> bool:
         return False
-
-    def committed(self) -> None:
-        """A transaction of this process committed."""
 
     def close(self) -> None:
         raise NotImplementedError

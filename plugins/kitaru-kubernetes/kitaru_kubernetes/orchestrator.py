@@ -41,6 +41,7 @@ class KubernetesOrchestrator(Orchestrator):
     def __init__(self, config: KubernetesOrchestratorConfig) -> None:
         self.config = config
         self._api: Any = None
+        self._interrupted: dict[str, str | None] = {}
 
     @property
     def api(self) -> Any:
@@ -149,13 +150,19 @@ class KubernetesOrchestrator(Orchestrator):
         """Why the latest run cannot work if run again: an image that cannot be pulled,
         a container that cannot be configured, an OOM kill, a run past its deadline.
         None for what a new run survives (an evicted or preempted pod, a lost node, a
-        deleted pod): the worker then recovers the execution. The pods are read before
-        the Job: with ``backoffLimit: 0`` the Job controller marks every failed run
-        ``BackoffLimitExceeded``, which says nothing of why."""
+        deleted pod): the worker then recovers the execution, and asks ``interruption``
+        for the reason, which this read of the cluster keeps for it. The pods are read
+        before the Job: with ``backoffLimit: 0`` the Job controller marks every failed
+        run ``BackoffLimitExceeded``, which says nothing of why."""
         fate = self._fate(exec_id)
-        return fate.reason if fate is not None and fate.permanent else None
+        if fate is not None and fate.permanent:
+            return fate.reason
+        self._interrupted[exec_id] = fate.reason if fate is not None else None
+        return None
 
     def interruption(self, exec_id: str) -> str | None:
+        if exec_id in self._interrupted:  # read just now by `diagnose`
+            return self._interrupted.pop(exec_id)
         fate = self._fate(exec_id)
         return fate.reason if fate is not None and not fate.permanent else None
 

@@ -29,6 +29,23 @@ def validate(manifest: dict[str, Any]) -> None:
     kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
 
 
+def write_kubeconfig(path: Path, server: str) -> Path:
+    """A kubeconfig whose one context points the official client at ``server``."""
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "test", "cluster": {"server": server}}],
+                "users": [{"name": "test", "user": {"token": "test-token"}}],
+                "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
+                "current-context": "test",
+            }
+        )
+    )
+    return path
+
+
 class Cluster:
     """kmock's KubernetesEmulator served in a thread of its own."""
 
@@ -52,19 +69,7 @@ class Cluster:
         self._thread.start()
         if not self._ready.wait(30):
             raise RuntimeError("the kmock emulator did not start")
-        self.kubeconfig = tmp_path / "kubeconfig"
-        self.kubeconfig.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "clusters": [{"name": "test", "cluster": {"server": self.url}}],
-                    "users": [{"name": "test", "user": {"token": "test-token"}}],
-                    "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
-                    "current-context": "test",
-                }
-            )
-        )
+        self.kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", self.url)
         # A real server lists a known resource with no objects as an empty list.
         for resource in ("v1/pods", "v1/secrets", "batch/v1/jobs"):
             self.emulator.resources[resource] = {}
@@ -281,10 +286,10 @@ class Kubelet:
             if interrupt is not None:
                 how, when = interrupt
                 grace = template.spec.termination_grace_period_seconds or 30
-                if how == "Terminated":
-                    interrupted = _terminate_when(proc, when, grace, self.stopped_in, pod_name)
-                else:
-                    interrupted = _kill_when(proc, when)
+                took = _stop_when(proc, when, grace if how == "Terminated" else None)
+                interrupted = took is not None
+                if took is not None and how == "Terminated":
+                    self.stopped_in[pod_name] = took
             proc.wait(timeout=300)
             log.seek(0)
             output = log.read()
@@ -359,36 +364,26 @@ class Kubelet:
         self._pod_failed(job)
 
 
-def _kill_when(proc: subprocess.Popen[Any], when: Callable[[], bool]) -> bool:
-    """SIGKILL ``proc`` once ``when()`` is true; False if it ended first."""
-    while proc.poll() is None:
-        if when():
-            proc.kill()
-            return True
-        time.sleep(0.02)
-    return False
-
-
-def _terminate_when(
-    proc: subprocess.Popen[Any],
-    when: Callable[[], bool],
-    grace: float,
-    stopped_in: dict[str, float],
-    pod_name: str,
-) -> bool:
-    """A graceful delete once ``when()`` is true: SIGTERM, then SIGKILL after ``grace``."""
+def _stop_when(
+    proc: subprocess.Popen[Any], when: Callable[[], bool], grace: float | None
+) -> float | None:
+    """Once ``when()`` is true, stop ``proc``: SIGKILL when ``grace`` is None (a lost
+    node), else a graceful delete (SIGTERM, SIGKILL after ``grace`` seconds). The
+    seconds it took to exit; None if it ended first."""
     while proc.poll() is None:
         if when():
             began = time.monotonic()
-            proc.terminate()
+            if grace is None:
+                proc.kill()
+            else:
+                proc.terminate()
             try:
                 proc.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 proc.kill()
-            stopped_in[pod_name] = time.monotonic() - began
-            return True
+            return time.monotonic() - began
         time.sleep(0.02)
-    return False
+    return None
 
 
 def _disruption(reason: str) -> dict[str, Any]:
@@ -519,19 +514,7 @@ class UnwellApiServer:
         self._httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
-        self.kubeconfig = tmp_path / f"kubeconfig-{mode}"
-        self.kubeconfig.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "clusters": [{"name": "t", "cluster": {"server": self.url}}],
-                    "users": [{"name": "t", "user": {"token": "t"}}],
-                    "contexts": [{"name": "t", "context": {"cluster": "t", "user": "t"}}],
-                    "current-context": "t",
-                }
-            )
-        )
+        self.kubeconfig = write_kubeconfig(tmp_path / f"kubeconfig-{mode}", self.url)
 
     def close(self) -> None:
         self._release.set()
