@@ -72,8 +72,12 @@ def call(method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
             status = status_of(exc)
             if attempt == RETRIES or not (status == 429 or (status or 0) >= 500):
                 raise
-            time.sleep(_retry_after(exc) or 0.5 * 2**attempt)
+            _backoff(_retry_after(exc) or 0.5 * 2**attempt)
     raise AssertionError("unreachable")
+
+
+def _backoff(seconds: float) -> None:
+    time.sleep(seconds)
 
 
 def _retry_after(exc: BaseException) -> float | None:

@@ -454,7 +454,7 @@ def test_a_throttling_api_server_is_asked_again_after_retry_after(tmp_path: Path
 def test_a_failing_api_server_is_tried_again_and_its_own_words_are_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # the backoff, not the test
+    monkeypatch.setattr(api, "_backoff", lambda seconds: None)  # the wait, not the test
     server, orchestrator = _unwell(tmp_path, "500")
     try:
         with pytest.raises(KitaruBackendError) as raised:
@@ -474,11 +474,15 @@ def test_a_job_the_cluster_refuses_to_create_is_logged_and_the_caller_told_what_
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # the retries' backoff
+    monkeypatch.setattr(api, "_backoff", lambda seconds: None)  # the retries' wait
     unwell = UnwellApiServer(tmp_path, "500")
     try:
         broken = tmp_path / "broken.yaml"
-        broken.write_text(stack_yaml(unwell, bucket, moto.url))  # type: ignore[arg-type]
+        # Only the orchestrator's API server fails (the secret provider answers).
+        good = stack_yaml(k8s_stack, bucket, moto.url)
+        where = f"kubeconfig: {k8s_stack.kubeconfig}"
+        at = good.rindex(where)
+        broken.write_text(good[:at] + f"kubeconfig: {unwell.kubeconfig}" + good[at + len(where) :])
         register_stack(broken, activate=True)
         with pytest.raises(KitaruDispatchError) as raised:
             k8s_flows.three.start(1)
@@ -493,3 +497,13 @@ def test_a_job_the_cluster_refuses_to_create_is_logged_and_the_caller_told_what_
         refused.exec_id
     )
     assert len(KitaruClient().executions.list()) == 1
+    assert k8s_stack.jobs() == []
+
+    # The cluster answers again: a worker hands the execution over once, and it runs.
+    register_stack(tmp_path / "k8s.yaml", activate=True)
+    worker = Worker(log=lambda line: None, orphan_seconds=0.2)
+    time.sleep(0.3)  # past orphan_seconds
+    worker.run_once()
+    assert worker.counts["recovered"] == 1
+    wait_until(lambda: status_of(refused.exec_id) == "completed", what="the handed-over run")
+    assert len(k8s_stack.jobs()) == 1
