@@ -315,12 +315,20 @@ class ExecutionsClient:
 
     def logs(self, exec_id: str, *, tail: int | None = None) -> str:
         """The execution's log: runs, retries, failures, and what its runs printed
-        where they ran (pods); with ``tail``, the last ``tail`` lines of each part."""
+        (shipped to the store by each runner; else read where they ran, from pods);
+        with ``tail``, the last ``tail`` lines of each part."""
         record = self._store.require_execution(exec_id)
         path = log_path(record.id)
         text = path.read_text(encoding="utf-8") if path.exists() else ""
         if tail is not None:
             text = "".join(text.splitlines(keepends=True)[-tail:]) if tail > 0 else ""
+        printed = self._store.output.read(record.id)
+        for run, output in printed:
+            if tail is not None:
+                output = "".join(output.splitlines(keepends=True)[-tail:]) if tail > 0 else ""
+            text += f"--- run {run} printed ---\n{output}"
+        if printed:  # the runs shipped what they printed: the pods' logs say it again
+            return text
         elsewhere = get_stack(record.stack).orchestrator.logs(record.id, tail=tail)
         return text + (elsewhere or "")
 

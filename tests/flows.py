@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import kitaru
@@ -227,3 +229,14 @@ def starting_parent(n: int) -> str:
     handle = child.start(n)  # handed over; the parent goes on
     parent_step("started")
     return handle.exec_id
+
+
+@flow
+def chatty() -> str:
+    """Prints through Python, through a C-level write and through a child process."""
+    answer = str(kitaru.wait(schema=str, name="word"))
+    print(f"the word is {answer}")
+    print("a warning on stderr", file=sys.stderr)
+    os.write(1, b"written to fd 1\n")
+    subprocess.run(["echo", "echoed by a child"], check=True)
+    return answer

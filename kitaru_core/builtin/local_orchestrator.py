@@ -14,6 +14,7 @@ from kitaru_core.components.orchestrator import Orchestrator
 from kitaru_core.private_files import open_private_append
 from kitaru_core.runtime.engine import run_execution
 from kitaru_core.runtime.logs import log_path
+from kitaru_core.runtime.output import SHIP_OUTPUT_VARIABLE
 from kitaru_core.store.metadata_store import get_store
 
 
@@ -52,6 +53,8 @@ class LocalOrchestrator(Orchestrator):
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 cwd=os.getcwd(),
+                # Its output is in the log on this machine already: not in the store too.
+                env={**os.environ, SHIP_OUTPUT_VARIABLE: "0"},
                 close_fds=True,
             )
         # Reap it when it exits, so a long-lived caller (a notebook, a server) keeps

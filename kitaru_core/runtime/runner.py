@@ -6,12 +6,15 @@ Job. The flow is imported from the reference recorded when the execution started
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
 from kitaru_core.errors import KitaruError, KitaruStateError
 from kitaru_core.runtime.context import STOP_REQUESTED
 from kitaru_core.runtime.engine import run_execution
+from kitaru_core.runtime.output import SHIP_OUTPUT_VARIABLE, shipped_output
+from kitaru_core.store.metadata_store import get_store
 from kitaru_core.store.records import Status
 
 STOPPED_EXIT = 128 + signal.SIGTERM
@@ -32,8 +35,26 @@ def main(argv: list[str]) -> int:
         print("usage: python -m kitaru_core.runtime.runner EXEC_ID", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _stop_at_next_step)
+    exec_id = argv[0]
     try:
-        record = run_execution(argv[0], mode="resume", unattended=True)
+        store = get_store()
+        found = store.get_execution(exec_id)
+    except KitaruError as exc:  # the store could not be opened
+        print(f"runner: {exc}", file=sys.stderr)
+        return 1
+    if found is None:
+        print(f"runner: no execution {exec_id} in the metadata store", file=sys.stderr)
+        return 1
+    if os.environ.get(SHIP_OUTPUT_VARIABLE, "1") == "0":
+        return _run(exec_id)
+    with shipped_output(store, exec_id, found.runs + 1):
+        return _run(exec_id)
+
+
+def _run(exec_id: str) -> int:
+    """Run it; its exit status (what it printed meanwhile goes to the store too)."""
+    try:
+        record = run_execution(exec_id, mode="resume", unattended=True)
     except KitaruStateError as exc:  # someone else runs it, or it already ended: fine
         print(f"runner: nothing to do: {exc}", file=sys.stderr)
         return 0

@@ -6,6 +6,7 @@ journal entry together with its artifact records, after the bytes are in the sto
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -36,6 +37,7 @@ from kitaru_core.store.records import (
     Status,
 )
 from kitaru_core.store.retention import RetentionStore
+from kitaru_core.store.run_output import RunOutput
 from kitaru_core.store.schedules import ScheduleStore
 from kitaru_core.store.stacks import StackStore
 from kitaru_core.store.tokens import TokenStore
@@ -77,6 +79,7 @@ class MetadataStore:
         self.tokens = TokenStore(db)
         self.events = EventLog(db)
         self.deaths = DeathStore(db)
+        self.output = RunOutput(db)
 
     @classmethod
     def open(cls, settings: Settings) -> MetadataStore:
@@ -91,6 +94,18 @@ class MetadataStore:
             db.close()
             raise
         return store
+
+    @functools.cached_property
+    def identity(self) -> str:
+        """This store's id, made once with it: the same from every process and host."""
+        row = self.db.fetchone("SELECT id FROM store_identity")
+        if row is None:
+            raise KitaruBackendError(
+                "the metadata store's store_identity table is empty (its one row was "
+                "deleted); restore it from a backup, or insert a new random id, which "
+                "makes Kitaru lose track of the Kubernetes Jobs it started before"
+            )
+        return str(row[0])
 
     # -- executions ------------------------------------------------------------------
 

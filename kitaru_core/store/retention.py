@@ -86,6 +86,7 @@ class RetentionStore:
                     ("journal", "exec_id"),
                     ("waits", "exec_id"),
                     ("llm_calls", "exec_id"),
+                    ("run_output", "exec_id"),
                     ("executions", "id"),
                 ):
                     db.execute(f"DELETE FROM {table} WHERE {column} IN ({ids_sql})", params)

@@ -313,3 +313,22 @@ blob_writes = Table(
     Column("written_at", Float, nullable=False, comment="when a writer last put or reused it"),
     comment="blobs written lately, whose rows may not be committed yet: retention keeps them",
 )
+
+store_identity = Table(
+    "store_identity",
+    metadata,
+    Column("id", String(32), primary_key=True, comment="random, made once"),
+    comment="one row: this metadata store's id",
+)
+
+run_output = Table(
+    "run_output",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("exec_id", String(128), nullable=False),
+    Column("run", Integer, nullable=False, comment="1 for the first run"),
+    Column("at", Float, nullable=False),
+    Column("text", Text, nullable=False, comment="stdout and stderr, as printed"),
+    Index("ix_run_output_exec", "exec_id", "id"),
+    comment="what runs printed, in chunks shipped about once a second",
+)

@@ -28,6 +28,8 @@ REVISIONS = (
     "0012",
     "0013",
     "0014",
+    "0015",
+    "0016",
 )
 SIGNED_REFERENCES = "0010"
 """From this revision on, every execution's flow reference is signed; a store upgraded
