@@ -51,6 +51,8 @@ _EXPORTS = {
     "claim_for_retry": _ORCHESTRATION,
     "fail_execution": _ORCHESTRATION,
     "wait_for_execution": _ORCHESTRATION,
+    "store_id": _ORCHESTRATION,
+    "statuses": _ORCHESTRATION,
     # A registered stack by name (the active one by default), its components built on use.
     "get_stack": "kitaru_core.stack_registry",
 }

@@ -154,6 +154,24 @@ class StackDefinition:
     def from_file(cls, path: str | Path) -> StackDefinition:
         return cls.from_mapping(load_stack_yaml(path), str(path))
 
+    def secret_names(self) -> set[str]:
+        """Every secret its components name (``{{ secret.NAME }}``), unresolved."""
+        found: set[str] = set()
+
+        def visit(value: Any) -> None:
+            if isinstance(value, str):
+                found.update(SECRET_REF.findall(value))
+            elif isinstance(value, dict):
+                for item in value.values():
+                    visit(item)
+            elif isinstance(value, list):
+                for item in value:
+                    visit(item)
+
+        for spec in self.components.values():
+            visit(spec.config)
+        return found
+
     def to_mapping(self, *, masked: bool = False) -> dict[str, Any]:
         """The stack as a stack file holds it (only the components it names)."""
         data: dict[str, Any] = {"name": self.name}

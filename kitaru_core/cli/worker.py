@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -27,13 +28,20 @@ def worker(
     ),
     poll: float = typer.Option(1.0, "--poll", min=0.01, help="seconds between passes"),
     stack: str = typer.Option(None, "--stack", help="serve this stack instead of the active one"),
+    heartbeat_file: Path = typer.Option(
+        None,
+        "--heartbeat-file",
+        help="touched on every pass, for a liveness probe (a stale file: a stuck worker)",
+    ),
 ) -> None:
     """Run the worker until SIGTERM or Ctrl-C (running executions are let finish)."""
     if ctx.invoked_subcommand is not None:
         return
     from kitaru_core.worker.service import Worker
 
-    service = Worker(stack=stack, concurrency=concurrency, poll=poll)
+    service = Worker(
+        stack=stack, concurrency=concurrency, poll=poll, heartbeat_file=heartbeat_file
+    )
     if once:
         counts = service.run_once()
         done = {k: v for k, v in counts.items() if k != "passes" and v}

@@ -30,6 +30,13 @@ class Orchestrator(ABC):
     def cancel(self, exec_id: str) -> None:
         """Stop an execution; it ends ``cancelled`` at its next checkpoint boundary."""
 
+    def starting(self, exec_id: str) -> bool:
+        """True while a run this orchestrator was handed is still being started where it
+        runs (a pod being scheduled, its image pulled): no process holds the execution
+        yet, and the worker leaves it be rather than start it a second time. How long
+        is the orchestrator's to bound (``diagnose`` then says why it never started)."""
+        return False
+
     def diagnose(self, exec_id: str) -> str | None:
         """Why a run this orchestrator started is not running, when it can tell (a pod
         that could not pull its image, was OOM-killed or evicted): the worker then
@@ -41,6 +48,12 @@ class Orchestrator(ABC):
         run survives (an evicted or preempted pod, a lost node), when it can tell: the
         worker recovers the execution and logs this as the cause."""
         return None
+
+    def reconcile(self) -> list[str]:
+        """Put right what it runs that the store says should not run (a Job left from
+        an execution cancelled while the cluster could not be reached); what it did, in
+        words for the worker's log. The worker asks about every ``RECONCILE_SECONDS``."""
+        return []
 
     def logs(self, exec_id: str, tail: int | None = None) -> str | None:
         """What the execution's runs printed where they ran (pod logs), if kept there;

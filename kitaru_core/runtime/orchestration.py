@@ -49,6 +49,18 @@ def execution(exec_id: str) -> ExecutionView:
     )
 
 
+def store_id() -> str:
+    """The metadata store's id: the same from every process that reaches it, so what an
+    orchestrator makes outside it (a Job) can say which store it belongs to."""
+    return get_store().identity
+
+
+def statuses(exec_ids: list[str]) -> dict[str, str]:
+    """The status of each execution of ``exec_ids`` that exists (deleted ones are left
+    out)."""
+    return get_store().statuses(exec_ids)
+
+
 def runner_command(exec_id: str, *, python: str = "python") -> list[str]:
     """The command that runs one execution by id where the orchestrator puts it (a
     container needs Kitaru, the plugins and the user's project installed)."""
@@ -136,5 +148,7 @@ __all__ = [
     "fail_execution",
     "mark_cancelled",
     "runner_command",
+    "statuses",
+    "store_id",
     "wait_for_execution",
 ]

@@ -119,6 +119,19 @@ class MetadataStore:
                 db.executemany(ArtifactRecord.INSERT, [a.params() for a in inputs])
         return record
 
+    def statuses(self, exec_ids: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for at in range(0, len(exec_ids), 500):
+            chunk = exec_ids[at : at + 500]
+            names = {f"e{i}": exec_id for i, exec_id in enumerate(chunk)}
+            rows = self.db.fetchall(
+                f"SELECT id, status FROM executions WHERE id IN "
+                f"({', '.join(':' + n for n in names)})",
+                names,
+            )
+            found.update((str(r[0]), str(r[1])) for r in rows)
+        return found
+
     def get_execution(self, exec_id: str) -> ExecutionRecord | None:
         row = self.db.fetchone(
             f"SELECT {ExecutionRecord.COLUMNS} FROM executions WHERE id = :id", {"id": exec_id}

@@ -27,6 +27,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -54,6 +55,9 @@ BEAT_SECONDS = 1.0
 """How soon what a busy worker did shows in ``kitaru worker status`` (one write at most
 a second, and only when its counts changed)."""
 PRUNE_SECONDS = 3600.0
+RECONCILE_SECONDS = 30.0
+"""How often the orchestrator is asked to put right what runs that should not (a Job of
+a cancelled execution): one listing of the cluster, not one per pass."""
 _WOKEN_BECAUSE = {
     "timer": ("its timer fired", "timers"),
     "expired": ("its wait expired", "expired_waits"),
@@ -78,6 +82,7 @@ class Worker:
         clock: clocks.Clock | None = None,
         log: Callable[[str], None] | None = None,
         orphan_seconds: float = ORPHAN_SECONDS,
+        heartbeat_file: Path | None = None,
     ) -> None:
         if concurrency < 1:
             raise KitaruError(f"worker concurrency must be 1 or more, not {concurrency}")
@@ -89,6 +94,7 @@ class Worker:
         self.poll = poll
         self.clock = clock or clocks.clock()
         self.orphan_seconds = orphan_seconds
+        self.heartbeat_file = heartbeat_file
         self.id = lease.new_owner()
         self.started_at = time.time()
         self.counts: Counter[str] = Counter()
@@ -107,6 +113,7 @@ class Worker:
         self._last_beat = 0.0
         self._beaten_news: dict[str, int] = {}
         self._last_prune = 0.0
+        self._last_reconcile = -RECONCILE_SECONDS
         self._schedule_errors: dict[str, str] = {}
 
     # -- the loop --------------------------------------------------------------------
@@ -121,6 +128,7 @@ class Worker:
         )
         try:
             while not self._stop.is_set():
+                self._touch_heartbeat_file()  # a pass that fails is not a stuck worker
                 try:
                     earliest = self.run_pass()
                     timeout = self.poll
@@ -133,6 +141,11 @@ class Worker:
                     self._stop.wait(self.poll)
         finally:
             self.close()
+
+    def _touch_heartbeat_file(self) -> None:
+        if self.heartbeat_file is not None:
+            with contextlib.suppress(OSError):
+                self.heartbeat_file.touch()
 
     def run_once(self) -> Counter[str]:
         """One pass, then wait for what it started in this process to end or stop."""
@@ -191,6 +204,7 @@ class Worker:
             if self._free() > 0:
                 self._guarded(queue, self._admit, queue)
         self._retain()
+        self._reconcile()
         since_beat = time.time() - self._last_beat
         busy = self._news() != self._beaten_news
         if since_beat >= (BEAT_SECONDS if busy else IDLE_BEAT_SECONDS):
@@ -222,6 +236,8 @@ class Worker:
             why = f"no process took it within {self.orphan_seconds:g} s"
         if real_now - last_sign < recovery_backoff(recoveries):
             return
+        if owner is None and self.stack.orchestrator.starting(exec_id):
+            return  # handed over, and its pod is still being scheduled or pulled
         # Where it ran may know why it died (a pod that never started, an OOM kill):
         # then it fails with that reason rather than being started again.
         reason = self.stack.orchestrator.diagnose(exec_id)
@@ -349,6 +365,19 @@ class Worker:
                 f"pruned {len(deleted.executions)} execution(s) older than {days:g} days "
                 f"and {len(deleted.blobs)} blob(s)"
             )
+
+    def _reconcile(self) -> None:
+        if time.monotonic() - self._last_reconcile < RECONCILE_SECONDS:
+            return
+        self._last_reconcile = time.monotonic()
+        try:
+            done = self.stack.orchestrator.reconcile()
+        except KitaruError as exc:  # the cluster is away: next time
+            self._log(f"could not reconcile with the orchestrator: {exc}")
+            return
+        for line in done:
+            self.counts["reconciled"] += 1
+            self._log(line)
 
     # -- running what was claimed ----------------------------------------------------
 

@@ -28,6 +28,8 @@ CANNOT_START = {
 class PodFate:
     reason: str
     permanent: bool
+    starting: bool = False
+    """Not dead: still being scheduled or started (within the stack's pending_timeout)."""
 
 
 def pod_fate(pod: Any) -> PodFate | None:
@@ -93,3 +95,42 @@ def job_fate(job: Any, *, has_pods: bool) -> PodFate | None:
 
 def _said(what: str, message: str | None) -> str:
     return f"{what}: {message}" if message else what
+
+
+def still_pending(
+    job: Any, pods: list[Any], *, age: float, timeout: float, events: list[str]
+) -> PodFate | None:
+    """The run's Job is active and its pod not yet running: ``starting`` while younger
+    than ``timeout``, then a permanent fate saying what keeps it (an unschedulable pod,
+    or a pod the cluster would not create: Pod Security admission, a ResourceQuota)."""
+    conditions = (job.status.conditions if job.status else None) or []
+    if any(c.status == "True" and c.type in ("Complete", "Failed") for c in conditions):
+        return None
+    if any(p.status is not None and p.status.phase not in (None, "Pending") for p in pods):
+        return None
+    if age < timeout:
+        return PodFate("its pod is being started", False, starting=True)
+    name = job.metadata.name
+    for pod in pods:
+        for condition in (pod.status.conditions if pod.status else None) or []:
+            if condition.type == "PodScheduled" and condition.status == "False":
+                return PodFate(
+                    _said(
+                        f"pod {pod.metadata.name} stayed Pending for {age:.0f} s, past the "
+                        f"stack's pending_timeout ({condition.reason})",
+                        condition.message,
+                    ),
+                    True,
+                )
+    if pods:
+        return PodFate(
+            f"pod {pods[0].metadata.name} stayed Pending for {age:.0f} s, past the stack's "
+            "pending_timeout",
+            True,
+        )
+    said = f": {events[-1]}" if events else ""
+    return PodFate(
+        f"job {name} got no pod in {age:.0f} s, past the stack's pending_timeout; the "
+        f"cluster did not create one (Pod Security admission, a ResourceQuota?){said}",
+        True,
+    )

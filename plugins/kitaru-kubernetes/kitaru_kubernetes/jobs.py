@@ -7,18 +7,24 @@ from __future__ import annotations
 from typing import Any
 
 from kitaru.plugin import ExecutionView, KitaruUsageError
+from kitaru_kubernetes import patches, security
 from kitaru_kubernetes.config import KubernetesOrchestratorConfig, PodSettings
 from kitaru_kubernetes.names import (
     ATTEMPT_LABEL,
     EXECUTION_LABEL,
-    MANAGED_BY,
+    FLOW_LABEL,
+    STORE_LABEL,
     digest,
     dns_label,
     execution_label,
+    kitaru_labels,
+    label_value,
 )
 
-_MERGED = ("resources", "node_selector", "env", "labels", "annotations")
+_MERGED = ("node_selector", "env", "labels", "annotations")
 _REPLACED = ("tolerations", "affinity", "active_deadline_seconds")
+CONTAINER = "kitaru"
+"""The run's container, by name: what a ``pod_template`` patches to change it."""
 
 
 def job_name(view: ExecutionView) -> str:
@@ -29,10 +35,12 @@ def job_name(view: ExecutionView) -> str:
     return f"{dns_label(view.exec_id, prefix='kitaru-', max_length=40)}-{view.runs + 1}-{state[:6]}"
 
 
-def pod_settings(config: KubernetesOrchestratorConfig, view: ExecutionView) -> PodSettings:
+def pod_settings(
+    config: KubernetesOrchestratorConfig, view: ExecutionView
+) -> tuple[PodSettings, list[dict[str, Any]]]:
     """The stack's pod settings, then the stack's ``flows.NAME``, then the flow's own
     ``@flow(settings={"kubernetes": ...})``; maps merge key by key (resources amount by
-    amount), the rest replaces."""
+    amount), the rest replaces. With them, each layer's ``pod_template``, in order."""
     from pydantic import ValidationError
 
     layers: list[PodSettings] = [config]
@@ -49,32 +57,45 @@ def pod_settings(config: KubernetesOrchestratorConfig, view: ExecutionView) -> P
             ) from None
     merged: dict[str, Any] = {}
     for layer in layers:
+        if layer.resources:  # requests and limits merge amount by amount
+            current = merged.setdefault("resources", {})
+            for kind, amounts in layer.resources.amounts().items():
+                current[kind] = {**current.get(kind, {}), **amounts}
         for field in _MERGED:
             value = getattr(layer, field)
-            if field == "resources" and value:  # requests and limits merge amount by amount
-                current = merged.setdefault(field, {})
-                for kind, amounts in value.items():
-                    current[kind] = {**current.get(kind, {}), **amounts}
-            elif value:
+            if value:
                 merged[field] = {**merged.get(field, {}), **value}
         for field in _REPLACED:
             value = getattr(layer, field)
             if value is not None:
                 merged[field] = value
-    return PodSettings.model_validate(merged)
+    templates = [layer.pod_template for layer in layers if layer.pod_template]
+    return PodSettings.model_validate(merged), templates
 
 
 def job_manifest(
-    config: KubernetesOrchestratorConfig, view: ExecutionView, command: list[str]
+    config: KubernetesOrchestratorConfig,
+    view: ExecutionView,
+    command: list[str],
+    *,
+    store_id: str,
+    api_access: bool,
 ) -> dict[str, Any]:
+    """The Job of the execution's next run. ``api_access``: its pod may call the
+    Kubernetes API (to read the Secrets of the kubernetes-secrets provider); else no
+    token is mounted at all."""
     name = job_name(view)
-    pod = pod_settings(config, view)
+    pod, templates = pod_settings(config, view)
     labels = {
-        **MANAGED_BY,
-        **(pod.labels or {}),
-        EXECUTION_LABEL: execution_label(view.exec_id),
+        **(pod.labels or {}),  # the stack's own first: Kitaru's may not be overridden
+        **kitaru_labels("run", view.stack),
+        STORE_LABEL: store_id,
+        EXECUTION_LABEL: execution_label(store_id, view.exec_id),
         ATTEMPT_LABEL: str(view.runs + 1),
+        FLOW_LABEL: label_value(view.flow_name),
     }
+    if config.workload_identity and config.workload_identity.azure_client_id:
+        labels["azure.workload.identity/use"] = "true"  # the webhook injects the token
     annotations = {**(pod.annotations or {}), "kitaru.dev/exec-id": view.exec_id}
     env: list[dict[str, Any]] = [
         {"name": "KITARU_STACK", "value": view.stack},
@@ -82,22 +103,28 @@ def job_manifest(
             "KITARU_DATABASE_URL", config.database_url_secret.name, config.database_url_secret.key
         ),
         *(_from_secret(var, ref.name, ref.key) for var, ref in sorted(config.secret_env.items())),
+        *security.scratch_env(),
         *({"name": k, "value": v} for k, v in sorted((pod.env or {}).items())),
     ]
     container: dict[str, Any] = {
-        "name": "kitaru",
+        "name": CONTAINER,
         "image": config.image,
         "imagePullPolicy": config.image_pull_policy,
         "command": command,
         "env": env,
+        "securityContext": security.container_security(),
+        "volumeMounts": [security.scratch_mount()],
     }
     if pod.resources:
-        container["resources"] = {
-            kind: {k: str(v) for k, v in amounts.items()} for kind, amounts in pod.resources.items()
-        }
-    spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
-    if config.service_account:
-        spec["serviceAccountName"] = config.service_account
+        container["resources"] = pod.resources.amounts()
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "serviceAccountName": config.service_account,
+        "automountServiceAccountToken": api_access,
+        "securityContext": security.pod_security(),
+        "containers": [container],
+        "volumes": [security.scratch_volume()],
+    }
     if config.image_pull_secrets:
         spec["imagePullSecrets"] = [{"name": s} for s in config.image_pull_secrets]
     if pod.node_selector:
@@ -106,6 +133,8 @@ def job_manifest(
         spec["tolerations"] = pod.tolerations
     if pod.affinity:
         spec["affinity"] = pod.affinity
+    for template in templates:
+        spec = patches.merge(spec, template)
     job_spec: dict[str, Any] = {
         "backoffLimit": config.backoff_limit,
         "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": spec},

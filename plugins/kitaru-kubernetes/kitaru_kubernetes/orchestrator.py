@@ -9,6 +9,7 @@ why a run died before it could record anything.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from kitaru.plugin import (
@@ -18,15 +19,18 @@ from kitaru.plugin import (
     Orchestrator,
     claim_for_retry,
     execution,
+    get_stack,
     mark_cancelled,
     runner_command,
+    statuses,
+    store_id,
     wait_for_execution,
 )
 from kitaru_kubernetes.api import api_error, call, connect, status_of
 from kitaru_kubernetes.config import KubernetesOrchestratorConfig
-from kitaru_kubernetes.fates import PodFate, job_fate, pod_fate
+from kitaru_kubernetes.fates import PodFate, job_fate, pod_fate, still_pending
 from kitaru_kubernetes.jobs import job_manifest
-from kitaru_kubernetes.names import EXECUTION_LABEL, execution_label
+from kitaru_kubernetes.names import EXECUTION_LABEL, STORE_LABEL, execution_label
 
 logger = logging.getLogger("kitaru.kubernetes")
 
@@ -41,7 +45,11 @@ class KubernetesOrchestrator(Orchestrator):
     def __init__(self, config: KubernetesOrchestratorConfig) -> None:
         self.config = config
         self._api: Any = None
-        self._interrupted: dict[str, str | None] = {}
+        self._store_id: str | None = None
+        self._read: dict[str, PodFate | None] = {}
+        """What ``starting`` read of an execution's run, for the ``diagnose`` and
+        ``interruption`` that follow it in the same worker pass (one read of the
+        cluster per dead execution, not three)."""
 
     @property
     def api(self) -> Any:
@@ -58,6 +66,12 @@ class KubernetesOrchestrator(Orchestrator):
         from kubernetes import client
 
         return client.CoreV1Api(self.api)
+
+    @property
+    def store(self) -> str:
+        if self._store_id is None:
+            self._store_id = store_id()
+        return self._store_id
 
     # -- runs ------------------------------------------------------------------------
 
@@ -77,8 +91,13 @@ class KubernetesOrchestrator(Orchestrator):
 
     def _create_job(self, exec_id: str) -> ExecutionView:
         view = execution(exec_id)
+        secrets = get_stack(view.stack).definition.components["secret_provider"].flavor
         manifest = job_manifest(
-            self.config, view, runner_command(view.exec_id, python=self.config.python)
+            self.config,
+            view,
+            runner_command(view.exec_id, python=self.config.python),
+            store_id=self.store,
+            api_access=secrets == "kubernetes-secrets",
         )
         name = manifest["metadata"]["name"]
         try:
@@ -97,24 +116,55 @@ class KubernetesOrchestrator(Orchestrator):
     def cancel(self, exec_id: str) -> None:
         mark_cancelled(exec_id)
         for job in self._jobs(exec_id):
-            if job.status is not None and (job.status.succeeded or job.status.failed):
-                continue
-            try:
-                call(
-                    self._batch().delete_namespaced_job,
-                    job.metadata.name,
-                    self.config.namespace,
-                    propagation_policy="Foreground",
-                )
-            except Exception as exc:
-                if status_of(exc) != 404:
-                    raise api_error(exc, f"job {job.metadata.name}", "delete it by hand") from exc
+            if not _finished(job):
+                self._delete(job.metadata.name)
+
+    def _delete(self, name: str) -> None:
+        """Delete a Job and its pods (a 404: someone was first)."""
+        try:
+            call(
+                self._batch().delete_namespaced_job,
+                name,
+                self.config.namespace,
+                propagation_policy="Foreground",
+            )
+        except Exception as exc:
+            if status_of(exc) != 404:
+                raise api_error(exc, f"job {name}", "delete it by hand") from exc
+
+    def reconcile(self) -> list[str]:
+        """Delete the running Jobs of executions that ended failed or cancelled, or were
+        deleted: a cancel while the cluster could not be reached, a run failed by the
+        worker. Their pods would hold their nodes (a GPU) for nothing."""
+        try:
+            jobs = call(
+                self._batch().list_namespaced_job,
+                self.config.namespace,
+                label_selector=f"{STORE_LABEL}={self.store}",
+            ).items
+        except Exception as exc:
+            raise api_error(exc, f"jobs in {self.config.namespace}", "check the cluster") from exc
+        active = {
+            job.metadata.name: (job.metadata.annotations or {}).get("kitaru.dev/exec-id")
+            for job in jobs
+            if not _finished(job)
+            and (job.metadata.labels or {}).get(STORE_LABEL) == self.store
+            and not job.metadata.deletion_timestamp
+        }
+        known = statuses(sorted({e for e in active.values() if e}))
+        done = []
+        for name, exec_id in sorted(active.items()):
+            status = known.get(exec_id or "", "deleted")
+            if status in ("failed", "cancelled", "deleted"):
+                self._delete(name)
+                done.append(f"deleted job {name}: its execution {exec_id} is {status}")
+        return done
 
     # -- reading the cluster ---------------------------------------------------------
 
     def _jobs(self, exec_id: str) -> list[Any]:
         """The execution's Jobs, oldest first."""
-        label = execution_label(exec_id)
+        label = execution_label(self.store, exec_id)
         try:
             jobs = call(
                 self._batch().list_namespaced_job,
@@ -146,24 +196,29 @@ class KubernetesOrchestrator(Orchestrator):
             raise api_error(exc, f"pods of job {job_name}", "check the cluster") from exc
         return [p for p in pods if (p.metadata.labels or {}).get("job-name") == job_name]
 
+    def starting(self, exec_id: str) -> bool:
+        fate = self._read[exec_id] = self._fate(exec_id)
+        return fate is not None and fate.starting
+
     def diagnose(self, exec_id: str) -> str | None:
         """Why the latest run cannot work if run again: an image that cannot be pulled,
-        a container that cannot be configured, an OOM kill, a run past its deadline.
-        None for what a new run survives (an evicted or preempted pod, a lost node, a
-        deleted pod): the worker then recovers the execution, and asks ``interruption``
-        for the reason, which this read of the cluster keeps for it. The pods are read
-        before the Job: with ``backoffLimit: 0`` the Job controller marks every failed
-        run ``BackoffLimitExceeded``, which says nothing of why."""
-        fate = self._fate(exec_id)
+        a container that cannot be configured, an OOM kill, a run past its deadline, a
+        pod Pending past the stack's ``pending_timeout``; its Job is then deleted (a
+        pod stuck pulling would hold its node). None for what a new run survives (an
+        evicted or preempted pod, a lost node, a deleted pod): the worker then recovers
+        the execution, and asks ``interruption`` why. The pods are read before the Job:
+        with ``backoffLimit: 0`` the Job controller marks every failed run
+        ``BackoffLimitExceeded``, which says nothing of why."""
+        fate = self._read.pop(exec_id) if exec_id in self._read else self._fate(exec_id)
         if fate is not None and fate.permanent:
+            for job in self._jobs(exec_id):  # its reason is read: nothing else to keep
+                self._delete(job.metadata.name)
             return fate.reason
-        self._interrupted[exec_id] = fate.reason if fate is not None else None
+        self._read[exec_id] = fate
         return None
 
     def interruption(self, exec_id: str) -> str | None:
-        if exec_id in self._interrupted:  # read just now by `diagnose`
-            return self._interrupted.pop(exec_id)
-        fate = self._fate(exec_id)
+        fate = self._read.pop(exec_id) if exec_id in self._read else self._fate(exec_id)
         return fate.reason if fate is not None and not fate.permanent else None
 
     def _fate(self, exec_id: str) -> PodFate | None:
@@ -176,7 +231,33 @@ class KubernetesOrchestrator(Orchestrator):
             fate = pod_fate(pod)
             if fate is not None:
                 return fate
-        return job_fate(job, has_pods=bool(pods))
+        created = job.metadata.creation_timestamp
+        age = time.time() - created.timestamp() if created is not None else 0.0
+        pending = still_pending(
+            job,
+            pods,
+            age=age,
+            timeout=self.config.pending_timeout,
+            events=self._warnings(job.metadata.name) if age >= self.config.pending_timeout else [],
+        )
+        return pending or job_fate(job, has_pods=bool(pods))
+
+    def _warnings(self, job_name: str) -> list[str]:
+        """What the Job controller said of a Job, oldest first (``FailedCreate``: why the
+        cluster would not create its pod); nothing if events cannot be read."""
+        try:
+            events = call(
+                self._core().list_namespaced_event,
+                self.config.namespace,
+                field_selector=f"involvedObject.kind=Job,involvedObject.name={job_name}",
+            ).items
+        except Exception:
+            return []
+        return [
+            f"{e.reason}: {e.message}"
+            for e in events
+            if e.type == "Warning" and e.involved_object.name == job_name
+        ]
 
     def logs(self, exec_id: str, tail: int | None = None) -> str | None:
         parts = []
@@ -236,3 +317,9 @@ class KubernetesOrchestrator(Orchestrator):
                 f"kubernetes: these credentials may not create Jobs in namespace {namespace!r}; "
                 "bind them to the Role that `kitaru kubernetes manifests` prints"
             )
+
+
+def _finished(job: Any) -> bool:
+    """The Job controller is done with it: Complete, or Failed."""
+    conditions = (job.status.conditions if job.status else None) or []
+    return any(c.status == "True" and c.type in ("Complete", "Failed") for c in conditions)

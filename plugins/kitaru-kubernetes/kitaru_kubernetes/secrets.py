@@ -30,26 +30,27 @@ class KubernetesSecretProvider(SecretProvider):
             self._core = client.CoreV1Api(connect(self.config))
         return self._core
 
-    def _name(self, name: str) -> str:
+    def secret_object_name(self, name: str) -> str:
+        """The Kubernetes Secret that holds Kitaru's secret ``name``."""
         return dns_label(name, prefix=self.config.prefix)
 
     def _missing(self, name: str) -> SecretNotFoundError:
         return SecretNotFoundError(
-            f"namespace {self.config.namespace!r} has no Secret {self._name(name)!r} for "
+            f"namespace {self.config.namespace!r} has no Secret {self.secret_object_name(name)!r} for "
             f"{name!r}; add it with `kitaru secrets set {name}`"
         )
 
     def get(self, name: str) -> str:
         try:
-            secret = call(self.core.read_namespaced_secret, self._name(name), self.config.namespace)
+            secret = call(self.core.read_namespaced_secret, self.secret_object_name(name), self.config.namespace)
         except Exception as exc:
             if status_of(exc) == 404:
                 raise self._missing(name) from None
-            raise api_error(exc, f"secret {self._name(name)}", "check the cluster") from exc
+            raise api_error(exc, f"secret {self.secret_object_name(name)}", "check the cluster") from exc
         data = secret.data or {}
         if self.config.key not in data:
             raise SecretNotFoundError(
-                f"Secret {self._name(name)!r} has no key {self.config.key!r}; set it again "
+                f"Secret {self.secret_object_name(name)!r} has no key {self.config.key!r}; set it again "
                 f"with `kitaru secrets set {name}`"
             )
         return base64.b64decode(data[self.config.key]).decode("utf-8")
@@ -60,7 +61,7 @@ class KubernetesSecretProvider(SecretProvider):
             "kind": "Secret",
             "type": "Opaque",
             "metadata": {
-                "name": self._name(name),
+                "name": self.secret_object_name(name),
                 "labels": {**MANAGED_BY, self.config.label: "true"},
                 "annotations": {NAME_ANNOTATION: name},
             },
@@ -74,19 +75,19 @@ class KubernetesSecretProvider(SecretProvider):
             return
         except Exception as exc:
             if status_of(exc) != 409:
-                raise api_error(exc, f"secret {self._name(name)}", "check the cluster") from exc
+                raise api_error(exc, f"secret {self.secret_object_name(name)}", "check the cluster") from exc
         try:  # it exists: set its value (a patch leaves any other keys someone added)
-            call(self.core.patch_namespaced_secret, self._name(name), self.config.namespace, body)
+            call(self.core.patch_namespaced_secret, self.secret_object_name(name), self.config.namespace, body)
         except Exception as exc:
-            raise api_error(exc, f"secret {self._name(name)}", "check the cluster") from exc
+            raise api_error(exc, f"secret {self.secret_object_name(name)}", "check the cluster") from exc
 
     def delete(self, name: str) -> None:
         try:
-            call(self.core.delete_namespaced_secret, self._name(name), self.config.namespace)
+            call(self.core.delete_namespaced_secret, self.secret_object_name(name), self.config.namespace)
         except Exception as exc:
             if status_of(exc) == 404:
                 raise self._missing(name) from None
-            raise api_error(exc, f"secret {self._name(name)}", "check the cluster") from exc
+            raise api_error(exc, f"secret {self.secret_object_name(name)}", "check the cluster") from exc
 
     def list(self) -> list[str]:
         try:
@@ -105,3 +106,15 @@ class KubernetesSecretProvider(SecretProvider):
             if (meta.labels or {}).get(self.config.label) == "true" and not meta.deletion_timestamp:
                 names.append((meta.annotations or {}).get(NAME_ANNOTATION, meta.name))
         return sorted(names)
+
+
+SIGNING_KEY = "kitaru_signing_key"
+"""The team's signing key, which every pod reads (``kitaru_core/signing.py``)."""
+
+
+def secret_names(provider: KubernetesSecretProvider, definition: Any, more: list[str]) -> list[str]:
+    """The Kubernetes Secrets a stack's pods read: the signing key, every secret the
+    stack file names (``{{ secret.NAME }}``), and ``more`` (the orchestrator's
+    ``pod_secrets``)."""
+    wanted = {SIGNING_KEY, *definition.secret_names(), *more}
+    return sorted({provider.secret_object_name(name) for name in wanted})

@@ -98,7 +98,10 @@ def counter(tmp_path: Path) -> Path:
     return tmp_path / "bodies-run.txt"
 
 
-def stack_yaml(cluster: Cluster, bucket: str, moto_url: str, image: str = "kitaru-test:1") -> str:
+def stack_yaml(
+    cluster: Cluster, bucket: str, moto_url: str, image: str = "kitaru-test:1", extra: str = ""
+) -> str:
+    """The test stack; ``extra``: more lines of the orchestrator's config."""
     return f"""
 name: k8s-test
 artifact_store:
@@ -118,7 +121,6 @@ orchestrator:
   namespace: {NAMESPACE}
   image: {image}
   image_pull_secrets: [registry]
-  service_account: kitaru-worker
   database_url_secret: {{name: kitaru-db, key: url}}
   env:
     KITARU_LLM_MOCK_RESPONSE: "{MOCK}"
@@ -128,7 +130,7 @@ orchestrator:
   flows:
     review:
       node_selector: {{pool: general}}
-"""
+{extra}"""
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -71,7 +72,7 @@ class Cluster:
             raise RuntimeError("the kmock emulator did not start")
         self.kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", self.url)
         # A real server lists a known resource with no objects as an empty list.
-        for resource in ("v1/pods", "v1/secrets", "batch/v1/jobs"):
+        for resource in ("v1/pods", "v1/secrets", "v1/events", "batch/v1/jobs"):
             self.emulator.resources[resource] = {}
         # kmock stores no Namespaces (its path parser takes /namespaces/NAME for a
         # namespaced request): answer for the one namespace that exists, as a server would.
@@ -150,6 +151,11 @@ class Kubelet:
         Deleted (a lost node's pod garbage-collected). Terminated is a graceful delete
         (``kubectl delete pod``, a drain): SIGTERM, SIGKILL after the pod's grace period
         (``terminationGracePeriodSeconds``, 30 s by default), then the pod is gone."""
+        self.gpus_per_node = 1
+        """A pod asking for more GPUs than a node has stays Pending, unschedulable."""
+        self.refused: dict[str, list[str]] = {}
+        """Job -> why Pod Security admission refused its pod (the Job controller then
+        creates none, and says so in a FailedCreate event)."""
         self.stopped_in: dict[str, float] = {}
         """pod -> seconds from its SIGTERM to its exit."""
         self.started: list[str] = []
@@ -176,10 +182,23 @@ class Kubelet:
                 name = job.metadata.name
                 if name not in self._seen and not job.metadata.deletion_timestamp:
                     self._seen.add(name)
+                    self._stamp(job)
                     thread = threading.Thread(target=self._run_job, args=(job,), daemon=True)
                     self._threads.append(thread)
                     thread.start()
             self._stop.wait(0.05)
+
+    def _stamp(self, job: Any) -> None:
+        """What a real API server sets on every object it creates, and kmock does not:
+        ``creationTimestamp`` (Kitaru measures a pending run's age by it)."""
+        if job.metadata.creation_timestamp is None:
+            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            self.cluster.batch.patch_namespaced_job(
+                job.metadata.name, NAMESPACE, {"metadata": {"creationTimestamp": now}}
+            )
+            job.metadata.creation_timestamp = dt.datetime.now(dt.timezone.utc).replace(
+                microsecond=0
+            )
 
     def _die(self, job: Any, pod_name: str, container: Any, kind: str) -> None:
         pod_status, job_status = _die_status(kind, container)
@@ -215,11 +234,50 @@ class Kubelet:
 
     def _run_job(self, job: Any) -> None:
         try:
+            violations = restricted_violations(_plain(job.spec.template.spec))
+            if violations:  # the namespace enforces the restricted level
+                self._refuse(job, violations)
+                return
             self._run_pod(job)
+            self._expire(job)
         except Exception as exc:
             # The Job or its pod was deleted meanwhile (a cancel): a real kubelet stops too.
             if getattr(exc, "status", None) != 404:
                 raise
+
+    def _refuse(self, job: Any, violations: list[str]) -> None:
+        """What the Job controller does when admission forbids its pod: no pod, a
+        Warning event on the Job, and it keeps trying (the Job stays active)."""
+        name = job.metadata.name
+        self.refused[name] = violations
+        message = (
+            f'pods "{name}-x" is forbidden: violates PodSecurity "restricted:latest": '
+            + "; ".join(violations)
+        )
+        self.cluster.core.create_namespaced_event(
+            NAMESPACE,
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": f"{name}.{uuid.uuid4().hex[:8]}"},
+                "involvedObject": {"kind": "Job", "name": name, "namespace": NAMESPACE},
+                "reason": "FailedCreate",
+                "message": f"Error creating: {message}",
+                "type": "Warning",
+            },
+        )
+
+    def _expire(self, job: Any) -> None:
+        """The TTL-after-finished controller: a finished Job and its pods are deleted
+        ``ttlSecondsAfterFinished`` after it finished."""
+        ttl = job.spec.ttl_seconds_after_finished
+        if ttl is None or self._stop.wait(ttl):
+            return
+        name = job.metadata.name
+        for pod in self.cluster.pods():
+            if (pod.metadata.labels or {}).get("job-name") == name:
+                self.cluster.core.delete_namespaced_pod(pod.metadata.name, NAMESPACE)
+        self.cluster.batch.delete_namespaced_job(name, NAMESPACE)
 
     def _run_pod(self, job: Any) -> None:
         name = job.metadata.name
@@ -258,18 +316,55 @@ class Kubelet:
                 },
             )
             return
+        gpus = ((container.resources.limits if container.resources else None) or {}).get(
+            "nvidia.com/gpu", "0"
+        )
+        if int(gpus) > self.gpus_per_node:
+            core.patch_namespaced_pod_status(
+                pod_name,
+                NAMESPACE,
+                {
+                    "status": {
+                        "phase": "Pending",
+                        "conditions": [
+                            {
+                                "type": "PodScheduled",
+                                "status": "False",
+                                "reason": "Unschedulable",
+                                "message": "0/3 nodes are available: 3 Insufficient "
+                                "nvidia.com/gpu. preemption: 0/3 nodes are available: 3 No "
+                                "preemption victims found for incoming pod.",
+                            }
+                        ],
+                    }
+                },
+            )
+            return
         if container.image in self.dies:
             self._die(job, pod_name, container, self.dies[container.image])
             return
-        env = dict(self.env)
+        # Each pod has its own disk: its emptyDir volumes are directories of its own,
+        # and what the pod's environment says of their mount paths points there.
+        scratch = {
+            mount.mount_path: self.home / pod_name / mount.name
+            for mount in container.volume_mounts or []
+        }
+        for local in scratch.values():
+            local.mkdir(parents=True, exist_ok=True)
+        own: dict[str, str] = {}
         for item in container.env or []:
             if item.value_from is not None:
                 ref = item.value_from.secret_key_ref
                 secret = core.read_namespaced_secret(ref.name, NAMESPACE)
-                env[item.name] = base64.b64decode(secret.data[ref.key]).decode()
+                own[item.name] = base64.b64decode(secret.data[ref.key]).decode()
             else:
-                env[item.name] = item.value or ""
-        env["KITARU_HOME"] = str(self.home / pod_name)  # each pod has its own disk
+                value = item.value or ""
+                for path, local in scratch.items():
+                    if value == path or value.startswith(path + "/"):
+                        value = str(local) + value[len(path) :]
+                own[item.name] = value
+        env = {**self.env, **own}
+        env.setdefault("KITARU_HOME", str(self.home / pod_name / "home"))
         command = [
             sys.executable if container.command[0] == "python" else container.command[0],
             *container.command[1:],
@@ -433,6 +528,80 @@ def _container_status(container: Any, **state: dict[str, Any]) -> dict[str, Any]
         "restartCount": 0,
         "state": state,
     }
+
+
+RESTRICTED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+
+
+def restricted_violations(pod: dict[str, Any]) -> list[str]:
+    """What the ``restricted`` Pod Security level (as of Kubernetes 1.33) refuses in a
+    pod spec, in the admission controller's words; empty: admitted."""
+    found = []
+    if pod.get("hostNetwork") or pod.get("hostPID") or pod.get("hostIPC"):
+        found.append("host namespaces (hostNetwork=true, hostPID=true or hostIPC=true)")
+    for volume in pod.get("volumes") or []:
+        kind = next((k for k in volume if k != "name"), None)
+        if kind not in RESTRICTED_VOLUMES:
+            found.append(f'restricted volume types (volume "{volume["name"]}" uses {kind})')
+    pod_security = pod.get("securityContext") or {}
+    containers = [
+        *(pod.get("initContainers") or []),
+        *(pod.get("containers") or []),
+        *(pod.get("ephemeralContainers") or []),
+    ]
+    for container in containers:
+        name = container["name"]
+        own = container.get("securityContext") or {}
+        if own.get("privileged"):
+            found.append(f'privileged (container "{name}" must not set privileged=true)')
+        if own.get("allowPrivilegeEscalation") is not False:
+            found.append(
+                f'allowPrivilegeEscalation != false (container "{name}" must set '
+                "securityContext.allowPrivilegeEscalation=false)"
+            )
+        capabilities = own.get("capabilities") or {}
+        if "ALL" not in (capabilities.get("drop") or []):
+            found.append(
+                f'unrestricted capabilities (container "{name}" must set '
+                'securityContext.capabilities.drop=["ALL"])'
+            )
+        if set(capabilities.get("add") or []) - {"NET_BIND_SERVICE"}:
+            found.append(f'unrestricted capabilities (container "{name}" adds capabilities)')
+        if any(port.get("hostPort") for port in container.get("ports") or []):
+            found.append(f'hostPort (container "{name}" uses a hostPort)')
+        non_root = own.get("runAsNonRoot", pod_security.get("runAsNonRoot"))
+        if non_root is not True:
+            found.append(
+                f'runAsNonRoot != true (pod or container "{name}" must set '
+                "securityContext.runAsNonRoot=true)"
+            )
+        if own.get("runAsUser", pod_security.get("runAsUser")) == 0:
+            found.append(f'runAsUser=0 (container "{name}" must not run as root)')
+        seccomp = (own.get("seccompProfile") or pod_security.get("seccompProfile") or {}).get(
+            "type"
+        )
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            found.append(
+                f'seccompProfile (pod or container "{name}" must set '
+                'securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")'
+            )
+    return found
+
+
+def _plain(model: Any) -> dict[str, Any]:
+    """A client model as the JSON the API server holds (camelCase, no nulls)."""
+    from kubernetes import client
+
+    return client.ApiClient().sanitize_for_serialization(model)
 
 
 def wait_until(predicate: Any, timeout: float = 60.0, what: str = "") -> None:

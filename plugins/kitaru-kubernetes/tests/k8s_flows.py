@@ -37,6 +37,7 @@ def paced(x: int) -> int:
 
 @flow
 def three(x: int) -> int:
+    print(f"three: adding {x}")
     return step(0) + step(1) + step(2) + x
 
 
@@ -62,3 +63,20 @@ def nap() -> str:
     step(0)
     kitaru.sleep(3600)
     return "rested"
+
+
+@flow(
+    settings={
+        "kubernetes": {
+            # A root container: a namespace enforcing `restricted` refuses its pod.
+            "pod_template": {"securityContext": {"runAsNonRoot": False, "runAsUser": 0}}
+        }
+    }
+)
+def as_root() -> int:
+    return step(0)
+
+
+@flow(settings={"kubernetes": {"resources": {"limits": {"nvidia.com/gpu": 8}}}})
+def on_eight_gpus() -> int:
+    return step(0)

@@ -16,9 +16,17 @@ import yaml
 
 import k8s_flows
 from conftest import MOCK, ROOT, Moto, stack_yaml
-from k8s_cluster import NAMESPACE, Cluster, Kubelet, UnwellApiServer, validate, wait_until
+from k8s_cluster import (
+    NAMESPACE,
+    Cluster,
+    Kubelet,
+    UnwellApiServer,
+    restricted_violations,
+    validate,
+    wait_until,
+)
 from kitaru import KitaruClient, KitaruDispatchError
-from kitaru.plugin import KitaruBackendError, KitaruStackError, Orchestrator, get_stack
+from kitaru.plugin import KitaruBackendError, KitaruStackError, Orchestrator, get_stack, store_id
 from kitaru.testing import ManualClock, OrchestratorContract, Worker, register_stack, use_clock
 from kitaru_kubernetes import api, orchestrator
 
@@ -63,6 +71,7 @@ def test_the_review_example_runs_as_jobs_and_no_pod_exists_while_it_waits(
         validate(job)
         assert database_url not in json.dumps(job)  # the URL stays in its Secret
         pod = job["spec"]["template"]["spec"]
+        assert restricted_violations(pod) == []  # a `restricted` namespace admits it
         env = {e["name"]: e for e in pod["containers"][0]["env"]}
         assert env["KITARU_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
             "name": "kitaru-db",
@@ -70,22 +79,52 @@ def test_the_review_example_runs_as_jobs_and_no_pod_exists_while_it_waits(
         }
         assert pod["nodeSelector"] == {"pool": "general"}  # the stack's flows.review
         assert pod["containers"][0]["resources"]["limits"] == {"memory": "1Gi"}
+        assert pod["serviceAccountName"] == "kitaru-run"  # not the worker's rights
+        assert pod["automountServiceAccountToken"] is True  # it reads kubernetes-secrets
         assert job["spec"]["backoffLimit"] == 0
+        labels = job["metadata"]["labels"]
+        assert labels["app.kubernetes.io/component"] == "run"
+        assert labels["app.kubernetes.io/instance"] == "k8s-test"
+        assert labels["kitaru.dev/flow"] == "review"
+        assert labels["kitaru.dev/store"] == store_id()
     # The runner prints its last line after the execution is recorded completed.
     wait_until(
         lambda: [p.status.phase for p in k8s_stack.pods()] == ["Succeeded"] * 2,
         what="the second pod to end with its log",
     )
+    # What each run printed, shipped to the store by the runner as it ran.
     logs = KitaruClient().executions.logs(handle.exec_id)
-    assert logs.count("--- pod ") == 2 and "is completed" in logs
-    # The last line of each pod's log (this machine's log is empty: the runs were pods).
-    tail = KitaruClient().executions.logs(handle.exec_id, tail=1).split("--- pod ")
+    assert logs.count("--- run ") == 2 and logs.rstrip().endswith("is completed")
+    tail = KitaruClient().executions.logs(handle.exec_id, tail=1).split("--- run ")
     assert [len(part.splitlines()) for part in tail] == [0, 2, 2]
-    assert tail[2].splitlines()[1] == logs.splitlines()[-1]
-    # A pod's log is read up to a bound, and the user is told where the rest is.
+    # The pods' own logs are read up to a bound, and the user is told where the rest is.
+    pods = get_stack().orchestrator.logs(handle.exec_id)
+    assert pods is not None and pods.count("--- pod ") == 2
     monkeypatch.setattr(orchestrator, "POD_LOG_BYTES", 40)
-    cut = KitaruClient().executions.logs(handle.exec_id)
-    assert cut.count("(cut after 40 bytes: `kubectl logs -n ") == 2
+    cut = get_stack().orchestrator.logs(handle.exec_id)
+    assert cut is not None and cut.count("(cut after 40 bytes: `kubectl logs -n ") == 2
+
+
+def test_what_a_run_printed_is_kept_after_its_job_is_deleted(
+    cluster: Cluster,
+    kubelet: Kubelet,
+    database_url: str,
+    bucket: str,
+    moto: Moto,
+    tmp_path: Path,
+) -> None:
+    """The TTL-after-finished controller deletes a finished Job and its pods (and with
+    them `kubectl logs`); `executions logs` still shows what the run printed."""
+    cluster.secret("kitaru-db", database_url, key="url")
+    path = tmp_path / "short-lived.yaml"
+    path.write_text(stack_yaml(cluster, bucket, moto.url, extra="  ttl_seconds_after_finished: 1"))
+    register_stack(path, activate=True)
+    handle = k8s_flows.three.start(4)
+    wait_until(lambda: status_of(handle.exec_id) == "completed", what="the run")
+    wait_until(lambda: not cluster.jobs() and not cluster.pods(), what="the TTL deletion")
+    logs = KitaruClient().executions.logs(handle.exec_id)
+    assert "three: adding 4" in logs
+    assert f"runner: execution {handle.exec_id} is completed" in logs
 
 
 def test_a_pod_that_never_starts_fails_the_execution_with_the_reason_and_retry_completes(
@@ -100,6 +139,7 @@ def test_a_pod_that_never_starts_fails_the_execution_with_the_reason_and_retry_c
     assert execution.status == "failed"
     assert "ImagePullBackOff" in execution.error["message"]
     assert "retry" in execution.error["message"]
+    assert k8s_stack.jobs() == []  # deleted: a pod stuck pulling would hold its node
 
     kubelet.unpullable.clear()  # the image was pushed
     KitaruClient().executions.retry(handle.exec_id)
@@ -107,6 +147,84 @@ def test_a_pod_that_never_starts_fails_the_execution_with_the_reason_and_retry_c
     assert KitaruClient().executions.get(handle.exec_id).result == 6
     names = [j["metadata"]["name"] for j in k8s_stack.job_bodies()]
     assert len(names) == 2 and len(set(names)) == 2
+
+
+@pytest.mark.parametrize(
+    ("flow_name", "said"),
+    [
+        (
+            "on_eight_gpus",
+            "past the stack's pending_timeout (Unschedulable): 0/3 nodes are available: 3 "
+            "Insufficient nvidia.com/gpu.",
+        ),
+        ("as_root", 'violates PodSecurity "restricted:latest": runAsNonRoot != true'),
+    ],
+)
+def test_a_run_whose_pod_never_starts_fails_after_the_pending_timeout_and_its_job_goes(
+    cluster: Cluster,
+    kubelet: Kubelet,
+    database_url: str,
+    bucket: str,
+    moto: Moto,
+    tmp_path: Path,
+    flow_name: str,
+    said: str,
+) -> None:
+    """A pod no node can take, or one a `restricted` namespace refuses (the Job
+    controller then creates none): the worker leaves it be while the stack's
+    pending_timeout runs, then fails the execution with the cluster's reason and
+    deletes the Job (a GPU request would be held for nothing)."""
+    cluster.secret("kitaru-db", database_url, key="url")
+    path = tmp_path / "patient.yaml"
+    path.write_text(stack_yaml(cluster, bucket, moto.url, extra="  pending_timeout: 2"))
+    register_stack(path, activate=True)
+    handle = getattr(k8s_flows, flow_name).start()
+    time.sleep(0.5)
+    worker = Worker(log=lambda line: None, orphan_seconds=0.2)
+    worker.run_once()
+    assert status_of(handle.exec_id) == "running"  # still within pending_timeout
+    assert worker.counts["recovered"] == 0 and len(cluster.jobs()) == 1  # nor a second Job
+    time.sleep(2)
+    Worker(log=lambda line: None, orphan_seconds=0.2).run_once()
+    execution = KitaruClient().executions.get(handle.exec_id)
+    assert execution.status == "failed"
+    assert said in execution.error["message"]
+    assert cluster.jobs() == []
+
+
+def test_a_cancel_while_the_cluster_is_away_is_put_right_when_it_answers(
+    k8s_stack: Cluster, kubelet: Kubelet, bucket: str, moto: Moto, tmp_path: Path
+) -> None:
+    kubelet.unpullable.add("kitaru-test:1")  # its pod stays, holding its node
+    handle = k8s_flows.three.start(1)
+    wait_until(lambda: len(k8s_stack.pods()) == 1, what="the pod")
+    away = tmp_path / "away.yaml"
+    good = stack_yaml(k8s_stack, bucket, moto.url)
+    where = f"kubeconfig: {k8s_stack.kubeconfig}"
+    at = good.rindex(where)  # the orchestrator's API server stops answering
+    away.write_text(good[:at] + "kubeconfig: " + str(_closed_port_kubeconfig(tmp_path)) + good[at + len(where) :])
+    register_stack(away, activate=True)
+    with pytest.raises(KitaruBackendError, match="could not be reached"):
+        KitaruClient().executions.cancel(handle.exec_id)
+    assert status_of(handle.exec_id) == "cancelled"  # the store is the truth
+    assert len(k8s_stack.jobs()) == 1  # but the Job still runs
+
+    register_stack(tmp_path / "k8s.yaml", activate=True)  # the cluster answers again
+    worker = Worker(log=lambda line: None)
+    worker.run_once()
+    assert worker.counts["reconciled"] == 1
+    wait_until(lambda: not k8s_stack.jobs(), what="the Job to be deleted")
+
+
+def _closed_port_kubeconfig(tmp_path: Path) -> Path:
+    import socket
+
+    from k8s_cluster import write_kubeconfig
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return write_kubeconfig(tmp_path / "kubeconfig-away", f"http://127.0.0.1:{port}")
 
 
 @pytest.mark.parametrize(
@@ -353,26 +471,235 @@ def test_stack_validate_refuses_a_missing_namespace(
     assert missing.returncode == 1 and "namespace 'missing' does not exist" in missing.stderr
 
 
-def test_manifests_for_the_worker_pass_strict_validation(k8s_stack: Cluster) -> None:
-    for extra in ([], ["--cronjob", "--schedule", "*/5 * * * *"]):
-        printed = kitaru("kubernetes", "manifests", "--stack", "k8s-test", *extra)
-        assert printed.returncode == 0, printed.stderr
-        documents = list(yaml.safe_load_all(printed.stdout))
-        kinds = [d["kind"] for d in documents]
-        assert kinds == [
-            "ServiceAccount",
-            "Role",
-            "RoleBinding",
-            "CronJob" if extra else "Deployment",
-        ]
-        for document in documents:
-            validate(document)
-        role = documents[1]
-        assert {"jobs"} in [set(rule["resources"]) for rule in role["rules"]]
-        assert {"pods/log"} in [set(rule["resources"]) for rule in role["rules"]]
-        runner = documents[3]
-        text = json.dumps(runner)
-        assert "kitaru-db" in text and "postgresql://" not in text
+def _manifests(*args: str) -> list[dict[str, Any]]:
+    printed = kitaru("kubernetes", "manifests", *args)
+    assert printed.returncode == 0, printed.stderr
+    assert "&id" not in printed.stdout and "*id" not in printed.stdout  # no YAML aliases
+    return list(yaml.safe_load_all(printed.stdout))
+
+
+def _pod_specs(document: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = document.get("spec") or {}
+    if document["kind"] == "CronJob":
+        return [spec["jobTemplate"]["spec"]["template"]["spec"]]
+    if document["kind"] in ("Deployment", "Job"):
+        return [spec["template"]["spec"]]
+    return []
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        ["--cronjob", "--schedule", "*/5 * * * *"],
+        ["--server", "--ingress-host", "kitaru.example.com", "--flows", "k8s_flows"],
+    ],
+)
+def test_manifests_pass_strict_validation_and_a_restricted_namespace(
+    k8s_stack: Cluster, extra: list[str]
+) -> None:
+    documents = _manifests("--stack", "k8s-test", *extra)
+    for document in documents:
+        validate(document)
+        for pod in _pod_specs(document):
+            assert restricted_violations(pod) == [], document["metadata"]["name"]
+            assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+        assert document["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kitaru"
+        assert "postgresql://" not in json.dumps(document)  # the URL stays in its Secret
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in documents}
+    assert ("ServiceAccount", "kitaru-worker") in kinds and ("ServiceAccount", "kitaru-run") in kinds
+    if "--cronjob" in extra:
+        [cron] = [d for d in documents if d["kind"] == "CronJob"]
+        assert cron["spec"]["startingDeadlineSeconds"] > 0
+        assert cron["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] > 0
+        return
+    worker = next(d for d in documents if d["kind"] == "Deployment")
+    probe = worker["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]
+    assert probe["exec"]["command"][0] == "python"
+    assert ("PodDisruptionBudget", "kitaru-worker") in kinds
+    if "--server" in extra:
+        assert {("Deployment", "kitaru-server"), ("Service", "kitaru-server")} <= kinds
+        assert ("Ingress", "kitaru-server") in kinds and ("PodDisruptionBudget", "kitaru-server") in kinds
+        server = next(d for d in documents if d["metadata"]["name"] == "kitaru-server")
+        container = server["spec"]["template"]["spec"]["containers"][0]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["command"][:2] == ["kitaru", "serve"] and "k8s_flows" in container["command"]
+        ingress = next(d for d in documents if d["kind"] == "Ingress")
+        assert ingress["spec"]["rules"][0]["host"] == "kitaru.example.com"
+
+
+def test_runs_may_read_only_the_secrets_they_need_and_the_worker_no_more_than_it_uses(
+    k8s_stack: Cluster, bucket: str, moto: Moto, tmp_path: Path
+) -> None:
+    from kitaru_kubernetes.secrets import KubernetesSecretProvider
+
+    documents = _manifests("--stack", "k8s-test")
+    roles = {d["metadata"]["name"]: d["rules"] for d in documents if d["kind"] == "Role"}
+    accounts = {d["metadata"]["name"]: d for d in documents if d["kind"] == "ServiceAccount"}
+    provider = get_stack().secret_provider
+    assert isinstance(provider, KubernetesSecretProvider)
+    signing_key = provider.secret_object_name("kitaru_signing_key")
+    # The runs: a token (they read kubernetes-secrets), and only `get` of named Secrets.
+    assert accounts["kitaru-run"]["automountServiceAccountToken"] is True
+    assert roles["kitaru-run"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [signing_key], "verbs": ["get"]}
+    ]
+    # The worker: Jobs and what tells why a pod died; Secrets by name (create: the
+    # signing key the first time, which cannot be limited to a name).
+    worker = roles["kitaru-worker"]
+    verbs = {tuple(rule["resources"]): set(rule["verbs"]) for rule in worker if "resourceNames" not in rule}
+    assert verbs[("jobs",)] == {"create", "get", "list", "delete"}
+    assert verbs[("secrets",)] == {"create"}
+    assert all("watch" not in rule["verbs"] and "update" not in rule["verbs"] for rule in worker)
+    named = [rule for rule in worker if "resourceNames" in rule]
+    assert named == [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [signing_key], "verbs": ["get", "patch"]}
+    ]
+
+    # A stack whose secrets live in a cloud secret manager: no pod gets any right on
+    # Secrets, the runs get no token at all, and the cloud identity is on both accounts.
+    cloud = tmp_path / "cloud.yaml"
+    cloud.write_text(
+        stack_yaml(
+            k8s_stack,
+            bucket,
+            moto.url,
+            extra="  workload_identity: {aws_role_arn: 'arn:aws:iam::123456789012:role/agents'}",
+        )
+        .replace("name: k8s-test", "name: k8s-cloud")
+        .replace(
+            f"secret_provider:\n  flavor: kubernetes-secrets\n  kubeconfig: {k8s_stack.kubeconfig}\n"
+            f"  namespace: {NAMESPACE}",
+            "secret_provider:\n  flavor: aws-secrets-manager\n  region: us-east-1",
+        )
+    )
+    register_stack(cloud)
+    documents = _manifests("--stack", "k8s-cloud")
+    text = json.dumps(documents)
+    assert '"secrets"' not in text
+    accounts = {d["metadata"]["name"]: d for d in documents if d["kind"] == "ServiceAccount"}
+    assert accounts["kitaru-run"]["automountServiceAccountToken"] is False
+    for account in accounts.values():
+        assert account["metadata"]["annotations"] == {
+            "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/agents"
+        }
+    assert "kitaru-run" not in {d["metadata"]["name"] for d in documents if d["kind"] == "Role"}
+
+
+def test_the_worker_liveness_probe_tells_a_live_worker_from_a_stuck_one(
+    k8s_stack: Cluster, tmp_path: Path
+) -> None:
+    import os
+    import signal
+
+    from kitaru_kubernetes import manifests
+
+    alive = tmp_path / "worker-alive"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "kitaru", "worker", "--heartbeat-file", str(alive), "--poll", "0.2"],
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(alive.exists, what="the heartbeat file")
+        [deployment] = [d for d in _manifests("--stack", "k8s-test") if d["kind"] == "Deployment"]
+        probe = deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]
+        command = [sys.executable, *probe["exec"]["command"][1:]]
+        command[-1] = command[-1].replace(manifests.HEARTBEAT_FILE, str(alive))
+        assert subprocess.run(command, timeout=30).returncode == 0  # touched just now
+        worker.send_signal(signal.SIGSTOP)  # stuck
+        stale = time.time() - manifests.HEARTBEAT_STALE_SECONDS - 5
+        os.utime(alive, (stale, stale))
+        assert subprocess.run(command, timeout=30).returncode == 1
+        worker.send_signal(signal.SIGCONT)
+        wait_until(lambda: alive.stat().st_mtime > stale + 60, what="a fresh heartbeat")
+        began = time.monotonic()
+        worker.terminate()  # what the kubelet sends first
+        worker.wait(timeout=manifests.WORKER_GRACE_SECONDS)
+        assert time.monotonic() - began < 10  # well within terminationGracePeriodSeconds
+    finally:
+        worker.kill()
+        worker.wait()
+
+
+def test_register_refuses_what_kubernetes_would_refuse_or_drop(
+    k8s_stack: Cluster, bucket: str, moto: Moto, tmp_path: Path
+) -> None:
+    good = stack_yaml(k8s_stack, bucket, moto.url)
+    for broken, said in [
+        (
+            good.replace("limits: {memory: 1Gi}", "limts: {memory: 1Gi}"),
+            "field 'resources.limts': Extra inputs are not permitted",
+        ),
+        (good.replace("cpu: 250m", "cpu: lots"), "cpu: 'lots' is not a Kubernetes quantity"),
+        (
+            good.replace("  flows:", "  pod_template: {containers: [{name: kitaru, securityContex: {}}]}\n  flows:"),
+            "pod_template.containers[0].securityContex is not a Kubernetes field (did you mean "
+            "'securityContext'?)",
+        ),
+        (
+            good.replace("  flows:", "  labels: {app.kubernetes.io/managed-by: me}\n  flows:"),
+            "label 'app.kubernetes.io/managed-by' is set by Kitaru",
+        ),
+    ]:
+        path = tmp_path / "broken.yaml"
+        path.write_text(broken.replace("name: k8s-test", "name: k8s-broken"))
+        refused = kitaru("stack", "register", str(path))
+        assert refused.returncode == 1 and said in refused.stderr, refused.stderr
+        assert "orchestrator (kubernetes)" in refused.stderr
+    assert "k8s-broken" not in kitaru("stack", "list").stdout  # nothing registered
+    bad_cron = kitaru("kubernetes", "manifests", "--cronjob", "--schedule", "every minute")
+    assert bad_cron.returncode == 1 and "is not a cron schedule" in bad_cron.stderr
+
+
+def test_a_pod_template_patches_the_pod_as_kubectl_patch_would() -> None:
+    from kitaru.plugin import ExecutionView
+    from kitaru_kubernetes.config import KubernetesOrchestratorConfig
+    from kitaru_kubernetes.jobs import job_manifest
+
+    config = KubernetesOrchestratorConfig(
+        image="agents:1",
+        database_url_secret={"name": "kitaru-db", "key": "url"},
+        pod_template={
+            "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "models"}}],
+            "containers": [
+                {"name": "kitaru", "volumeMounts": [{"name": "models", "mountPath": "/models"}]},
+                {"name": "proxy", "image": "proxy:1"},
+            ],
+        },
+        flows={
+            "writer": {
+                "pod_template": {
+                    "containers": [
+                        {"name": "kitaru", "securityContext": {"readOnlyRootFilesystem": False}},
+                        {"name": "proxy", "$patch": "delete"},
+                    ]
+                }
+            }
+        },
+    )
+    view = ExecutionView("e1", "writer", "k8s", "running", 0, None, None, None)
+    job = job_manifest(config, view, ["python", "-m", "x"], store_id="s", api_access=False)
+    validate(job)
+    pod = job["spec"]["template"]["spec"]
+    [container] = pod["containers"]  # the flow's patch took the stack's sidecar out
+    assert [m["mountPath"] for m in container["volumeMounts"]] == ["/tmp", "/models"]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert [v["name"] for v in pod["volumes"]] == ["tmp", "models"]
+    assert restricted_violations(pod) == []
+    other = job_manifest(
+        config,
+        ExecutionView("e2", "reader", "k8s", "running", 0, None, None, None),
+        ["python"],
+        store_id="s",
+        api_access=False,
+    )
+    assert [c["name"] for c in other["spec"]["template"]["spec"]["containers"]] == ["kitaru", "proxy"]
 
 
 def test_plugins_list_does_not_import_the_kubernetes_client() -> None:
