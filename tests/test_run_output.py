@@ -7,9 +7,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import subprocess_env
-
 import flows
+from conftest import subprocess_env
 from kitaru import KitaruClient
 
 

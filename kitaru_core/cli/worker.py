@@ -39,9 +39,7 @@ def worker(
         return
     from kitaru_core.worker.service import Worker
 
-    service = Worker(
-        stack=stack, concurrency=concurrency, poll=poll, heartbeat_file=heartbeat_file
-    )
+    service = Worker(stack=stack, concurrency=concurrency, poll=poll, heartbeat_file=heartbeat_file)
     if once:
         counts = service.run_once()
         done = {k: v for k, v in counts.items() if k != "passes" and v}

@@ -9,7 +9,9 @@ from typing import Any
 
 import typer
 
-app = typer.Typer(help="Run Kitaru's worker and server in a Kubernetes cluster.", no_args_is_help=True)
+app = typer.Typer(
+    help="Run Kitaru's worker and server in a Kubernetes cluster.", no_args_is_help=True
+)
 
 
 @app.command()

@@ -106,8 +106,7 @@ class PodSettings(StrictConfig):
             check_qualified_name(key, "label")
             if key.startswith(RESERVED_LABEL_PREFIXES):
                 raise ValueError(
-                    f"label {key!r} is set by Kitaru (it finds its Jobs by it); use "
-                    "another name"
+                    f"label {key!r} is set by Kitaru (it finds its Jobs by it); use another name"
                 )
             check_label_value(label, f"label {key!r}")
         return value

@@ -77,7 +77,11 @@ def manifests(config: KubernetesOrchestratorConfig, plan: Deployment) -> list[di
 
 def _worker_rules(plan: Deployment) -> list[dict[str, Any]]:
     rules: list[dict[str, Any]] = [
-        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "delete"]},
+        {
+            "apiGroups": ["batch"],
+            "resources": ["jobs"],
+            "verbs": ["create", "get", "list", "delete"],
+        },
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
         {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
         # Why the Job controller could not create a run's pod (FailedCreate).
@@ -311,8 +315,14 @@ def _server(config: KubernetesOrchestratorConfig, plan: Deployment) -> list[dict
         "name": "server",
         # The worker Deployment runs due work; the server answers requests only.
         "command": [
-            "kitaru", "serve", "--host", "0.0.0.0", "--port", str(SERVER_PORT),
-            "--no-worker", *flows,
+            "kitaru",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(SERVER_PORT),
+            "--no-worker",
+            *flows,
         ],
         "env": _env(config, plan),
         "ports": [{"name": "http", "containerPort": SERVER_PORT}],
@@ -370,9 +380,7 @@ def _server(config: KubernetesOrchestratorConfig, plan: Deployment) -> list[dict
                         {
                             "host": plan.ingress_host,
                             "http": {
-                                "paths": [
-                                    {"path": "/", "pathType": "Prefix", "backend": backend}
-                                ]
+                                "paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]
                             },
                         }
                     ]

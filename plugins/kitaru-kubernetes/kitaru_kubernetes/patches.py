@@ -57,7 +57,11 @@ def _merge_list(original: list[Any], patch: list[Any], key: str) -> list[Any]:
             merged.append(copy.deepcopy(item))
             continue
         at = next(
-            (i for i, old in enumerate(merged) if isinstance(old, dict) and old.get(key) == item[key]),
+            (
+                i
+                for i, old in enumerate(merged)
+                if isinstance(old, dict) and old.get(key) == item[key]
+            ),
             None,
         )
         if item.get("$patch") == "delete":

@@ -42,11 +42,17 @@ class KubernetesSecretProvider(SecretProvider):
 
     def get(self, name: str) -> str:
         try:
-            secret = call(self.core.read_namespaced_secret, self.secret_object_name(name), self.config.namespace)
+            secret = call(
+                self.core.read_namespaced_secret,
+                self.secret_object_name(name),
+                self.config.namespace,
+            )
         except Exception as exc:
             if status_of(exc) == 404:
                 raise self._missing(name) from None
-            raise api_error(exc, f"secret {self.secret_object_name(name)}", "check the cluster") from exc
+            raise api_error(
+                exc, f"secret {self.secret_object_name(name)}", "check the cluster"
+            ) from exc
         data = secret.data or {}
         if self.config.key not in data:
             raise SecretNotFoundError(
@@ -75,19 +81,34 @@ class KubernetesSecretProvider(SecretProvider):
             return
         except Exception as exc:
             if status_of(exc) != 409:
-                raise api_error(exc, f"secret {self.secret_object_name(name)}", "check the cluster") from exc
+                raise api_error(
+                    exc, f"secret {self.secret_object_name(name)}", "check the cluster"
+                ) from exc
         try:  # it exists: set its value (a patch leaves any other keys someone added)
-            call(self.core.patch_namespaced_secret, self.secret_object_name(name), self.config.namespace, body)
+            call(
+                self.core.patch_namespaced_secret,
+                self.secret_object_name(name),
+                self.config.namespace,
+                body,
+            )
         except Exception as exc:
-            raise api_error(exc, f"secret {self.secret_object_name(name)}", "check the cluster") from exc
+            raise api_error(
+                exc, f"secret {self.secret_object_name(name)}", "check the cluster"
+            ) from exc
 
     def delete(self, name: str) -> None:
         try:
-            call(self.core.delete_namespaced_secret, self.secret_object_name(name), self.config.namespace)
+            call(
+                self.core.delete_namespaced_secret,
+                self.secret_object_name(name),
+                self.config.namespace,
+            )
         except Exception as exc:
             if status_of(exc) == 404:
                 raise self._missing(name) from None
-            raise api_error(exc, f"secret {self.secret_object_name(name)}", "check the cluster") from exc
+            raise api_error(
+                exc, f"secret {self.secret_object_name(name)}", "check the cluster"
+            ) from exc
 
     def list(self) -> list[str]:
         try:

@@ -196,9 +196,7 @@ class Kubelet:
             self.cluster.batch.patch_namespaced_job(
                 job.metadata.name, NAMESPACE, {"metadata": {"creationTimestamp": now}}
             )
-            job.metadata.creation_timestamp = dt.datetime.now(dt.timezone.utc).replace(
-                microsecond=0
-            )
+            job.metadata.creation_timestamp = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
     def _die(self, job: Any, pod_name: str, container: Any, kind: str) -> None:
         pod_status, job_status = _die_status(kind, container)

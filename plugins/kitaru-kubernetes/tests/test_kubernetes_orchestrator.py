@@ -202,7 +202,12 @@ def test_a_cancel_while_the_cluster_is_away_is_put_right_when_it_answers(
     good = stack_yaml(k8s_stack, bucket, moto.url)
     where = f"kubeconfig: {k8s_stack.kubeconfig}"
     at = good.rindex(where)  # the orchestrator's API server stops answering
-    away.write_text(good[:at] + "kubeconfig: " + str(_closed_port_kubeconfig(tmp_path)) + good[at + len(where) :])
+    away.write_text(
+        good[:at]
+        + "kubeconfig: "
+        + str(_closed_port_kubeconfig(tmp_path))
+        + good[at + len(where) :]
+    )
     register_stack(away, activate=True)
     with pytest.raises(KitaruBackendError, match="could not be reached"):
         KitaruClient().executions.cancel(handle.exec_id)
@@ -244,6 +249,7 @@ def test_a_run_that_dies_in_the_cluster_is_failed_with_what_the_cluster_says(
     Worker(log=lambda line: None, orphan_seconds=0.2).run_once()
     execution = KitaruClient().executions.get(handle.exec_id)
     assert execution.status == "failed" and said in execution.error["message"]
+    assert k8s_stack.jobs() == []  # its reason is recorded: the Job goes
 
 
 def _conditions(job: Any) -> list[Any]:
@@ -507,7 +513,10 @@ def test_manifests_pass_strict_validation_and_a_restricted_namespace(
         assert document["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kitaru"
         assert "postgresql://" not in json.dumps(document)  # the URL stays in its Secret
     kinds = {(d["kind"], d["metadata"]["name"]) for d in documents}
-    assert ("ServiceAccount", "kitaru-worker") in kinds and ("ServiceAccount", "kitaru-run") in kinds
+    assert ("ServiceAccount", "kitaru-worker") in kinds and (
+        "ServiceAccount",
+        "kitaru-run",
+    ) in kinds
     if "--cronjob" in extra:
         [cron] = [d for d in documents if d["kind"] == "CronJob"]
         assert cron["spec"]["startingDeadlineSeconds"] > 0
@@ -519,11 +528,16 @@ def test_manifests_pass_strict_validation_and_a_restricted_namespace(
     assert ("PodDisruptionBudget", "kitaru-worker") in kinds
     if "--server" in extra:
         assert {("Deployment", "kitaru-server"), ("Service", "kitaru-server")} <= kinds
-        assert ("Ingress", "kitaru-server") in kinds and ("PodDisruptionBudget", "kitaru-server") in kinds
+        assert ("Ingress", "kitaru-server") in kinds and (
+            "PodDisruptionBudget",
+            "kitaru-server",
+        ) in kinds
         server = next(d for d in documents if d["metadata"]["name"] == "kitaru-server")
         container = server["spec"]["template"]["spec"]["containers"][0]
         assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
-        assert container["command"][:2] == ["kitaru", "serve"] and "k8s_flows" in container["command"]
+        assert (
+            container["command"][:2] == ["kitaru", "serve"] and "k8s_flows" in container["command"]
+        )
         ingress = next(d for d in documents if d["kind"] == "Ingress")
         assert ingress["spec"]["rules"][0]["host"] == "kitaru.example.com"
 
@@ -542,18 +556,32 @@ def test_runs_may_read_only_the_secrets_they_need_and_the_worker_no_more_than_it
     # The runs: a token (they read kubernetes-secrets), and only `get` of named Secrets.
     assert accounts["kitaru-run"]["automountServiceAccountToken"] is True
     assert roles["kitaru-run"] == [
-        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [signing_key], "verbs": ["get"]}
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": [signing_key],
+            "verbs": ["get"],
+        }
     ]
     # The worker: Jobs and what tells why a pod died; Secrets by name (create: the
     # signing key the first time, which cannot be limited to a name).
     worker = roles["kitaru-worker"]
-    verbs = {tuple(rule["resources"]): set(rule["verbs"]) for rule in worker if "resourceNames" not in rule}
+    verbs = {
+        tuple(rule["resources"]): set(rule["verbs"])
+        for rule in worker
+        if "resourceNames" not in rule
+    }
     assert verbs[("jobs",)] == {"create", "get", "list", "delete"}
     assert verbs[("secrets",)] == {"create"}
     assert all("watch" not in rule["verbs"] and "update" not in rule["verbs"] for rule in worker)
     named = [rule for rule in worker if "resourceNames" in rule]
     assert named == [
-        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [signing_key], "verbs": ["get", "patch"]}
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": [signing_key],
+            "verbs": ["get", "patch"],
+        }
     ]
 
     # A stack whose secrets live in a cloud secret manager: no pod gets any right on
@@ -634,7 +662,10 @@ def test_register_refuses_what_kubernetes_would_refuse_or_drop(
         ),
         (good.replace("cpu: 250m", "cpu: lots"), "cpu: 'lots' is not a Kubernetes quantity"),
         (
-            good.replace("  flows:", "  pod_template: {containers: [{name: kitaru, securityContex: {}}]}\n  flows:"),
+            good.replace(
+                "  flows:",
+                "  pod_template: {containers: [{name: kitaru, securityContex: {}}]}\n  flows:",
+            ),
             "pod_template.containers[0].securityContex is not a Kubernetes field (did you mean "
             "'securityContext'?)",
         ),
@@ -699,7 +730,10 @@ def test_a_pod_template_patches_the_pod_as_kubectl_patch_would() -> None:
         store_id="s",
         api_access=False,
     )
-    assert [c["name"] for c in other["spec"]["template"]["spec"]["containers"]] == ["kitaru", "proxy"]
+    assert [c["name"] for c in other["spec"]["template"]["spec"]["containers"]] == [
+        "kitaru",
+        "proxy",
+    ]
 
 
 def test_plugins_list_does_not_import_the_kubernetes_client() -> None:
