@@ -31,7 +31,7 @@ from pydantic_ai.exceptions import UsageLimitExceeded
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 from pydantic_ai.toolsets import FunctionToolset
-from pydantic_ai.usage import UsageLimits
+from pydantic_ai.usage import RequestUsage, UsageLimits
 
 import kitaru
 from flows import effect, maybe_crash
@@ -480,3 +480,30 @@ async def whole_turn(topic: str) -> str:
 @flow
 def sync_side(topic: str) -> str:
     return str(per_run.run_sync(topic).output)
+
+
+def priced_model() -> FunctionModel:
+    """Two requests (a tool call, then the answer), each priced as gpt-4o-mini's."""
+
+    def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        called = any(isinstance(m, ModelResponse) for m in messages)
+        part: Any = TextPart("priced") if called else ToolCallPart("search", {"topic": "t"})
+        return ModelResponse(
+            parts=[part],
+            model_name="gpt-4o-mini",
+            provider_name="openai",
+            usage=RequestUsage(input_tokens=1000, output_tokens=100),
+        )
+
+    return FunctionModel(respond, model_name="gpt-4o-mini")
+
+
+priced_turn = KitaruAgent(
+    Agent(priced_model(), name="priced", tools=[topic_tool("priced", "search")]),
+    checkpoints="turn",
+)
+
+
+@flow
+async def priced_whole_turn() -> str:
+    return str((await priced_turn.run("go")).output)

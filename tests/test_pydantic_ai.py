@@ -473,6 +473,16 @@ def test_a_whole_turn_as_one_step_is_not_run_again_after_a_kill(tmp_path: Path) 
     assert len(execution.llm_calls) == 1
 
 
+def test_a_whole_turn_is_one_llm_call_priced_as_the_sum_of_its_requests() -> None:
+    handle = agent_flows.priced_whole_turn.run()
+    assert handle.wait() == "priced"
+    [call] = KitaruClient().executions.get(handle.exec_id).llm_calls
+    assert call.model == "gpt-4o-mini"
+    assert (call.input_tokens, call.output_tokens) == (2000, 200)  # two requests
+    one = 1000 * 0.15 / 1e6 + 100 * 0.6 / 1e6  # gpt-4o-mini's price per token
+    assert call.cost_usd == pytest.approx(2 * one)
+
+
 def test_run_sync_in_a_sync_flow_resumes_its_parallel_tool_calls(tmp_path: Path) -> None:
     effects = tmp_path / "effects.txt"
     exec_id = _start_killed(

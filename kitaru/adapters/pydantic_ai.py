@@ -37,7 +37,12 @@ from pydantic_ai.agent import WrapperAgent
 from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry, ToolFailed
 from pydantic_ai.messages import ModelMessagesTypeAdapter, ModelResponse
-from pydantic_ai.models import CompletedStreamedResponse, Model, ModelRequestParameters
+from pydantic_ai.models import (
+    CompletedStreamedResponse,
+    Model,
+    ModelRequestParameters,
+    infer_model,
+)
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext, Tool
@@ -88,7 +93,17 @@ def _load_response(stored: bytes) -> ModelResponse:
     return _responses().validate_json(stored)
 
 
-def _usage_of(model: Model) -> Callable[[ModelResponse], ModelUsage]:
+def _as_model(model: Any) -> Any:
+    """What ``_usage_of`` reads a name from, for a model given by name or not at all."""
+    return model if isinstance(model, Model) else _Named(str(model))
+
+
+@dataclass
+class _Named:
+    model_name: str
+
+
+def _usage_of(model: Any) -> Callable[[ModelResponse], ModelUsage]:
     def usage(response: ModelResponse) -> ModelUsage:
         try:
             cost: float | None = float(response.cost().total_price)
@@ -110,6 +125,14 @@ class KitaruModel(WrapperModel):
     def __init__(self, wrapped: Model, agent_name: str | None) -> None:
         super().__init__(wrapped)
         self.step_name = _step_name(agent_name, MODEL_REQUEST)
+        self.wrapped_source: Any = wrapped
+        """What it was made of (a model, or its name): whether an agent's model changed."""
+
+    @classmethod
+    def of(cls, model: Model | str, agent_name: str | None) -> KitaruModel:
+        made = cls(infer_model(model) if isinstance(model, str) else model, agent_name)
+        made.wrapped_source = model
+        return made
 
     def _spec(self) -> StepSpec[ModelResponse]:
         return StepSpec(
@@ -288,15 +311,57 @@ class KitaruAgent(WrapperAgent[Any, Any]):
         super().__init__(agent)
         self.durability = KitaruDurability(name=name or agent.name, tool_settings=tool_settings)
         self.checkpoints = checkpoints
+        self._model: KitaruModel | None = None
 
     @asynccontextmanager
     async def iter(
         self, user_prompt: Any = None, *, capabilities: Any = None, **kwargs: Any
     ) -> AsyncIterator[Any]:
         """``Agent.iter``; in a flow, each model request and tool call is a step."""
+        if flow_body() is None:  # the plain agent, at the plain agent's cost
+            async with self.wrapped.iter(user_prompt, capabilities=capabilities, **kwargs) as run:
+                yield run
+            return
+        direct = self._direct(kwargs)
+        if direct is not None:
+            with direct:
+                async with self.wrapped.iter(
+                    user_prompt, capabilities=capabilities, **kwargs
+                ) as run:
+                    yield run
+            return
         added = [*(capabilities or ()), self.durability]
         async with self.wrapped.iter(user_prompt, capabilities=added, **kwargs) as run:
             yield run
+
+    def _direct(self, kwargs: dict[str, Any]) -> Any:
+        """The agent's own model and toolsets made durable for this run by an override,
+        as DBOSAgent does, when nothing chose others (a capability costs PydanticAI a
+        fifth of a millisecond a run); None when the run or an ``override`` chooses its
+        model or tools: the capability wraps whatever they chose. Per-run toolsets are
+        wrapped and added (and taken out of ``kwargs``)."""
+        agent = self.wrapped
+        overrides = [
+            getattr(agent, attr, None)
+            for attr in ("_override_model", "_override_toolsets", "_override_tools")
+        ]
+        if (
+            kwargs.get("model") is not None
+            or agent.model is None
+            or any(var is None or var.get() is not None for var in overrides)
+        ):
+            return None
+        if self._model is None or self._model.wrapped_source is not agent.model:
+            self._model = KitaruModel.of(agent.model, self.durability.name)
+        toolsets = [
+            self._durable(t) for t in (*agent.toolsets, *(kwargs.pop("toolsets", None) or ()))
+        ]
+        return agent.override(model=self._model, toolsets=toolsets, tools=[])
+
+    def _durable(self, toolset: AbstractToolset[Any]) -> AbstractToolset[Any]:
+        return KitaruToolset(
+            toolset, agent_name=self.durability.name, tool_settings=self.durability.tool_settings
+        )
 
     async def run(self, user_prompt: Any = None, **kwargs: Any) -> Any:
         """``Agent.run``; in a flow, each model request and tool call is a step (with
@@ -357,11 +422,19 @@ async def _run_as_one_step(
     def usage(result: Any) -> ModelUsage:  # the run's requests, as one LLM call
         used = result.usage  # (a property: calling it is deprecated)
         model = kwargs.get("model") or agent.wrapped.model
+        responses = [m for m in result.new_messages() if isinstance(m, ModelResponse)]
+        costs = [_usage_of(_as_model(model))(r).cost_usd for r in responses]
         return ModelUsage(
-            model=getattr(model, "model_name", None) or str(model),
+            model=next(
+                (r.model_name for r in reversed(responses) if r.model_name),
+                getattr(model, "model_name", None) or str(model),
+            ),
             input_tokens=used.input_tokens,
             output_tokens=used.output_tokens,
-            cost_usd=None,
+            # The sum of its requests' prices; unknown when any one's price is.
+            cost_usd=sum(c for c in costs if c is not None)
+            if costs and None not in costs
+            else None,
         )
 
     spec: StepSpec[Any] = StepSpec(

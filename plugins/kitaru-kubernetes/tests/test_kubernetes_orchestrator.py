@@ -868,3 +868,55 @@ def test_a_job_the_cluster_refuses_to_create_is_logged_and_the_caller_told_what_
     assert worker.counts["recovered"] == 1
     wait_until(lambda: status_of(refused.exec_id) == "completed", what="the handed-over run")
     assert len(k8s_stack.jobs()) == 1
+
+
+@pytest.mark.parametrize(
+    ("identity", "annotation", "pod_label"),
+    [
+        ({"aws_role_arn": "arn:aws:iam::1:role/a"}, "eks.amazonaws.com/role-arn", None),
+        (
+            {"gcp_service_account": "a@p.iam.gserviceaccount.com"},
+            "iam.gke.io/gcp-service-account",
+            None,
+        ),
+        (
+            {"azure_client_id": "0000-1111"},
+            "azure.workload.identity/client-id",
+            "azure.workload.identity/use",
+        ),
+    ],
+)
+def test_workload_identity_is_written_as_each_cloud_reads_it(
+    identity: dict[str, str], annotation: str, pod_label: str | None
+) -> None:
+    from kitaru.plugin import ExecutionView
+    from kitaru_kubernetes.config import KubernetesOrchestratorConfig
+    from kitaru_kubernetes.jobs import job_manifest
+    from kitaru_kubernetes.manifests import Deployment, manifests
+
+    config = KubernetesOrchestratorConfig(
+        image="agents:1",
+        database_url_secret={"name": "kitaru-db", "key": "url"},
+        workload_identity=identity,
+    )
+    documents = manifests(config, Deployment(stack="k8s"))
+    for account in (d for d in documents if d["kind"] == "ServiceAccount"):
+        assert account["metadata"]["annotations"] == {annotation: next(iter(identity.values()))}
+    view = ExecutionView("e1", "f", "k8s", "running", 0, None, None, None)
+    job = job_manifest(config, view, ["python"], store_id="s", api_access=False)
+    worker = next(d for d in documents if d["kind"] == "Deployment")
+    for labels in (
+        job["spec"]["template"]["metadata"]["labels"],
+        worker["spec"]["template"]["metadata"]["labels"],
+    ):
+        assert (
+            (labels.get(pod_label) == "true")
+            if pod_label
+            else "azure.workload.identity/use" not in labels
+        )
+    with pytest.raises(ValueError, match="exactly one of"):
+        KubernetesOrchestratorConfig(
+            image="agents:1",
+            database_url_secret={"name": "kitaru-db", "key": "url"},
+            workload_identity={**identity, "azure_client_id": "x", "aws_role_arn": "y"},
+        )
