@@ -46,7 +46,12 @@ from pydantic_ai.models import (
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext, Tool
-from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
+from pydantic_ai.toolsets import (
+    AbstractToolset,
+    CombinedToolset,
+    FunctionToolset,
+    ToolsetTool,
+)
 from pydantic_ai.toolsets.wrapper import WrapperToolset
 
 from kitaru_core.errors import KitaruUsageError
@@ -353,9 +358,14 @@ class KitaruAgent(WrapperAgent[Any, Any]):
             return None
         if self._model is None or self._model.wrapped_source is not agent.model:
             self._model = KitaruModel.of(agent.model, self.durability.name)
-        toolsets = [
-            self._durable(t) for t in (*agent.toolsets, *(kwargs.pop("toolsets", None) or ()))
+        # One wrapper around them all, and none around toolsets with no tools: PydanticAI
+        # gathers a run's toolsets in tasks of their own, at every step.
+        having = [
+            toolset
+            for toolset in (*agent.toolsets, *(kwargs.pop("toolsets", None) or ()))
+            if not (isinstance(toolset, FunctionToolset) and not toolset.tools)
         ]
+        toolsets = [self._durable(CombinedToolset(having))] if having else []
         return agent.override(model=self._model, toolsets=toolsets, tools=[])
 
     def _durable(self, toolset: AbstractToolset[Any]) -> AbstractToolset[Any]:

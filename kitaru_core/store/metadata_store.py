@@ -93,6 +93,7 @@ class MetadataStore:
         except BaseException:
             db.close()
             raise
+        db.opened()
         return store
 
     @functools.cached_property
