@@ -9,6 +9,7 @@ is built); neither is ever stored resolved. A component left out is the local de
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 import re
@@ -154,23 +155,11 @@ class StackDefinition:
     def from_file(cls, path: str | Path) -> StackDefinition:
         return cls.from_mapping(load_stack_yaml(path), str(path))
 
-    def secret_names(self) -> set[str]:
-        """Every secret its components name (``{{ secret.NAME }}``), unresolved."""
-        found: set[str] = set()
-
-        def visit(value: Any) -> None:
-            if isinstance(value, str):
-                found.update(SECRET_REF.findall(value))
-            elif isinstance(value, dict):
-                for item in value.values():
-                    visit(item)
-            elif isinstance(value, list):
-                for item in value:
-                    visit(item)
-
-        for spec in self.components.values():
-            visit(spec.config)
-        return found
+    def secrets_runs_read(self) -> set[str]:
+        """The secrets a run on this stack reads through its secret provider: those its
+        components name (``{{ secret.NAME }}``), and the team's signing key."""
+        named = SECRET_REF.findall(json.dumps([spec.config for spec in self.components.values()]))
+        return {SHARED_KEY_SECRET, *named}
 
     def to_mapping(self, *, masked: bool = False) -> dict[str, Any]:
         """The stack as a stack file holds it (only the components it names)."""

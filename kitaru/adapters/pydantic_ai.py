@@ -37,12 +37,7 @@ from pydantic_ai.agent import WrapperAgent
 from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry, ToolFailed
 from pydantic_ai.messages import ModelMessagesTypeAdapter, ModelResponse
-from pydantic_ai.models import (
-    CompletedStreamedResponse,
-    Model,
-    ModelRequestParameters,
-    infer_model,
-)
+from pydantic_ai.models import CompletedStreamedResponse, Model, ModelRequestParameters
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext, Tool
@@ -98,27 +93,20 @@ def _load_response(stored: bytes) -> ModelResponse:
     return _responses().validate_json(stored)
 
 
-def _as_model(model: Any) -> Any:
-    """What ``_usage_of`` reads a name from, for a model given by name or not at all."""
-    return model if isinstance(model, Model) else _Named(str(model))
+def _cost_of(response: ModelResponse) -> float | None:
+    try:
+        return float(response.cost().total_price)
+    except Exception:  # a model without a known price (a test model, a private one)
+        return None
 
 
-@dataclass
-class _Named:
-    model_name: str
-
-
-def _usage_of(model: Any) -> Callable[[ModelResponse], ModelUsage]:
+def _usage_of(model: Model) -> Callable[[ModelResponse], ModelUsage]:
     def usage(response: ModelResponse) -> ModelUsage:
-        try:
-            cost: float | None = float(response.cost().total_price)
-        except Exception:  # a model without a known price (a test model, a private one)
-            cost = None
         return ModelUsage(
             model=response.model_name or model.model_name,
             input_tokens=response.usage.input_tokens,
             output_tokens=response.usage.output_tokens,
-            cost_usd=cost,
+            cost_usd=_cost_of(response),
         )
 
     return usage
@@ -127,17 +115,9 @@ def _usage_of(model: Any) -> Callable[[ModelResponse], ModelUsage]:
 class KitaruModel(WrapperModel):
     """The model serving a request, each request (streamed or not) a step in a flow."""
 
-    def __init__(self, wrapped: Model, agent_name: str | None) -> None:
-        super().__init__(wrapped)
+    def __init__(self, wrapped: Model | str, agent_name: str | None) -> None:
+        super().__init__(wrapped)  # a model's name is made a model
         self.step_name = _step_name(agent_name, MODEL_REQUEST)
-        self.wrapped_source: Any = wrapped
-        """What it was made of (a model, or its name): whether an agent's model changed."""
-
-    @classmethod
-    def of(cls, model: Model | str, agent_name: str | None) -> KitaruModel:
-        made = cls(infer_model(model) if isinstance(model, str) else model, agent_name)
-        made.wrapped_source = model
-        return made
 
     def _spec(self) -> StepSpec[ModelResponse]:
         return StepSpec(
@@ -288,7 +268,7 @@ class KitaruDurability(AbstractCapability[Any]):
             return None
         return KitaruModel(model, self.name)
 
-    def get_wrapper_toolset(self, toolset: AbstractToolset[Any]) -> AbstractToolset[Any] | None:
+    def get_wrapper_toolset(self, toolset: AbstractToolset[Any]) -> AbstractToolset[Any]:
         return KitaruToolset(toolset, agent_name=self.name, tool_settings=self.tool_settings)
 
 
@@ -316,7 +296,8 @@ class KitaruAgent(WrapperAgent[Any, Any]):
         super().__init__(agent)
         self.durability = KitaruDurability(name=name or agent.name, tool_settings=tool_settings)
         self.checkpoints = checkpoints
-        self._model: KitaruModel | None = None
+        self._model: tuple[Any, KitaruModel] | None = None
+        """The agent's model (or its name) as last seen, and it made durable."""
 
     @asynccontextmanager
     async def iter(
@@ -356,8 +337,8 @@ class KitaruAgent(WrapperAgent[Any, Any]):
             or any(var is None or var.get() is not None for var in overrides)
         ):
             return None
-        if self._model is None or self._model.wrapped_source is not agent.model:
-            self._model = KitaruModel.of(agent.model, self.durability.name)
+        if self._model is None or self._model[0] is not agent.model:
+            self._model = (agent.model, KitaruModel(agent.model, self.durability.name))
         # One wrapper around them all, and none around toolsets with no tools: PydanticAI
         # gathers a run's toolsets in tasks of their own, at every step.
         having = [
@@ -365,13 +346,8 @@ class KitaruAgent(WrapperAgent[Any, Any]):
             for toolset in (*agent.toolsets, *(kwargs.pop("toolsets", None) or ()))
             if not (isinstance(toolset, FunctionToolset) and not toolset.tools)
         ]
-        toolsets = [self._durable(CombinedToolset(having))] if having else []
-        return agent.override(model=self._model, toolsets=toolsets, tools=[])
-
-    def _durable(self, toolset: AbstractToolset[Any]) -> AbstractToolset[Any]:
-        return KitaruToolset(
-            toolset, agent_name=self.durability.name, tool_settings=self.durability.tool_settings
-        )
+        toolsets = [self.durability.get_wrapper_toolset(CombinedToolset(having))] if having else []
+        return agent.override(model=self._model[1], toolsets=toolsets, tools=[])
 
     async def run(self, user_prompt: Any = None, **kwargs: Any) -> Any:
         """``Agent.run``; in a flow, each model request and tool call is a step (with
@@ -433,7 +409,8 @@ async def _run_as_one_step(
         used = result.usage  # (a property: calling it is deprecated)
         model = kwargs.get("model") or agent.wrapped.model
         responses = [m for m in result.new_messages() if isinstance(m, ModelResponse)]
-        costs = [_usage_of(_as_model(model))(r).cost_usd for r in responses]
+        costs = [_cost_of(r) for r in responses]
+        known = [c for c in costs if c is not None]
         return ModelUsage(
             model=next(
                 (r.model_name for r in reversed(responses) if r.model_name),
@@ -442,9 +419,7 @@ async def _run_as_one_step(
             input_tokens=used.input_tokens,
             output_tokens=used.output_tokens,
             # The sum of its requests' prices; unknown when any one's price is.
-            cost_usd=sum(c for c in costs if c is not None)
-            if costs and None not in costs
-            else None,
+            cost_usd=sum(known) if known and len(known) == len(costs) else None,
         )
 
     spec: StepSpec[Any] = StepSpec(

@@ -3,7 +3,6 @@ YAML for ``kubectl apply -f -`` or as a kustomize base for a repository."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -43,17 +42,19 @@ def manifests(
     database_url_secret; flow code gets no Kubernetes API rights unless the stack keeps
     its secrets in Kubernetes, and then only on those Secrets."""
     from kitaru.plugin import KitaruUsageError
+    from kitaru_kubernetes.manifests import Deployment
     from kitaru_kubernetes.manifests import manifests as build
 
     if ingress_host and not server:
         raise KitaruUsageError("--ingress-host needs --server (it routes to the server)")
     if cronjob:
         _check_schedule(schedule)
-    config, plan = _plan(stack)
+    config, name, secret_names = _read_stack(stack)
     documents = build(
         config,
-        dataclasses.replace(
-            plan,
+        Deployment(
+            stack=name,
+            secret_names=secret_names,
             cronjob=cronjob,
             schedule=schedule,
             replicas=replicas,
@@ -66,17 +67,16 @@ def manifests(
     if kustomize is None:
         typer.echo(dump(documents), nl=False)
         return
+    kustomize.mkdir(parents=True, exist_ok=True)
     for name, text in kustomize_base(documents).items():
-        (kustomize / name).parent.mkdir(parents=True, exist_ok=True)
         (kustomize / name).write_text(text)
     typer.echo(f"wrote a kustomize base of {len(documents)} resources to {kustomize}", err=True)
 
 
-def _plan(stack: str | None) -> tuple[Any, Any]:
-    """The stack's orchestrator config, and what the manifests need of the rest of it:
-    which Secrets its pods read (kubernetes-secrets only)."""
+def _read_stack(stack: str | None) -> tuple[Any, str, list[str]]:
+    """The stack's orchestrator config, its name, and the Kubernetes Secrets its pods
+    read (none unless it keeps its secrets in Kubernetes)."""
     from kitaru.plugin import KitaruStackError, get_stack
-    from kitaru_kubernetes.manifests import Deployment
     from kitaru_kubernetes.orchestrator import KubernetesOrchestrator
     from kitaru_kubernetes.secrets import KubernetesSecretProvider, secret_names
 
@@ -91,12 +91,7 @@ def _plan(stack: str | None) -> tuple[Any, Any]:
     names: list[str] = []
     if isinstance(provider, KubernetesSecretProvider):
         names = secret_names(provider, target.definition, orchestrator.config.pod_secrets)
-    plan = Deployment(
-        stack=target.name,
-        secret_names=names,
-        kubernetes_secrets=isinstance(provider, KubernetesSecretProvider),
-    )
-    return orchestrator.config, plan
+    return orchestrator.config, target.name, names
 
 
 def _check_schedule(schedule: str) -> None:

@@ -93,6 +93,12 @@ def job_fate(job: Any, *, has_pods: bool) -> PodFate | None:
     return None
 
 
+def job_finished(job: Any) -> bool:
+    """The Job controller is done with it: Complete, or Failed."""
+    conditions = (job.status.conditions if job.status else None) or []
+    return any(c.status == "True" and c.type in ("Complete", "Failed") for c in conditions)
+
+
 def _said(what: str, message: str | None) -> str:
     return f"{what}: {message}" if message else what
 
@@ -103,8 +109,7 @@ def still_pending(
     """The run's Job is active and its pod not yet running: ``starting`` while younger
     than ``timeout``, then a permanent fate saying what keeps it (an unschedulable pod,
     or a pod the cluster would not create: Pod Security admission, a ResourceQuota)."""
-    conditions = (job.status.conditions if job.status else None) or []
-    if any(c.status == "True" and c.type in ("Complete", "Failed") for c in conditions):
+    if job_finished(job):
         return None
     if any(p.status is not None and p.status.phase not in (None, "Pending") for p in pods):
         return None

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from kitaru.plugin import ExecutionView, KitaruUsageError
-from kitaru_kubernetes import patches, security
+from kitaru_kubernetes import patches, pods
 from kitaru_kubernetes.config import KubernetesOrchestratorConfig, PodSettings
 from kitaru_kubernetes.names import (
     ATTEMPT_LABEL,
@@ -93,40 +93,26 @@ def job_manifest(
         EXECUTION_LABEL: execution_label(store_id, view.exec_id),
         ATTEMPT_LABEL: str(view.runs + 1),
         FLOW_LABEL: label_value(view.flow_name),
+        **pods.identity_labels(config),
     }
-    if config.workload_identity and config.workload_identity.azure_client_id:
-        labels["azure.workload.identity/use"] = "true"  # the webhook injects the token
     annotations = {**(pod.annotations or {}), "kitaru.dev/exec-id": view.exec_id}
-    env: list[dict[str, Any]] = [
-        {"name": "KITARU_STACK", "value": view.stack},
-        _from_secret(
-            "KITARU_DATABASE_URL", config.database_url_secret.name, config.database_url_secret.key
-        ),
-        *(_from_secret(var, ref.name, ref.key) for var, ref in sorted(config.secret_env.items())),
-        *security.scratch_env(),
-        *({"name": k, "value": v} for k, v in sorted((pod.env or {}).items())),
-    ]
     container: dict[str, Any] = {
         "name": CONTAINER,
-        "image": config.image,
-        "imagePullPolicy": config.image_pull_policy,
         "command": command,
-        "env": env,
-        "securityContext": security.container_security(),
-        "volumeMounts": [security.scratch_mount()],
+        "env": [
+            *pods.kitaru_env(config, view.stack),
+            *({"name": k, "value": v} for k, v in sorted((pod.env or {}).items())),
+        ],
     }
     if pod.resources:
         container["resources"] = pod.resources.amounts()
-    spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "serviceAccountName": config.service_account,
-        "automountServiceAccountToken": api_access,
-        "securityContext": security.pod_security(),
-        "containers": [container],
-        "volumes": [security.scratch_volume()],
-    }
-    if config.image_pull_secrets:
-        spec["imagePullSecrets"] = [{"name": s} for s in config.image_pull_secrets]
+    spec = pods.pod_spec(
+        config,
+        container,
+        restartPolicy="Never",
+        serviceAccountName=config.service_account,
+        automountServiceAccountToken=api_access,
+    )
     if pod.node_selector:
         spec["nodeSelector"] = pod.node_selector
     if pod.tolerations:
@@ -154,7 +140,3 @@ def job_manifest(
         },
         "spec": job_spec,
     }
-
-
-def _from_secret(variable: str, secret: str, key: str) -> dict[str, Any]:
-    return {"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}

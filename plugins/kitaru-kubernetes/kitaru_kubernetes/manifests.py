@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kitaru_kubernetes import security
+from kitaru_kubernetes import pods
 from kitaru_kubernetes.config import KubernetesOrchestratorConfig, WorkloadIdentity
 from kitaru_kubernetes.names import kitaru_labels
 
@@ -23,7 +23,7 @@ WORKER_GRACE_SECONDS = 60
 """A worker told to stop hands nothing new over and ends its pass; runs are in their
 own pods, so there is little to wait for."""
 SERVER_GRACE_SECONDS = 30
-HEARTBEAT_FILE = f"{security.SCRATCH}/worker-alive"
+HEARTBEAT_FILE = f"{pods.SCRATCH}/worker-alive"
 HEARTBEAT_STALE_SECONDS = 120
 """The worker touches its heartbeat file on every pass (at least each ``--poll``); a
 file this old means a stuck worker, which the kubelet restarts."""
@@ -38,8 +38,7 @@ class Deployment:
     stack: str
     secret_names: list[str] = field(default_factory=list)
     """The Kubernetes Secrets the pods may read (the stack keeps its secrets in
-    Kubernetes); empty: no pod gets any right on Secrets."""
-    kubernetes_secrets: bool = False
+    Kubernetes); empty: no pod gets any right on Secrets, nor a token to ask."""
     cronjob: bool = False
     schedule: str = "* * * * *"
     replicas: int = 1
@@ -57,10 +56,10 @@ def manifests(config: KubernetesOrchestratorConfig, plan: Deployment) -> list[di
         _role(config, plan, "kitaru-worker", "worker", _worker_rules(plan)),
         _binding(config, plan, "kitaru-worker", "worker", worker_account),
         _service_account(
-            config, plan, config.service_account, "run", token=plan.kubernetes_secrets
+            config, plan, config.service_account, "run", token=bool(plan.secret_names)
         ),
     ]
-    if plan.kubernetes_secrets:
+    if plan.secret_names:
         rules = [_secret_rule(plan, ["get"])]
         documents += [
             _role(config, plan, "kitaru-run", "run", rules),
@@ -87,7 +86,7 @@ def _worker_rules(plan: Deployment) -> list[dict[str, Any]]:
         # Why the Job controller could not create a run's pod (FailedCreate).
         {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
     ]
-    if plan.kubernetes_secrets:
+    if plan.secret_names:
         # get: the stack's secrets; patch and create: `secrets.set` of the signing key
         # the first time (create cannot be limited to names: Kubernetes checks names
         # only on objects that exist).
@@ -117,12 +116,6 @@ def identity_annotations(identity: WorkloadIdentity | None) -> dict[str, str]:
         return {"iam.gke.io/gcp-service-account": identity.gcp_service_account}
     assert identity.azure_client_id is not None
     return {"azure.workload.identity/client-id": identity.azure_client_id}
-
-
-def _identity_pod_labels(config: KubernetesOrchestratorConfig) -> dict[str, str]:
-    if config.workload_identity and config.workload_identity.azure_client_id:
-        return {"azure.workload.identity/use": "true"}  # the webhook mounts the token
-    return {}
 
 
 def _meta(
@@ -189,49 +182,25 @@ def _binding(
 # -- workloads -------------------------------------------------------------------------
 
 
-def _env(config: KubernetesOrchestratorConfig, plan: Deployment) -> list[dict[str, Any]]:
-    def from_secret(name: str, secret: str, key: str) -> dict[str, Any]:
-        return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
-
-    return [
-        {"name": "KITARU_STACK", "value": plan.stack},
-        from_secret(
-            "KITARU_DATABASE_URL", config.database_url_secret.name, config.database_url_secret.key
-        ),
-        *(from_secret(var, ref.name, ref.key) for var, ref in sorted(config.secret_env.items())),
-        *security.scratch_env(),
-    ]
-
-
 def _pod(
     config: KubernetesOrchestratorConfig,
+    plan: Deployment,
     container: dict[str, Any],
     *,
     restart: str,
     grace: int,
 ) -> dict[str, Any]:
-    container = {
-        "image": config.image,
-        "imagePullPolicy": config.image_pull_policy,
-        **container,
-        "securityContext": security.container_security(),
-        "volumeMounts": [security.scratch_mount()],
-    }
-    pod: dict[str, Any] = {
-        "serviceAccountName": config.worker_service_account,
-        "securityContext": security.pod_security(),
-        "containers": [container],
-        "volumes": [security.scratch_volume()],
-        "restartPolicy": restart,
-        "terminationGracePeriodSeconds": grace,
-    }
-    if config.image_pull_secrets:
-        pod["imagePullSecrets"] = [{"name": s} for s in config.image_pull_secrets]
-    return pod
+    return pods.pod_spec(
+        config,
+        {**container, "env": pods.kitaru_env(config, plan.stack)},
+        serviceAccountName=config.worker_service_account,
+        restartPolicy=restart,
+        terminationGracePeriodSeconds=grace,
+    )
 
 
 def _worker(config: KubernetesOrchestratorConfig, plan: Deployment) -> list[dict[str, Any]]:
-    labels = {**kitaru_labels("worker", plan.stack), **_identity_pod_labels(config)}
+    labels = {**kitaru_labels("worker", plan.stack), **pods.identity_labels(config)}
     selector = {k: labels[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
     selector["app.kubernetes.io/component"] = "worker"
     meta = _meta(config, plan, "kitaru-worker", "worker")
@@ -240,10 +209,9 @@ def _worker(config: KubernetesOrchestratorConfig, plan: Deployment) -> list[dict
         container = {
             "name": "worker",
             "command": ["kitaru", "worker", "--once"],
-            "env": _env(config, plan),
             "resources": resources,
         }
-        pod = _pod(config, container, restart="Never", grace=WORKER_GRACE_SECONDS)
+        pod = _pod(config, plan, container, restart="Never", grace=WORKER_GRACE_SECONDS)
         return [
             {
                 "apiVersion": "batch/v1",
@@ -275,7 +243,6 @@ def _worker(config: KubernetesOrchestratorConfig, plan: Deployment) -> list[dict
     container = {
         "name": "worker",
         "command": ["kitaru", "worker", "--heartbeat-file", HEARTBEAT_FILE],
-        "env": _env(config, plan),
         "resources": resources,
         "livenessProbe": {
             "exec": {"command": [config.python, "-c", stale]},
@@ -295,7 +262,9 @@ def _worker(config: KubernetesOrchestratorConfig, plan: Deployment) -> list[dict
                 "selector": {"matchLabels": selector},
                 "template": {
                     "metadata": {"labels": labels},
-                    "spec": _pod(config, container, restart="Always", grace=WORKER_GRACE_SECONDS),
+                    "spec": _pod(
+                        config, plan, container, restart="Always", grace=WORKER_GRACE_SECONDS
+                    ),
                 },
             },
         },
@@ -304,7 +273,7 @@ def _worker(config: KubernetesOrchestratorConfig, plan: Deployment) -> list[dict
 
 
 def _server(config: KubernetesOrchestratorConfig, plan: Deployment) -> list[dict[str, Any]]:
-    labels = {**kitaru_labels("server", plan.stack), **_identity_pod_labels(config)}
+    labels = {**kitaru_labels("server", plan.stack), **pods.identity_labels(config)}
     selector = {
         "app.kubernetes.io/name": "kitaru",
         "app.kubernetes.io/instance": labels["app.kubernetes.io/instance"],
@@ -324,7 +293,6 @@ def _server(config: KubernetesOrchestratorConfig, plan: Deployment) -> list[dict
             "--no-worker",
             *flows,
         ],
-        "env": _env(config, plan),
         "ports": [{"name": "http", "containerPort": SERVER_PORT}],
         "resources": {
             "requests": {"cpu": "250m", "memory": "256Mi"},
@@ -353,7 +321,9 @@ def _server(config: KubernetesOrchestratorConfig, plan: Deployment) -> list[dict
                 "selector": {"matchLabels": selector},
                 "template": {
                     "metadata": {"labels": labels},
-                    "spec": _pod(config, container, restart="Always", grace=SERVER_GRACE_SECONDS),
+                    "spec": _pod(
+                        config, plan, container, restart="Always", grace=SERVER_GRACE_SECONDS
+                    ),
                 },
             },
         },

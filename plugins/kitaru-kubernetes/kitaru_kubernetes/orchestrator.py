@@ -28,7 +28,7 @@ from kitaru.plugin import (
 )
 from kitaru_kubernetes.api import api_error, call, connect, status_of
 from kitaru_kubernetes.config import KubernetesOrchestratorConfig
-from kitaru_kubernetes.fates import PodFate, job_fate, pod_fate, still_pending
+from kitaru_kubernetes.fates import PodFate, job_fate, job_finished, pod_fate, still_pending
 from kitaru_kubernetes.jobs import job_manifest
 from kitaru_kubernetes.names import EXECUTION_LABEL, STORE_LABEL, execution_label
 
@@ -116,7 +116,7 @@ class KubernetesOrchestrator(Orchestrator):
     def cancel(self, exec_id: str) -> None:
         mark_cancelled(exec_id)
         for job in self._jobs(exec_id):
-            if not _finished(job):
+            if not job_finished(job):
                 self._delete(job.metadata.name)
 
     def _delete(self, name: str) -> None:
@@ -147,7 +147,7 @@ class KubernetesOrchestrator(Orchestrator):
         active = {
             job.metadata.name: (job.metadata.annotations or {}).get("kitaru.dev/exec-id")
             for job in jobs
-            if not _finished(job)
+            if not job_finished(job)
             and (job.metadata.labels or {}).get(STORE_LABEL) == self.store
             and not job.metadata.deletion_timestamp
         }
@@ -317,9 +317,3 @@ class KubernetesOrchestrator(Orchestrator):
                 f"kubernetes: these credentials may not create Jobs in namespace {namespace!r}; "
                 "bind them to the Role that `kitaru kubernetes manifests` prints"
             )
-
-
-def _finished(job: Any) -> bool:
-    """The Job controller is done with it: Complete, or Failed."""
-    conditions = (job.status.conditions if job.status else None) or []
-    return any(c.status == "True" and c.type in ("Complete", "Failed") for c in conditions)

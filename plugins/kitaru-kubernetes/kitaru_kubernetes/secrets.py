@@ -129,13 +129,8 @@ class KubernetesSecretProvider(SecretProvider):
         return sorted(names)
 
 
-SIGNING_KEY = "kitaru_signing_key"
-"""The team's signing key, which every pod reads (``kitaru_core/signing.py``)."""
-
-
 def secret_names(provider: KubernetesSecretProvider, definition: Any, more: list[str]) -> list[str]:
-    """The Kubernetes Secrets a stack's pods read: the signing key, every secret the
-    stack file names (``{{ secret.NAME }}``), and ``more`` (the orchestrator's
-    ``pod_secrets``)."""
-    wanted = {SIGNING_KEY, *definition.secret_names(), *more}
+    """The Kubernetes Secrets a stack's pods read: each secret its runs read through the
+    provider (the stack file's, the signing key), and ``more`` (``pod_secrets``)."""
+    wanted = {*definition.secrets_runs_read(), *more}
     return sorted({provider.secret_object_name(name) for name in wanted})

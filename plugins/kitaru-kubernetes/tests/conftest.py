@@ -99,9 +99,15 @@ def counter(tmp_path: Path) -> Path:
 
 
 def stack_yaml(
-    cluster: Cluster, bucket: str, moto_url: str, image: str = "kitaru-test:1", extra: str = ""
+    cluster: Cluster,
+    bucket: str,
+    moto_url: str,
+    image: str = "kitaru-test:1",
+    extra: str = "",
+    orchestrator_kubeconfig: Path | None = None,
 ) -> str:
-    """The test stack; ``extra``: more lines of the orchestrator's config."""
+    """The test stack; ``extra``: more lines of the orchestrator's config;
+    ``orchestrator_kubeconfig``: another API server for the orchestrator only."""
     return f"""
 name: k8s-test
 artifact_store:
@@ -117,7 +123,7 @@ secret_provider:
   namespace: {NAMESPACE}
 orchestrator:
   flavor: kubernetes
-  kubeconfig: {cluster.kubeconfig}
+  kubeconfig: {orchestrator_kubeconfig or cluster.kubeconfig}
   namespace: {NAMESPACE}
   image: {image}
   image_pull_secrets: [registry]
@@ -139,8 +145,14 @@ def k8s_stack(
 ) -> Cluster:
     """A registered, active stack: S3 on moto, Secrets and Jobs on the emulator, and the
     store's URL in the Secret the pods read it from."""
+    register_k8s_stack(cluster, database_url, stack_yaml(cluster, bucket, moto.url), tmp_path)
+    return cluster
+
+
+def register_k8s_stack(cluster: Cluster, database_url: str, text: str, tmp_path: Path) -> None:
+    """Register and activate the stack file ``text`` (as ``k8s.yaml``), with the store's
+    URL in the Secret its pods read it from."""
     cluster.secret("kitaru-db", database_url, key="url")
     path = tmp_path / "k8s.yaml"
-    path.write_text(stack_yaml(cluster, bucket, moto.url))
+    path.write_text(text)
     register_stack(path, activate=True)
-    return cluster

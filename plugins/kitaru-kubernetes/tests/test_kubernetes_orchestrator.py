@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 import k8s_flows
-from conftest import MOCK, ROOT, Moto, stack_yaml
+from conftest import MOCK, ROOT, Moto, register_k8s_stack, stack_yaml
 from k8s_cluster import (
     NAMESPACE,
     Cluster,
@@ -115,10 +115,12 @@ def test_what_a_run_printed_is_kept_after_its_job_is_deleted(
 ) -> None:
     """The TTL-after-finished controller deletes a finished Job and its pods (and with
     them `kubectl logs`); `executions logs` still shows what the run printed."""
-    cluster.secret("kitaru-db", database_url, key="url")
-    path = tmp_path / "short-lived.yaml"
-    path.write_text(stack_yaml(cluster, bucket, moto.url, extra="  ttl_seconds_after_finished: 1"))
-    register_stack(path, activate=True)
+    register_k8s_stack(
+        cluster,
+        database_url,
+        stack_yaml(cluster, bucket, moto.url, extra="  ttl_seconds_after_finished: 1"),
+        tmp_path,
+    )
     handle = k8s_flows.three.start(4)
     wait_until(lambda: status_of(handle.exec_id) == "completed", what="the run")
     wait_until(lambda: not cluster.jobs() and not cluster.pods(), what="the TTL deletion")
@@ -174,10 +176,12 @@ def test_a_run_whose_pod_never_starts_fails_after_the_pending_timeout_and_its_jo
     controller then creates none): the worker leaves it be while the stack's
     pending_timeout runs, then fails the execution with the cluster's reason and
     deletes the Job (a GPU request would be held for nothing)."""
-    cluster.secret("kitaru-db", database_url, key="url")
-    path = tmp_path / "patient.yaml"
-    path.write_text(stack_yaml(cluster, bucket, moto.url, extra="  pending_timeout: 2"))
-    register_stack(path, activate=True)
+    register_k8s_stack(
+        cluster,
+        database_url,
+        stack_yaml(cluster, bucket, moto.url, extra="  pending_timeout: 2"),
+        tmp_path,
+    )
     handle = getattr(k8s_flows, flow_name).start()
     time.sleep(0.5)
     worker = Worker(log=lambda line: None, orphan_seconds=0.2)
@@ -198,15 +202,14 @@ def test_a_cancel_while_the_cluster_is_away_is_put_right_when_it_answers(
     kubelet.unpullable.add("kitaru-test:1")  # its pod stays, holding its node
     handle = k8s_flows.three.start(1)
     wait_until(lambda: len(k8s_stack.pods()) == 1, what="the pod")
-    away = tmp_path / "away.yaml"
-    good = stack_yaml(k8s_stack, bucket, moto.url)
-    where = f"kubeconfig: {k8s_stack.kubeconfig}"
-    at = good.rindex(where)  # the orchestrator's API server stops answering
+    away = tmp_path / "away.yaml"  # the orchestrator's API server stops answering
     away.write_text(
-        good[:at]
-        + "kubeconfig: "
-        + str(_closed_port_kubeconfig(tmp_path))
-        + good[at + len(where) :]
+        stack_yaml(
+            k8s_stack,
+            bucket,
+            moto.url,
+            orchestrator_kubeconfig=_closed_port_kubeconfig(tmp_path),
+        )
     )
     register_stack(away, activate=True)
     with pytest.raises(KitaruBackendError, match="could not be reached"):
@@ -840,10 +843,9 @@ def test_a_job_the_cluster_refuses_to_create_is_logged_and_the_caller_told_what_
     try:
         broken = tmp_path / "broken.yaml"
         # Only the orchestrator's API server fails (the secret provider answers).
-        good = stack_yaml(k8s_stack, bucket, moto.url)
-        where = f"kubeconfig: {k8s_stack.kubeconfig}"
-        at = good.rindex(where)
-        broken.write_text(good[:at] + f"kubeconfig: {unwell.kubeconfig}" + good[at + len(where) :])
+        broken.write_text(
+            stack_yaml(k8s_stack, bucket, moto.url, orchestrator_kubeconfig=unwell.kubeconfig)
+        )
         register_stack(broken, activate=True)
         with pytest.raises(KitaruDispatchError) as raised:
             k8s_flows.three.start(1)
