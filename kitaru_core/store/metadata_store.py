@@ -53,6 +53,14 @@ _COPY_JOURNAL = (
     + " FROM journal WHERE exec_id = :source AND position < :before AND status = 'completed'"
 )
 _FENCE = "UPDATE executions SET lease_heartbeat = :now WHERE id = :id AND lease_owner = :owner"
+# SQLite's write lock (BEGIN IMMEDIATE) already keeps a takeover out until the commit, so
+# there the lease is checked by the entry's own insert: a read, where the UPDATE above
+# writes the execution's page into the WAL on every checkpoint.
+_FENCED_ENTRY = (
+    f"INSERT INTO journal ({JournalEntry.COLUMNS}) SELECT "
+    + ", ".join(f":{c}" for c in JournalEntry.NAMES)
+    + " WHERE EXISTS (SELECT 1 FROM executions WHERE id = :exec_id AND lease_owner = :owner)"
+)
 _DELETE_ENTRY = "DELETE FROM journal WHERE exec_id = :exec_id AND position = :position"
 # A repeated finish (its first commit's reply was lost) finds the result recorded.
 _INSERT_RESULT = ArtifactRecord.INSERT + " ON CONFLICT DO NOTHING"
@@ -669,17 +677,22 @@ class MetadataStore:
         owner: str | None,
     ) -> None:
         statements: list[tuple[str, dict[str, Any]]] = []
-        if owner is not None:
+        fenced_insert = owner is not None and self.db.dialect == "sqlite"
+        if owner is not None and not fenced_insert:
             statements.append((_FENCE, {"id": entry.exec_id, "owner": owner, "now": time.time()}))
         if replace:
             where = {"exec_id": entry.exec_id, "position": entry.position}
             statements.append((_DELETE_ENTRY + " AND status <> 'completed'", where))
         statements += [(ArtifactRecord.INSERT, artifact.params()) for artifact in artifacts]
         statements += [(LLMCallRecord.INSERT, call.params()) for call in llm_calls or ()]
-        statements.append((JournalEntry.INSERT, entry.params()))
+        if fenced_insert:
+            statements.append((_FENCED_ENTRY, {**entry.params(), "owner": owner}))
+        else:
+            statements.append((JournalEntry.INSERT, entry.params()))
+        fence = -1 if fenced_insert else 0  # the statement whose count says the lease holds
 
         def still_leased(counts: list[int]) -> None:
-            if owner is not None and not counts[0]:
+            if owner is not None and not counts[fence]:
                 raise KitaruLeaseLost(
                     f"execution {entry.exec_id} is no longer run by this process (another "
                     f"took it over); checkpoint {entry.name!r} was not recorded"
