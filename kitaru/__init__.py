@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from kitaru_core.runtime.flow import FlowHandle, flow
     from kitaru_core.runtime.llm import allm, llm
     from kitaru_core.runtime.memory import memory
+    from kitaru_core.runtime.patches import deprecate_patch, patched
     from kitaru_core.runtime.primitives import aload, load, log, save
     from kitaru_core.runtime.timers import asleep, sleep, sleep_until
     from kitaru_core.runtime.wait import ainput, wait
@@ -64,6 +65,8 @@ _EXPORTS = {
     "llm": "kitaru_core.runtime.llm",
     "allm": "kitaru_core.runtime.llm",
     "memory": "kitaru_core.runtime.memory",
+    "patched": "kitaru_core.runtime.patches",
+    "deprecate_patch": "kitaru_core.runtime.patches",
     "load": "kitaru_core.runtime.primitives",
     "aload": "kitaru_core.runtime.primitives",
     "log": "kitaru_core.runtime.primitives",
@@ -110,6 +113,7 @@ __all__ = [
     "aload",
     "asleep",
     "checkpoint",
+    "deprecate_patch",
     "diff",
     "flow",
     "hookimpl",
@@ -117,6 +121,7 @@ __all__ = [
     "load",
     "log",
     "memory",
+    "patched",
     "save",
     "sleep",
     "sleep_until",

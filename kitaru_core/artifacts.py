@@ -158,6 +158,10 @@ class Artifacts:
             signature=prepared.signature,
         )
 
+    def put_blob(self, key: str, data: bytes, what: str) -> None:
+        """Store bytes the caller keyed by their sha256 (a code archive)."""
+        self._put(key, data, what)
+
     def _put(self, key: str, source: BinaryIO | bytes, name: str) -> None:
         if self.note_blob_write is not None:
             self.note_blob_write(key)

@@ -107,6 +107,11 @@ class Execution:
     """Every LLM call of the execution: model, tokens, latency, cost, error."""
     budget: dict[str, Any] | None = None
     """The flow's ``max_cost_usd`` and ``max_llm_calls``, if it set them."""
+    code_version: str | None = None
+    """The code it runs (``@flow(version=...)``, ``KITARU_CODE_VERSION`` or a digest of
+    its source); None for an execution recorded before versions were."""
+    code_archive: str | None = None
+    """With ``code: archive``: the digest of the source archive its runs import."""
     _record: ExecutionRecord | None = field(default=None, repr=False, compare=False)
     _result: Any = field(default=_MISSING, repr=False, compare=False)
 
@@ -182,6 +187,8 @@ class ExecutionsClient:
             pending_wait=pending[0] if pending else None,
             llm_calls=self._store.llm_calls(record.id),
             budget=record.options.get("budget"),
+            code_version=record.code_version,
+            code_archive=record.code_archive,
             _record=record,
         )
 
@@ -205,8 +212,10 @@ class ExecutionsClient:
         status: str | None = None,
         limit: int | None = 50,
         parent: str | None = None,
+        code_version: str | None = None,
     ) -> list[Execution]:
-        """Newest first; ``parent``: only the child flows of that execution."""
+        """Newest first; ``parent``: only the child flows of that execution;
+        ``code_version``: only executions that run that code."""
         if status is not None and status not in STATUSES:
             raise KitaruUsageError(f"{status!r} is not a status; use one of {', '.join(STATUSES)}")
         if parent is not None:
@@ -214,7 +223,7 @@ class ExecutionsClient:
         return [
             self._build(r)
             for r in self._store.list_executions(
-                flow=flow, status=status, limit=limit, parent=parent
+                flow=flow, status=status, limit=limit, parent=parent, code_version=code_version
             )
         ]
 
@@ -222,17 +231,34 @@ class ExecutionsClient:
         found = self.list(flow=flow, status=status, limit=1)
         return found[0] if found else None
 
-    def resume(self, exec_id: str) -> FlowHandle[Any]:
-        """Run a crashed or waiting execution again; completed checkpoints are not rerun."""
-        record = self._store.require_execution(exec_id)
+    def resume(self, exec_id: str, *, code: str = "recorded") -> FlowHandle[Any]:
+        """Run a crashed or waiting execution again; completed checkpoints are not rerun.
+        ``code="current"`` moves it to today's code first (see ``retry``)."""
+        record = self._moved(exec_id, code)
         get_stack(record.stack).orchestrator.resume(record.id)
         return FlowHandle(record.id)
 
-    def retry(self, exec_id: str) -> FlowHandle[Any]:
-        """Continue a failed execution from its last completed checkpoint."""
-        record = self._store.require_execution(exec_id)
+    def retry(self, exec_id: str, *, code: str = "recorded") -> FlowHandle[Any]:
+        """Continue a failed execution from its last completed checkpoint. It runs the
+        code it recorded (its source archive, with ``code: archive``); ``code="current"``
+        moves it to today's code first, deliberately (``kitaru.patched()`` branches keep
+        it on its recorded path)."""
+        record = self._moved(exec_id, code)
         get_stack(record.stack).orchestrator.resume(record.id, retry=True)
         return FlowHandle(record.id)
+
+    def _moved(self, exec_id: str, code: str) -> ExecutionRecord:
+        if code not in ("recorded", "current"):
+            raise KitaruUsageError(
+                f"code={code!r}: use 'recorded' (the code it started with, the default) or "
+                "'current' (move it to today's code)"
+            )
+        record = self._store.require_execution(exec_id)
+        if code == "current":
+            from kitaru_core.runtime.upgrade import move_to_current
+
+            move_to_current(record.id, self._store)
+        return record
 
     def replay(
         self,

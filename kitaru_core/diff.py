@@ -52,6 +52,14 @@ class ExecutionDiff:
     exec_b: str
     checkpoints: list[CheckpointDiff] = field(default_factory=list)
     result: CheckpointDiff | None = None
+    code_versions: tuple[str | None, str | None] = (None, None)
+    """The code each ran (``runtime/code_version.py``)."""
+
+    @property
+    def code_changed(self) -> bool:
+        """Whether the two ran different code (both versions known and unequal)."""
+        a, b = self.code_versions
+        return a is not None and b is not None and a != b
 
     def by_name(self) -> dict[str, str]:
         """Each checkpoint's status by name (the last one wins for repeated names)."""
@@ -66,10 +74,14 @@ class ExecutionDiff:
                 for c in self.checkpoints
             ],
             "result": dict(self.result.__dict__) if self.result else None,
+            "code_versions": list(self.code_versions),
+            "code_changed": self.code_changed,
         }
 
     def __str__(self) -> str:
         lines = [f"diff {self.exec_a} {self.exec_b}"]
+        if self.code_changed:
+            lines.append(f"code changed: {self.code_versions[0]} -> {self.code_versions[1]}")
         for c in [*self.checkpoints, *([self.result] if self.result else [])]:
             change = f" ({c.duration_change * 1000:+.1f} ms)" if c.duration_change else ""
             if c.token_change:
@@ -154,7 +166,9 @@ def diff(exec_a: str, exec_b: str) -> ExecutionDiff:
     store = get_store()
     a = _Side(store, store.require_execution(exec_a))
     b = _Side(store, store.require_execution(exec_b))
-    result = ExecutionDiff(a.record.id, b.record.id)
+    result = ExecutionDiff(
+        a.record.id, b.record.id, code_versions=(a.record.code_version, b.record.code_version)
+    )
     for position in sorted(set(a.journal) | set(b.journal)):
         ea, eb = a.journal.get(position), b.journal.get(position)
         if ea is not None and eb is not None and ea.name == eb.name:

@@ -168,8 +168,10 @@ class RemoteExecutions:
         status: str | None = None,
         limit: int | None = 50,
         parent: str | None = None,
+        code_version: str | None = None,
     ) -> builtins.list[Any]:
-        params = {k: v for k, v in (("flow", flow), ("status", status), ("parent", parent)) if v}
+        chosen = (("flow", flow), ("status", status), ("parent", parent))
+        params = {k: v for k, v in (*chosen, ("code_version", code_version)) if v}
         found: builtins.list[Any] = []
         cursor = None
         while limit is None or len(found) < limit:
@@ -221,12 +223,14 @@ class RemoteExecutions:
     def cancel(self, exec_id: str) -> Any:
         return self._act(exec_id, "cancel")
 
-    def resume(self, exec_id: str) -> RemoteHandle:
+    def resume(self, exec_id: str, *, code: str = "recorded") -> RemoteHandle:
+        _recorded_code_only(code)
         handle = RemoteHandle(self, self._act(exec_id, "resume").exec_id)
         handle.ran()  # as the local client, return once it ran
         return handle
 
-    def retry(self, exec_id: str) -> RemoteHandle:
+    def retry(self, exec_id: str, *, code: str = "recorded") -> RemoteHandle:
+        _recorded_code_only(code)
         handle = RemoteHandle(self, self._act(exec_id, "retry").exec_id)
         handle.ran()
         return handle
@@ -337,6 +341,14 @@ class RemoteMemories(MemoriesClient):
         return RemoteMemoryScope(self._c, scope_type, scope)
 
 
+def _recorded_code_only(code: str) -> None:
+    if code != "recorded":
+        raise KitaruUsageError(
+            "moving an execution to today's code (--code current) signs it with this "
+            "deployment's key: run it where the database is (unset KITARU_SERVER_URL)"
+        )
+
+
 def diff_from_json(data: dict[str, Any]) -> Any:
     def row(c: dict[str, Any]) -> CheckpointDiff:
         return CheckpointDiff(**_known(CheckpointDiff, c))
@@ -346,6 +358,7 @@ def diff_from_json(data: dict[str, Any]) -> Any:
         data["exec_b"],
         [row(c) for c in data["checkpoints"]],
         row(data["result"]) if data.get("result") else None,
+        code_versions=tuple(data.get("code_versions") or (None, None)),  # type: ignore[arg-type]
     )
 
 

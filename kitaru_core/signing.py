@@ -76,24 +76,42 @@ class Signer:
             for key in self.keys
         )
 
-    def sign_reference(self, flow_ref: str, source_root: str | None, flow_name: str) -> str:
-        """An execution's flow reference: what a runner will import to run it."""
-        return _reference_mac(self.keys[0], flow_ref, source_root, flow_name)
+    def sign_reference(
+        self,
+        flow_ref: str,
+        source_root: str | None,
+        flow_name: str,
+        code_archive: str | None = None,
+    ) -> str:
+        """An execution's flow reference: what a runner will import to run it (from
+        the source archive ``code_archive`` names, when it has one)."""
+        return _reference_mac(self.keys[0], flow_ref, source_root, flow_name, code_archive)
 
     def verify_reference(
-        self, flow_ref: str, source_root: str | None, flow_name: str, signature: str | None
+        self,
+        flow_ref: str,
+        source_root: str | None,
+        flow_name: str,
+        signature: str | None,
+        code_archive: str | None = None,
     ) -> bool:
         if not signature:
             return False
         return any(
-            hmac.compare_digest(_reference_mac(key, flow_ref, source_root, flow_name), signature)
+            hmac.compare_digest(
+                _reference_mac(key, flow_ref, source_root, flow_name, code_archive), signature
+            )
             for key in self.keys
         )
 
 
-def _reference_mac(key: bytes, flow_ref: str, source_root: str | None, flow_name: str) -> str:
+def _reference_mac(
+    key: bytes, flow_ref: str, source_root: str | None, flow_name: str, code_archive: str | None
+) -> str:
     mac = hmac.new(key, _REFERENCE_DOMAIN, hashlib.sha256)
     mac.update(f"{flow_ref}\0{source_root or ''}\0{flow_name}".encode())
+    if code_archive is not None:  # (references signed before archives existed stay valid)
+        mac.update(f"\0{code_archive}".encode())
     return mac.hexdigest()
 
 

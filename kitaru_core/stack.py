@@ -70,6 +70,11 @@ class StackSettings:
     """Times the worker resumes an execution whose process died, before failing it."""
     retention_days: float | None = None
     """When set, the worker deletes executions that ended this many days ago."""
+    code: str | None = None
+    """``archive``: each execution's source tree goes to the artifact store and its runs
+    import exactly that (``runtime/code_archive.py``); ``path``: runs import the code
+    where they run. Unset: ``archive`` for orchestrators that run elsewhere, ``path``
+    for the local one."""
 
     @classmethod
     def from_mapping(cls, data: Any, where: str) -> StackSettings:
@@ -77,11 +82,17 @@ class StackSettings:
             return cls()
         if not isinstance(data, dict):
             raise KitaruStackError(f"{where}: 'settings' must be a mapping")
-        unknown = sorted(set(data) - {"max_recoveries", "retention_days"})
+        unknown = sorted(set(data) - {"max_recoveries", "retention_days", "code"})
         if unknown:
             raise KitaruStackError(
                 f"{where}: unknown setting(s) {', '.join(map(repr, unknown))}; a stack's "
-                "settings are 'max_recoveries' and 'retention_days'"
+                "settings are 'max_recoveries', 'retention_days' and 'code'"
+            )
+        code = data.get("code")
+        if code not in (None, "archive", "path"):
+            raise KitaruStackError(
+                f"{where}: settings.code must be 'archive' (ship each execution's source "
+                f"with it) or 'path' (import the code where it runs), not {code!r}"
             )
         recoveries = data.get("max_recoveries", 3)
         if isinstance(recoveries, bool) or not isinstance(recoveries, int) or recoveries < 0:
@@ -96,7 +107,7 @@ class StackSettings:
             raise KitaruStackError(
                 f"{where}: settings.retention_days must be a number of days above 0 (got {days!r})"
             )
-        return cls(max_recoveries=recoveries, retention_days=days)
+        return cls(max_recoveries=recoveries, retention_days=days, code=code)
 
     def to_mapping(self) -> dict[str, Any]:
         defaults = StackSettings()
@@ -105,6 +116,7 @@ class StackSettings:
             for k, v in (
                 ("max_recoveries", self.max_recoveries),
                 ("retention_days", self.retention_days),
+                ("code", self.code),
             )
             if v != getattr(defaults, k)
         }
@@ -343,6 +355,12 @@ class Stack:
     @functools.cached_property
     def orchestrator(self) -> Orchestrator:
         return self._build("orchestrator")
+
+    @property
+    def ships_code(self) -> bool:
+        """Whether executions carry their source tree (``settings.code``)."""
+        code = self.definition.settings.code
+        return code == "archive" if code else not self.orchestrator.runs_in_worker
 
     @functools.cached_property
     def llm_gateway(self) -> Any:

@@ -355,8 +355,8 @@ def test_executions_recorded_before_references_were_signed_are_signed_on_upgrade
     store = get_store()
     # As a store of the revision before signed references holds it: no signature.
     store.db.execute("UPDATE executions SET options = '{}' WHERE id = :id", {"id": exec_id})
-    migrations.downgrade(store.db.url, "0009")
     assert not is_trusted(store.require_execution(exec_id))
+    migrations.downgrade(store.db.url, "0009")
     reset_store_cache()
     record = get_store().require_execution(exec_id)  # this process upgrades, and signs
     assert record.options.get(SIGNATURE) and is_trusted(record)

@@ -622,7 +622,7 @@ def test_worker_once_and_status_report_what_was_done() -> None:
     once = kitaru_cli("worker", "--once")
     assert once.returncode == 0, once.stderr
     assert "nothing was due" in once.stderr
-    status = json.loads(kitaru_cli("worker", "status", "--output", "json").stdout)
+    status = json.loads(kitaru_cli("worker", "status", "--output", "json").stdout)["workers"]
     assert status[0]["state"] == "stopped" and status[0]["counts"]["passes"] == 1
 
 
@@ -635,7 +635,7 @@ def test_an_answer_recorded_without_a_resume_is_continued_by_the_worker() -> Non
     assert once.returncode == 0, once.stderr
     assert "its wait was answered" in " ".join(once.stderr.split())
     assert handle.wait(timeout=60) == "answer True"
-    status = json.loads(kitaru_cli("worker", "status", "--output", "json").stdout)
+    status = json.loads(kitaru_cli("worker", "status", "--output", "json").stdout)["workers"]
     assert status[0]["counts"]["answered_waits"] == 1
 
 

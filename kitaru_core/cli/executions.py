@@ -46,6 +46,9 @@ def list_(
     ),
     limit: int = typer.Option(50, "--limit", "-n"),
     parent: str = typer.Option(None, "--parent", help="only the child flows of this execution"),
+    code_version: str = typer.Option(
+        None, "--code-version", help="only executions that run this code version"
+    ),
     output: OutputFormat = OutputOption,
 ) -> None:
     """List executions, newest first."""
@@ -57,29 +60,37 @@ def list_(
             param_hint="--status",
         )
     client = _client()
-    executions = (
-        client.executions.list(flow=flow, status=status, limit=limit, parent=parent)
-        if parent
-        else client.executions.list(flow=flow, status=status, limit=limit)
+    executions = client.executions.list(
+        flow=flow, status=status, limit=limit, parent=parent, code_version=code_version
     )
     if output is OutputFormat.json:
         print_json([e.to_dict(with_result=False) for e in executions])
         return
     print_table(
         "Executions",
-        ["id", "flow", "status", "steps", "started", "duration"],
+        ["id", "flow", "status", "code", "started", "duration"],
         [
             (
                 e.exec_id,
                 e.flow_name,
                 styled_status(e.status),
-                len(e.checkpoints),
-                when(e.started_at),
+                _short_version(e.code_version),
+                when(e.started_at, compact=True),
                 seconds(e.ended_at - e.started_at) if e.ended_at and e.started_at else "-",
             )
             for e in executions
         ],
     )
+
+
+def _short_version(version: str | None) -> str:
+    """A code version in a table: a digest's first 8 hex digits (as git shows
+    commits), a name as it is (up to 12 characters)."""
+    if version is None:
+        return "-"
+    if len(version) == 12 and all(c in "0123456789abcdef" for c in version):
+        return version[:8]
+    return version if len(version) <= 12 else version[:11] + "…"
 
 
 @app.command()
@@ -97,6 +108,9 @@ def get(exec_id: str, output: OutputFormat = OutputOption) -> None:
         styled_status(execution.status),
         f"  stack {execution.stack}  runs {execution.runs}",
     )
+    if execution.code_version:
+        archive = f" (archive {execution.code_archive[:12]})" if execution.code_archive else ""
+        print_line(f"code version {execution.code_version}{archive}")
     if execution.original_exec_id:
         print_line(f"replay of {execution.original_exec_id}")
     print_table(
@@ -357,6 +371,9 @@ def diff_(exec_a: str, exec_b: str, output: OutputFormat = OutputOption) -> None
     from rich.syntax import Syntax
 
     console = Console()
+    if result.code_changed:
+        a_code, b_code = result.code_versions
+        print_line(text("code changed: ", "yellow"), f"a ran {a_code}, b ran {b_code}")
     rows = [*result.checkpoints, *([result.result] if result.result else [])]
     print_table(
         f"{result.exec_a} → {result.exec_b}",
@@ -389,21 +406,87 @@ _DIFF_STYLE = {
 }
 
 
+CodeOption = typer.Option(
+    "recorded",
+    "--code",
+    help="recorded: the code it started with; current: move it to today's code first",
+)
+
+
 @app.command()
-def resume(exec_id: str, output: OutputFormat = OutputOption) -> None:
-    """Resume a crashed or waiting execution in this process; completed checkpoints
-    are answered from the journal."""
+def resume(exec_id: str, code: str = CodeOption, output: OutputFormat = OutputOption) -> None:
+    """Resume a crashed or waiting execution in this process; completed checkpoints are
+    answered from the journal."""
     with interruptible():
-        handle = _client().executions.resume(exec_id)
+        handle = _client().executions.resume(exec_id, **_code(code))
     _finish(handle, output)
 
 
 @app.command()
-def retry(exec_id: str, output: OutputFormat = OutputOption) -> None:
+def retry(exec_id: str, code: str = CodeOption, output: OutputFormat = OutputOption) -> None:
     """Continue a failed or cancelled execution from its last completed checkpoint."""
     with interruptible():
-        handle = _client().executions.retry(exec_id)
+        handle = _client().executions.retry(exec_id, **_code(code))
     _finish(handle, output)
+
+
+def _code(code: str) -> dict[str, str]:
+    """The ``code`` argument, given only when it is not the default (a server's client
+    takes none: moving code needs this deployment's signing key)."""
+    if code not in ("recorded", "current"):
+        raise typer.BadParameter(
+            f"{code!r}: use 'recorded' (the code it started with) or 'current'",
+            param_hint="--code",
+        )
+    return {} if code == "recorded" else {"code": code}
+
+
+@app.command()
+def upgrade(
+    exec_id: str = typer.Argument(None, metavar="[ID]"),
+    all_waiting: bool = typer.Option(
+        False, "--all-waiting", help="every waiting or sleeping execution"
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="only say whether each would replay on the current code"
+    ),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Replay executions' journals against the current code, running nothing: which
+    would diverge, and where. Without --dry-run, those that replay are moved to the
+    current code (its version, and its source archive with `code: archive`); exits 1
+    when any would diverge."""
+    from kitaru_core.runtime.upgrade import check_upgrade, move_to_current, waiting_executions
+    from kitaru_core.store.metadata_store import get_store
+
+    if (exec_id is None) == (not all_waiting):
+        raise KitaruUsageError("name one execution, or give --all-waiting (not both)")
+    store = get_store()
+    ids = [exec_id] if exec_id else [r.id for r in waiting_executions(store)]
+    checks = []
+    with progress("replaying journals") as report:
+        for done, one in enumerate(ids):
+            report(f"{done} of {len(ids)}")
+            check = check_upgrade(one, store)
+            if check.verdict == "ok" and not dry_run:
+                check.detail += f"; moved to code {move_to_current(one, store)}"
+            checks.append(check)
+    if output is OutputFormat.json:
+        print_json([c.to_dict() for c in checks])
+    else:
+        style = {"ok": "green", "diverges": "red", "error": "red"}
+        print_table(
+            "Replayed on the current code" + (" (dry run)" if dry_run else ""),
+            ["id", "flow", "status", "verdict", "detail"],
+            [
+                (c.exec_id, c.flow_name, c.status, text(c.verdict, style[c.verdict]), c.detail)
+                for c in checks
+            ],
+        )
+        bad = sum(c.verdict != "ok" for c in checks)
+        echo(f"{len(checks) - bad} of {len(checks)} replay on the current code")
+    if any(c.verdict != "ok" for c in checks):
+        raise typer.Exit(1)
 
 
 @app.command()

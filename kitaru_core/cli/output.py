@@ -113,10 +113,14 @@ def print_line(*parts: Any) -> None:
     Console(soft_wrap=True).print(Text.assemble(*(text(p) for p in parts)), highlight=False)
 
 
-def when(ts: float | None) -> str:
+def when(ts: float | None, *, compact: bool = False) -> str:
+    """A local time to the minute; ``compact``: without the year when it is this year."""
     if ts is None:
         return "-"
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+    moment = dt.datetime.fromtimestamp(ts)
+    if compact and moment.year == dt.datetime.now().year:
+        return moment.strftime("%m-%d %H:%M")
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 def seconds(value: float | None) -> str:

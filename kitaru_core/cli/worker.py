@@ -33,13 +33,29 @@ def worker(
         "--heartbeat-file",
         help="touched on every pass, for a liveness probe (a stale file: a stuck worker)",
     ),
+    code_version: list[str] = typer.Option(
+        None,
+        "--code-version",
+        help="continue executions of this code version too (repeatable; default: the "
+        "version of the code this worker imports)",
+    ),
+    any_version: bool = typer.Option(
+        False, "--any-version", help="continue executions whatever code they started with"
+    ),
 ) -> None:
     """Run the worker until SIGTERM or Ctrl-C (running executions are let finish)."""
     if ctx.invoked_subcommand is not None:
         return
     from kitaru_core.worker.service import Worker
 
-    service = Worker(stack=stack, concurrency=concurrency, poll=poll, heartbeat_file=heartbeat_file)
+    service = Worker(
+        stack=stack,
+        concurrency=concurrency,
+        poll=poll,
+        heartbeat_file=heartbeat_file,
+        code_versions=code_version or [],
+        any_version=any_version,
+    )
     if once:
         counts = service.run_once()
         done = {k: v for k, v in counts.items() if k != "passes" and v}
@@ -54,8 +70,10 @@ def status(output: OutputFormat = OutputOption) -> None:
     """Workers that share this metadata store, and what each has done."""
     from kitaru_core.store.metadata_store import get_store
     from kitaru_core.worker.liveness import is_alive
+    from kitaru_core.worker.versions import unserved
 
-    workers = get_store().workers.list()
+    store = get_store()
+    workers = store.workers.list()
     now = time.time()
 
     def state(record: Any) -> str:
@@ -63,8 +81,11 @@ def status(output: OutputFormat = OutputOption) -> None:
             return "stopped"
         return "running" if is_alive(record, now) else "lost"
 
+    waiting = unserved(store, [w for w in workers if state(w) == "running"])
     if output is OutputFormat.json:
-        print_json([{**w.__dict__, "state": state(w)} for w in workers])
+        print_json(
+            {"workers": [{**w.__dict__, "state": state(w)} for w in workers], "unserved": waiting}
+        )
         return
     columns = [
         "recovered",
@@ -96,3 +117,9 @@ def status(output: OutputFormat = OutputOption) -> None:
             for w in workers
         ],
     )
+    for group in waiting:
+        typer.echo(
+            f"{group['executions']} execution(s) of stack {group['stack']} wait for code "
+            f"version {group['code_version']} that no worker runs: start a worker with that "
+            "code (or `--code-version`), or move them with `kitaru executions upgrade`"
+        )

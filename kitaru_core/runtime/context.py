@@ -23,7 +23,7 @@ from kitaru_core.errors import (
     KitaruUsageError,
 )
 from kitaru_core.events import NO_OBSERVERS, Observers
-from kitaru_core.runtime.journal import JournalReader
+from kitaru_core.runtime.journal import JournalReader, Recorded
 from kitaru_core.runtime.scopes import Scope, coroutine_name, current_scope
 from kitaru_core.runtime.step import Step
 from kitaru_core.store.metadata_store import MetadataStore
@@ -55,6 +55,21 @@ class ExecutionStopped(BaseException):
     """Unwinds a flow body whose process was asked to stop: the execution is left
     running with no owner, for a worker to recover elsewhere (not an ``Exception``,
     so user code's ``except Exception`` does not swallow it)."""
+
+
+HELD = ("waiting", "sleeping")
+"""Journal statuses of a step the execution reached and stopped at (a wait not yet
+answered, a timer not yet due): a later run must call the same step there."""
+
+
+class DryRunEnded(BaseException):
+    """Unwinds a flow body replayed without running anything (``kitaru executions
+    upgrade --dry-run``) at the first step its journal does not hold: the replay
+    matched everything the execution had recorded up to there."""
+
+    def __init__(self, step: Step) -> None:
+        super().__init__(step.name)
+        self.step = step
 
 
 class Suspended(BaseException):
@@ -142,6 +157,9 @@ class ExecutionContext:
         self.submitted: list[Future[Any]] = []
         self.is_async = False
         """Whether the flow body is ``async def`` (then steps called in it are awaited)."""
+        self.dry_run = False
+        """The body is replayed against the journal and nothing runs: the first step the
+        journal does not answer ends it (``DryRunEnded``)."""
 
     def _scope(self) -> Scope:
         scope = current_scope.get()
@@ -161,6 +179,19 @@ class ExecutionContext:
             return Step(self, name, kind, found[0].position, path, found)
         return Step(self, name, kind, self._new_position(arrival), path)
 
+    def peek_step(self) -> Recorded | None:
+        """The entry an earlier run recorded where this task's next step would be,
+        without taking that place (``kitaru.patched``)."""
+        scope = self._scope()
+        with self.lock:
+            path = f"{scope.prefix}{scope.steps}"
+            arrival = self._arrivals
+        return self.journal.peek(path, arrival)
+
+    def reached_end(self, step: Step) -> None:
+        """In a dry run, ``step`` is one the journal does not answer: the replay ends."""
+        raise DryRunEnded(step)
+
     def _new_position(self, arrival: int) -> int:
         """A position for a step no earlier run recorded: its place in the order of
         arrival when that is free (so a flow body's steps keep the positions of their
@@ -176,7 +207,14 @@ class ExecutionContext:
         """The output record of the completed entry an earlier run left for ``step``,
         if there is one, after checking that the entry is for a step of its name."""
         found = step.found
+        if found is not None and found[0].status in HELD and found[0].name != step.name:
+            entry = found[0]  # a wait or timer reached before: a promise to keep
+            raise KitaruDivergenceError(
+                exec_id=self.exec_id, position=entry.position, recorded=entry.name, called=step.name
+            )
         if found is None or found[0].status != "completed":
+            if self.dry_run:
+                self.reached_end(step)
             return None
         entry, output = found
         if entry.name != step.name:

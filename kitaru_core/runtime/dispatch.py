@@ -66,9 +66,11 @@ def admit_and_hand_off(
     queue: str,
     hand_off: HandOff = run_in_background,
     at_most: int | None = None,
+    accepts: Callable[[ExecutionRecord], bool] | None = None,
 ) -> list[ExecutionRecord]:
-    """Admit what the queue has room for (``at_most`` of them) and hand each over."""
-    admitted = store.queues.admit(queue, at_most)
+    """Admit what the queue has room for (``at_most`` of them, those ``accepts`` takes)
+    and hand each over."""
+    admitted = store.queues.admit(queue, at_most, accepts)
     for record in admitted:
         hand_off(record)
     return admitted

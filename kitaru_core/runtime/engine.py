@@ -24,6 +24,8 @@ from kitaru_core.errors import (
 from kitaru_core.events import ExecutionEnded, ExecutionStarted
 from kitaru_core.loaded_plugins import get_plugins
 from kitaru_core.runtime import lease, trust
+from kitaru_core.runtime.code_archive import archive_for
+from kitaru_core.runtime.code_version import code_version_of
 from kitaru_core.runtime.context import (
     ExecutionCancelled,
     ExecutionContext,
@@ -95,8 +97,15 @@ def create_execution(
         "source_root": source_root,
         "inputs": inputs_digest(inputs),
         TASK_PATHS: True,
-        trust.SIGNATURE: trust.reference_signature(stack, flow.ref, source_root, flow.name),
     }
+    code_archive = None
+    if stack.ships_code:
+        tree, archived = archive_for(flow, stack, store, exec_id)
+        code_archive, options["code_root"] = tree.digest, str(tree.root)
+        inputs = [*inputs, archived]
+    options[trust.SIGNATURE] = trust.reference_signature(
+        stack, flow.ref, source_root, flow.name, code_archive
+    )
     if flow.concurrency is not None:
         options["concurrency"] = flow.concurrency
     if flow.settings:
@@ -115,6 +124,8 @@ def create_execution(
         queue_key=key,
         parent_exec_id=parent[0] if parent else None,
         parent_position=parent[1] if parent else None,
+        code_version=code_version_of(flow),
+        code_archive=code_archive,
     )
     try:
         return Created(store.create_execution(record, inputs), new=True)

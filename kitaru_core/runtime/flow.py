@@ -283,6 +283,7 @@ def flow(
     settings: dict[str, Any] | None = None,
     max_cost_usd: float | None = None,
     max_llm_calls: int | None = None,
+    version: str | None = None,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 def flow(
     func: Callable[P, R] | None = None,
@@ -297,6 +298,7 @@ def flow(
     settings: dict[str, Any] | None = None,
     max_cost_usd: float | None = None,
     max_llm_calls: int | None = None,
+    version: str | None = None,
 ) -> Flow[P, R] | Callable[[Callable[P, R]], Flow[P, R]]:
     """Make a function a durable flow; start executions with ``.run()`` or ``.start()``.
 
@@ -310,6 +312,9 @@ def flow(
     ``settings``: per-orchestrator settings of its executions (``{"kubernetes": {...}}``).
     ``max_cost_usd``, ``max_llm_calls``: the budget of each execution; an LLM call over it
     raises ``KitaruBudgetExceededError`` in the flow, which may catch it.
+    ``version``: the code version its executions record (default: ``KITARU_CODE_VERSION``,
+    else a digest of the flow's source files); a worker continues only executions of a
+    version it has.
     """
 
     def wrap(f: Callable[P, R]) -> Flow[P, R]:
@@ -324,6 +329,7 @@ def flow(
             settings=settings,
             max_cost_usd=max_cost_usd,
             max_llm_calls=max_llm_calls,
+            version=version,
         )
 
     return wrap(func) if func is not None else wrap

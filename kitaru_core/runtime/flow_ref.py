@@ -233,6 +233,7 @@ class FlowDefinition(Generic[P, R]):
         settings: dict[str, Any] | None = None,
         max_cost_usd: float | None = None,
         max_llm_calls: int | None = None,
+        version: str | None = None,
     ) -> None:
         if retries < 0:
             raise ValueError("retries must be 0 or more")
@@ -260,6 +261,12 @@ class FlowDefinition(Generic[P, R]):
         {"resources": {"limits": {"nvidia.com/gpu": 1}}}}``."""
         self.budget = _budget(self.name, max_cost_usd, max_llm_calls)
         """``max_cost_usd`` and ``max_llm_calls`` (those set), checked before each LLM call."""
+        if version is not None and (not isinstance(version, str) or not version.strip()):
+            raise KitaruUsageError(
+                f"flow {self.name!r}: version must be a non-empty string, not {version!r}"
+            )
+        self.version = version
+        """The code version its executions record, when the flow names one."""
         self.ref = flow_ref_for(func)
         functools.update_wrapper(self, func)
         registry[self.ref] = self

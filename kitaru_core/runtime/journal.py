@@ -55,6 +55,13 @@ class JournalReader:
                 self._unmatched -= 1
         return found
 
+    def peek(self, path: str, arrival: int) -> Recorded | None:
+        """What ``find`` would answer, leaving it for the step that finds it."""
+        if self._unmatched <= 0:
+            return None
+        with self._lock:
+            return self._find(path, arrival)
+
     def _find(self, path: str, arrival: int) -> Recorded | None:
         if path.isdigit():  # a step of the flow body's own task
             at = self._page(int(path)).by_position.get(int(path))

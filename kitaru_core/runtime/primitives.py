@@ -86,4 +86,5 @@ def log(**metadata: Any) -> None:
         raise KitaruContextError(
             "kitaru.log() was called outside a flow; call it in a flow body or a checkpoint"
         )
-    ctx.store.merge_execution_metadata(ctx.exec_id, metadata)
+    if not ctx.dry_run:  # (``executions upgrade --dry-run`` records nothing)
+        ctx.store.merge_execution_metadata(ctx.exec_id, metadata)

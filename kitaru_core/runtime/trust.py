@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from kitaru_core.errors import KitaruError, KitaruUntrustedError
+from kitaru_core.runtime.code_archive import archived_flow
 from kitaru_core.runtime.flow_ref import FlowDefinition, resolve_flow
 from kitaru_core.stack import Stack
 from kitaru_core.stack_registry import get_stack
@@ -26,9 +27,13 @@ SIGNATURE = "ref_signature"
 
 
 def reference_signature(
-    stack: Stack, flow_ref: str, source_root: str | None, flow_name: str
+    stack: Stack,
+    flow_ref: str,
+    source_root: str | None,
+    flow_name: str,
+    code_archive: str | None = None,
 ) -> str:
-    return stack.artifacts.signer.sign_reference(flow_ref, source_root, flow_name)
+    return stack.artifacts.signer.sign_reference(flow_ref, source_root, flow_name, code_archive)
 
 
 def is_trusted(record: ExecutionRecord, stack: Stack | None = None) -> bool:
@@ -38,6 +43,7 @@ def is_trusted(record: ExecutionRecord, stack: Stack | None = None) -> bool:
         record.options.get("source_root"),
         record.flow_name,
         record.options.get(SIGNATURE),
+        record.code_archive,
     )
 
 
@@ -54,6 +60,8 @@ def check_trusted(record: ExecutionRecord, stack: Stack | None = None) -> None:
 def trusted_flow(record: ExecutionRecord, stack: Stack | None = None) -> FlowDefinition[Any, Any]:
     """The flow that runs ``record``, imported only once its reference verifies."""
     check_trusted(record, stack)
+    if record.code_archive is not None:
+        return archived_flow(record, stack or get_stack(record.stack))
     return resolve_flow(record.flow_ref, record.options.get("source_root"))
 
 
@@ -83,7 +91,11 @@ def sign(store: MetadataStore, record: ExecutionRecord, stack: Stack | None = No
     """Trust ``record``'s flow reference as it is now (``kitaru executions trust``)."""
     stack = stack or get_stack(record.stack)
     signature = reference_signature(
-        stack, record.flow_ref, record.options.get("source_root"), record.flow_name
+        stack,
+        record.flow_ref,
+        record.options.get("source_root"),
+        record.flow_name,
+        record.code_archive,
     )
     store.merge_execution_options(record.id, {SIGNATURE: signature})
 

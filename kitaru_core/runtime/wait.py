@@ -36,7 +36,7 @@ from kitaru_core.runtime.logs import log_event
 from kitaru_core.runtime.step import Step
 from kitaru_core.runtime.tracing import set_attributes, span
 from kitaru_core.store.metadata_store import MetadataStore
-from kitaru_core.store.records import WaitRecord
+from kitaru_core.store.records import JournalEntry, WaitRecord
 from kitaru_core.untrusted import parse_json_or_text, validate_name
 
 _POLL_INTERVAL = 0.2
@@ -201,6 +201,7 @@ def _wait_for_input(step: Step, request: _Request, adapter: Any) -> Any:
     if record.status == "expired":
         return _expired(step, record, request.default)
     if record.status != "answered" or record.value_artifact_id is None:
+        _journal_waiting(step, record)
         log_event(ctx.exec_id, f"waiting for input {name!r}: {question or ''}")
         raise WaitSuspended(name, expires_at)
     value_record = ctx.store.get_artifact(record.value_artifact_id)
@@ -210,6 +211,26 @@ def _wait_for_input(step: Step, request: _Request, adapter: Any) -> Any:
     step.record(entry)
     step.ended(entry)
     return adapter.validate_python(value)
+
+
+def _journal_waiting(step: Step, record: WaitRecord) -> None:
+    """The execution reached this wait: a ``waiting`` entry holds its place in the
+    journal, so code deployed meanwhile that calls something else here is found out
+    (``kitaru.patched``, ``executions upgrade --dry-run``) instead of running first."""
+    found = step.found
+    if found is not None and found[0].status == "waiting":
+        return
+    entry = JournalEntry(
+        exec_id=step.ctx.exec_id,
+        position=step.position,
+        name=step.name,
+        status="waiting",
+        started_at=record.created_at,
+        ended_at=time.time(),
+        kind="wait",
+        path=step.stored_path,
+    )
+    step.record(entry)
 
 
 def _expired(step: Step, record: WaitRecord, default: Any) -> Any:

@@ -282,6 +282,7 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
         until: float | None = Query(None, description="summary view: created before"),
         q: str | None = Query(None, description="summary view: ids starting with this"),
         parent: str | None = Query(None, description="only the child flows of this execution"),
+        code_version: str | None = Query(None, description="only executions of this code"),
         _: str = scoped("read"),
     ) -> list[dict[str, Any]]:
         """Executions, newest first; the next page's cursor is in X-Next-Cursor."""
@@ -298,7 +299,12 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
             )
         else:
             page, following = service.list_executions(
-                status=status, flow=flow, limit=limit, cursor=cursor, parent=parent
+                status=status,
+                flow=flow,
+                limit=limit,
+                cursor=cursor,
+                parent=parent,
+                code_version=code_version,
             )
         if following:
             response.headers["X-Next-Cursor"] = following

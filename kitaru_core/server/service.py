@@ -144,6 +144,7 @@ class Service:
         limit: int = 50,
         cursor: str | None = None,
         parent: str | None = None,
+        code_version: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """A page of executions, newest first, and the cursor of the next page."""
         if status is not None and status not in STATUSES:
@@ -156,6 +157,7 @@ class Service:
             limit=limit + 1,
             after=decode_cursor(cursor) if cursor else None,
             parent=self.store.require_execution(parent).id if parent else None,
+            code_version=code_version,
         )
         page = records[:limit]
         following = (

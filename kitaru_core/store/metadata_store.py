@@ -196,6 +196,7 @@ class MetadataStore:
         created_after: float | None = None,
         id_prefix: str | None = None,
         parent: str | None = None,
+        code_version: str | None = None,
     ) -> list[ExecutionRecord]:
         """Newest first. ``after``: the (created_at, id) of the last execution of the
         previous page, for pages that neither skip nor repeat while executions start."""
@@ -205,6 +206,9 @@ class MetadataStore:
         if parent is not None:
             where += (" AND " if where else " WHERE ") + "parent_exec_id = :parent"
             params["parent"] = parent
+        if code_version is not None:
+            where += (" AND " if where else " WHERE ") + "code_version = :code_version"
+            params["code_version"] = code_version
         sql = f"SELECT {ExecutionRecord.COLUMNS} FROM executions{where}"
         sql += " ORDER BY created_at DESC, id DESC"
         if limit:
@@ -759,6 +763,28 @@ class MetadataStore:
             f"SELECT {ArtifactRecord.COLUMNS} FROM artifacts WHERE id = :id", {"id": artifact_id}
         )
         return ArtifactRecord.from_row(row) if row else None
+
+    def code_archive_key(self, tree_digest: str) -> tuple[str, int] | None:
+        """(blob key, size) of a code archive of that tree another execution recorded."""
+        row = self.db.fetchone(
+            "SELECT a.key, a.size FROM executions e JOIN artifacts a ON a.exec_id = e.id "
+            "AND a.name = 'code' AND a.role = 'code' WHERE e.code_archive = :digest LIMIT 1",
+            {"digest": tree_digest},
+        )
+        return (str(row[0]), int(row[1])) if row is not None else None
+
+    def set_code(
+        self, exec_id: str, version: str, archive: str | None, artifacts: list[ArtifactRecord]
+    ) -> None:
+        """Move an execution to other code (``--code current``, ``executions upgrade``)."""
+        with self.db.transaction() as db:
+            db.execute(
+                "UPDATE executions SET code_version = :version, code_archive = :archive "
+                "WHERE id = :id",
+                {"id": exec_id, "version": version, "archive": archive},
+            )
+            for artifact in artifacts:
+                db.execute(ArtifactRecord.INSERT, artifact.params())
 
     def list_artifacts(
         self, exec_id: str, *, name: str | None = None, role: str | None = None

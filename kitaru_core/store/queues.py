@@ -8,6 +8,8 @@ admitters never both take the last free place.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import time
 
 from kitaru_core.store.database import Database
@@ -21,10 +23,15 @@ class QueueStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def admit(self, queue: str, at_most: int | None = None) -> list[ExecutionRecord]:
-        """Move the queued executions that may run now (``at_most`` of them) to
-        ``running`` (no lease yet, a fresh heartbeat) and return them, oldest first;
-        the caller runs them."""
+    def admit(
+        self,
+        queue: str,
+        at_most: int | None = None,
+        accepts: Callable[[ExecutionRecord], bool] | None = None,
+    ) -> list[ExecutionRecord]:
+        """Move the queued executions that may run now (``at_most`` of them, and only
+        those ``accepts`` takes) to ``running`` (no lease yet, a fresh heartbeat) and
+        return them, oldest first; the caller runs them."""
         with self.db.transaction() as db:
             db.lock(f"queue:{queue}")
             queued = [
@@ -60,6 +67,10 @@ class QueueStore:
                 limit = record.options.get("concurrency")
                 if limit is not None and running >= int(limit):
                     break  # every later one waits for the same free place
+                if accepts is not None and not accepts(record):
+                    if record.queue_key is not None:
+                        busy.add(record.queue_key)  # its key's later ones wait behind it
+                    continue
                 if record.queue_key is not None:
                     if record.queue_key in busy:
                         continue

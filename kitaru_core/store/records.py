@@ -153,6 +153,10 @@ class ExecutionRecord(Row):
     """The execution whose flow body started this one (a child flow)."""
     parent_position: int | None = None
     """The parent's journal position of that call."""
+    code_version: str | None = None
+    """The code it runs (``runtime/code_version.py``); None: recorded before versions."""
+    code_archive: str | None = None
+    """With ``code: archive``: the sha256 of the source archive its runs import."""
 
 
 @row("journal", json_fields=("error", "metadata"))

@@ -94,12 +94,16 @@ executions = Table(
         nullable=True,
         comment="the parent's journal position of the call",
     ),
+    Column("code_version", String(128), nullable=True, comment="null: recorded before 0017"),
+    Column("code_archive", String(64), nullable=True, comment="sha256 of its source archive"),
     Index("ix_executions_status", "status"),
     Index("ix_executions_queue", "queue", "status"),
     Index("ix_executions_wake", "status", "wake_at"),
     Index("ix_executions_flow_created", "flow_name", "created_at"),
     Index("ix_executions_created", "created_at"),
     Index("ix_executions_parent", "parent_exec_id"),
+    Index("ix_executions_code_version", "code_version", "status"),
+    Index("ix_executions_code_archive", "code_archive"),
 )
 
 journal = Table(

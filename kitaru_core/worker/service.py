@@ -44,6 +44,7 @@ from kitaru_core.store.metadata_store import get_store
 from kitaru_core.store.records import ExecutionRecord, Status
 from kitaru_core.worker import retention, schedules
 from kitaru_core.worker.liveness import IDLE_BEAT_SECONDS
+from kitaru_core.worker.versions import CodeVersions
 from kitaru_core.worker.wakeups import Wakeups
 
 DEFAULT_POLL = 1.0
@@ -83,6 +84,8 @@ class Worker:
         log: Callable[[str], None] | None = None,
         orphan_seconds: float = ORPHAN_SECONDS,
         heartbeat_file: Path | None = None,
+        code_versions: list[str] | None = None,
+        any_version: bool = False,
     ) -> None:
         if concurrency < 1:
             raise KitaruError(f"worker concurrency must be 1 or more, not {concurrency}")
@@ -115,6 +118,12 @@ class Worker:
         self._last_prune = 0.0
         self._last_reconcile = -RECONCILE_SECONDS
         self._schedule_errors: dict[str, str] = {}
+        self.versions = CodeVersions(
+            code_versions or (),
+            any_version=any_version,
+            imports=self.stack.orchestrator.runs_in_worker,
+        )
+        self._left_versions: set[str] = set()
 
     # -- the loop --------------------------------------------------------------------
 
@@ -258,7 +267,7 @@ class Worker:
         if self._free() <= 0:
             return
         record = self.store.get_execution(exec_id)
-        if record is None:
+        if record is None or not self._has_code(record):
             return
 
         def claim(to_status: str) -> bool:
@@ -307,7 +316,7 @@ class Worker:
         if self._free() <= 0:
             return
         record = self.store.get_execution(exec_id)
-        if record is None:
+        if record is None or not self._has_code(record):
             return
 
         why: list[str] = []
@@ -343,7 +352,11 @@ class Worker:
     def _admit(self, queue: str) -> None:
         free = self._free()
         for record in admit_and_hand_off(
-            self.store, queue, self.hand_off, at_most=None if free == sys.maxsize else free
+            self.store,
+            queue,
+            self.hand_off,
+            at_most=None if free == sys.maxsize else free,
+            accepts=self._has_code,
         ):
             self.counts["dispatched"] += 1
             self._log(f"dispatched {record.id} from queue {queue}")
@@ -366,10 +379,27 @@ class Worker:
                 f"and {len(deleted.blobs)} blob(s)"
             )
 
+    def _has_code(self, record: ExecutionRecord) -> bool:
+        """Whether this worker runs the code ``record`` started with (else it is left,
+        said once per version, for a worker that does)."""
+        if self.versions.has(record):
+            return True
+        version = record.code_version or "-"
+        if version not in self._left_versions:
+            self._left_versions.add(version)
+            self._log(
+                f"leaving executions of code version {version} (such as {record.id}) to a "
+                "worker that runs it; `kitaru executions upgrade --all-waiting --dry-run` "
+                "says whether they would run on this code"
+            )
+        self.counts["other_code"] += 1
+        return False
+
     def _reconcile(self) -> None:
         if time.monotonic() - self._last_reconcile < RECONCILE_SECONDS:
             return
         self._last_reconcile = time.monotonic()
+        self._guarded("code versions", self.versions.look_at, self.store, self.stack.name)
         try:
             done = self.stack.orchestrator.reconcile()
         except KitaruError as exc:  # the cluster is away: next time
@@ -422,7 +452,12 @@ class Worker:
                 self.id,
                 self.stack.name,
                 self.started_at,
-                {**self.counts, "state": state, "lag_seconds": round(self.lag, 3)},
+                {
+                    **self.counts,
+                    "state": state,
+                    "lag_seconds": round(self.lag, 3),
+                    "code_versions": self.versions.published(),
+                },
             )
 
 

@@ -30,6 +30,7 @@ REVISIONS = (
     "0014",
     "0015",
     "0016",
+    "0017",
 )
 SIGNED_REFERENCES = "0010"
 """From this revision on, every execution's flow reference is signed; a store upgraded

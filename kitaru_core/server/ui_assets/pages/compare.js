@@ -29,6 +29,8 @@ export async function comparePage(root, [a = "", b = ""]) {
   clear(out,
     h("p", {}, link(`#/execution/${encodeURIComponent(d.exec_a)}`, `a: ${d.exec_a}`), " → ",
       link(`#/execution/${encodeURIComponent(d.exec_b)}`, `b: ${d.exec_b}`)),
+    d.code_changed ? h("p", { id: "code-changed" }, h("strong", {}, "Code changed: "),
+      "a ran ", h("span", { class: "mono" }, d.code_versions[0]), ", b ran ", h("span", { class: "mono" }, d.code_versions[1])) : null,
     h("div", { class: "scroll" }, h("table", { id: "diff-table" },
       h("thead", {}, h("tr", {}, ["#", "step", "", "duration a", "duration b", "change", "tokens a", "tokens b", "change"]
         .map((c, i) => h("th", { class: i >= 3 ? "num" : "" }, c)))),

@@ -1,0 +1,254 @@
+"""Code shipped with the execution (stack setting ``code: archive``).
+
+When an execution starts, the flow's source tree is stored in the stack's artifact
+store as a gzipped tar, and every run of it, wherever it runs (a Kubernetes Job, a
+resume after a deploy), imports exactly that tree: changing code needs no image
+rebuild, and a waiting execution resumes on the code it started with.
+
+- The tree is the flow's package (every file under its outermost package directory),
+  or, for a module or script that is in no package, its directory; ``.gitignore``
+  rules there are honoured, ``.git`` and ``__pycache__`` never go, and at most
+  ``ARCHIVE_LIMIT`` bytes.
+- The execution records the tree's digest (``code_archive``: sha256 over each file's
+  path and content) in its signed reference; the archive is an artifact of the
+  execution (role ``code``), content-addressed like the others, so an unchanged tree
+  is uploaded once and kept while an execution refers to it.
+- A run downloads it (bytes checked against their hash), unpacks it under the home's
+  ``code/`` directory, and checks the unpacked files against the recorded digest before
+  importing anything: a corrupted or missing archive fails the run, never runs other code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kitaru_core.artifacts import new_id
+from kitaru_core.errors import KitaruBackendError, KitaruUsageError
+from kitaru_core.runtime.flow_ref import FlowDefinition, registry, resolve_flow
+from kitaru_core.settings import load_settings
+from kitaru_core.store.metadata_store import MetadataStore, get_store
+from kitaru_core.store.records import ArtifactRecord
+
+if TYPE_CHECKING:
+    from kitaru_core.stack import Stack
+    from kitaru_core.store.records import ExecutionRecord
+
+ARCHIVE_LIMIT = 50 * 1024 * 1024
+ROLE = "code"
+NEVER_SHIPPED = {".git", "__pycache__", ".hg", ".svn"}
+SERIALIZER = "code-archive"
+
+
+@dataclass(frozen=True)
+class SourceTree:
+    """The files a flow's archive holds."""
+
+    root: Path
+    """The directory the archive's paths are relative to: unpacked, it takes this
+    directory's place (on ``sys.path``, or as the script's directory)."""
+    files: tuple[str, ...]
+    """Relative POSIX paths, sorted."""
+    digest: str
+    """sha256 over every file's path and content: what ``code_archive`` records."""
+
+
+_hashes: dict[tuple[str, int, int], bytes] = {}
+"""File digests by (path, size, mtime): a process that starts many executions reads an
+unchanged file once."""
+_stored: set[tuple[str, str]] = set()
+"""(store URI, tree digest) known to have their archive stored."""
+_lock = threading.Lock()
+
+
+def source_tree(flow: FlowDefinition[Any, Any]) -> SourceTree:
+    """The tree ``flow`` is imported from, read now."""
+    module = sys.modules.get(flow.func.__module__)
+    path = getattr(module, "__file__", None)
+    if not path:
+        raise KitaruUsageError(
+            f"flow {flow.name!r} has no source file to archive (it was defined in an "
+            "interactive session); define it in a file, or use `code: path`"
+        )
+    module_dir = Path(path).resolve().parent
+    if (module_dir / "__init__.py").is_file():  # in a package: the outermost one, whole
+        top = module_dir
+        while (top.parent / "__init__.py").is_file():
+            top = top.parent
+        root, start = top.parent, top
+    else:
+        root = start = module_dir
+    files = _listed(root, start)
+    return SourceTree(root, tuple(files), _tree_digest(root, files))
+
+
+def _listed(root: Path, start: Path) -> list[str]:
+    import pathspec
+
+    ignore_file = root / ".gitignore"
+    rules = ignore_file.read_text().splitlines() if ignore_file.is_file() else []
+    ignored = pathspec.GitIgnoreSpec.from_lines(rules)
+    files: list[str] = []
+    total = 0
+    for folder, dirs, names in os.walk(start):
+        here = Path(folder)
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if d not in NEVER_SHIPPED
+            and not ignored.match_file((here / d).relative_to(root).as_posix() + "/")
+        )
+        for name in sorted(names):
+            relative = (here / name).relative_to(root).as_posix()
+            if name.endswith(".pyc") or ignored.match_file(relative):
+                continue
+            total += (here / name).stat().st_size
+            if total > ARCHIVE_LIMIT:
+                raise KitaruUsageError(
+                    f"the source tree at {root} holds more than {ARCHIVE_LIMIT // 2**20} MB "
+                    f"(reached at {relative}); list what the flow need not run with in "
+                    f"{ignore_file}, or use `code: path` and ship the code in the image"
+                )
+            files.append(relative)
+    return sorted(files)
+
+
+def _tree_digest(root: Path, files: list[str]) -> str:
+    digest = hashlib.sha256()
+    for relative in files:
+        digest.update(relative.encode() + b"\0" + _file_hash(root / relative))
+    return digest.hexdigest()
+
+
+def _file_hash(path: Path) -> bytes:
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    found = _hashes.get(key)
+    if found is None:
+        found = _hashes[key] = hashlib.sha256(path.read_bytes()).digest()
+    return found
+
+
+def pack(tree: SourceTree) -> bytes:
+    """The tree as a gzipped tar with nothing in it but paths, contents and the
+    executable bit: the same tree always packs to the same bytes."""
+    import gzip
+    import tarfile
+
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as zipped:
+        with tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for relative in tree.files:
+                path = tree.root / relative
+                data = path.read_bytes()
+                info = tarfile.TarInfo(relative)
+                info.size = len(data)
+                info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
+                info.mtime = 0
+                tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def archive_for(
+    flow: FlowDefinition[Any, Any], stack: Stack, store: MetadataStore, exec_id: str
+) -> tuple[SourceTree, ArtifactRecord]:
+    """The flow's tree stored (once) in the stack's artifact store: the tree, and the
+    artifact record that keeps it for execution ``exec_id`` (to commit with it)."""
+    tree = source_tree(flow)
+    place = (stack.artifacts.store.uri(""), tree.digest)
+    with _lock:
+        known = place in _stored
+    found = store.code_archive_key(tree.digest)
+    if found is not None and (known or stack.artifacts.store.exists(found[0])):
+        key, size = found
+    else:
+        data = pack(tree)
+        key, size = hashlib.sha256(data).hexdigest(), len(data)
+        stack.artifacts.put_blob(key, data, "the code archive")
+    with _lock:
+        _stored.add(place)
+    record = ArtifactRecord(
+        id=new_id(),
+        exec_id=exec_id,
+        name=ROLE,
+        role=ROLE,
+        key=key,
+        serializer=SERIALIZER,
+        type_ref="tar.gz",
+        size=size,
+        created_at=time.time(),
+        artifact_type="code",
+        tags=[tree.digest],
+    )
+    return tree, record
+
+
+def archived_flow(record: ExecutionRecord, stack: Stack) -> FlowDefinition[Any, Any]:
+    """The flow of ``record`` as its code archive has it (already verified and signed)."""
+    if record.flow_ref in registry:  # this process defined it: the code it archived
+        return registry[record.flow_ref]
+    digest = record.code_archive
+    assert digest is not None
+    unpacked = _unpacked(record, stack, digest)
+    source, _, qualname = record.flow_ref.rpartition(":")
+    if record.options.get("source_root"):  # a module: the tree is its sys.path entry
+        return resolve_flow(record.flow_ref, str(unpacked))
+    original_root = record.options.get("code_root") or os.path.dirname(source)
+    script = unpacked / os.path.relpath(source, original_root)
+    return resolve_flow(f"{script}:{qualname}")
+
+
+def _unpacked(record: ExecutionRecord, stack: Stack, digest: str) -> Path:
+    """The archive's tree on this machine, unpacked once and checked file by file."""
+    target = load_settings().home / "code" / digest
+    if target.is_dir():
+        print(f"kitaru: running code archive {digest[:12]}", file=sys.stderr, flush=True)
+        return target
+    archives = get_store().list_artifacts(record.id, role=ROLE)
+    if not archives:
+        raise KitaruBackendError(
+            f"execution {record.id} runs code archive {digest[:12]}, but the metadata "
+            "store holds no archive for it; nothing was run. Move it to today's code with "
+            f"`kitaru executions retry {record.id} --code current`"
+        )
+    import tarfile
+
+    data = stack.artifacts.read_bytes(archives[-1])  # its bytes checked against their hash
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=target.parent))
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            tar.extractall(staging, filter="data")
+        files = sorted(
+            (Path(folder) / name).relative_to(staging).as_posix()
+            for folder, _dirs, names in os.walk(staging)
+            for name in names
+        )
+        if _tree_digest(staging, files) != digest:
+            raise KitaruBackendError(
+                f"the code archive of execution {record.id} does not hold the tree it "
+                f"recorded ({digest[:12]}); nothing was run. Move it to today's code with "
+                f"`kitaru executions retry {record.id} --code current`"
+            )
+        try:
+            staging.rename(target)
+        except OSError:  # another run unpacked it meanwhile: theirs is the same tree
+            pass
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(
+        f"kitaru: running code archive {digest[:12]} (downloaded from "
+        f"{stack.artifacts.store.uri(archives[-1].key)})",
+        file=sys.stderr,
+        flush=True,
+    )
+    return target
