@@ -57,7 +57,7 @@ class KitaruDivergenceError(KitaruExecutionError):
             exec_id=exec_id,
             status="failed",
             hint=(
-                "put the changed code behind `if kitaru.patched(\"<change>\"):` (the old "
+                'put the changed code behind `if kitaru.patched("<change>"):` (the old '
                 "execution keeps its path, new ones take the new one), or restore the "
                 f"original checkpoint order; then run `kitaru executions retry {exec_id}`. "
                 "`kitaru executions upgrade --all-waiting --dry-run` finds such executions "

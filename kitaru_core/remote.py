@@ -358,7 +358,7 @@ def diff_from_json(data: dict[str, Any]) -> Any:
         data["exec_b"],
         [row(c) for c in data["checkpoints"]],
         row(data["result"]) if data.get("result") else None,
-        code_versions=tuple(data.get("code_versions") or (None, None)),  # type: ignore[arg-type]
+        code_versions=tuple(data.get("code_versions") or (None, None)),
     )
 
 

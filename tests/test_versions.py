@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import kitaru_cli
 
+from conftest import kitaru_cli
 from kitaru import KitaruClient
 
-FLOW = '''
+FLOW = """
 import os
 from pathlib import Path
 
@@ -52,9 +52,9 @@ def review() -> int:
 {change}
     ok = wait(name="approve", schema=bool, question="ship it?")
     return finish(x, ok)
-'''
-PATCHED = '''    if kitaru.patched("enrich"):
-        x = enrich(x)'''
+"""
+PATCHED = """    if kitaru.patched("enrich"):
+        x = enrich(x)"""
 UNPATCHED = "    x = enrich(x)"
 
 
@@ -64,7 +64,9 @@ def write_flow(project: Path, change: str = "", decorator: str = "") -> None:
 
 
 def start(project: Path, effects: Path) -> str:
-    ran = kitaru_cli("run", "app.py:review", "-o", "json", cwd=project, KITARU_TEST_EFFECTS=str(effects))
+    ran = kitaru_cli(
+        "run", "app.py:review", "-o", "json", cwd=project, KITARU_TEST_EFFECTS=str(effects)
+    )
     assert ran.returncode == 0, ran.stderr
     data = json.loads(ran.stdout)
     assert data["status"] == "waiting", data
@@ -73,8 +75,15 @@ def start(project: Path, effects: Path) -> str:
 
 def answer(exec_id: str, project: Path, effects: Path) -> None:
     given = kitaru_cli(
-        "executions", "input", exec_id, "--wait", "approve", "--value", "true",
-        cwd=project, KITARU_TEST_EFFECTS=str(effects),
+        "executions",
+        "input",
+        exec_id,
+        "--wait",
+        "approve",
+        "--value",
+        "true",
+        cwd=project,
+        KITARU_TEST_EFFECTS=str(effects),
     )
     assert given.returncode == 0, given.stderr
 
@@ -91,7 +100,13 @@ def ended(exec_id: str, timeout: float = 60) -> object:
 
 def upgrade_check(*args: str, project: Path) -> tuple[int, list[dict[str, object]]]:
     checked = kitaru_cli(
-        "executions", "upgrade", *args, "--dry-run", "-o", "json", cwd=project,
+        "executions",
+        "upgrade",
+        *args,
+        "--dry-run",
+        "-o",
+        "json",
+        cwd=project,
         KITARU_TEST_EFFECTS=str(project.parent / "effects"),
     )
     return checked.returncode, json.loads(checked.stdout)
@@ -118,7 +133,11 @@ def test_a_waiting_execution_keeps_its_path_across_a_patched_deploy(tmp_path: Pa
     finished = ended(new)
     assert finished.result == 111  # the new path: enrich ran
     assert [c.name for c in finished.checkpoints] == [
-        "fetch", "patched:enrich", "enrich", "approve", "finish"
+        "fetch",
+        "patched:enrich",
+        "enrich",
+        "approve",
+        "finish",
     ]
     assert effects.read_text().split() == ["fetch", "finish", "fetch", "enrich", "finish"]
 
@@ -167,8 +186,13 @@ def test_the_code_version_follows_the_source(tmp_path: Path) -> None:
     named = start(project, effects)
     assert client.executions.get(named).code_version == "2026.12"
     deployed = kitaru_cli(
-        "run", "app.py:review", "-o", "json", cwd=project,
-        KITARU_TEST_EFFECTS=str(effects), KITARU_CODE_VERSION="deploy-7",
+        "run",
+        "app.py:review",
+        "-o",
+        "json",
+        cwd=project,
+        KITARU_TEST_EFFECTS=str(effects),
+        KITARU_CODE_VERSION="deploy-7",
     )
     assert json.loads(deployed.stdout)["code_version"] == "2026.12"  # the flow's own wins
 
@@ -190,11 +214,11 @@ def test_patched_belongs_in_the_flow_body(tmp_path: Path) -> None:
 
     failed = body.run()
     assert failed.status == "failed"
-    with pytest.raises(KitaruExecutionError, match="patched.. belongs in the flow body"):
+    with pytest.raises(KitaruExecutionError, match=r"patched\(\) belongs in the flow body"):
         failed.wait()
 
 
-SLEEPER = '''
+SLEEPER = """
 import kitaru
 from kitaru import checkpoint, flow
 
@@ -208,7 +232,7 @@ def done(tag: str) -> str:
 def nap(tag: str) -> str:
     kitaru.sleep(0.2)
     return done(tag)  # {revision}
-'''
+"""
 
 
 def test_workers_continue_only_the_code_they_run(
@@ -245,7 +269,10 @@ def test_workers_continue_only_the_code_they_run(
     # A live worker of the new code: `worker status` names what it leaves.
     worker = subprocess.Popen(
         [sys.executable, "-m", "kitaru", "worker", "--poll", "0.1"],
-        cwd=project, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=project,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     try:
@@ -268,7 +295,8 @@ def test_workers_continue_only_the_code_they_run(
     # Told it has that version too (or any), a worker continues the old one.
     once = kitaru_cli("worker", "--once", "--code-version", old_version, cwd=project)
     assert once.returncode == 0, once.stderr
-    assert ended(started["one"]).result == "one"
+    finished = ended(started["one"])
+    assert finished.result == "one", finished.error
 
     (project / "app.py").write_text(SLEEPER.format(revision="three"))
     ran = kitaru_cli("run", "app.py:nap", "--arg", "tag=x", "-o", "json", cwd=project)
@@ -343,10 +371,17 @@ def test_an_archived_execution_resumes_on_the_code_it_started_with(
     assert broken.status == "failed" and "corrupted" in broken.error["message"], broken.error
     before = effects.read_text()
     write_flow(project, PATCHED)
-    retried = kitaru_cli("executions", "retry", again, "--code", "current", cwd=project,
-                         KITARU_TEST_EFFECTS=str(effects))
+    retried = kitaru_cli(
+        "executions",
+        "retry",
+        again,
+        "--code",
+        "current",
+        cwd=project,
+        KITARU_TEST_EFFECTS=str(effects),
+    )
     assert retried.returncode == 0, retried.stderr
     moved = ended(again)
     assert moved.status == "completed" and moved.result == 11  # patched() kept its path
     assert moved.code_archive not in (record.code_archive, None)
-    assert effects.read_text()[len(before):].split() == ["finish"]
+    assert effects.read_text()[len(before) :].split() == ["finish"]

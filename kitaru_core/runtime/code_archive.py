@@ -20,6 +20,8 @@ rebuild, and a waiting execution resumes on the code it started with.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import io
 import os
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from kitaru_core.artifacts import new_id
 from kitaru_core.errors import KitaruBackendError, KitaruUsageError
-from kitaru_core.runtime.flow_ref import FlowDefinition, registry, resolve_flow
+from kitaru_core.runtime.flow_ref import FlowDefinition, is_script, registry, resolve_flow
 from kitaru_core.settings import load_settings
 from kitaru_core.store.metadata_store import MetadataStore, get_store
 from kitaru_core.store.records import ArtifactRecord
@@ -68,6 +70,27 @@ unchanged file once."""
 _stored: set[tuple[str, str]] = set()
 """(store URI, tree digest) known to have their archive stored."""
 _lock = threading.Lock()
+
+
+def ships(flow: FlowDefinition[Any, Any]) -> bool:
+    """Whether ``flow``'s code can travel as an archive: not when it is part of what
+    runs it (Kitaru and its plugins, already imported by every runner), nor when it is
+    installed into the environment (site-packages), which is the image's to provide."""
+    module = flow.func.__module__
+    top = module.split(".")[0]
+    if not is_script(module) and (top == "kitaru" or top.startswith("kitaru_")):
+        return False
+    path = getattr(sys.modules.get(module), "__file__", None)
+    if not path:
+        return True  # refused with the reason by ``source_tree``
+    return not Path(path).resolve().is_relative_to(_installed())
+
+
+@functools.cache
+def _installed() -> Path:
+    import sysconfig
+
+    return Path(sysconfig.get_paths()["purelib"]).resolve()
 
 
 def source_tree(flow: FlowDefinition[Any, Any]) -> SourceTree:
@@ -145,16 +168,18 @@ def pack(tree: SourceTree) -> bytes:
     import tarfile
 
     buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as zipped:
-        with tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for relative in tree.files:
-                path = tree.root / relative
-                data = path.read_bytes()
-                info = tarfile.TarInfo(relative)
-                info.size = len(data)
-                info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
-                info.mtime = 0
-                tar.addfile(info, io.BytesIO(data))
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for relative in tree.files:
+            path = tree.root / relative
+            data = path.read_bytes()
+            info = tarfile.TarInfo(relative)
+            info.size = len(data)
+            info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
 
 
@@ -201,7 +226,18 @@ def archived_flow(record: ExecutionRecord, stack: Stack) -> FlowDefinition[Any, 
     unpacked = _unpacked(record, stack, digest)
     source, _, qualname = record.flow_ref.rpartition(":")
     if record.options.get("source_root"):  # a module: the tree is its sys.path entry
-        return resolve_flow(record.flow_ref, str(unpacked))
+        top = source.split(".")[0]
+        loaded = getattr(sys.modules.get(top), "__file__", None)
+        if loaded and not Path(loaded).resolve().is_relative_to(unpacked.resolve()):
+            raise KitaruUsageError(
+                f"execution {record.id} runs code archive {digest[:12]}, but this process "
+                f"already imported {top!r} from {loaded}; run it in a process of its own "
+                f"(`kitaru executions resume {record.id}`), or move it to that code with "
+                "--code current"
+            )
+        if str(unpacked) not in sys.path:
+            sys.path.insert(0, str(unpacked))  # before the image's own copy, if it has one
+        return resolve_flow(record.flow_ref)
     original_root = record.options.get("code_root") or os.path.dirname(source)
     script = unpacked / os.path.relpath(source, original_root)
     return resolve_flow(f"{script}:{qualname}")
@@ -239,10 +275,8 @@ def _unpacked(record: ExecutionRecord, stack: Stack, digest: str) -> Path:
                 f"recorded ({digest[:12]}); nothing was run. Move it to today's code with "
                 f"`kitaru executions retry {record.id} --code current`"
             )
-        try:
+        with contextlib.suppress(OSError):  # another run unpacked it meanwhile: the same
             staging.rename(target)
-        except OSError:  # another run unpacked it meanwhile: theirs is the same tree
-            pass
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     print(

@@ -24,7 +24,7 @@ from kitaru_core.errors import (
 from kitaru_core.events import ExecutionEnded, ExecutionStarted
 from kitaru_core.loaded_plugins import get_plugins
 from kitaru_core.runtime import lease, trust
-from kitaru_core.runtime.code_archive import archive_for
+from kitaru_core.runtime.code_archive import archive_for, ships
 from kitaru_core.runtime.code_version import code_version_of
 from kitaru_core.runtime.context import (
     ExecutionCancelled,
@@ -99,7 +99,7 @@ def create_execution(
         TASK_PATHS: True,
     }
     code_archive = None
-    if stack.ships_code:
+    if stack.ships_code and ships(flow):
         tree, archived = archive_for(flow, stack, store, exec_id)
         code_archive, options["code_root"] = tree.digest, str(tree.root)
         inputs = [*inputs, archived]

@@ -20,6 +20,7 @@ import inspect
 import json
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -43,6 +44,11 @@ def flow_ref_for(func: Any) -> str:
     elif module in _script_paths:
         return f"{_script_paths[module]}:{qualname}"
     return f"{module}:{qualname}"
+
+
+def is_script(module_name: str) -> bool:
+    """Whether the module is a script Kitaru imported by its path (``kitaru run x.py:f``)."""
+    return module_name == "__main__" or module_name in _script_paths
 
 
 def source_root_for(func: Any) -> str | None:
@@ -149,8 +155,18 @@ def _import_module(name: str, ref: str, source_root: str | None) -> Any:
         ) from exc
 
 
+_script_lock = threading.RLock()
+"""One script import at a time: a script is in ``sys.modules`` before its body has run,
+so another thread (a worker's run beside its pass) must not find it half made."""
+
+
 def import_script(path: str) -> Any:
     """A script's module, imported under a name of its own (its main block does not run)."""
+    with _script_lock:
+        return _import_script(path)
+
+
+def _import_script(path: str) -> Any:
     main = sys.modules.get("__main__")
     main_file = getattr(main, "__file__", None)
     if main_file and os.path.abspath(main_file) == path:

@@ -22,6 +22,7 @@ from kitaru_core.runtime.context import ExecutionContext, current_checkpoint, cu
 from kitaru_core.runtime.step import Step
 from kitaru_core.stack import Stack
 from kitaru_core.stack_registry import get_stack
+from kitaru_core.store.memory_versions import JournaledWrite
 from kitaru_core.store.metadata_store import MetadataStore, get_store
 from kitaru_core.store.records import ArtifactRecord, JournalEntry, MemoryRecord
 from kitaru_core.untrusted import NAME_PATTERN, validate_name
@@ -120,7 +121,7 @@ class MemoryScope:
         value: Any,
         *,
         expected_version: int | None = None,
-        journal: Callable[[str | None], tuple[JournalEntry, builtins.list[Any]]] | None = None,
+        journal: Callable[[str | None], JournaledWrite] | None = None,
         data_only: bool = False,
     ) -> int:
         """Write a new version; returns its number. ``expected_version`` makes it
@@ -151,7 +152,7 @@ class MemoryScope:
         key: str,
         *,
         expected_version: int | None = None,
-        journal: Callable[[str | None], tuple[JournalEntry, builtins.list[Any]]] | None = None,
+        journal: Callable[[str | None], JournaledWrite] | None = None,
     ) -> int:
         """Write a tombstone version; the key's history keeps every earlier value."""
         record = self.store.memory.write(
@@ -266,13 +267,13 @@ class Memory:
         def run(step: Step) -> None:
             entries: builtins.list[JournalEntry] = []
 
-            def journal(artifact_id: str | None) -> tuple[JournalEntry, builtins.list[Any]]:
+            def journal(artifact_id: str | None) -> JournaledWrite:
                 extra = []
                 if artifact_id is None:  # a tombstone: record None as the entry's output
                     none = step.output(None)
                     extra, artifact_id = [none], none.id
                 entries.append(step.entry(artifact_id))
-                return entries[-1], extra
+                return JournaledWrite(entries[-1], extra, step.ctx.owner)
 
             write(scope, journal)
             step.ended(entries[-1])

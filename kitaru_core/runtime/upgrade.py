@@ -145,4 +145,3 @@ def move_to_current(exec_id: str, store: MetadataStore | None = None) -> str:
     moved = store.require_execution(record.id)
     trust.sign(store, moved, stack)  # the reference now names the new archive
     return version
-

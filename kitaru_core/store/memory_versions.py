@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
-from kitaru_core.errors import KitaruStateError
+from kitaru_core.errors import KitaruLeaseLost, KitaruStateError
 from kitaru_core.store.database import Database
 from kitaru_core.store.records import ArtifactRecord, JournalEntry, MemoryRecord
 
@@ -120,14 +120,15 @@ class MemoryVersions:
         exec_id: str | None,
         stack: str,
         expected_version: int | None = None,
-        journal: tuple[JournalEntry, list[ArtifactRecord]] | None = None,
+        journal: JournaledWrite | None = None,
     ) -> MemoryRecord:
         """Append the next version (a tombstone when ``value`` is None).
 
         With ``expected_version`` this is compare-and-set: it fails with
         ``KitaruStateError`` unless the key's newest version is that one (0: no version).
         ``journal``: an entry (and its artifacts) committed in the same transaction, so a
-        flow body's write is recorded exactly when it happens.
+        flow body's write is recorded exactly when it happens, and only while the run
+        writing it still holds its execution's lease.
         """
         where = {"scope_type": scope_type, "scope": scope, "key": key}
         for attempt in range(_ATTEMPTS):
@@ -148,6 +149,8 @@ class MemoryVersions:
                     # so a plain write never loses a race for the next version number.
                     # Compare-and-set needs no turn: if another write takes the version
                     # first, the unique version makes this one fail, as it should.
+                    if journal is not None and journal.owner is not None:
+                        _still_leased(db, journal.entry, journal.owner)
                     if expected_version is None:
                         db.lock(f"memory\0{scope_type}\0{scope}\0{key}")
                     if value is not None:
@@ -160,10 +163,9 @@ class MemoryVersions:
                         raise _Stale(int(current[0] or 0) if current else 0)
                     record.version = int(row[0])
                     if journal is not None:
-                        entry, artifacts = journal
-                        for artifact in artifacts:
+                        for artifact in journal.artifacts:
                             db.execute(ArtifactRecord.INSERT, artifact.params())
-                        db.execute(JournalEntry.INSERT, entry.params())
+                        _insert_entry(db, journal.entry)
                 self._conflicts.pop(key, None)
                 return record
             except _Stale as stale:
@@ -180,6 +182,47 @@ class MemoryVersions:
             f"memory key {key!r} could not be written after {_ATTEMPTS} attempts; "
             "the metadata store may be overloaded, try again"
         )
+
+
+class JournaledWrite(NamedTuple):
+    """A flow body's memory write as a step: its entry, the artifacts the entry refers
+    to, and the lease of the run writing it."""
+
+    entry: JournalEntry
+    artifacts: list[ArtifactRecord]
+    owner: str | None
+
+
+def _still_leased(db: Database, entry: JournalEntry, owner: str) -> None:
+    """Refuse the write when another process has taken the execution over (SQLite's
+    write lock, PostgreSQL's row lock of this UPDATE, keep it from changing hands until
+    the commit)."""
+    params = {"id": entry.exec_id, "owner": owner, "now": time.time()}
+    if db.dialect == "sqlite":
+        held = db.fetchone(
+            "SELECT 1 FROM executions WHERE id = :id AND lease_owner = :owner", params
+        )
+    else:
+        changed = db.execute(
+            "UPDATE executions SET lease_heartbeat = :now WHERE id = :id AND lease_owner = :owner",
+            params,
+        )
+        held = (1,) if changed else None
+    if held is None:
+        raise KitaruLeaseLost(
+            f"execution {entry.exec_id} is no longer run by this process (another took it "
+            f"over); memory write {entry.name!r} was not made"
+        )
+
+
+def _insert_entry(db: Database, entry: JournalEntry) -> None:
+    try:
+        db.execute(JournalEntry.INSERT, entry.params())
+    except db.integrity_error:  # not a lost version race: the step is someone else's
+        raise KitaruStateError(
+            f"execution {entry.exec_id} already has a journal entry at position "
+            f"{entry.position}; another process is running it"
+        ) from None
 
 
 class _Stale(Exception):

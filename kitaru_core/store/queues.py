@@ -8,9 +8,8 @@ admitters never both take the last free place.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import time
+from collections.abc import Callable
 
 from kitaru_core.store.database import Database
 from kitaru_core.store.records import ExecutionRecord, Status

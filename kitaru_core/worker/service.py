@@ -418,8 +418,10 @@ class Worker:
             return self.concurrency - len(self._running)
 
     def hand_off(self, record: ExecutionRecord) -> None:
-        """Run a claimed execution in this worker's threads (or its stack's orchestrator)."""
-        if self._pool is None:
+        """Run a claimed execution in this worker's threads (or its stack's orchestrator).
+        One that carries its code runs in a process of its own: one interpreter holds one
+        version of a module."""
+        if self._pool is None or record.code_archive is not None:
             run_in_background(record)
             return
         with self._lock:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from kitaru_core.errors import KitaruError
+from kitaru_core.errors import KitaruError, KitaruUntrustedError
 from kitaru_core.runtime import trust
 from kitaru_core.runtime.code_version import code_version_of
 from kitaru_core.runtime.flow_ref import resolve_flow
@@ -44,7 +44,13 @@ class CodeVersions:
         """Whether this worker may continue ``record``."""
         if not self.checks or record.code_version is None or record.code_archive is not None:
             return True
-        return record.code_version in self.declared or self.own(record) == record.code_version
+        if record.code_version in self.declared:
+            return True
+        try:
+            trust.check_trusted(record)
+        except KitaruUntrustedError:
+            return True  # its run refuses it, and fails it saying why
+        return self.own(record) == record.code_version
 
     def own(self, record: ExecutionRecord) -> str | None:
         if not self.imports:
