@@ -204,6 +204,10 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/retention.py")
     # The PydanticAI adapter's cost per model request.
     session.run("python", "benchmarks/agent_adapters.py")
+    # What `code: archive` adds to a start when the source tree did not change.
+    session.run("python", "benchmarks/code_archive.py")
+    # A deploy amid a thousand waiting executions: the dry-run check, then all resumed.
+    session.run("python", "benchmarks/deploy.py")
     # The web UI in Debian's chromium (`apt install chromium`; no browser is downloaded).
     session.install("playwright>=1.45")
     session.run("python", "benchmarks/ui.py")

@@ -281,6 +281,9 @@ def test_text_from_users_and_models_is_shown_as_text(ui: Any, served: Served) ->
     )
     assert tab.page.query_selector("#result img, #inputs img") is None
     assert tab.page.title() == "Kitaru"
+    shown = json.loads(served.kitaru("executions", "get", exec_id, "-o", "json").stdout)
+    assert shown["code_version"]  # the code it ran, on its page too
+    assert tab.page.inner_text("#code-version") == f"code {shown['code_version']}"
 
 
 def test_stacks_plugins_and_schedules_pages(ui: Any, served: Served) -> None:
