@@ -4,8 +4,9 @@ A thousand executions of a flow wait for approval. The flow's file is then rewri
 with a new step behind ``kitaru.patched()``, and a second time with a new step that is
 not behind it. ``kitaru executions upgrade --all-waiting --dry-run`` runs against each
 version: it should find no divergence for the patched code, and every execution
-diverging for the unpatched code. With the patched code deployed, every wait is
-answered and one worker pass resumes them all. The script prints how long each check
+diverging for the unpatched code. The patched code is deployed, ``kitaru executions
+upgrade --all-waiting`` moves the executions to its version, every wait is answered,
+and a worker of the new code resumes them all. The script prints how long each check
 took and how the executions ended.
 
     python benchmarks/deploy.py [--executions N]
@@ -61,8 +62,10 @@ for i in range(int(sys.argv[2])):
 COUNT = """
 import json
 from kitaru_core.store.metadata_store import get_store
-rows = get_store().db.fetchall("SELECT status, COUNT(*) FROM executions GROUP BY status")
-print(json.dumps({status: count for status, count in rows}))
+db = get_store().db
+rows = db.fetchall("SELECT status, COUNT(*) FROM executions GROUP BY status")
+linted = db.fetchone("SELECT COUNT(*) FROM journal WHERE name = 'lint'")
+print(json.dumps({**{status: count for status, count in rows}, "lint": linted[0]}))
 """
 ANSWER = """
 from kitaru import KitaruClient
@@ -108,7 +111,16 @@ def main() -> None:
                 f"{verdicts.count('diverges')} would diverge, exit {checked.returncode}"
             )
 
-        app.write_text(FLOW.format(change=PATCHED))  # the deploy that goes out
+        # The deploy that goes out: each execution checked again and moved to the new
+        # code version, which the new worker has.
+        app.write_text(FLOW.format(change=PATCHED))
+        began = time.perf_counter()
+        moved = kitaru("executions", "upgrade", "--all-waiting", "-o", "json")
+        took = time.perf_counter() - began
+        verdicts = [c["verdict"] for c in json.loads(moved.stdout)]
+        print(
+            f"  upgrade --all-waiting: {verdicts.count('ok')} moved to the new code in {took:.1f} s"
+        )
         subprocess.run([sys.executable, "-c", ANSWER], env=env, check=True)
         began = time.perf_counter()
         worker = subprocess.Popen(
@@ -133,7 +145,8 @@ def main() -> None:
         took = time.perf_counter() - began
         print(
             f"  after the patched deploy, a worker resumed them all in {took:.1f} s: "
-            f"{statuses.get('completed', 0)} completed, {statuses.get('failed', 0)} failed"
+            f"{statuses.get('completed', 0)} completed, {statuses.get('failed', 0)} failed, "
+            f"{statuses['lint']} took the new step (they had passed it: none should)"
         )
 
 

@@ -24,6 +24,7 @@ import contextlib
 import functools
 import hashlib
 import io
+import json
 import os
 import shutil
 import sys
@@ -110,26 +111,84 @@ def source_tree(flow: FlowDefinition[Any, Any]) -> SourceTree:
         root, start = top.parent, top
     else:
         root = start = module_dir
-    files = _listed(root, start)
-    return SourceTree(root, tuple(files), _tree_digest(root, files))
+    return _cached_tree(root, start)
 
 
-def _listed(root: Path, start: Path) -> list[str]:
+def _cached_tree(root: Path, start: Path) -> SourceTree:
+    """The tree, from the home's record of it when nothing in it changed since (the
+    sizes and modification times of its files, as ``make`` and git's index judge): a
+    start then neither reads the files nor the ignore rules."""
+    record = load_settings().home / "code" / "trees" / (_short(str(root)) + ".json")
+    try:
+        known = json.loads(record.read_text())
+    except (OSError, ValueError):
+        known = {}
+    pruned = set(known.get("pruned", ()))
+    signature = _stat_signature(root, start, pruned)
+    if known.get("signature") == signature:
+        return SourceTree(root, tuple(known["files"]), known["digest"])
+    files, pruned = _listed(root, start)
+    tree = SourceTree(root, tuple(files), _tree_digest(root, files))
+    with contextlib.suppress(OSError):  # a read-only home: the next start reads it all again
+        record.parent.mkdir(parents=True, exist_ok=True)
+        staged = record.with_suffix(f".{os.getpid()}.tmp")
+        staged.write_text(
+            json.dumps(
+                {
+                    "signature": _stat_signature(root, start, pruned),
+                    "files": files,
+                    "digest": tree.digest,
+                    "pruned": sorted(pruned),
+                }
+            )
+        )
+        staged.replace(record)
+    return tree
+
+
+def _stat_signature(root: Path, start: Path, pruned: set[str]) -> str:
+    """A digest of every file's path, size and mtime under ``start`` (and of the ignore
+    file), skipping directories the ignore rules dropped last time."""
+    digest = hashlib.sha256()
+    ignore_file = root / ".gitignore"
+    for folder, dirs, names in os.walk(start):
+        here = Path(folder)
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if d not in NEVER_SHIPPED and (here / d).relative_to(root).as_posix() not in pruned
+        )
+        for path in [*(here / name for name in sorted(names)), ignore_file]:
+            with contextlib.suppress(OSError):
+                stat = path.stat()
+                digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    return digest.hexdigest()
+
+
+def _short(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _listed(root: Path, start: Path) -> tuple[list[str], set[str]]:
+    """(the files that ship, the directories the ignore rules dropped)."""
     import pathspec
 
     ignore_file = root / ".gitignore"
     rules = ignore_file.read_text().splitlines() if ignore_file.is_file() else []
     ignored = pathspec.GitIgnoreSpec.from_lines(rules)
     files: list[str] = []
+    pruned: set[str] = set()
     total = 0
     for folder, dirs, names in os.walk(start):
         here = Path(folder)
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if d not in NEVER_SHIPPED
-            and not ignored.match_file((here / d).relative_to(root).as_posix() + "/")
-        )
+        kept = []
+        for d in sorted(d for d in dirs if d not in NEVER_SHIPPED):
+            relative = (here / d).relative_to(root).as_posix()
+            if ignored.match_file(relative + "/"):
+                pruned.add(relative)
+            else:
+                kept.append(d)
+        dirs[:] = kept
         for name in sorted(names):
             relative = (here / name).relative_to(root).as_posix()
             if name.endswith(".pyc") or ignored.match_file(relative):
@@ -142,7 +201,7 @@ def _listed(root: Path, start: Path) -> list[str]:
                     f"{ignore_file}, or use `code: path` and ship the code in the image"
                 )
             files.append(relative)
-    return sorted(files)
+    return sorted(files), pruned
 
 
 def _tree_digest(root: Path, files: list[str]) -> str:
