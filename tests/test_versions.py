@@ -385,3 +385,52 @@ def test_an_archived_execution_resumes_on_the_code_it_started_with(
     assert moved.status == "completed" and moved.result == 11  # patched() kept its path
     assert moved.code_archive not in (record.code_archive, None)
     assert effects.read_text()[len(before) :].split() == ["finish"]
+
+
+DEPRECATED = '''    kitaru.deprecate_patch("enrich")
+    x = enrich(x)'''
+
+
+def test_deprecate_patch_steps_over_the_marker_and_records_nothing_new(tmp_path: Path) -> None:
+    project, effects = tmp_path / "project", tmp_path / "effects"
+    write_flow(project, PATCHED)
+    patched_one = start(project, effects)  # recorded patched:enrich, then enrich, waits
+    write_flow(project, DEPRECATED)  # every execution of the old path has ended
+
+    code, checks = upgrade_check(patched_one, project=project)
+    assert code == 0 and checks[0]["verdict"] == "ok", checks
+    answer(patched_one, project, effects)
+    finished = ended(patched_one)
+    assert finished.status == "completed" and finished.result == 111, finished.error
+
+    fresh = start(project, effects)
+    answer(fresh, project, effects)
+    finished = ended(fresh)
+    assert finished.result == 111
+    assert [c.name for c in finished.checkpoints] == ["fetch", "enrich", "approve", "finish"]
+    assert effects.read_text().split().count("enrich") == 2  # once per execution
+
+
+def test_a_tree_too_big_to_ship_is_refused_before_anything_is_recorded(tmp_path: Path) -> None:
+    stack = tmp_path / "shipped.yaml"
+    stack.write_text(SHIPPED_STACK)
+    assert kitaru_cli("stack", "register", str(stack), "--activate").returncode == 0
+    project, effects = tmp_path / "project", tmp_path / "effects"
+    write_flow(project)
+    with (project / "weights.bin").open("wb") as big:
+        big.truncate(51 * 1024 * 1024)
+    refused = kitaru_cli("run", "app.py:review", cwd=project, KITARU_TEST_EFFECTS=str(effects))
+    assert refused.returncode != 0
+    assert "holds more than 50 MB (reached at weights.bin)" in refused.stderr
+    assert f"{project / '.gitignore'}" in refused.stderr
+    assert KitaruClient().executions.list() == []
+    (project / ".gitignore").write_text("*.bin\n")
+    assert start(project, effects)  # ignored, it does not ship
+
+
+def test_a_stack_file_with_an_unknown_code_setting_is_refused(tmp_path: Path) -> None:
+    stack = tmp_path / "bad.yaml"
+    stack.write_text(SHIPPED_STACK.replace("code: archive", "code: zip"))
+    refused = kitaru_cli("stack", "register", str(stack))
+    assert refused.returncode != 0
+    assert "settings.code must be 'archive'" in refused.stderr and "not 'zip'" in refused.stderr
