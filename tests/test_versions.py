@@ -387,8 +387,8 @@ def test_an_archived_execution_resumes_on_the_code_it_started_with(
     assert effects.read_text()[len(before) :].split() == ["finish"]
 
 
-DEPRECATED = '''    kitaru.deprecate_patch("enrich")
-    x = enrich(x)'''
+DEPRECATED = """    kitaru.deprecate_patch("enrich")
+    x = enrich(x)"""
 
 
 def test_deprecate_patch_steps_over_the_marker_and_records_nothing_new(tmp_path: Path) -> None:
