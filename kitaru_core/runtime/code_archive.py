@@ -298,7 +298,13 @@ def archived_flow(record: ExecutionRecord, stack: Stack) -> FlowDefinition[Any, 
             sys.path.insert(0, str(unpacked))  # before the image's own copy, if it has one
         return resolve_flow(record.flow_ref)
     original_root = record.options.get("code_root") or os.path.dirname(source)
-    script = unpacked / os.path.relpath(source, original_root)
+    script = (unpacked / os.path.relpath(source, original_root)).resolve()
+    if not script.is_relative_to(unpacked.resolve()) or not script.is_file():
+        raise KitaruBackendError(
+            f"execution {record.id}: its script {source} is not in its code archive "
+            f"{digest[:12]}; nothing was run. Move it to today's code with "
+            f"`kitaru executions retry {record.id} --code current`"
+        )
     return resolve_flow(f"{script}:{qualname}")
 
 

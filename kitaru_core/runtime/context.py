@@ -184,7 +184,7 @@ class ExecutionContext:
         without taking that place (``kitaru.patched``)."""
         scope = self._scope()
         with self.lock:
-            path = f"{scope.prefix}{scope.steps}"
+            path = scope.upcoming_path()
             arrival = self._arrivals
         return self.journal.peek(path, arrival)
 

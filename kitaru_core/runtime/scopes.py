@@ -48,9 +48,13 @@ class Scope:
         self.tasks: dict[str, int] = {}
         self.names: dict[str, int] = {}
 
+    def upcoming_path(self) -> str:
+        """The path this task's next step will take (not taken yet)."""
+        return f"{self.prefix}{self.steps}"
+
     def next_path(self) -> str:
         """The path of this task's next step (the caller holds the context's lock)."""
-        path = f"{self.prefix}{self.steps}"
+        path = self.upcoming_path()
         self.steps += 1
         return path
 
