@@ -459,8 +459,15 @@ def upgrade(
     from kitaru_core.runtime.upgrade import check_upgrade, move_to_current, waiting_executions
     from kitaru_core.store.metadata_store import get_store
 
+    import os
+
     if (exec_id is None) == (not all_waiting):
         raise KitaruUsageError("name one execution, or give --all-waiting (not both)")
+    if os.environ.get("KITARU_SERVER_URL"):
+        raise KitaruUsageError(
+            "upgrade replays executions on the code of this machine against the database "
+            "and signs what it moves: run it where the database is (unset KITARU_SERVER_URL)"
+        )
     store = get_store()
     ids = [exec_id] if exec_id else [r.id for r in waiting_executions(store)]
     checks = []
