@@ -456,10 +456,10 @@ def upgrade(
     would diverge, and where. Without --dry-run, those that replay are moved to the
     current code (its version, and its source archive with `code: archive`); exits 1
     when any would diverge."""
+    import os
+
     from kitaru_core.runtime.upgrade import check_upgrade, move_to_current, waiting_executions
     from kitaru_core.store.metadata_store import get_store
-
-    import os
 
     if (exec_id is None) == (not all_waiting):
         raise KitaruUsageError("name one execution, or give --all-waiting (not both)")
