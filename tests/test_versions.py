@@ -434,3 +434,39 @@ def test_a_stack_file_with_an_unknown_code_setting_is_refused(tmp_path: Path) ->
     refused = kitaru_cli("stack", "register", str(stack))
     assert refused.returncode != 0
     assert "settings.code must be 'archive'" in refused.stderr and "not 'zip'" in refused.stderr
+
+
+def test_ignore_files_above_and_inside_the_tree_keep_files_out_of_the_archive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kitaru_core.runtime.code_archive import source_tree
+
+    repo = tmp_path / "repo"  # a git work tree with a src layout
+    (repo / ".git").mkdir(parents=True)
+    (repo / ".gitignore").write_text("secrets/\n")
+    package = repo / "src" / "shipped_app"
+    (package / "secrets").mkdir(parents=True)
+    (package / "data").mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "flows.py").write_text(
+        "from kitaru import flow\n\n\n@flow\ndef job() -> int:\n    return 1\n"
+    )
+    (package / "secrets" / "key.txt").write_text("never shipped")
+    (package / "data" / ".gitignore").write_text("*.csv\n")
+    (package / "data" / "big.csv").write_text("1,2,3\n")
+    (package / "data" / "keep.txt").write_text("shipped")
+    monkeypatch.syspath_prepend(str(repo / "src"))
+    from shipped_app.flows import job  # type: ignore[import-not-found]
+
+    tree = source_tree(job)
+    assert tree.root == (repo / "src").resolve()
+    assert tree.files == (
+        "shipped_app/__init__.py",
+        "shipped_app/data/.gitignore",
+        "shipped_app/data/keep.txt",
+        "shipped_app/flows.py",
+    )
+    again = source_tree(job)  # from the home's record of it: the same
+    assert again == tree
+    (package / "data" / "keep.txt").write_text("changed, and longer")
+    assert source_tree(job).digest != tree.digest

@@ -7,8 +7,8 @@ rebuild, and a waiting execution resumes on the code it started with.
 
 - The tree is the flow's package (every file under its outermost package directory),
   or, for a module or script that is in no package, its directory; ``.gitignore``
-  rules there are honoured, ``.git`` and ``__pycache__`` never go, and at most
-  ``ARCHIVE_LIMIT`` bytes.
+  files in it and above it (up to its git work tree's top) are honoured, ``.git`` and
+  ``__pycache__`` never go, and at most ``ARCHIVE_LIMIT`` bytes.
 - The execution records the tree's digest (``code_archive``: sha256 over each file's
   path and content) in its signed reference; the archive is an artifact of the
   execution (role ``code``), content-addressed like the others, so an unchanged tree
@@ -50,6 +50,7 @@ ARCHIVE_LIMIT = 50 * 1024 * 1024
 ROLE = "code"
 NEVER_SHIPPED = {".git", "__pycache__", ".hg", ".svn"}
 SERIALIZER = "code-archive"
+IGNORE_FILE = ".gitignore"
 
 
 @dataclass(frozen=True)
@@ -148,9 +149,9 @@ def _cached_tree(root: Path, start: Path) -> SourceTree:
 
 def _stat_signature(root: Path, start: Path, pruned: set[str]) -> str:
     """A digest of every file's path, size and mtime under ``start`` (and of the ignore
-    file), skipping directories the ignore rules dropped last time."""
+    files above it), skipping directories the ignore rules dropped last time."""
     digest = hashlib.sha256()
-    ignore_file = root / ".gitignore"
+    enclosing = [folder / IGNORE_FILE for folder in _enclosing(root, start)]
     for folder, dirs, names in os.walk(start):
         here = Path(folder)
         dirs[:] = sorted(
@@ -158,7 +159,7 @@ def _stat_signature(root: Path, start: Path, pruned: set[str]) -> str:
             for d in dirs
             if d not in NEVER_SHIPPED and (here / d).relative_to(root).as_posix() not in pruned
         )
-        for path in [*(here / name for name in sorted(names)), ignore_file]:
+        for path in [*(here / name for name in sorted(names)), *enclosing]:
             with contextlib.suppress(OSError):
                 stat = path.stat()
                 digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
@@ -169,36 +170,70 @@ def _short(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _enclosing(root: Path, start: Path) -> list[Path]:
+    """The directories above ``start`` whose ignore rules apply to it, outermost first:
+    up to the top of its git work tree, else the tree's own root (a package's parent)."""
+    above = []
+    for folder in start.parents:
+        above.append(folder)
+        if (folder / ".git").exists():
+            return above[::-1]
+    return [root] if root != start else []
+
+
+class _IgnoreRules:
+    """The ``.gitignore`` files that apply to a tree, each to the paths below its own
+    directory, as git reads them (a deeper file cannot re-include what a higher one
+    excluded: git reads no further into an excluded directory either)."""
+
+    def __init__(self) -> None:
+        self._specs: list[tuple[Path, Any]] = []
+
+    def read(self, folder: Path) -> None:
+        import pathspec
+
+        rules = folder / IGNORE_FILE
+        if rules.is_file():
+            lines = rules.read_text(errors="replace").splitlines()
+            self._specs.append((folder, pathspec.GitIgnoreSpec.from_lines(lines)))
+
+    def ignores(self, path: Path, *, directory: bool = False) -> bool:
+        for folder, spec in self._specs:
+            if path.is_relative_to(folder):
+                relative = path.relative_to(folder).as_posix() + ("/" if directory else "")
+                if spec.match_file(relative):
+                    return True
+        return False
+
+
 def _listed(root: Path, start: Path) -> tuple[list[str], set[str]]:
     """(the files that ship, the directories the ignore rules dropped)."""
-    import pathspec
-
-    ignore_file = root / ".gitignore"
-    rules = ignore_file.read_text().splitlines() if ignore_file.is_file() else []
-    ignored = pathspec.GitIgnoreSpec.from_lines(rules)
+    rules = _IgnoreRules()
+    for above in _enclosing(root, start):
+        rules.read(above)
     files: list[str] = []
     pruned: set[str] = set()
     total = 0
     for folder, dirs, names in os.walk(start):
         here = Path(folder)
+        rules.read(here)
         kept = []
         for d in sorted(d for d in dirs if d not in NEVER_SHIPPED):
-            relative = (here / d).relative_to(root).as_posix()
-            if ignored.match_file(relative + "/"):
-                pruned.add(relative)
+            if rules.ignores(here / d, directory=True):
+                pruned.add((here / d).relative_to(root).as_posix())
             else:
                 kept.append(d)
         dirs[:] = kept
         for name in sorted(names):
             relative = (here / name).relative_to(root).as_posix()
-            if name.endswith(".pyc") or ignored.match_file(relative):
+            if name.endswith(".pyc") or rules.ignores(here / name):
                 continue
             total += (here / name).stat().st_size
             if total > ARCHIVE_LIMIT:
                 raise KitaruUsageError(
                     f"the source tree at {root} holds more than {ARCHIVE_LIMIT // 2**20} MB "
                     f"(reached at {relative}); list what the flow need not run with in "
-                    f"{ignore_file}, or use `code: path` and ship the code in the image"
+                    f"{root / IGNORE_FILE}, or use `code: path` and ship the code in the image"
                 )
             files.append(relative)
     return sorted(files), pruned
