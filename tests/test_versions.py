@@ -349,6 +349,8 @@ def test_an_archived_execution_resumes_on_the_code_it_started_with(
         assert tar.getnames() == [".gitignore", "app.py"]  # notes.txt is ignored
 
     write_flow(project, UNPATCHED)  # a deploy without patched(): path code would diverge
+    code, checks = upgrade_check(old, project=project)  # today's code, not its archive's
+    assert code == 1 and checks[0]["verdict"] == "diverges", checks
     answer(old, project, effects)
     finished = ended(old)
     assert finished.status == "completed" and finished.result == 11, finished.error

@@ -29,7 +29,6 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from kitaru_core.artifacts import new_id
 from kitaru_core.errors import KitaruBackendError, KitaruUsageError
+from kitaru_core.runtime.code_version import package_root, tree_digest
 from kitaru_core.runtime.flow_ref import FlowDefinition, is_script, registry, resolve_flow
 from kitaru_core.settings import load_settings
 from kitaru_core.store.metadata_store import MetadataStore, get_store
@@ -66,12 +66,8 @@ class SourceTree:
     """sha256 over every file's path and content: what ``code_archive`` records."""
 
 
-_hashes: dict[tuple[str, int, int], bytes] = {}
-"""File digests by (path, size, mtime): a process that starts many executions reads an
-unchanged file once."""
 _stored: set[tuple[str, str]] = set()
 """(store URI, tree digest) known to have their archive stored."""
-_lock = threading.Lock()
 
 
 def ships(flow: FlowDefinition[Any, Any]) -> bool:
@@ -104,15 +100,7 @@ def source_tree(flow: FlowDefinition[Any, Any]) -> SourceTree:
             f"flow {flow.name!r} has no source file to archive (it was defined in an "
             "interactive session); define it in a file, or use `code: path`"
         )
-    module_dir = Path(path).resolve().parent
-    if (module_dir / "__init__.py").is_file():  # in a package: the outermost one, whole
-        top = module_dir
-        while (top.parent / "__init__.py").is_file():
-            top = top.parent
-        root, start = top.parent, top
-    else:
-        root = start = module_dir
-    return _cached_tree(root, start)
+    return _cached_tree(*package_root(Path(path)))
 
 
 def _cached_tree(root: Path, start: Path) -> SourceTree:
@@ -129,7 +117,7 @@ def _cached_tree(root: Path, start: Path) -> SourceTree:
     if known.get("signature") == signature:
         return SourceTree(root, tuple(known["files"]), known["digest"])
     files, pruned = _listed(root, start)
-    tree = SourceTree(root, tuple(files), _tree_digest(root, files))
+    tree = SourceTree(root, tuple(files), tree_digest(root, files))
     with contextlib.suppress(OSError):  # a read-only home: the next start reads it all again
         record.parent.mkdir(parents=True, exist_ok=True)
         staged = record.with_suffix(f".{os.getpid()}.tmp")
@@ -239,22 +227,6 @@ def _listed(root: Path, start: Path) -> tuple[list[str], set[str]]:
     return sorted(files), pruned
 
 
-def _tree_digest(root: Path, files: list[str]) -> str:
-    digest = hashlib.sha256()
-    for relative in files:
-        digest.update(relative.encode() + b"\0" + _file_hash(root / relative))
-    return digest.hexdigest()
-
-
-def _file_hash(path: Path) -> bytes:
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    found = _hashes.get(key)
-    if found is None:
-        found = _hashes[key] = hashlib.sha256(path.read_bytes()).digest()
-    return found
-
-
 def pack(tree: SourceTree) -> bytes:
     """The tree as a gzipped tar with nothing in it but paths, contents and the
     executable bit: the same tree always packs to the same bytes."""
@@ -284,17 +256,14 @@ def archive_for(
     artifact record that keeps it for execution ``exec_id`` (to commit with it)."""
     tree = source_tree(flow)
     place = (stack.artifacts.store.uri(""), tree.digest)
-    with _lock:
-        known = place in _stored
     found = store.code_archive_key(tree.digest)
-    if found is not None and (known or stack.artifacts.store.exists(found[0])):
+    if found is not None and (place in _stored or stack.artifacts.store.exists(found[0])):
         key, size = found
     else:
         data = pack(tree)
         key, size = hashlib.sha256(data).hexdigest(), len(data)
         stack.artifacts.put_blob(key, data, "the code archive")
-    with _lock:
-        _stored.add(place)
+    _stored.add(place)
     record = ArtifactRecord(
         id=new_id(),
         exec_id=exec_id,
@@ -369,7 +338,7 @@ def _unpacked(record: ExecutionRecord, stack: Stack, digest: str) -> Path:
             for folder, _dirs, names in os.walk(staging)
             for name in names
         )
-        if _tree_digest(staging, files) != digest:
+        if tree_digest(staging, files) != digest:
             raise KitaruBackendError(
                 f"the code archive of execution {record.id} does not hold the tree it "
                 f"recorded ({digest[:12]}); nothing was run. Move it to today's code with "

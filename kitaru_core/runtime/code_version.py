@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,35 +44,51 @@ def code_version_of(flow: FlowDefinition[Any, Any]) -> str:
 def source_digest(module_name: str) -> str:
     """The digest of a module's source files (its package's, when it is in one)."""
     module = sys.modules.get(module_name)
-    if module is None:
+    path = getattr(module, "__file__", None)
+    if not path:
         return "unknown"
     known = _digests.get(id(module))
     if known is None:
-        path = getattr(module, "__file__", None)
-        known = _digests[id(module)] = digest_files(source_files(Path(path))) if path else "unknown"
+        root, start = package_root(Path(path))
+        files = [Path(path).resolve().name]  # a module in no package: its own file
+        if start != root:  # in a package: every module of it
+            files = []
+            for folder, dirs, names in os.walk(start):
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
+                here = Path(folder).relative_to(root)
+                files += [(here / n).as_posix() for n in sorted(names) if n.endswith(".py")]
+        known = _digests[id(module)] = tree_digest(root, files)[:DIGEST_LENGTH]
     return known
 
 
-def source_files(module_file: Path) -> tuple[Path, list[Path]]:
-    """(root, files): the module's own file, or, when it is in a package, the outermost
-    package's directory and every ``.py`` file under it."""
-    module_file = module_file.resolve()
-    root = module_file.parent
-    if not (root / "__init__.py").is_file():
-        return root, [module_file]
-    while (root.parent / "__init__.py").is_file():
-        root = root.parent
-    files: list[Path] = []
-    for folder, dirs, names in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
-        files += [Path(folder) / name for name in sorted(names) if name.endswith(".py")]
-    return root, files
+def package_root(module_file: Path) -> tuple[Path, Path]:
+    """(root, start): for a module in a package, the outermost package's parent and
+    that package's directory; for one in no package, its directory twice."""
+    folder = module_file.resolve().parent
+    if not (folder / "__init__.py").is_file():
+        return folder, folder
+    while (folder.parent / "__init__.py").is_file():
+        folder = folder.parent
+    return folder.parent, folder
 
 
-def digest_files(found: tuple[Path, list[Path]]) -> str:
-    root, files = found
+def tree_digest(root: Path, files: Iterable[str]) -> str:
+    """sha256 over each file's path (relative to ``root``) and content."""
     digest = hashlib.sha256()
-    for file in files:
-        digest.update(file.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(file.read_bytes()).digest())
-    return digest.hexdigest()[:DIGEST_LENGTH]
+    for relative in files:
+        digest.update(relative.encode() + b"\0" + file_hash(root / relative))
+    return digest.hexdigest()
+
+
+_hashes: dict[tuple[str, int, int], bytes] = {}
+"""File digests by (path, size, mtime): a process that starts many executions reads an
+unchanged file once."""
+
+
+def file_hash(path: Path) -> bytes:
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    found = _hashes.get(key)
+    if found is None:
+        found = _hashes[key] = hashlib.sha256(path.read_bytes()).digest()
+    return found

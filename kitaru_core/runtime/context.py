@@ -25,7 +25,7 @@ from kitaru_core.errors import (
 from kitaru_core.events import NO_OBSERVERS, Observers
 from kitaru_core.runtime.journal import JournalReader, Recorded
 from kitaru_core.runtime.scopes import Scope, coroutine_name, current_scope
-from kitaru_core.runtime.step import Step
+from kitaru_core.runtime.step import HELD, Step
 from kitaru_core.store.metadata_store import MetadataStore
 from kitaru_core.store.records import ArtifactRecord
 
@@ -55,11 +55,6 @@ class ExecutionStopped(BaseException):
     """Unwinds a flow body whose process was asked to stop: the execution is left
     running with no owner, for a worker to recover elsewhere (not an ``Exception``,
     so user code's ``except Exception`` does not swallow it)."""
-
-
-HELD = ("waiting", "sleeping")
-"""Journal statuses of a step the execution reached and stopped at (a wait not yet
-answered, a timer not yet due): a later run must call the same step there."""
 
 
 class DryRunEnded(BaseException):

@@ -350,18 +350,8 @@ def _run_body(
             assert ended is not None
         return ended
 
-    token = current_execution.set(ctx)
     try:
-        try:
-            if inspect.iscoroutinefunction(flow.func):
-                ctx.is_async = True
-                result = run_coroutine(ctx.scoped(flow.func(*args, **kwargs)))
-            else:
-                result = flow.func(*args, **kwargs)
-            ctx.drain()
-        finally:
-            ctx.settle()
-            current_execution.reset(token)
+        result = run_body(flow, ctx, args, kwargs)
         output = ctx.artifacts.write(
             result,
             exec_id=exec_id,
@@ -407,6 +397,28 @@ def _run_body(
         return None, ended
     log_event(exec_id, "completed its body, but was cancelled meanwhile")
     return None, finish(Status.COMPLETED)
+
+
+def run_body(
+    flow: FlowDefinition[Any, Any],
+    ctx: ExecutionContext,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """The flow body's return value, with ``ctx`` as its execution (an ``async def``
+    body in an event loop of its own); every submitted checkpoint has ended by then."""
+    token = current_execution.set(ctx)
+    try:
+        if inspect.iscoroutinefunction(flow.func):
+            ctx.is_async = True
+            result = run_coroutine(ctx.scoped(flow.func(*args, **kwargs)))
+        else:
+            result = flow.func(*args, **kwargs)
+        ctx.drain()
+        return result
+    finally:
+        ctx.settle()
+        current_execution.reset(token)
 
 
 def load_inputs(

@@ -30,6 +30,11 @@ if TYPE_CHECKING:
     from kitaru_core.runtime.journal import Recorded
 
 
+HELD = ("waiting", "sleeping")
+"""Journal statuses of a step the execution reached and stopped at (a wait not yet
+answered, a timer not yet due): a later run must call the same step there."""
+
+
 class Step:
     """One call of a step at its journal position, handed to the code that runs it."""
 
@@ -155,6 +160,29 @@ class Step:
         self.record(entry, [output, *artifacts])
         self.ended(entry)
         return value
+
+    def held_entry(
+        self,
+        status: str,
+        *,
+        started_at: float,
+        output_artifact_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> JournalEntry:
+        """The entry recording that the execution stopped at this step (``HELD``)."""
+        assert status in HELD
+        return JournalEntry(
+            exec_id=self.ctx.exec_id,
+            position=self.position,
+            name=self.name,
+            status=status,
+            started_at=started_at,
+            ended_at=time.time(),
+            kind=self.kind,
+            output_artifact_id=output_artifact_id,
+            metadata=metadata or {},
+            path=self.stored_path,
+        )
 
     def failed_entry(
         self, exc: BaseException, *, attempts: int = 1, metadata: dict[str, Any] | None = None

@@ -26,7 +26,6 @@ from kitaru_core.runtime.context import (
 from kitaru_core.runtime.logs import log_event
 from kitaru_core.runtime.step import Step
 from kitaru_core.runtime.wait import seconds_of
-from kitaru_core.store.records import JournalEntry
 from kitaru_core.untrusted import validate_name
 
 DEFAULT_INLINE_SECONDS = 5.0
@@ -109,17 +108,11 @@ def _sleep(ctx: ExecutionContext, step: Step, deadline_from: Callable[[float], f
     else:
         deadline = deadline_from(clock.now())
         output = step.output(deadline, what=f"the deadline of timer {step.name!r}")
-        entry = JournalEntry(
-            exec_id=ctx.exec_id,
-            position=step.position,
-            name=step.name,
-            status="sleeping",
+        entry = step.held_entry(
+            "sleeping",
             started_at=step.started_at,
-            ended_at=step.started_at,
-            kind="sleep",
             output_artifact_id=output.id,
             metadata={"wake_at": deadline},
-            path=step.stored_path,
         )
         step.record(entry, [output])
     left = deadline - clock.now()

@@ -65,6 +65,13 @@ def trusted_flow(record: ExecutionRecord, stack: Stack | None = None) -> FlowDef
     return resolve_flow(record.flow_ref, record.options.get("source_root"))
 
 
+def current_flow(record: ExecutionRecord, stack: Stack | None = None) -> FlowDefinition[Any, Any]:
+    """The flow of ``record`` as the code where this process runs has it today (not its
+    archive): what a move to today's code would run. Imported once the reference verifies."""
+    check_trusted(record, stack)
+    return resolve_flow(record.flow_ref, record.options.get("source_root"))
+
+
 def sign_existing(store: MetadataStore) -> int:
     """Sign the flow references of executions recorded before references were signed
     (run once by the process that upgraded the store: it holds the key). An execution

@@ -10,12 +10,12 @@ as on every resume; a flow body does its work in steps, so that is safe.
 
 from __future__ import annotations
 
-import inspect
+import contextlib
 import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from kitaru_core.errors import KitaruDivergenceError, KitaruError
+from kitaru_core.errors import KitaruDivergenceError
 from kitaru_core.runtime import trust
 from kitaru_core.runtime.code_archive import archive_for
 from kitaru_core.runtime.code_version import code_version_of
@@ -23,10 +23,8 @@ from kitaru_core.runtime.context import (
     DryRunEnded,
     ExecutionContext,
     Suspended,
-    current_execution,
 )
-from kitaru_core.runtime.engine import load_inputs, run_coroutine
-from kitaru_core.runtime.flow_ref import resolve_flow
+from kitaru_core.runtime.engine import load_inputs, run_body
 from kitaru_core.runtime.journal import JournalReader
 from kitaru_core.runtime.scopes import TASK_PATHS
 from kitaru_core.stack_registry import get_stack
@@ -79,13 +77,13 @@ def check_upgrade(exec_id: str, store: MetadataStore | None = None) -> UpgradeCh
             position=step.position,
             called=step.name,
         )
-    except (KitaruError, Exception) as exc:  # the code would not load, or the body raised
+    except Exception as exc:  # the code would not load, or the body raised
         return _check(record, "error", f"{type(exc).__name__}: {exc}")
 
 
 def _replay(store: MetadataStore, record: ExecutionRecord) -> UpgradeCheck:
     stack = get_stack(record.stack)
-    flow = trust.trusted_flow(record, stack)
+    flow = trust.current_flow(record, stack)  # today's code, not its archive's
     args, kwargs = load_inputs(store, stack.artifacts, record, flow.signature)
     ctx = ExecutionContext(
         exec_id=record.id,
@@ -100,19 +98,8 @@ def _replay(store: MetadataStore, record: ExecutionRecord) -> UpgradeCheck:
         task_paths=bool(record.options.get(TASK_PATHS)),
     )
     ctx.dry_run = True
-    token = current_execution.set(ctx)
-    try:
-        if inspect.iscoroutinefunction(flow.func):
-            ctx.is_async = True
-            run_coroutine(ctx.scoped(flow.func(*args, **kwargs)))
-        else:
-            flow.func(*args, **kwargs)
-        ctx.drain()
-    except Suspended:  # a recorded wait or timer it stops at again: nothing new past it
-        pass
-    finally:
-        ctx.settle()
-        current_execution.reset(token)
+    with contextlib.suppress(Suspended):  # a recorded wait or timer it stops at again
+        run_body(flow, ctx, args, kwargs)
     return _check(record, "ok", "replays every recorded step, and its body ends there")
 
 
@@ -133,8 +120,7 @@ def move_to_current(exec_id: str, store: MetadataStore | None = None) -> str:
     store = store or get_store()
     record = store.require_execution(exec_id)
     stack = get_stack(record.stack)
-    trust.check_trusted(record, stack)
-    flow = resolve_flow(record.flow_ref, record.options.get("source_root"))  # today's
+    flow = trust.current_flow(record, stack)
     archive, artifacts = None, []
     if record.code_archive is not None:
         tree, archived = archive_for(flow, stack, store, record.id)

@@ -36,7 +36,7 @@ from kitaru_core.runtime.logs import log_event
 from kitaru_core.runtime.step import Step
 from kitaru_core.runtime.tracing import set_attributes, span
 from kitaru_core.store.metadata_store import MetadataStore
-from kitaru_core.store.records import JournalEntry, WaitRecord
+from kitaru_core.store.records import WaitRecord
 from kitaru_core.untrusted import parse_json_or_text, validate_name
 
 _POLL_INTERVAL = 0.2
@@ -218,19 +218,8 @@ def _journal_waiting(step: Step, record: WaitRecord) -> None:
     journal, so code deployed meanwhile that calls something else here is found out
     (``kitaru.patched``, ``executions upgrade --dry-run``) instead of running first."""
     found = step.found
-    if found is not None and found[0].status == "waiting":
-        return
-    entry = JournalEntry(
-        exec_id=step.ctx.exec_id,
-        position=step.position,
-        name=step.name,
-        status="waiting",
-        started_at=record.created_at,
-        ended_at=time.time(),
-        kind="wait",
-        path=step.stored_path,
-    )
-    step.record(entry)
+    if found is None or found[0].status != "waiting":
+        step.record(step.held_entry("waiting", started_at=record.created_at))
 
 
 def _expired(step: Step, record: WaitRecord, default: Any) -> Any:

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from kitaru_core.errors import KitaruLeaseLost, KitaruStateError
 from kitaru_core.store.database import Database
+from kitaru_core.store.leases import still_held
 from kitaru_core.store.records import ArtifactRecord, JournalEntry, MemoryRecord
 
 _ATTEMPTS = 50
@@ -149,8 +150,8 @@ class MemoryVersions:
                     # so a plain write never loses a race for the next version number.
                     # Compare-and-set needs no turn: if another write takes the version
                     # first, the unique version makes this one fail, as it should.
-                    if journal is not None and journal.owner is not None:
-                        _still_leased(db, journal.entry, journal.owner)
+                    if journal is not None:
+                        _refuse_unless_leased(db, journal)
                     if expected_version is None:
                         db.lock(f"memory\0{scope_type}\0{scope}\0{key}")
                     if value is not None:
@@ -193,22 +194,9 @@ class JournaledWrite(NamedTuple):
     owner: str | None
 
 
-def _still_leased(db: Database, entry: JournalEntry, owner: str) -> None:
-    """Refuse the write when another process has taken the execution over (SQLite's
-    write lock, PostgreSQL's row lock of this UPDATE, keep it from changing hands until
-    the commit)."""
-    params = {"id": entry.exec_id, "owner": owner, "now": time.time()}
-    if db.dialect == "sqlite":
-        held = db.fetchone(
-            "SELECT 1 FROM executions WHERE id = :id AND lease_owner = :owner", params
-        )
-    else:
-        changed = db.execute(
-            "UPDATE executions SET lease_heartbeat = :now WHERE id = :id AND lease_owner = :owner",
-            params,
-        )
-        held = (1,) if changed else None
-    if held is None:
+def _refuse_unless_leased(db: Database, journal: JournaledWrite) -> None:
+    entry = journal.entry
+    if journal.owner is not None and not still_held(db, entry.exec_id, journal.owner):
         raise KitaruLeaseLost(
             f"execution {entry.exec_id} is no longer run by this process (another took it "
             f"over); memory write {entry.name!r} was not made"

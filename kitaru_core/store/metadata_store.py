@@ -24,6 +24,7 @@ from kitaru_core.settings import Settings, load_settings
 from kitaru_core.store.database import Database, sqlite_url
 from kitaru_core.store.deaths import Death, DeathStore
 from kitaru_core.store.events import EventLog
+from kitaru_core.store.leases import FENCE, HOLDS, fence_params
 from kitaru_core.store.memory_versions import MemoryVersions
 from kitaru_core.store.migrations import ensure_schema
 from kitaru_core.store.queues import QueueStore
@@ -52,14 +53,12 @@ _COPY_JOURNAL = (
     + ", ".join(":target" if c == "exec_id" else c for c in JournalEntry.NAMES)
     + " FROM journal WHERE exec_id = :source AND position < :before AND status = 'completed'"
 )
-_FENCE = "UPDATE executions SET lease_heartbeat = :now WHERE id = :id AND lease_owner = :owner"
-# SQLite's write lock (BEGIN IMMEDIATE) already keeps a takeover out until the commit, so
-# there the lease is checked by the entry's own insert: a read, where the UPDATE above
-# writes the execution's page into the WAL on every checkpoint.
+# SQLite: the lease is checked by the entry's own insert (``leases.py``), one statement
+# less on every checkpoint.
 _FENCED_ENTRY = (
     f"INSERT INTO journal ({JournalEntry.COLUMNS}) SELECT "
     + ", ".join(f":{c}" for c in JournalEntry.NAMES)
-    + " WHERE EXISTS (SELECT 1 FROM executions WHERE id = :exec_id AND lease_owner = :owner)"
+    + f" WHERE EXISTS ({HOLDS})"
 )
 _DELETE_ENTRY = "DELETE FROM journal WHERE exec_id = :exec_id AND position = :position"
 # A repeated finish (its first commit's reply was lost) finds the result recorded.
@@ -295,10 +294,7 @@ class MetadataStore:
 
     def renew_lease(self, exec_id: str, owner: str) -> str | None:
         """Refresh the heartbeat; returns the execution's status, None if the lease is lost."""
-        changed = self.db.execute(
-            "UPDATE executions SET lease_heartbeat = :now WHERE id = :id AND lease_owner = :owner",
-            {"id": exec_id, "owner": owner, "now": time.time()},
-        )
+        changed = self.db.execute(FENCE, fence_params(exec_id, owner))
         if not changed:
             return None
         row = self.db.fetchone("SELECT status FROM executions WHERE id = :id", {"id": exec_id})
@@ -683,14 +679,15 @@ class MetadataStore:
         statements: list[tuple[str, dict[str, Any]]] = []
         fenced_insert = owner is not None and self.db.dialect == "sqlite"
         if owner is not None and not fenced_insert:
-            statements.append((_FENCE, {"id": entry.exec_id, "owner": owner, "now": time.time()}))
+            statements.append((FENCE, fence_params(entry.exec_id, owner)))
         if replace:
             where = {"exec_id": entry.exec_id, "position": entry.position}
             statements.append((_DELETE_ENTRY + " AND status <> 'completed'", where))
         statements += [(ArtifactRecord.INSERT, artifact.params()) for artifact in artifacts]
         statements += [(LLMCallRecord.INSERT, call.params()) for call in llm_calls or ()]
         if fenced_insert:
-            statements.append((_FENCED_ENTRY, {**entry.params(), "owner": owner}))
+            held = {"id": entry.exec_id, "owner": owner}
+            statements.append((_FENCED_ENTRY, {**entry.params(), **held}))
         else:
             statements.append((JournalEntry.INSERT, entry.params()))
         fence = -1 if fenced_insert else 0  # the statement whose count says the lease holds

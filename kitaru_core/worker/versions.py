@@ -16,10 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from kitaru_core.errors import KitaruError, KitaruUntrustedError
+from kitaru_core.errors import KitaruUntrustedError
 from kitaru_core.runtime import trust
 from kitaru_core.runtime.code_version import code_version_of
-from kitaru_core.runtime.flow_ref import resolve_flow
 from kitaru_core.store.metadata_store import MetadataStore
 from kitaru_core.store.records import UNFINISHED_STATUSES, ExecutionRecord
 
@@ -57,10 +56,8 @@ class CodeVersions:
             return None
         if record.flow_ref not in self._own:
             try:
-                trust.check_trusted(record)
-                flow = resolve_flow(record.flow_ref, record.options.get("source_root"))
-                self._own[record.flow_ref] = code_version_of(flow)
-            except (KitaruError, Exception):  # not importable here: not this worker's code
+                self._own[record.flow_ref] = code_version_of(trust.current_flow(record))
+            except Exception:  # not importable here: not this worker's code
                 self._own[record.flow_ref] = None
         return self._own[record.flow_ref]
 
