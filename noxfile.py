@@ -200,6 +200,8 @@ def bench(session: nox.Session) -> None:
         session.run("python", "benchmarks/postgres_restart.py", "--database-url", url)
     # The server: POST /input to result (beside DBOS and LangGraph), GET throughput, memory.
     session.run("python", "benchmarks/server.py", *[a for a in args if a == "--peers"])
+    # A checkpoint through `kitaru serve` on loopback (the HTTP metadata store).
+    session.run("python", "benchmarks/http_store.py", *([f"--database-url={url}"] if url else []))
     # Retention at scale: prune and gc, their time and peak memory.
     session.run("python", "benchmarks/retention.py")
     # The PydanticAI adapter's cost per model request.

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import builtins
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from kitaru_core.errors import KitaruNotFoundError, KitaruStateError, KitaruUsageError
 from kitaru_core.runtime import trust
 from kitaru_core.runtime.dispatch import HandOff, continue_stopped, run_in_background
 from kitaru_core.runtime.flow import FlowHandle, load_result, start_replay
 from kitaru_core.runtime.inputs import abort_wait, give_input
-from kitaru_core.runtime.logs import log_path
+from kitaru_core.runtime.logs import EVENTS_RUN, log_path
 from kitaru_core.runtime.memory import MemoryEntry, MemoryScope
+from kitaru_core.settings import load_settings
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import MetadataStore, get_store
 from kitaru_core.store.records import (
@@ -112,6 +112,9 @@ class Execution:
     its source); None for an execution recorded before versions were."""
     code_archive: str | None = None
     """With ``code: archive``: the digest of the source archive its runs import."""
+    started_by: str | None = None
+    """The token whose request to ``kitaru serve`` recorded it; None when a process
+    with the database's own credentials did."""
     _record: ExecutionRecord | None = field(default=None, repr=False, compare=False)
     _result: Any = field(default=_MISSING, repr=False, compare=False)
 
@@ -189,6 +192,7 @@ class ExecutionsClient:
             budget=record.options.get("budget"),
             code_version=record.code_version,
             code_archive=record.code_archive,
+            started_by=record.started_by,
             _record=record,
         )
 
@@ -349,6 +353,11 @@ class ExecutionsClient:
         if tail is not None:
             text = "".join(text.splitlines(keepends=True)[-tail:]) if tail > 0 else ""
         printed = self._store.output.read(record.id)
+        if printed and printed[0][0] == EVENTS_RUN:  # logged through a server
+            events = printed.pop(0)[1]
+            if tail is not None:
+                events = "".join(events.splitlines(keepends=True)[-tail:]) if tail > 0 else ""
+            text += events
         for run, output in printed:
             if tail is not None:
                 output = "".join(output.splitlines(keepends=True)[-tail:]) if tail > 0 else ""
@@ -456,35 +465,26 @@ class MemoriesClient:
 class KitaruClient:
     """Entry point for reading and steering executions, from any process.
 
-    With ``KITARU_SERVER_URL`` set it talks to that ``kitaru serve`` (with the token in
-    ``KITARU_TOKEN``) instead of the database, and gives the same results."""
+    Logged in to a ``kitaru serve`` (``kitaru login``, or ``KITARU_SERVER_URL`` with
+    ``KITARU_TOKEN``) it reads and writes through that server instead of the database,
+    and gives the same results (``kitaru_core/remote.py``)."""
 
     def __init__(self) -> None:
-        url = os.environ.get("KITARU_SERVER_URL")
-        if url:
-            from kitaru_core import remote
+        settings = load_settings()
+        store = get_store(settings)
+        if settings.server_url is not None:
+            from kitaru_core.remote import ServerExecutions
 
-            connection = remote.ServerConnection(url, os.environ.get("KITARU_TOKEN"))
-            self.remote: remote.ServerConnection | None = connection
-            self.executions: ExecutionsClient = remote.RemoteExecutions(connection)  # type: ignore[assignment]
-            self.artifacts: ArtifactsClient = remote.RemoteArtifacts(connection)  # type: ignore[assignment]
-            self.memories: MemoriesClient = remote.RemoteMemories(connection)
-            self.schedules: Schedules = remote.NotOverHTTP("schedules")  # type: ignore[assignment]
-            return
-        store = get_store()
-        self.remote = None
-        self.executions = ExecutionsClient(store)
+            transport = cast(Any, store).transport
+            self.executions: ExecutionsClient = ServerExecutions(store, transport)
+        else:
+            self.executions = ExecutionsClient(store)
         self.artifacts = ArtifactsClient(store)
         self.memories = MemoriesClient()
         self.schedules = Schedules(store)
 
     def diff(self, exec_a: str, exec_b: str) -> ExecutionDiff:
         """Compare two executions step by step (``kitaru.diff``)."""
-        if self.remote is not None:
-            from kitaru_core.remote import diff_from_json
-
-            params = {"a": exec_a, "b": exec_b}
-            return diff_from_json(self.remote.request("GET", "/diff", params=params))
         from kitaru_core.diff import diff
 
         return diff(exec_a, exec_b)

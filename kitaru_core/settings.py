@@ -7,8 +7,9 @@ here, half of the whole-process budget.
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -30,6 +31,11 @@ class Settings:
     inline_artifact_bytes: int = 4096
     """Artifacts up to this size live in the metadata store, beside their journal entry
     (``KITARU_INLINE_ARTIFACT_BYTES``; 0 sends every artifact to the artifact store)."""
+    server_url: str | None = None
+    """A ``kitaru serve`` that holds the metadata in place of a database
+    (``KITARU_SERVER_URL``, else ``kitaru login``)."""
+    token: str | None = field(default=None, repr=False)
+    """The API token sent to ``server_url`` (``KITARU_TOKEN``, else ``kitaru login``)."""
 
     @property
     def sqlite_path(self) -> Path:
@@ -38,6 +44,28 @@ class Settings:
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def login_file(self) -> Path:
+        return login_file(self.home)
+
+
+def login_file(home: Path) -> Path:
+    """Where ``kitaru login`` keeps the server's URL and the token (mode 0600)."""
+    return home / "login.json"
+
+
+def _login(home: Path) -> dict[str, str]:
+    try:
+        data = json.loads(login_file(home).read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError):  # no login (or no home yet)
+        return {}
+    except (OSError, ValueError) as exc:
+        raise KitaruUsageError(
+            f"{login_file(home)} cannot be read ({exc}); run `kitaru login URL` again, or "
+            "`kitaru logout` to use the database directly"
+        ) from None
+    return data if isinstance(data, dict) else {}
 
 
 def _default_home() -> Path:
@@ -62,12 +90,18 @@ def load_settings() -> Settings:
             "number such as 4096, or 0 to keep every artifact in the artifact store"
         )
     home = Path(env["KITARU_HOME"]).expanduser() if env.get("KITARU_HOME") else _default_home()
+    server_url, token = env.get("KITARU_SERVER_URL", "").strip(), env.get("KITARU_TOKEN")
+    if not server_url:
+        login = _login(home)
+        server_url, token = login.get("url", ""), token or login.get("token")
     return Settings(
         home=home,
         database_url=database_url(env.get("KITARU_DATABASE_URL", "").strip()),
         durability=durability,  # type: ignore[arg-type]
         stack=env.get("KITARU_STACK") or None,
         inline_artifact_bytes=int(inline),
+        server_url=server_url.rstrip("/") or None,
+        token=token or None,
     )
 
 

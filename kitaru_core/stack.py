@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kitaru_core.artifacts import Artifacts
+from kitaru_core.builtin.server_artifact_store import ServerArtifactStore
 from kitaru_core.components.artifact_store import ArtifactStore
 from kitaru_core.components.orchestrator import Orchestrator
 from kitaru_core.components.secret_provider import SecretNotFoundError, SecretProvider
@@ -327,6 +328,9 @@ class Stack:
     def _build(self, component_type: str) -> Any:
         flavor = self.flavor(component_type)
         spec = self.definition.components[component_type]
+        if self._on_server_disk(component_type):
+            store: Any = get_store(self.settings)
+            return ServerArtifactStore(store.transport, self.name)
         resolved = {
             key: value
             if key in flavor.resolve_when_used
@@ -343,6 +347,13 @@ class Stack:
                 f"stack {self.name!r}: the {flavor.name} {component_type.replace('_', ' ')} "
                 f"could not be set up: {type(exc).__name__}: {exc}"
             ) from exc
+
+    def _on_server_disk(self, component_type: str) -> bool:
+        """Whether this is the artifact store of a process logged in to a server, and
+        the stack keeps artifacts on a local disk: the server's, not this machine's."""
+        spec = self.definition.components[component_type]
+        local = component_type == "artifact_store" and spec.flavor == "local"
+        return local and self.settings.server_url is not None
 
     @functools.cached_property
     def secret_provider(self) -> SecretProvider:
@@ -372,7 +383,10 @@ class Stack:
             self.artifact_store,
             inline_limit=self.settings.inline_artifact_bytes,
             signer=Signer(self.settings.home, self._shared_signing_key),
-            note_blob_write=self._note_blob_write,
+            # The server notes the blobs it keeps for a process itself.
+            note_blob_write=None
+            if self._on_server_disk("artifact_store")
+            else self._note_blob_write,
         )
 
     def _note_blob_write(self, key: str) -> None:

@@ -25,6 +25,8 @@ from kitaru import KitaruClient
 from kitaru_core.settings import load_settings
 from kitaru_core.stack_registry import get_stack
 from kitaru_core.store.metadata_store import get_store
+from kitaru_core.testing.fixtures import reset_caches
+from kitaru_server import start_server
 
 CHECKPOINTS = 20
 PAYLOAD = 6_000_000
@@ -39,7 +41,7 @@ def check_journal(exec_id: str, *, in_order: bool = True) -> set[int]:
     """The journal is consistent: every completed entry's output loads and verifies;
     ``in_order``: the completed entries form a prefix (steps that ran one at a time)."""
     settings = load_settings()
-    if settings.database_url is None:
+    if settings.database_url is None and settings.server_url is None:
         with sqlite3.connect(settings.sqlite_path) as conn:
             assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     store = get_store()
@@ -60,13 +62,40 @@ def check_journal(exec_id: str, *, in_order: bool = True) -> set[int]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("flow_name", "min_kills"),
-    [("steps", MIN_KILLS), ("gathered_steps", MIN_KILLS // 2)],
-    ids=["sync", "async-gather"],
+    ("flow_name", "min_kills", "through_server"),
+    [
+        ("steps", MIN_KILLS, False),
+        ("gathered_steps", MIN_KILLS // 2, False),
+        ("steps", MIN_KILLS // 2, True),
+    ],
+    ids=["sync", "async-gather", "sync-through-server"],
 )
 def test_random_sigkills_never_corrupt_the_journal_or_rerun_recorded_work(
-    tmp_path: Path, flow_name: str, min_kills: int
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    flow_name: str,
+    min_kills: int,
+    through_server: bool,
 ) -> None:
+    if not through_server:
+        _kill_until_done(tmp_path, flow_name, min_kills)
+        return
+    # Every process logged in to a real server (the HTTP metadata store), none with
+    # the database; the server keeps the journal, and the artifacts on its own disk.
+    (tmp_path / "server").mkdir()
+    served = start_server(tmp_path / "server")
+    try:
+        monkeypatch.delenv("KITARU_DATABASE_URL", raising=False)
+        monkeypatch.setenv("KITARU_SERVER_URL", served.url)
+        monkeypatch.setenv("KITARU_TOKEN", served.tokens["run"])
+        reset_caches()
+        _kill_until_done(tmp_path, flow_name, min_kills)
+    finally:
+        reset_caches()
+        served.stop()
+
+
+def _kill_until_done(tmp_path: Path, flow_name: str, min_kills: int) -> None:
     seed = int(os.environ.get("KITARU_FAULT_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
     print(f"fault-injection seed {seed} (set KITARU_FAULT_SEED to repeat)")

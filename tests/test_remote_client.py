@@ -78,7 +78,7 @@ def test_the_cli_answers_a_wait_through_the_server(
     assert [c["name"] for c in remote["checkpoints"]] == [c["name"] for c in local["checkpoints"]]
     listed = served.kitaru("executions", "list", "--flow", "review", "-o", "json", **laptop)
     assert "remote-cli" in [e["exec_id"] for e in json.loads(listed.stdout)]
-    assert not (tmp_path / "laptop-home").exists()  # no database was opened here
+    assert not (tmp_path / "laptop-home" / "kitaru.db").exists()  # no database opened here
 
 
 def test_the_python_client_gives_the_same_results(
@@ -114,10 +114,11 @@ def test_a_wrong_token_or_an_unreachable_server_is_one_clear_line(
     served: Served, laptop: dict[str, str]
 ) -> None:
     wrong = served.kitaru("executions", "list", **{**laptop, "KITARU_TOKEN": "nope"})
-    assert "the server refused the request (401)" in error_line(wrong)
+    assert "the Kitaru server refused" in error_line(wrong) and "(401)" in error_line(wrong)
     nowhere = f"http://127.0.0.1:{free_port()}"
     down = served.kitaru("executions", "list", **{**laptop, "KITARU_SERVER_URL": nowhere})
     line = error_line(down)
     assert nowhere in line and "KITARU_SERVER_URL" in line
-    scheduled = served.kitaru("schedule", "list", **laptop)
-    assert "not available through a server" in error_line(scheduled)
+    # Tokens are the one thing never read through a server.
+    tokens = served.kitaru("tokens", "list", **laptop)
+    assert "tokens are managed where the server's database is" in error_line(tokens)

@@ -8,6 +8,7 @@ import typer
 from kitaru_core.cli import (
     artifacts,
     executions,
+    login,
     memory,
     models,
     plugins,
@@ -38,6 +39,9 @@ app.command("run")(executions.run)
 app.command("serve")(serve.serve)
 app.command("mcp")(serve.mcp)
 app.add_typer(serve.tokens, name="tokens")
+app.command("login")(login.login)
+app.command("logout")(login.logout)
+app.command("status")(login.status)
 
 
 def _print_version(value: bool) -> None:

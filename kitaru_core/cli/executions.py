@@ -111,6 +111,8 @@ def get(exec_id: str, output: OutputFormat = OutputOption) -> None:
     if execution.code_version:
         archive = f" (archive {execution.code_archive[:12]})" if execution.code_archive else ""
         print_line(f"code version {execution.code_version}{archive}")
+    if execution.started_by:
+        print_line(f"started by token {execution.started_by}")
     if execution.original_exec_id:
         print_line(f"replay of {execution.original_exec_id}")
     print_table(
@@ -186,10 +188,11 @@ def _stalled_hint(execution: Any) -> str | None:
     """What to do when nothing will continue the execution by itself: its runner died,
     or its timer is due, and no worker serves its stack. None otherwise, and over HTTP
     (the server runs a worker)."""
-    import os
     import time
 
-    if os.environ.get("KITARU_SERVER_URL") or execution.status not in ("running", "sleeping"):
+    from kitaru_core.settings import load_settings
+
+    if load_settings().server_url or execution.status not in ("running", "sleeping"):
         return None
     from kitaru_core.runtime import lease
     from kitaru_core.store.metadata_store import get_store
@@ -456,18 +459,12 @@ def upgrade(
     would diverge, and where. Without --dry-run, those that replay are moved to the
     current code (its version, and its source archive with `code: archive`); exits 1
     when any would diverge."""
-    import os
 
     from kitaru_core.runtime.upgrade import check_upgrade, move_to_current, waiting_executions
     from kitaru_core.store.metadata_store import get_store
 
     if (exec_id is None) == (not all_waiting):
         raise KitaruUsageError("name one execution, or give --all-waiting (not both)")
-    if os.environ.get("KITARU_SERVER_URL"):
-        raise KitaruUsageError(
-            "upgrade replays executions on the code of this machine against the database "
-            "and signs what it moves: run it where the database is (unset KITARU_SERVER_URL)"
-        )
     store = get_store()
     ids = [exec_id] if exec_id else [r.id for r in waiting_executions(store)]
     checks = []
@@ -503,16 +500,10 @@ def trust(
 ) -> None:
     """Trust an execution's flow reference (sign it with this deployment's key) after
     inspecting it: one refused as unsigned, or recorded by another deployment."""
-    import os
 
     from kitaru_core.runtime import trust as trusting
     from kitaru_core.store.metadata_store import get_store
 
-    if os.environ.get("KITARU_SERVER_URL"):
-        raise KitaruUsageError(
-            "trusting an execution needs this deployment's signing key: run it where the "
-            "database is (unset KITARU_SERVER_URL)"
-        )
     store = get_store()
     record = store.require_execution(exec_id)
     if trusting.is_trusted(record):

@@ -140,11 +140,7 @@ def history(
 
 def _where_memory_is(scope_type: str, scope: str) -> None:
     """An empty scope: say which scopes hold keys (a flow writes to its own by default)."""
-    import os
 
-    if os.environ.get("KITARU_SERVER_URL"):
-        echo(f"{scope_type}:{scope} holds no keys")
-        return
     from kitaru_core.store.metadata_store import get_store
 
     others = [s for s in get_store().memory.scopes() if s != (scope_type, scope)]

@@ -68,9 +68,11 @@ def create_execution(
     stack: Stack,
     exec_id: str | None = None,
     parent: tuple[str, int] | None = None,
+    started_by: str | None = None,
 ) -> Created:
     """Record a new execution and its inputs; nothing is written if an input is refused.
-    ``parent``: (execution id, journal position) of the flow body that started it.
+    ``parent``: (execution id, journal position) of the flow body that started it;
+    ``started_by``: the name of the API token that asked the server for it.
 
     ``exec_id`` chosen by the caller makes the start idempotent: if it exists with the
     same flow and inputs, that execution is returned; with others, ``KitaruStateError``.
@@ -126,6 +128,7 @@ def create_execution(
         parent_position=parent[1] if parent else None,
         code_version=code_version_of(flow),
         code_archive=code_archive,
+        started_by=started_by,
     )
     try:
         return Created(store.create_execution(record, inputs), new=True)

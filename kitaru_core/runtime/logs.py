@@ -11,8 +11,10 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from kitaru_core.errors import KitaruError
 from kitaru_core.private_files import open_private_append
 from kitaru_core.settings import load_settings
+from kitaru_core.store.metadata_store import get_store
 
 logger = logging.getLogger("kitaru")
 
@@ -27,10 +29,22 @@ def log_paths(exec_ids: Iterable[str]) -> Iterator[Path]:
     return (logs_dir / f"{exec_id}.log" for exec_id in exec_ids)
 
 
+EVENTS_RUN = 0
+"""The ``run_output`` run number under which a process logged in to a server keeps an
+execution's events (runs count from 1): its disk is not where anyone reads them."""
+
+
 def log_event(exec_id: str, message: str) -> None:
     logger.info("[%s] %s", exec_id[:8], message)
-    path = log_path(exec_id)
     line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n"
+    settings = load_settings()
+    if settings.server_url is not None:
+        try:
+            get_store(settings).output.append(exec_id, EVENTS_RUN, line)
+        except KitaruError as exc:
+            logger.warning("cannot send the execution log line to the server: %s", exc)
+        return
+    path = settings.logs_dir / f"{exec_id}.log"
     try:
         with open_private_append(path) as f:
             f.write(line.encode("utf-8", "replace"))

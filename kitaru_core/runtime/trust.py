@@ -12,6 +12,7 @@ administrator who has inspected it re-signs it with ``kitaru executions trust ID
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from kitaru_core.errors import KitaruError, KitaruUntrustedError
@@ -24,6 +25,21 @@ from kitaru_core.store.records import ExecutionRecord
 
 SIGNATURE = "ref_signature"
 """Where an execution's options keep the signature of its flow reference."""
+SIGNED_ELSEWHERE = "signed_elsewhere"
+"""Set by ``kitaru serve`` (never by the caller) on an execution that a logged-in
+machine recorded with a reference signed by a key the server does not hold: it belongs
+to that machine, so a worker that cannot verify it leaves it alone rather than failing
+it as forged."""
+
+
+def mark_where_signed(record: ExecutionRecord) -> ExecutionRecord:
+    """``record`` as the server stores it for a caller: its options say whether the
+    server's own key verifies its reference, whatever the caller sent."""
+    options = {k: v for k, v in record.options.items() if k != SIGNED_ELSEWHERE}
+    record = dataclasses.replace(record, options=options)
+    if not is_trusted(record):
+        options[SIGNED_ELSEWHERE] = True
+    return record
 
 
 def reference_signature(

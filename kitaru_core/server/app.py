@@ -37,6 +37,7 @@ from kitaru_core.server.problems import (
     status_of,
 )
 from kitaru_core.server.service import Service
+from kitaru_core.server.store_api import store_routes
 from kitaru_core.server.tokens import (
     SCOPES,
     TokenChecker,
@@ -218,6 +219,14 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
     api = APIRouter(prefix=API, responses=ERROR_RESPONSES)
     service = state.service
 
+    @api.get("/whoami", tags=["server"])
+    def whoami(request: Request, scope: str = scoped("read")) -> dict[str, Any]:
+        """The token the request carries (its name and scope) and the server's version:
+        what ``kitaru login`` checks and ``kitaru status`` shows."""
+        token: TokenRecord | None = getattr(request.state, "kitaru_token", None)
+        name = token.name if token else None
+        return {"token": name, "scope": scope, "version": __version__}
+
     # -- flows -------------------------------------------------------------------------
 
     @api.get("/flows", tags=["flows"])
@@ -232,6 +241,7 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
         responses={200: {"description": "The execution that this Idempotency-Key started"}},
     )
     async def start_flow(
+        request: Request,
         response: Response,
         name: Annotated[str, Path(description="the flow's name")],
         body: Annotated[StartBody, Body()] = StartBody(),
@@ -246,8 +256,10 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
         _: str = scoped("run"),
     ) -> dict[str, Any]:
         """Start an execution; 201 when new, 200 when the Idempotency-Key exists."""
+        token: TokenRecord | None = getattr(request.state, "kitaru_token", None)
+        started_by = token.name if token else None
         execution, new = await anyio.to_thread.run_sync(
-            lambda: service.start(name, body.args, exec_id=idempotency_key)
+            lambda: service.start(name, body.args, exec_id=idempotency_key, started_by=started_by)
         )
         response.status_code = 201 if new else 200
         if wait:
@@ -522,6 +534,9 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
         start = parse_last_event_id(last_event_id, after)
         return _event_stream(state.hub.stream(start, exec_id=record.id))
 
+    # First: a flow process makes a store call per checkpoint, so they are matched
+    # before the sixty-odd routes of the API and the UI.
+    app.router.routes[:0] = store_routes(service.store, auth=state.auth)
     app.include_router(api)
     app.include_router(ui_router(state, checker))
     app.add_middleware(Gate, checker=checker, auth=state.auth)

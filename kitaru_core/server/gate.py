@@ -25,6 +25,8 @@ from typing import Any
 
 import anyio
 
+from kitaru_core.server.store_api import STORE_PATH
+from kitaru_core.server.store_api import body_cap as store_body_cap
 from kitaru_core.server.tokens import TokenChecker, TokenRefused
 from kitaru_core.server.ui import SESSION_COOKIE
 from kitaru_core.untrusted import limits
@@ -53,6 +55,7 @@ class Gate:
     def __init__(self, app: ASGIApp, checker: TokenChecker, *, auth: bool) -> None:
         self.app = app
         self.checker = checker
+        self.recent = checker.recent
         self.auth = auth
         self._failures: collections.OrderedDict[str, collections.deque[float]] = (
             collections.OrderedDict()
@@ -109,10 +112,15 @@ class Gate:
         presented = authorization[7:].strip() if authorization[:7].lower() == "bearer " else None
         if presented is None:
             presented = _cookies(headers).get(SESSION_COOKIE)
+        # Only a flow process's store calls, many a second, take a token verified a
+        # moment ago on trust; every other request is checked against the store.
+        hot = scope["path"].startswith(STORE_PATH)
+        record = self.recent.get(presented) if hot else None
         try:
             # In a thread: the lookup reads the database, which may be slow or
             # restarting, and the event loop serves every other request meanwhile.
-            record = await anyio.to_thread.run_sync(self.checker.verify, presented)
+            if record is None:
+                record = await anyio.to_thread.run_sync(self.checker.verify, presented)
         except TokenRefused as exc:
             await self._failed(scope, str(exc))
             return str(exc)
@@ -147,6 +155,9 @@ def body_cap(path: str, method: str) -> int:
     """The most body a request to ``path`` may send, in bytes."""
     if path == "/ui/session" or (path == f"{API}/tokens" and method == "POST"):
         return SMALL_BODY
+    store_cap = store_body_cap(path)
+    if store_cap is not None:
+        return store_cap
     return limits()[0] + FRAMING
 
 

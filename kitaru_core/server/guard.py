@@ -31,7 +31,7 @@ import sys
 import traceback
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 RESERVED_DESCRIPTORS = 128
 """Descriptors kept back from connections: the database (two for each thread's SQLite
@@ -112,10 +112,10 @@ def preload_error_paths() -> None:
         traceback.format_exc()
 
 
-def guarded_protocol(*, max_connections: int, request_timeout: float) -> type[H11Protocol]:
-    """Uvicorn's h11 protocol with a connection cap and a deadline for each request."""
+def guarded_protocol(*, max_connections: int, request_timeout: float) -> type[HttpToolsProtocol]:
+    """Uvicorn's httptools protocol (a C parser: a fraction of h11's cost per request) with a connection cap and a deadline for each request."""
 
-    class Guarded(H11Protocol):
+    class Guarded(HttpToolsProtocol):
         _deadline: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: Any) -> None:

@@ -21,6 +21,7 @@ from kitaru_core.server.app import ServerState, create_app
 from kitaru_core.server.catalog import FlowCatalog, configured_sources
 from kitaru_core.server.mcp_tools import build_mcp
 from kitaru_core.server.service import Service
+from kitaru_core.settings import load_settings
 from kitaru_core.store.metadata_store import get_store
 from kitaru_core.worker.service import Worker
 
@@ -58,6 +59,13 @@ def serve(
             f"--insecure-no-auth is accepted only on a loopback address, not {host}: anyone "
             "who reaches it could run flows. Create a token (`kitaru tokens create NAME "
             "--scope admin`) and drop --insecure-no-auth"
+        )
+    settings = load_settings()
+    if settings.server_url is not None:
+        raise KitaruUsageError(
+            f"this process is logged in to the Kitaru server at {settings.server_url}, "
+            "but `kitaru serve` keeps the metadata itself and needs the database: run it "
+            "where KITARU_SERVER_URL is unset and no `kitaru login` was made (`kitaru logout`)"
         )
     listener = _listen(host, port)  # before anything is announced or started
     file_limit = guard.raise_file_limit()

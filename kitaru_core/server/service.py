@@ -98,7 +98,7 @@ class Service:
         return [f.description for f in self.catalog]
 
     def start(
-        self, name: str, args: Any, *, exec_id: str | None = None
+        self, name: str, args: Any, *, exec_id: str | None = None, started_by: str | None = None
     ) -> tuple[dict[str, Any], bool]:
         """Start flow ``name``; (the execution, whether it is new). An ``exec_id`` that
         exists with the same arguments returns that execution."""
@@ -107,7 +107,9 @@ class Service:
         if exec_id is not None:
             self._check_idempotency_key(exec_id)
         stack = get_stack(served.flow.stack)
-        created = create_execution(served.flow, (), kwargs, stack=stack, exec_id=exec_id)
+        created = create_execution(
+            served.flow, (), kwargs, stack=stack, exec_id=exec_id, started_by=started_by
+        )
         if created.new:
             hand_off_new(created.record, stack, self.hand_off)
         return self.execution(created.record.id, with_result=False), created.new

@@ -106,14 +106,53 @@ def revoke_token(store: MetadataStore, name_or_id: str) -> TokenRecord:
     return find_token(store, record.id)
 
 
+VERIFIED_FOR = 1.0
+"""Seconds a verified token is taken on trust by store calls (``/api/v1/store/``)
+before the store is asked again, so a flow process recording a checkpoint a
+millisecond does not look its token up each time. A revocation takes effect on them
+within this; on every other route at once."""
+_REMEMBERED = 1024
+
+
+class RecentTokens:
+    """Tokens verified in the last :data:`VERIFIED_FOR` seconds, held in memory: asking
+    it reads no store and needs no thread."""
+
+    def __init__(self) -> None:
+        self._verified: dict[str, tuple[float, TokenRecord]] = {}
+
+    def get(self, presented: str | None) -> TokenRecord | None:
+        """The token's record if it was verified a moment ago and has not expired since."""
+        remembered = self._verified.get(presented) if presented else None
+        if remembered is None:
+            return None
+        now = time.time()
+        at, record = remembered
+        if now - at > VERIFIED_FOR or (record.expires_at is not None and record.expires_at <= now):
+            self._verified.pop(presented, None)  # type: ignore[arg-type]
+            return None
+        return record
+
+    def remember(self, presented: str, record: TokenRecord) -> None:
+        if len(self._verified) >= _REMEMBERED:
+            self._verified.clear()  # many tokens at once: start over rather than grow
+        self._verified[presented] = (time.time(), record)
+
+
 class TokenChecker:
     """Checks the bearer token of each request against the store."""
 
     def __init__(self, store: MetadataStore) -> None:
         self.store = store
         self._touched: dict[str, float] = {}
+        self.recent = RecentTokens()
 
     def verify(self, presented: str | None) -> TokenRecord:
+        record = self._verify(presented)
+        self.recent.remember(presented or "", record)
+        return record
+
+    def _verify(self, presented: str | None) -> TokenRecord:
         if not presented:
             raise TokenRefused(
                 "no token: send 'Authorization: Bearer TOKEN' (create one with "

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 from kitaru_core.errors import KitaruLeaseLost, KitaruStateError
 from kitaru_core.store.database import Database
@@ -185,7 +186,8 @@ class MemoryVersions:
         )
 
 
-class JournaledWrite(NamedTuple):
+@dataclass(frozen=True)
+class JournaledWrite:
     """A flow body's memory write as a step: its entry, the artifacts the entry refers
     to, and the lease of the run writing it."""
 

@@ -11,7 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from kitaru_core.errors import (
     KitaruBackendError,
@@ -24,6 +24,7 @@ from kitaru_core.settings import Settings, load_settings
 from kitaru_core.store.database import Database, sqlite_url
 from kitaru_core.store.deaths import Death, DeathStore
 from kitaru_core.store.events import EventLog
+from kitaru_core.store.http_store import HttpMetadataStore
 from kitaru_core.store.leases import FENCE, HOLDS, fence_params
 from kitaru_core.store.memory_versions import MemoryVersions
 from kitaru_core.store.migrations import ensure_schema
@@ -213,6 +214,27 @@ class MetadataStore:
         if limit:
             sql += f" LIMIT {int(limit)}"
         return [ExecutionRecord.from_row(r) for r in self.db.fetchall(sql, params)]
+
+    def unfinished_flows(self, stack: str) -> list[ExecutionRecord]:
+        """One unfinished execution of each flow of ``stack`` that runs its code where
+        it runs (a version, no archive): what a worker checks its own code against."""
+        rows = self.db.fetchall(
+            f"SELECT {ExecutionRecord.COLUMNS} FROM executions WHERE id IN (SELECT MIN(id) "
+            f"FROM executions WHERE stack = :stack AND status IN ({UNFINISHED_SQL}) AND "
+            "code_version IS NOT NULL AND code_archive IS NULL GROUP BY flow_ref)",
+            {"stack": stack},
+        )
+        return [ExecutionRecord.from_row(row) for row in rows]
+
+    def unfinished_code_versions(self) -> list[tuple[str, str, int]]:
+        """(stack, code version, count) of unfinished executions that import their code
+        where they run."""
+        rows = self.db.fetchall(
+            "SELECT stack, code_version, COUNT(*) FROM executions WHERE status IN "
+            f"({UNFINISHED_SQL}) AND code_version IS NOT NULL AND code_archive IS NULL "
+            "GROUP BY stack, code_version ORDER BY stack, code_version"
+        )
+        return [(str(s), str(v), int(n)) for s, v, n in rows]
 
     def oldest_ids(
         self, *, status: list[str], created_before: float, stack: str | None, limit: int
@@ -881,12 +903,19 @@ def get_store(settings: Settings | None = None) -> MetadataStore:
         with _stores_lock:
             store = _stores.get(settings)
             if store is None:
-                store = _stores[settings] = MetadataStore.open(settings)
+                store = _stores[settings] = _open(settings)
     if store.unsigned_references and AFTER_UPGRADE:  # once, by the process that upgraded
         store.unsigned_references = False
         for hook in AFTER_UPGRADE:
             hook(store)
     return store
+
+
+def _open(settings: Settings) -> MetadataStore:
+    if settings.server_url is None:
+        return MetadataStore.open(settings)
+    # It answers every call of MetadataStore that the runtime makes (``wire.CALLS``).
+    return cast(MetadataStore, HttpMetadataStore(settings.server_url, settings.token))
 
 
 AFTER_UPGRADE: list[Callable[[MetadataStore], object]] = []

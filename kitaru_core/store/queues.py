@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from kitaru_core.store.database import Database
 from kitaru_core.store.records import ExecutionRecord, Status
@@ -27,20 +28,20 @@ class QueueStore:
         queue: str,
         at_most: int | None = None,
         accepts: Callable[[ExecutionRecord], bool] | None = None,
+        *,
+        only: list[str] | None = None,
     ) -> list[ExecutionRecord]:
         """Move the queued executions that may run now (``at_most`` of them, and only
-        those ``accepts`` takes) to ``running`` (no lease yet, a fresh heartbeat) and
-        return them, oldest first; the caller runs them."""
+        those ``accepts`` takes, or whose ids are in ``only``) to ``running`` (no lease
+        yet, a fresh heartbeat) and return them, oldest first; the caller runs them.
+        ``only`` is ``accepts`` for a caller across HTTP: it sent the ids it accepts
+        among :meth:`queued`, and anything queued since waits for its next pass."""
+        if only is not None:
+            chosen = set(only)
+            accepts = lambda record: record.id in chosen  # noqa: E731
         with self.db.transaction() as db:
             db.lock(f"queue:{queue}")
-            queued = [
-                ExecutionRecord.from_row(r)
-                for r in db.fetchall(
-                    f"SELECT {ExecutionRecord.COLUMNS} FROM executions WHERE queue = :q "
-                    f"AND status = 'queued' ORDER BY created_at, id LIMIT {_BATCH}",
-                    {"q": queue},
-                )
-            ]
+            queued = self._queued(db, queue)
             if not queued:
                 return []
             row = db.fetchone(
@@ -84,6 +85,21 @@ class QueueStore:
                 running += 1
                 admitted.append(record)
             return admitted
+
+    def queued(self, queue: str) -> list[ExecutionRecord]:
+        """The oldest queued executions of ``queue``: those :meth:`admit` looks at."""
+        return self._queued(self.db, queue)
+
+    @staticmethod
+    def _queued(db: Any, queue: str) -> list[ExecutionRecord]:
+        return [
+            ExecutionRecord.from_row(r)
+            for r in db.fetchall(
+                f"SELECT {ExecutionRecord.COLUMNS} FROM executions WHERE queue = :q "
+                f"AND status = 'queued' ORDER BY created_at, id LIMIT {_BATCH}",
+                {"q": queue},
+            )
+        ]
 
     def with_queued(self, stack: str | None = None) -> list[str]:
         """The queues that have executions waiting for a place."""

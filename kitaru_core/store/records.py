@@ -157,6 +157,9 @@ class ExecutionRecord(Row):
     """The code it runs (``runtime/code_version.py``); None: recorded before versions."""
     code_archive: str | None = None
     """With ``code: archive``: the sha256 of the source archive its runs import."""
+    started_by: str | None = None
+    """The name of the token whose request to ``kitaru serve`` recorded it; None when
+    a process with the database's own credentials did."""
 
 
 @row("journal", json_fields=("error", "metadata"))

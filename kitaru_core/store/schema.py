@@ -96,6 +96,7 @@ executions = Table(
     ),
     Column("code_version", String(128), nullable=True, comment="null: recorded before 0017"),
     Column("code_archive", String(64), nullable=True, comment="sha256 of its source archive"),
+    Column("started_by", String(128), nullable=True, comment="token name; null: direct"),
     Index("ix_executions_status", "status"),
     Index("ix_executions_queue", "queue", "status"),
     Index("ix_executions_wake", "status", "wake_at"),

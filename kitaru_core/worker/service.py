@@ -33,7 +33,7 @@ from typing import Any
 
 from kitaru_core import clock as clocks
 from kitaru_core.errors import KitaruBackendError, KitaruError, KitaruStateError
-from kitaru_core.runtime import lease
+from kitaru_core.runtime import lease, trust
 from kitaru_core.runtime.dispatch import admit_and_hand_off, continue_later, run_in_background
 from kitaru_core.runtime.engine import run_execution
 from kitaru_core.runtime.logs import log_event
@@ -124,6 +124,7 @@ class Worker:
             imports=self.stack.orchestrator.runs_in_worker,
         )
         self._left_versions: set[str] = set()
+        self._not_signed_here: set[str] = set()
 
     # -- the loop --------------------------------------------------------------------
 
@@ -382,6 +383,19 @@ class Worker:
     def _has_code(self, record: ExecutionRecord) -> bool:
         """Whether this worker runs the code ``record`` started with (else it is left,
         said once per version, for a worker that does)."""
+        elsewhere = record.options.get(trust.SIGNED_ELSEWHERE)
+        if elsewhere and not trust.is_trusted(record, self.stack):
+            # Recorded through a server by a machine whose signing key this worker does
+            # not hold: that machine resumes it, or a worker given the team's key
+            # (``kitaru_signing_key``). Never run, and never failed, here.
+            if record.id not in self._not_signed_here:
+                self._not_signed_here.add(record.id)
+                self._log(
+                    f"leaving {record.id} (started by token {record.started_by}) to the "
+                    "machine that signed it: its flow reference is not signed with this "
+                    "worker's key; give the stack the secret kitaru_signing_key to share one"
+                )
+            return False
         if self.versions.has(record):
             return True
         version = record.code_version or "-"

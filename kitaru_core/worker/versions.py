@@ -20,7 +20,7 @@ from kitaru_core.errors import KitaruUntrustedError
 from kitaru_core.runtime import trust
 from kitaru_core.runtime.code_version import code_version_of
 from kitaru_core.store.metadata_store import MetadataStore
-from kitaru_core.store.records import UNFINISHED_STATUSES, ExecutionRecord
+from kitaru_core.store.records import ExecutionRecord
 
 
 class CodeVersions:
@@ -66,15 +66,8 @@ class CodeVersions:
         stack, so its heartbeat says what it runs before any of them is due."""
         if not self.imports or not self.checks:
             return
-        statuses = ", ".join(f"'{s}'" for s in UNFINISHED_STATUSES)
-        rows = store.db.fetchall(
-            f"SELECT {ExecutionRecord.COLUMNS} FROM executions WHERE id IN (SELECT MIN(id) "
-            f"FROM executions WHERE stack = :stack AND status IN ({statuses}) AND "
-            "code_version IS NOT NULL AND code_archive IS NULL GROUP BY flow_ref)",
-            {"stack": stack},
-        )
-        for row in rows:
-            self.own(ExecutionRecord.from_row(row))
+        for record in store.unfinished_flows(stack):
+            self.own(record)
 
     def published(self) -> list[str] | None:
         """What the worker's heartbeat says it runs: None for any version."""
@@ -86,12 +79,7 @@ class CodeVersions:
 def unserved(store: MetadataStore, workers: list[Any]) -> list[dict[str, Any]]:
     """Unfinished executions whose code no live worker of their stack runs, by stack and
     version: what ``kitaru worker status`` warns of. ``workers``: the live ones."""
-    statuses = ", ".join(f"'{s}'" for s in UNFINISHED_STATUSES)
-    rows = store.db.fetchall(
-        "SELECT stack, code_version, COUNT(*) FROM executions WHERE status IN "
-        f"({statuses}) AND code_version IS NOT NULL AND code_archive IS NULL "
-        "GROUP BY stack, code_version ORDER BY stack, code_version"
-    )
+    rows = store.unfinished_code_versions()
     found = []
     for stack, version, count in rows:
         serving = [w for w in workers if w.stack == stack]

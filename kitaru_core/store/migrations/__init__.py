@@ -31,6 +31,7 @@ REVISIONS = (
     "0015",
     "0016",
     "0017",
+    "0018",
 )
 SIGNED_REFERENCES = "0010"
 """From this revision on, every execution's flow reference is signed; a store upgraded

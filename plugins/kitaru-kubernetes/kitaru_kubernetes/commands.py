@@ -39,8 +39,10 @@ def manifests(
 ) -> None:
     """Print YAML for `kubectl apply -f -`: ServiceAccounts, Roles and RoleBindings, the
     worker, and with --server the server. Pods read KITARU_DATABASE_URL from the stack's
-    database_url_secret; flow code gets no Kubernetes API rights unless the stack keeps
-    its secrets in Kubernetes, and then only on those Secrets."""
+    database_url_secret; with the stack's server_url, the runs and the worker get that
+    URL and a token (server_token_secret) instead, and only the server's pod reads the
+    database's. Flow code gets no Kubernetes API rights unless the stack keeps its
+    secrets in Kubernetes, and then only on those Secrets."""
     from kitaru.plugin import KitaruUsageError
     from kitaru_kubernetes.manifests import Deployment
     from kitaru_kubernetes.manifests import manifests as build
@@ -64,6 +66,13 @@ def manifests(
             flows=flows or [],
         ),
     )
+    if server and config.server_url is None:
+        typer.echo(
+            "note: the runs and the worker read the database's URL; to keep it in the "
+            "server's pod alone, set server_url: http://kitaru-server:8765 and "
+            "server_token_secret (a token of scope run) in the stack's orchestrator",
+            err=True,
+        )
     if kustomize is None:
         typer.echo(dump(documents), nl=False)
         return

@@ -179,8 +179,20 @@ class KubernetesOrchestratorConfig(ClusterConnection, PodSettings):
         description="Kitaru secrets the runs read besides those the stack file names "
         "(kubernetes-secrets: the Role lets them read these Secrets and no others)",
     )
-    database_url_secret: SecretKeyRef = Field(
-        description="the Secret key holding KITARU_DATABASE_URL (never written in a Job)"
+    database_url_secret: SecretKeyRef | None = Field(
+        default=None,
+        description="the Secret key holding KITARU_DATABASE_URL (never written in a Job); "
+        "with server_url only the server's pod reads it",
+    )
+    server_url: str | None = Field(
+        default=None,
+        description="a `kitaru serve` the runs and the worker record through instead of the "
+        "database (KITARU_SERVER_URL), e.g. http://kitaru-server:8765 in the cluster",
+    )
+    server_token_secret: SecretKeyRef | None = Field(
+        default=None,
+        description="with server_url: the Secret key holding the API token (scope run) the "
+        "runs and the worker send (KITARU_TOKEN)",
     )
     secret_env: dict[str, SecretKeyRef] = Field(
         default_factory=dict, description="more environment variables from Secrets"
@@ -194,6 +206,28 @@ class KubernetesOrchestratorConfig(ClusterConnection, PodSettings):
         "before the execution fails with the reason",
     )
     python: str = Field(default="python", description="the interpreter in the image")
+
+    @model_validator(mode="after")
+    def _a_way_to_the_metadata(self) -> KubernetesOrchestratorConfig:
+        if self.server_url is None and self.server_token_secret is not None:
+            raise ValueError("server_token_secret is the token for server_url: set both")
+        if self.server_url is not None:
+            if not self.server_url.startswith(("http://", "https://")):
+                raise ValueError(
+                    f"server_url {self.server_url!r} must be an http:// or https:// address"
+                )
+            if self.server_token_secret is None:
+                raise ValueError(
+                    "server_url needs server_token_secret: the Secret key holding an API "
+                    "token of scope run (`kitaru tokens create NAME --scope run`)"
+                )
+        elif self.database_url_secret is None:
+            raise ValueError(
+                "the pods need a way to the metadata store: database_url_secret (the Secret "
+                "key holding KITARU_DATABASE_URL), or server_url and server_token_secret"
+            )
+        return self
+
     flows: dict[str, PodSettings] = Field(
         default_factory=dict, description="settings per flow name (a GPU flow on GPU nodes)"
     )

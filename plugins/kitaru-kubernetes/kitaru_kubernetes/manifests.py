@@ -189,10 +189,12 @@ def _pod(
     *,
     restart: str,
     grace: int,
+    holds_database: bool = False,
 ) -> dict[str, Any]:
+    env = pods.kitaru_env(config, plan.stack, holds_database=holds_database)
     return pods.pod_spec(
         config,
-        {**container, "env": pods.kitaru_env(config, plan.stack)},
+        {**container, "env": env},
         serviceAccountName=config.worker_service_account,
         restartPolicy=restart,
         terminationGracePeriodSeconds=grace,
@@ -321,8 +323,14 @@ def _server(config: KubernetesOrchestratorConfig, plan: Deployment) -> list[dict
                 "selector": {"matchLabels": selector},
                 "template": {
                     "metadata": {"labels": labels},
+                    # The one pod that holds the database's credentials.
                     "spec": _pod(
-                        config, plan, container, restart="Always", grace=SERVER_GRACE_SECONDS
+                        config,
+                        plan,
+                        container,
+                        restart="Always",
+                        grace=SERVER_GRACE_SECONDS,
+                        holds_database=True,
                     ),
                 },
             },

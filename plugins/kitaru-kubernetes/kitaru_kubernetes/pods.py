@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kitaru.plugin import KitaruStackError
 from kitaru_kubernetes.config import KubernetesOrchestratorConfig
 
 RUN_AS = 65532
@@ -21,13 +22,32 @@ def from_secret(variable: str, secret: str, key: str) -> dict[str, Any]:
     return {"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
-def kitaru_env(config: KubernetesOrchestratorConfig, stack: str) -> list[dict[str, Any]]:
-    """The stack, the metadata store's URL and the stack's ``secret_env`` from their
-    Secrets (never written in a manifest), and where to write."""
-    database = config.database_url_secret
+def kitaru_env(
+    config: KubernetesOrchestratorConfig, stack: str, *, holds_database: bool = False
+) -> list[dict[str, Any]]:
+    """The stack, the way to the metadata store and the stack's ``secret_env`` from
+    their Secrets (never written in a manifest), and where to write.
+
+    With ``server_url`` a pod gets the server's URL and a token, not the database's
+    URL: only the server's own pod (``holds_database``) reads that."""
+    if config.server_url is not None and not holds_database:
+        token = config.server_token_secret
+        assert token is not None  # the config's validator pairs them
+        store = [
+            {"name": "KITARU_SERVER_URL", "value": config.server_url},
+            from_secret("KITARU_TOKEN", token.name, token.key),
+        ]
+    elif config.database_url_secret is not None:
+        database = config.database_url_secret
+        store = [from_secret("KITARU_DATABASE_URL", database.name, database.key)]
+    else:
+        raise KitaruStackError(
+            "the server's pod needs the database: set database_url_secret in the stack's "
+            "orchestrator (the Secret key holding KITARU_DATABASE_URL)"
+        )
     return [
         {"name": "KITARU_STACK", "value": stack},
-        from_secret("KITARU_DATABASE_URL", database.name, database.key),
+        *store,
         *(from_secret(var, ref.name, ref.key) for var, ref in sorted(config.secret_env.items())),
         {"name": "HOME", "value": SCRATCH},
         {"name": "KITARU_HOME", "value": f"{SCRATCH}/kitaru"},

@@ -922,3 +922,91 @@ def test_workload_identity_is_written_as_each_cloud_reads_it(
             database_url_secret={"name": "kitaru-db", "key": "url"},
             workload_identity={**identity, "azure_client_id": "x", "aws_role_arn": "y"},
         )
+
+
+def test_jobs_and_the_worker_record_through_the_server_without_the_database(
+    cluster: Cluster,
+    kubelet: Kubelet,
+    database_url: str,
+    bucket: str,
+    moto: Moto,
+    tmp_path: Path,
+) -> None:
+    """With the stack's server_url, a run's pod gets the server's URL and a token from
+    a Secret, never the database's URL, and records its steps through the server."""
+    import os
+    import socket
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server_env = {**os.environ, "KITARU_HOME": str(tmp_path / "server-home")}
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kitaru",
+            "tokens",
+            "create",
+            "pods",
+            "--scope",
+            "run",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=server_env,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    server = subprocess.Popen(
+        [sys.executable, "-m", "kitaru", "serve", "--port", str(port), "--no-worker"],
+        env=server_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def answers() -> bool:
+            try:
+                return httpx.get(url + "/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(answers, what="kitaru serve")
+        cluster.secret("kitaru-token", json.loads(made.stdout)["token"], key="token")
+        extra = f"  server_url: {url}\n  server_token_secret: {{name: kitaru-token, key: token}}"
+        register_k8s_stack(
+            cluster, database_url, stack_yaml(cluster, bucket, moto.url, extra=extra), tmp_path
+        )
+        handle = k8s_flows.three.start(4)
+        wait_until(lambda: status_of(handle.exec_id) == "completed", what="the run")
+        assert KitaruClient().executions.get(handle.exec_id).result == 9
+        (job,) = cluster.job_bodies()
+        env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert "KITARU_DATABASE_URL" not in env
+        assert env["KITARU_SERVER_URL"]["value"] == url
+        assert env["KITARU_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "kitaru-token"
+        # The manifests: the worker reads the token, the server's pod alone the database.
+        shown = kitaru("kubernetes", "manifests", "--server")
+        assert shown.returncode == 0, shown.stderr
+        deployments = {
+            d["metadata"]["name"]: d
+            for d in yaml.safe_load_all(shown.stdout)
+            if d and d["kind"] == "Deployment"
+        }
+
+        def env_names(name: str) -> set[str]:
+            container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
+            return {e["name"] for e in container["env"]}
+
+        assert {"KITARU_SERVER_URL", "KITARU_TOKEN"} <= env_names("kitaru-worker")
+        assert "KITARU_DATABASE_URL" not in env_names("kitaru-worker")
+        assert "KITARU_DATABASE_URL" in env_names("kitaru-server")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
