@@ -284,6 +284,9 @@ def test_text_from_users_and_models_is_shown_as_text(ui: Any, served: Served) ->
     shown = json.loads(served.kitaru("executions", "get", exec_id, "-o", "json").stdout)
     assert shown["code_version"]  # the code it ran, on its page too
     assert tab.page.inner_text("#code-version") == f"code {shown['code_version']}"
+    # Started over the API with the run token: its name is on the page.
+    assert shown["started_by"] == "test-run"
+    assert tab.page.inner_text("#started-by") == "started by test-run"
 
 
 def test_stacks_plugins_and_schedules_pages(ui: Any, served: Served) -> None:

@@ -4,9 +4,10 @@
 The HTTP store (``http_store.py``) and the server's store route
 (``kitaru_core/server/store_api.py``) share this table, so a call the server does not
 answer is one the client never offers. Values are JSON; bytes, sets and the store's
-record types are tagged objects (``{"$b": ...}``, ``{"$s": [...]}``, ``{"$r": name,
-"v": [...]}``), and only the record types named here are ever built from a request.
-Tuples arrive as lists, which every caller unpacks the same way.
+record types are objects under a tag key that starts with a NUL character, which no
+name a user writes holds (in JSON ``{"\\u0000b": base64}``, ``{"\\u0000s": [...]}``
+and ``{"\\u0000r": name, "v": [...]}``), and only the record types named here are ever
+built from a request. Tuples arrive as lists, which every caller unpacks the same way.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ CALLS: dict[str, str] = {
     "memory.history": _READ,
     "memory.latest": _READ,
     "memory.write": _RUN,
-    "stacks.get": _READ,
+    "stacks.get": _RUN,  # unmasked, as a run builds its components from it
     "stacks.names": _READ,
     "stacks.save": _ADMIN,
     "stacks.delete": _ADMIN,
@@ -144,28 +145,31 @@ RECORDING_CALLS = frozenset({"create_execution", "create_replay"})
 """Calls that record a new execution: the server notes the token that made them."""
 
 
+_BYTES, _SET, _RECORD = "\0b", "\0s", "\0r"
+
+
 def _tagged(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
-        return {"$b": base64.b64encode(value).decode("ascii")}
+        return {_BYTES: base64.b64encode(value).decode("ascii")}
     fields = _FIELDS.get(type(value))
     if fields is not None:
-        return {"$r": type(value).__name__, "v": [getattr(value, f) for f in fields]}
+        return {_RECORD: type(value).__name__, "v": [getattr(value, f) for f in fields]}
     if isinstance(value, set | frozenset):
-        return {"$s": list(value)}
+        return {_SET: list(value)}
     raise TypeError(f"a {type(value).__name__} cannot be sent to the Kitaru server")
 
 
 def _untagged(data: dict[str, Any]) -> Any:
     if len(data) == 1:
-        if "$b" in data:
-            return base64.b64decode(data["$b"])
-        if "$s" in data:
-            return set(data["$s"])
-    elif len(data) == 2 and "$r" in data:
-        cls = RECORDS.get(data["$r"])
+        if _BYTES in data:
+            return base64.b64decode(data[_BYTES])
+        if _SET in data:
+            return set(data[_SET])
+    elif len(data) == 2 and _RECORD in data:
+        cls = RECORDS.get(data[_RECORD])
         values = data.get("v")
         if cls is None or not isinstance(values, list) or len(values) != len(_FIELDS[cls]):
-            raise ValueError(f"{data['$r']!r} is not a record the metadata store holds")
+            raise ValueError(f"{data[_RECORD]!r} is not a record the metadata store holds")
         return cls(*values)
     return data
 
