@@ -36,9 +36,34 @@ def opaque() -> Opaque:
     return Opaque("not for the wire")
 
 
+@checkpoint
+def brittle(text: str) -> str:
+    raise ValueError(f"no {text}")
+
+
+@flow
+def breaks(text: str) -> str:
+    """A step that fails: the step debugger shows its error and traceback."""
+    return brittle(text)
+
+
 @flow
 def echo(text: str, times: int = 1) -> str:
     return " ".join([shout(text)] * times)
+
+
+@flow
+def fan_out(n: int) -> list[str]:
+    """Child flows only: each call of ``echo`` is a child execution ``ID.POSITION``."""
+    return [echo.run(f"child {i}").wait() for i in range(n)]
+
+
+@flow
+def interview(name: str) -> dict[str, object]:
+    """Two questions, one after the other."""
+    age = kitaru.wait(schema=int, name="age", question=f"How old is {name}?")
+    ok = kitaru.wait(schema=bool, name="hire", question=f"Hire {name}?")
+    return {"age": age, "hire": ok}
 
 
 @flow

@@ -198,7 +198,10 @@ def test_bad_arguments_and_unknown_names_are_clear(served: Served) -> None:
         )
         assert "'times'" in body["detail"]
         body = _problem(admin.post(f"{API}/flows/nope/executions", json={"args": {}}), 404)
-        assert "served: approval, echo, files, rate, review" in body["detail"]
+        assert (
+            "served: approval, breaks, echo, fan_out, files, interview, rate, review"
+            in body["detail"]
+        )
         _problem(admin.get(f"{API}/executions/no-such-execution"), 404)
         _problem(admin.post(f"{API}/flows/echo/executions", json={"argz": {}}), 422)
         body = _problem(admin.get(f"{API}/executions?status=sleepy"), 400)
@@ -508,7 +511,15 @@ def test_without_auth_on_loopback_no_token_is_needed(tmp_path: Path) -> None:
     try:
         with httpx.Client(base_url=server.url) as http:
             served_flows = [f["name"] for f in http.get(f"{API}/flows").json()]
-            assert served_flows == ["approval", "echo", "files", "rate"]
+            assert served_flows == [
+                "approval",
+                "breaks",
+                "echo",
+                "fan_out",
+                "files",
+                "interview",
+                "rate",
+            ]
             started = http.post(
                 f"{API}/flows/echo/executions?wait=30", json={"args": {"text": "x"}}
             )

@@ -90,7 +90,10 @@ def test_replay_retry_and_resume_of_an_unserved_flow_are_refused(served: Served)
             answer = client.post(f"{API}/executions/{exec_id}/{action}", json=body)
             assert answer.status_code == 409, answer.text
             detail = answer.json()["detail"]
-            assert "which this server does not serve (served: approval, echo, files, rate" in detail
+            assert (
+                "which this server does not serve (served: approval, breaks, echo, fan_out, files, interview, rate"
+                in detail
+            )
     assert count_executions(served) == before
     time.sleep(0.5)  # were anything handed to the worker, it would have run by now
     assert effects(served) == ["ran 1"]

@@ -129,6 +129,20 @@ def test_approving_the_review_in_the_inbox_completes_it_on_screen(ui: Any, serve
     assert done["result"]["published"] is True
 
 
+def test_after_an_answer_the_inbox_shows_the_next_question_and_the_status(
+    ui: Any, served: Served
+) -> None:
+    exec_id = _start(served, "interview", {"name": "Ada"})
+    tab = ui("input")
+    card = tab.go("#/inbox", f"article[data-exec='{exec_id}'][data-wait='age']")
+    card.query_selector("input").fill("36")
+    card.query_selector("button[type=submit]").click()
+    # No reload: the second question comes as its own card.
+    tab.page.wait_for_selector(f"article[data-exec='{exec_id}'][data-wait='hire']")
+    answered = tab.page.inner_text(f"article[data-exec='{exec_id}'][data-wait='age']")
+    assert "Status: waiting" in answered and "Answered with 36" in answered
+
+
 def test_a_wrong_value_is_refused_with_the_schemas_message(ui: Any, served: Served) -> None:
     exec_id = _start(served, "rate", {"item": "the draft"})
     tab = ui("input")
@@ -287,6 +301,88 @@ def test_text_from_users_and_models_is_shown_as_text(ui: Any, served: Served) ->
     # Started over the API with the run token: its name is on the page.
     assert shown["started_by"] == "test-run"
     assert tab.page.inner_text("#started-by") == "started by test-run"
+
+
+def test_the_step_debugger_opens_from_the_keyboard_for_a_checkpoint_and_its_llm_call(
+    ui: Any, served: Served
+) -> None:
+    exec_id = _start(served, "review", {"topic": "debuggers"})  # stops at its wait
+    tab = ui("read")
+    tab.go(f"#/execution/{exec_id}", "#timeline .bar[data-step='draft']")
+    assert tab.page.query_selector("#step-panel").is_hidden()
+    # Keyboard only: a bar takes focus, Enter opens it, Tab goes to the next step's.
+    tab.page.focus("#timeline .bar[data-step='research']")
+    tab.page.keyboard.press("Enter")
+    tab.page.wait_for_selector("#step-panel #step-output-value")
+    assert tab.page.inner_text("#step-title") == "#1 research"
+    assert json.loads(tab.page.inner_text("#step-output-value")) == ["a fact"]
+    llm = tab.page.inner_text("#step-panel .llm-call")
+    assert "LLM call: fast" in llm and "tokens" in llm and "cost" in llm
+    tab.page.wait_for_selector("#step-panel .llm-prompt pre")
+    assert "List the key facts about debuggers" in tab.page.inner_text(".llm-prompt")
+    assert "a fact" in tab.page.inner_text(".llm-response")
+    tab.page.keyboard.press("Tab")
+    assert tab.page.evaluate("document.activeElement.dataset.step") == "draft"
+    tab.page.keyboard.press("Enter")
+    tab.page.wait_for_function(
+        "() => document.querySelector('#step-title').textContent === '#2 draft'"
+    )
+    # Waiting for an answer: no Resume that would do nothing.
+    admin = ui("admin")
+    admin.go(f"#/execution/{exec_id}", "#pending-wait")
+    assert admin.page.query_selector("button[data-action=resume]") is None
+
+
+def test_the_step_debugger_shows_why_a_step_failed_and_cancel_asks_first(
+    ui: Any, served: Served
+) -> None:
+    failed = _start(served, "breaks", {"text": "luck"})
+    tab = ui("admin")
+    tab.go(f"#/execution/{failed}", "#timeline .bar.failed")
+    tab.page.click("#timeline .bar.failed")
+    tab.page.wait_for_selector("#step-error")
+    assert "ValueError: no luck" in tab.page.inner_text("#step-error")
+    assert "Traceback" in tab.page.inner_text("#step-error")
+    assert "raise ValueError" in tab.page.inner_text("#step-error pre")
+    # The same step from the table, by its row.
+    tab.page.click("#steps summary")
+    tab.page.click("#steps tr[data-position='0']")
+    assert tab.page.inner_text("#step-title") == "#0 brittle"
+    # Cancel asks before it acts: dismissed, nothing happens; accepted, it is cancelled.
+    waiting = _start(served, "review", {"topic": "cancelled"})
+    tab.go(f"#/execution/{waiting}", "button[data-action=cancel]")
+    tab.page.once("dialog", lambda dialog: dialog.dismiss())
+    tab.page.click("button[data-action=cancel]")
+    assert (
+        json.loads(served.kitaru("executions", "get", waiting, "-o", "json").stdout)["status"]
+        == "waiting"
+    )
+    tab.page.once("dialog", lambda dialog: dialog.accept())
+    tab.page.click("button[data-action=cancel]")
+    tab.page.wait_for_function(
+        "() => document.querySelector('#status').textContent.includes('cancelled')"
+    )
+
+
+def test_children_are_told_apart_and_linked_to_their_parent(ui: Any, served: Served) -> None:
+    parent = _start(served, "fan_out", {"n": 3}, key="ui-parent")
+    tab = ui("run")
+    tab.page.fill("#f-q", "ui-parent")
+    tab.page.wait_for_selector("#executions tr[data-exec='ui-parent.2']")
+    for n in range(3):
+        row = tab.page.inner_text(f"#executions tr[data-exec='ui-parent.{n}']")
+        assert f"ui-parent.{n}" in row and "child of ui-parent" in row
+    tab.page.click("#executions tr[data-exec='ui-parent.1'] .child-of a")
+    tab.page.wait_for_selector("#replay")
+    assert tab.page.inner_text("h1") == f"Execution {parent}"
+    # Its steps are child flows: nothing to replay from, and no form sends from: 0.
+    assert "Nothing to replay from" in tab.page.inner_text("#replay")
+    assert tab.page.query_selector("#replay-from") is None
+    # A flow step opens its child, which leads back to its parent.
+    tab.page.click("#timeline .bar[data-position='1']")
+    tab.page.click("#step-facts a")
+    tab.page.wait_for_selector("#parent")
+    assert tab.page.inner_text("#parent") == f"Child of {parent} (its step #1)"
 
 
 def test_stacks_plugins_and_schedules_pages(ui: Any, served: Served) -> None:

@@ -272,7 +272,7 @@ class MetadataStore:
         )
         rows = self.db.fetchall(
             "SELECT id, flow_name, status, stack, created_at, started_at, ended_at, "
-            "original_exec_id, "
+            "original_exec_id, parent_exec_id, "
             "(SELECT COUNT(*) FROM journal j WHERE j.exec_id = e.id), "
             "(SELECT COUNT(*) FROM llm_calls l WHERE l.exec_id = e.id), "
             "(SELECT SUM(COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0)) "
@@ -290,6 +290,7 @@ class MetadataStore:
             "started_at",
             "ended_at",
             "original_exec_id",
+            "parent_exec_id",
             "steps",
             "llm_calls",
             "llm_tokens",

@@ -1,11 +1,13 @@
-// One execution: its journal on a time axis, inputs, result or error, LLM calls,
-// artifacts, the log tail, the pending wait's form, and resume, retry, cancel and
-// replay-with-overrides; it follows the execution's events.
+// One execution: its journal on a time axis (each step opens the step debugger),
+// inputs, result or error, LLM calls, artifacts, the log tail, the pending wait's
+// form, and resume, retry, cancel and replay-with-overrides; it follows the
+// execution's events.
 
 import {
   API, api, can, clear, debounce, duration, firstLoad, h, link, onEvent, pretty, short, statusBadge, toast, usd, when,
 } from "../core.js";
 import { schemaForm } from "../schema_form.js";
+import { opensStep, stepLabel, stepPanel } from "../step_panel.js";
 
 const KINDS = ["checkpoint", "llm", "wait", "sleep", "memory"];
 const MAX_LANES = 16;
@@ -14,8 +16,10 @@ const ARTIFACTS_SHOWN = 100;
 export async function executionPage(root, [execId]) {
   const sections = h("div");
   const tools = h("div");
+  const debuggerPanel = stepPanel();
   clear(root, sections, tools);
   let execution = null;
+  const open = (step) => debuggerPanel.show(execution, step);
 
   async function refresh() {
     const [found, artifacts, logs] = await Promise.all([
@@ -29,13 +33,15 @@ export async function executionPage(root, [execId]) {
       header(found),
       found.pending_wait ? waitPanel(found) : null,
       h("h2", {}, `Journal (${found.checkpoints.length} steps)`),
-      timeline(found),
-      stepsTable(found),
+      timeline(found, open),
+      debuggerPanel.panel,
+      stepsTable(found, open),
       h("div", { class: "grid2" }, inputsPanel(artifacts), outcomePanel(found)),
       llmPanel(found),
       artifactsPanel(artifacts),
       h("h2", {}, "Log"),
       h("pre", { id: "log" }, tail(logs, 200) || "(empty)"));
+    debuggerPanel.refresh(found);
     if (first) clear(tools, replayPanel(found), comparePanel(found));
   }
 
@@ -56,9 +62,10 @@ function tail(text, lines) {
 
 function header(e) {
   const took = e.ended_at && e.started_at ? e.ended_at - e.started_at : null;
-  const act = (action, label, cls = "ghost") => h("button", {
+  const act = (action, label, cls = "ghost", confirmFirst = null) => h("button", {
     type: "button", class: cls, "data-action": action,
     onclick: async (ev) => {
+      if (confirmFirst && !window.confirm(confirmFirst)) return;
       ev.target.disabled = true;
       try {
         const after = await api(`executions/${encodeURIComponent(e.exec_id)}/${action}`, { method: "POST" });
@@ -79,12 +86,29 @@ function header(e) {
       e.code_version ? h("span", { class: "muted", id: "code-version", title: e.code_archive ? `source archive ${e.code_archive}` : "" },
         "code ", h("span", { class: "mono" }, e.code_version)) : null,
       e.started_by ? h("span", { class: "muted", id: "started-by" }, "started by ", h("span", { class: "mono" }, e.started_by)) : null),
+    e.parent_exec_id ? h("p", { id: "parent" }, "Child of ",
+      link(`#/execution/${encodeURIComponent(e.parent_exec_id)}`, e.parent_exec_id),
+      ` (its step #${e.exec_id.slice(e.parent_exec_id.length + 1)})`) : null,
+    e.status === "sleeping" && e.wake_at ? h("p", { id: "wakes" }, `Sleeps until ${when(e.wake_at)}`) : null,
+    budgetLine(e),
     e.original_exec_id ? h("p", {}, "Replay of ", link(`#/execution/${encodeURIComponent(e.original_exec_id)}`, e.original_exec_id),
       " · ", link(`#/compare/${encodeURIComponent(e.original_exec_id)}/${encodeURIComponent(e.exec_id)}`, "compare with its original")) : null,
     can("run") ? h("div", { class: "row" },
-      ["waiting", "sleeping", "running"].includes(e.status) ? act("resume", "Resume") : null,
+      // Resume continues a run whose process is gone; a waiting execution goes on
+      // with an answer, a sleeping one when its timer is due.
+      e.status === "running" ? act("resume", "Resume") : null,
       ["failed", "cancelled"].includes(e.status) ? act("retry", "Retry") : null,
-      unfinished ? act("cancel", "Cancel", "danger") : null) : null);
+      unfinished ? act("cancel", "Cancel", "danger", `Cancel execution ${e.exec_id}? It runs nothing more.`) : null) : null);
+}
+
+function budgetLine(e) {
+  const budget = e.budget;
+  if (!budget) return null;
+  const t = e.llm_totals;
+  const parts = [];
+  if (budget.max_cost_usd != null) parts.push(`${usd(t.cost_usd)} of ${usd(budget.max_cost_usd)}`);
+  if (budget.max_llm_calls != null) parts.push(`${t.calls} of ${budget.max_llm_calls} LLM calls`);
+  return parts.length ? h("p", { id: "budget" }, `Budget: ${parts.join(", ")}`) : null;
 }
 
 function waitPanel(e) {
@@ -104,7 +128,7 @@ function waitPanel(e) {
 
 // Steps as bars on a time axis; steps that overlap (parallel submits) go side by side
 // in lanes; steps this execution took from its source's journal are hatched.
-function timeline(e) {
+function timeline(e, open) {
   const steps = e.checkpoints.filter((c) => c.started_at && c.ended_at);
   if (!steps.length) return h("p", { class: "muted" }, "No steps yet.");
   const t0 = Math.min(...steps.map((s) => s.started_at));
@@ -126,31 +150,38 @@ function timeline(e) {
       fromJournal(s) ? "answered from the journal" : null,
       (s.metadata || {}).override ? "overridden" : null,
     ].filter(Boolean).join(", ");
-    return h("div", {
-      class: `bar k-${KINDS.includes(s.kind) ? s.kind : "checkpoint"}${s.status === "failed" ? " failed" : ""}${fromJournal(s) ? " journal" : ""}`,
+    const label = stepLabel(s, e.checkpoints);
+    const about = `#${s.position} ${s.name} (${s.kind}) ${s.status}, ${duration(s.ended_at - s.started_at)}${notes ? ` — ${notes}` : ""}`;
+    // A bar too narrow for its name has it written beside it.
+    const narrow = width < 8 && left < 80;
+    return opensStep(h("div", {
+      class: `bar k-${KINDS.includes(s.kind) ? s.kind : "checkpoint"}${s.status === "failed" ? " failed" : ""}${fromJournal(s) ? " journal" : ""}${narrow ? " narrow" : ""}`,
       style: { left: `${left}%`, width: `${width}%` },
-      title: `#${s.position} ${s.name} (${s.kind}) ${s.status}, ${duration(s.ended_at - s.started_at)}${notes ? ` — ${notes}` : ""}`,
+      title: about,
+      "aria-label": about,
       "data-step": s.name,
-    }, s.name);
+      "data-position": String(s.position),
+    }, h("span", { class: "label" }, label)), () => open(s));
   })));
   return h("div", {},
     h("div", { class: "legend" }, KINDS.map((k) => h("span", { style: { "--sw": `var(--c-${k})` } }, k)),
       h("span", { style: { "--sw": "var(--c-failed)" } }, "failed"),
       e.original_exec_id ? h("span", { style: { "--sw": "var(--muted)" } }, "hatched: answered from the journal") : null),
-    h("div", { class: "timeline", id: "timeline", role: "img", "aria-label": `${steps.length} steps over ${duration(span)}` }, rows),
+    h("div", { class: "timeline", id: "timeline", "aria-label": `${steps.length} steps over ${duration(span)}` },
+      rows),
     h("div", { class: "axis" }, h("span", {}, "0"), h("span", {}, duration(span / 2)), h("span", {}, duration(span))));
 }
 
-function stepsTable(e) {
+function stepsTable(e, open) {
   const box = h("details", { id: "steps" }, h("summary", {}, `All ${e.checkpoints.length} steps as a table`));
   box.addEventListener("toggle", () => {
     if (!box.open || box.querySelector("table")) return;
     box.append(h("div", { class: "scroll" }, h("table", {},
       h("thead", {}, h("tr", {}, ["#", "step", "kind", "status", "attempts", "duration"].map((c) => h("th", {}, c)))),
-      h("tbody", {}, e.checkpoints.map((c) => h("tr", {},
-        h("td", { class: "num" }, c.position), h("td", {}, c.name), h("td", {}, c.kind),
+      h("tbody", {}, e.checkpoints.map((c) => opensStep(h("tr", { "data-position": String(c.position) },
+        h("td", { class: "num" }, c.position), h("td", {}, stepLabel(c, e.checkpoints)), h("td", {}, c.kind),
         h("td", {}, statusBadge(c.status)), h("td", { class: "num" }, c.attempts),
-        h("td", { class: "num" }, duration(c.duration))))))));
+        h("td", { class: "num" }, duration(c.duration))), () => open(c)))))));
   });
   return box;
 }
@@ -257,6 +288,11 @@ function artifactsPanel(artifacts) {
 function replayPanel(e) {
   if (!can("run") || !e.checkpoints.length) return null;
   const names = e.checkpoints.filter((c) => c.kind === "checkpoint" || c.kind === "llm");
+  if (!names.length) {
+    return h("section", { class: "panel", id: "replay" }, h("h2", {}, "Replay"),
+      h("p", { class: "muted" }, "Nothing to replay from: this execution has no checkpoint or LLM step of its own " +
+        "(its steps are child flows, waits or timers). Replay one of its children instead."));
+  }
   const from = h("select", { id: "replay-from" }, names.map((c) => h("option", { value: String(c.position) }, `#${c.position} ${c.name}`)));
   const overrides = h("textarea", { id: "replay-overrides", spellcheck: "false" }, "{}");
   const error = h("p", { class: "field-error", role: "alert" });

@@ -3,6 +3,11 @@
 
 import { api, clear, debounce, duration, firstLoad, h, link, onEvent, statusBadge, usd, when } from "../core.js";
 
+// Ids cut in the middle, keeping their end: a child's `.N` tells it from its parent.
+function shortId(id) {
+  return id.length > 20 ? `${id.slice(0, 8)}…${id.slice(-10)}` : id;
+}
+
 const STATUSES = ["queued", "running", "sleeping", "waiting", "completed", "failed", "cancelled"];
 
 export async function executionsPage(root) {
@@ -51,8 +56,13 @@ export async function executionsPage(root) {
 
   function row(e) {
     const took = e.ended_at && e.started_at ? e.ended_at - e.started_at : null;
+    const parent = e.parent_exec_id
+      ? h("div", { class: "muted child-of" }, "child of ", link(`#/execution/${encodeURIComponent(e.parent_exec_id)}`, shortId(e.parent_exec_id)))
+      : null;
+    const shown = link(`#/execution/${encodeURIComponent(e.exec_id)}`, shortId(e.exec_id));
+    shown.title = e.exec_id;
     return h("tr", { "data-exec": e.exec_id },
-      h("td", { class: "mono" }, link(`#/execution/${encodeURIComponent(e.exec_id)}`, e.exec_id.slice(0, 16))),
+      h("td", { class: "mono" }, shown, parent),
       h("td", {}, e.flow_name),
       h("td", {}, statusBadge(e.status)),
       h("td", { class: "hide-narrow" }, when(e.started_at || e.created_at)),

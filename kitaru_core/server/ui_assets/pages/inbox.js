@@ -13,11 +13,13 @@ function show(followed, status, from = null) {
 
 export async function inboxPage(root) {
   const list = h("div", { id: "inbox" });
-  const followed = new Map(); // exec_id -> the status element of an answered card
+  const followed = new Map(); // exec_id -> the status element of its answered card
+  const answered = new Set(); // "exec_id/wait" of the waits answered on this page
 
   async function load() {
     const waits = await api("waits");
-    const cards = waits.filter((w) => !followed.has(w.exec_id)).map(card);
+    // An answered execution's next question is a card of its own, shown as it comes.
+    const cards = waits.filter((w) => !answered.has(`${w.exec_id}/${w.name}`)).map(card);
     clear(list, cards.length || followed.size ? null : h("p", { class: "muted" }, "Nothing waits for an answer."),
       [...followed.values()].map((f) => f.card), cards);
   }
@@ -30,16 +32,19 @@ export async function inboxPage(root) {
         // Followed from before the answer is sent: the execution may finish before the
         // answer's response arrives, and its events must not be missed.
         const followed_ = { card: box, status, shown: "waiting" };
+        const key = `${wait.exec_id}/${wait.name}`;
         followed.set(wait.exec_id, followed_);
+        answered.add(key);
         try {
           await api(`executions/${encodeURIComponent(wait.exec_id)}/input`, { method: "POST", body: { wait: wait.name, value } });
         } catch (e) {
           followed.delete(wait.exec_id);
+          answered.delete(key);
           throw e;
         }
         show(followed_, "running", ["waiting"]);
         form.replaceWith(h("p", { class: "answered" }, "Answered with ", h("code", {}, JSON.stringify(value)),
-          ". Following the execution: ", status));
+          ". The status above follows the execution."));
         const after = await api(`executions/${encodeURIComponent(wait.exec_id)}`);
         show(followed_, after.status, ["waiting", "running"]);  // unless an event was newer
       })
@@ -61,7 +66,7 @@ export async function inboxPage(root) {
   const stop = onEvent((event) => {  // from before the first load: nothing is missed
     const f = followed.get(event.exec_id);
     if (f && event.kind === "status") show(f, event.status);
-    if (event.kind === "wait" || (event.kind === "status" && !f)) reload();
+    if (event.kind === "wait" || event.kind === "status") reload();
   });
   await firstLoad(load, stop);
   return stop;
