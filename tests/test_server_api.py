@@ -437,6 +437,16 @@ class runner_stream_all:
         self.client.close()
 
 
+def test_listings_and_the_ui_are_gzipped_for_clients_that_ask(served: Served) -> None:
+    with served.client("read") as reader:
+        for path in (f"{API}/openapi.json", "/ui/assets/pages/execution.js"):
+            zipped = reader.get(path, headers={"Accept-Encoding": "gzip"})
+            assert zipped.headers.get("content-encoding") == "gzip", path
+            plain = reader.get(path, headers={"Accept-Encoding": "identity"})
+            assert "content-encoding" not in plain.headers and plain.content == zipped.content
+            assert int(zipped.headers["content-length"]) < len(plain.content) / 2
+
+
 def test_metrics_are_prometheus_text(served: Served) -> None:
     with served.client("run") as runner:
         runner.post(f"{API}/flows/echo/executions?wait=30", json={"args": {"text": "m"}})

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -143,6 +147,84 @@ def test_after_an_answer_the_inbox_shows_the_next_question_and_the_status(
     assert "Status: waiting" in answered and "Answered with 36" in answered
 
 
+def test_a_form_chooses_nothing_for_you_and_points_at_the_wrong_field(
+    ui: Any, served: Served
+) -> None:
+    exec_id = _start(served, "rate", {"item": "the form"})
+    tab = ui("input")
+    card = tab.go("#/inbox", f"article[data-exec='{exec_id}']")
+    verdict = card.query_selector("select[name=verdict]")
+    assert verdict.evaluate("s => s.value") == ""  # a required Literal is not pre-chosen
+    score = card.query_selector("input[name=score]")
+    score.focus()
+    tab.page.keyboard.type("1e400")
+    card.query_selector("button[type=submit]").click()
+    error = card.query_selector(".field-error")
+    assert "score is not a number this form can send" in error.inner_text()
+    assert score.get_attribute("aria-invalid") == "true"
+    assert score.get_attribute("aria-describedby") == error.get_attribute("id")
+    assert tab.page.evaluate("document.activeElement.name") == "score"
+    score.fill("3")
+    card.query_selector("button[type=submit]").click()
+    assert "verdict is required: choose one" in error.inner_text()
+    assert verdict.get_attribute("aria-invalid") == "true"
+    assert score.get_attribute("aria-invalid") is None
+    assert tab.page.evaluate("document.activeElement.name") == "verdict"
+
+
+SEED_WAITS = """
+import time
+from kitaru_core.store.metadata_store import get_store
+from kitaru_core.store.records import ExecutionRecord
+store = get_store()
+for i in range({n}):
+    record = ExecutionRecord(id=f"seeded-{{i:04d}}", flow_name="approval", flow_ref="x:approval",
+                             status="waiting", stack="local", created_at=time.time())
+    store.create_execution(record, [])
+    store.waits.create_pending(exec_id=record.id, name="ok", position=0, question=f"Seeded {{i}}?",
+                               schema={{"type": "boolean"}}, schema_name="bool", metadata={{}})
+"""
+
+
+def test_the_inbox_shows_a_page_of_many_waits_and_the_badge_counts_without_the_list(
+    browser: Any, tmp_path: Path
+) -> None:
+    server = start_server(tmp_path, SERVER_FLOWS)
+    try:
+        seeded = subprocess.run(
+            [sys.executable, "-c", SEED_WAITS.format(n=120)],
+            env=server.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert seeded.returncode == 0, seeded.stderr
+        tab = UI(browser, server, "admin")
+        tab.go("#/inbox", "#inbox article")
+        assert len(tab.page.query_selector_all("#inbox article")) == 50
+        assert tab.page.inner_text("#inbox-total") == "120 waits for an answer; the oldest 50 shown"
+        assert tab.page.inner_text("#inbox article h2") == "Seeded 0?"
+        tab.page.click("button:has-text('Show more')")
+        tab.page.wait_for_function(
+            "() => document.querySelectorAll('#inbox article').length === 100"
+        )
+        tab.page.fill("#inbox-flow", "rate")  # a flow with no waits: none shown
+        tab.page.wait_for_selector("#inbox-total:has-text('the oldest 0 shown')")
+        # Elsewhere, a new wait moves the badge; only the count is fetched for it.
+        tab.go("#/executions", "#executions")
+        assert tab.page.inner_text("#inbox-count") == "120"
+        tab.requests.clear()
+        _start(server, "approval", {"n": 1})
+        tab.page.wait_for_function(
+            "() => document.querySelector('#inbox-count').textContent === '121'"
+        )
+        listed = [u for u in tab.requests if "/api/v1/waits" in u and "/waits/count" not in u]
+        assert listed == []
+        tab.close()
+    finally:
+        server.stop()
+
+
 def test_a_wrong_value_is_refused_with_the_schemas_message(ui: Any, served: Served) -> None:
     exec_id = _start(served, "rate", {"item": "the draft"})
     tab = ui("input")
@@ -228,6 +310,20 @@ def test_the_memory_page_shows_a_keys_history(ui: Any, served: Served) -> None:
     diff_text = tab.page.inner_text("#version-diff")
     assert '-   "tone": "plain"' in diff_text and '+   "length": "short"' in diff_text
     assert tab.page.query_selector("#mem-value") is None  # a read token cannot write
+    # An admin writes the key whose history is shown: the page shows the new version.
+    admin = ui("admin")
+    admin.go("#/memory/namespace/ui-team/style", "#mem-key")
+    admin.page.click("form:has(#mem-key) button[type=submit]")  # no key: refused here
+    assert "a key is required" in admin.page.inner_text("form:has(#mem-key) .field-error")
+    admin.page.fill("#mem-key", "style")
+    admin.page.fill("#mem-value", '{"tone": "dry"}')
+    admin.page.click("form:has(#mem-key) button[type=submit]")
+    admin.page.wait_for_function(
+        "() => document.querySelector('#memory-history ol li strong')?.textContent === 'v5'"
+    )
+    assert admin.page.inner_text("form:has(#mem-key) .field-error") == ""
+    assert admin.page.query_selector("[aria-pressed]") is None
+    assert admin.page.inner_text(".list-buttons [aria-current=true]") == "namespace: ui-team"
 
 
 def test_a_read_token_sees_no_button_it_cannot_use_and_forged_posts_fail(
@@ -283,6 +379,15 @@ def test_the_executions_page_filters_pages_and_follows_new_runs(ui: Any, served:
     tab.page.wait_for_selector("#executions tr[data-exec='ui-echo-0']")
     _start(served, "echo", {"text": "late"}, key="ui-echo-late")  # appears without reload
     tab.page.wait_for_selector("#executions tr[data-exec='ui-echo-late']")
+    # The filters are in the address: a reload (or a link) shows the same view.
+    tab.page.fill("#f-q", "ui-echo-2")
+    tab.page.wait_for_function("() => location.hash.includes('q=ui-echo-2')")
+    assert "status=completed" in tab.page.evaluate("location.hash")
+    tab.page.reload()
+    tab.page.wait_for_selector("#executions tr[data-exec='ui-echo-2']")
+    assert tab.page.input_value("#f-q") == "ui-echo-2"
+    assert tab.page.input_value("#f-status") == "completed"
+    assert len(tab.page.query_selector_all("#executions tbody tr[data-exec]")) == 1
 
 
 def test_text_from_users_and_models_is_shown_as_text(ui: Any, served: Served) -> None:
@@ -385,6 +490,30 @@ def test_children_are_told_apart_and_linked_to_their_parent(ui: Any, served: Ser
     assert tab.page.inner_text("#parent") == f"Child of {parent} (its step #1)"
 
 
+def test_a_deep_link_survives_signing_in_and_times_name_their_zone(
+    browser: Any, served: Served
+) -> None:
+    exec_id = _start(served, "echo", {"text": "deep"})
+    context = browser.new_context(timezone_id="Europe/Berlin")
+    page = context.new_page()
+    try:
+        page.goto(f"{served.url}/#/execution/{exec_id}")
+        page.wait_for_selector("#token")
+        page.fill("#token", served.tokens["read"])
+        page.click("form button[type=submit]")
+        page.wait_for_selector("#timeline")  # the page asked for, not the list
+        assert exec_id in page.inner_text("h1")
+        created = page.inner_text("#view .row .muted")
+        assert re.search(r"created \d{4}-\d\d-\d\d \d\d:\d\d:\d\d GMT\+1", created), created
+        page.click("#time-zone")
+        page.wait_for_function(
+            "() => document.querySelector('#view .row .muted')?.textContent.includes('UTC')"
+        )
+        assert page.inner_text("#time-zone") == "Times: UTC"
+    finally:
+        context.close()
+
+
 def test_stacks_plugins_and_schedules_pages(ui: Any, served: Served) -> None:
     made = served.kitaru(
         "schedule",
@@ -393,6 +522,8 @@ def test_stacks_plugins_and_schedules_pages(ui: Any, served: Served) -> None:
         f"{SERVER_FLOWS}:echo",
         "--cron",
         "0 3 * * *",
+        "--timezone",
+        "Asia/Tokyo",
         "--arg",
         "text=night",
     )
@@ -403,6 +534,9 @@ def test_stacks_plugins_and_schedules_pages(ui: Any, served: Served) -> None:
     assert "builtin" in tab.page.inner_text("#plugins")
     row = tab.go("#/schedules", "tr[data-schedule='ui-nightly']")
     assert "0 3 * * *" in row.inner_text() and len(row.query_selector_all("li")) == 5
+    # Its firings in its own zone, named: 03:00 in Tokyo, whatever the browser's zone.
+    firings = [li.inner_text() for li in row.query_selector_all("li")]
+    assert all(f.endswith(" 03:00:00 GMT+9") for f in firings), firings
     row.query_selector("button:has-text('Pause')").click()
     tab.page.wait_for_selector("tr[data-schedule='ui-nightly'] button:has-text('Resume')")
     assert "paused" in tab.page.inner_text("tr[data-schedule='ui-nightly']")
@@ -433,6 +567,17 @@ def test_every_page_renders_at_desktop_and_phone_width_in_both_themes(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 1, f"{hash_} is wider than {width} px by {overflow} px"
+        # Every table's header cells line up with its cells: a hidden cell hides its header.
+        misaligned = tab.page.evaluate(
+            """() => [...document.querySelectorAll('table')].filter((t) => {
+                const head = t.tHead && t.tHead.rows[0];
+                const row = t.tBodies[0] && [...t.tBodies[0].rows].find((r) => r.cells.length > 1);
+                if (!head || !row) return false;
+                const shown = (cells) => [...cells].filter((c) => c.offsetParent !== null).length;
+                return shown(head.cells) !== shown(row.cells);
+            }).map((t) => t.id || t.parentElement.id || 'a table')"""
+        )
+        assert misaligned == [], f"{hash_}: headers over the wrong columns in {misaligned}"
     # Keyboard: from the top of the page, Tab reaches every page of the navigation and
     # the header's buttons; Shift+Tab from the brand reaches the skip link.
     tab.page.mouse.click(1, 1)

@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.gzip import GZipMiddleware
 
 from kitaru_core import __version__
 from kitaru_core.errors import KitaruError
@@ -373,11 +374,27 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
 
     @api.get("/waits", tags=["waits"])
     def pending_waits(
+        response: Response,
         exec_id: str | None = Query(None, description="only this execution's"),
+        limit: int | None = Query(None, ge=1, le=500, description="a page of this many"),
+        cursor: str | None = Query(None, description="X-Next-Cursor of the previous page"),
+        flow: str | None = Query(None, description="only waits of this flow's executions"),
+        name: str | None = Query(None, description="only waits of this name"),
         _: str = scoped("read"),
     ) -> list[dict[str, Any]]:
-        """Waits nobody has answered yet, with their questions and JSON schemas."""
-        return service.pending_waits(exec_id)
+        """Waits nobody has answered yet, oldest first, with their questions and JSON
+        schemas; with ``limit``, a page (``X-Next-Cursor`` gives the next)."""
+        if limit is None and cursor is None and flow is None and name is None:
+            return service.pending_waits(exec_id)
+        page, following = service.waits_page(limit=limit or 50, cursor=cursor, flow=flow, name=name)
+        if following:
+            response.headers["X-Next-Cursor"] = following
+        return page
+
+    @api.get("/waits/count", tags=["waits"])
+    def count_waits(_: str = scoped("read")) -> dict[str, int]:
+        """How many waits nobody has answered: the inbox's badge, without the list."""
+        return {"pending": service.store.waits.count_pending()}
 
     # -- artifacts ---------------------------------------------------------------------
 
@@ -539,6 +556,9 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
     app.router.routes[:0] = store_routes(service.store, auth=state.auth)
     app.include_router(api)
     app.include_router(ui_router(state, checker))
+    # Pages, assets and listings gzipped for clients that ask (event streams never are);
+    # inside the gate, so nothing is compressed for a caller it refused.
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(Gate, checker=checker, auth=state.auth)
     app.openapi_schema = None
     _add_problem_schema(app)

@@ -232,6 +232,27 @@ class Service:
     def pending_waits(self, exec_id: str | None = None) -> list[dict[str, Any]]:
         return [wait_json(w) for w in self.executions.pending_waits(exec_id)]
 
+    def waits_page(
+        self, *, limit: int, cursor: str | None, flow: str | None, name: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of pending waits, oldest first, and the cursor of the next page."""
+        after = None
+        if cursor:
+            try:
+                at, exec_id, wait = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+                after = (float(at), str(exec_id), str(wait))
+            except (ValueError, TypeError):
+                raise KitaruUsageError(
+                    f"cursor {cursor!r} is not valid: pass the X-Next-Cursor of the previous page"
+                ) from None
+        found = self.store.waits.pending_page(limit=limit, after=after, flow=flow, name=name)
+        following = None
+        if len(found) == limit:
+            last = found[-1]
+            key = json.dumps([last.created_at, last.exec_id, last.name]).encode()
+            following = base64.urlsafe_b64encode(key).decode()
+        return [wait_json(w) for w in found], following
+
     def give_input(self, exec_id: str, wait: str | None, value: Any) -> dict[str, Any]:
         """Answer a wait; the execution resumes where the server runs things."""
         execution = self.executions.input(exec_id, wait=wait, value=value)

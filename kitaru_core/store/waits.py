@@ -11,6 +11,7 @@ from kitaru_core.store.database import Database
 from kitaru_core.store.records import ArtifactRecord, WaitRecord
 
 _SELECT = f"SELECT {WaitRecord.COLUMNS} FROM waits"
+_SELECT_W = "SELECT " + ", ".join("w." + c for c in WaitRecord.NAMES) + " FROM waits w"
 
 
 class WaitStore:
@@ -74,6 +75,39 @@ class WaitStore:
         return [
             WaitRecord.from_row(r) for r in self.db.fetchall(sql + " ORDER BY created_at", params)
         ]
+
+    def pending_page(
+        self,
+        *,
+        limit: int,
+        after: tuple[float, str, str] | None = None,
+        flow: str | None = None,
+        name: str | None = None,
+    ) -> list[WaitRecord]:
+        """Pending waits oldest first, ``limit`` of them after ``after`` (the created
+        time, execution id and name of the last one shown); ``flow``: of that flow's
+        executions, ``name``: waits of that name."""
+        sql = _SELECT_W + " WHERE w.status = 'pending'"
+        params: dict[str, Any] = {}
+        if flow is not None:
+            sql += " AND w.exec_id IN (SELECT id FROM executions WHERE flow_name = :flow)"
+            params["flow"] = flow
+        if name is not None:
+            sql += " AND w.name = :name"
+            params["name"] = name
+        if after is not None:
+            sql += (
+                " AND (w.created_at > :at OR (w.created_at = :at AND (w.exec_id > :id OR "
+                "(w.exec_id = :id AND w.name > :wait))))"
+            )
+            params.update(at=after[0], id=after[1], wait=after[2])
+        sql += f" ORDER BY w.created_at, w.exec_id, w.name LIMIT {int(limit)}"
+        return [WaitRecord.from_row(r) for r in self.db.fetchall(sql, params)]
+
+    def count_pending(self) -> int:
+        """How many waits nobody has answered yet (the inbox's badge)."""
+        row = self.db.fetchone("SELECT COUNT(*) FROM waits WHERE status = 'pending'")
+        return int(row[0]) if row else 0
 
     def answer(self, exec_id: str, name: str, value: ArtifactRecord) -> bool:
         """Store the answer if the wait is still pending; False if it no longer is.

@@ -100,6 +100,8 @@ CALLS: dict[str, str] = {
     "waits.get": _READ,
     "waits.for_execution": _READ,
     "waits.pending": _READ,
+    "waits.pending_page": _READ,
+    "waits.count_pending": _READ,
     "waits.answer": _RUN,
     "waits.expire": _RUN,
     "waits.abort": _RUN,

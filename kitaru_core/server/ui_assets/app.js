@@ -1,7 +1,9 @@
 // The page: sign-in, the theme, and a router from "#/page/args" to a page module.
 // Each page renders into <main> and returns a function that stops its live updates.
 
-import { api, clear, h, loadSession, onEvent, session, setEventStart, toast } from "./core.js";
+import {
+  api, clear, h, loadSession, onEvent, rememberWhereTo, session, setEventStart, timePreference, toast, whereTo,
+} from "./core.js";
 import { comparePage } from "./pages/compare.js";
 import { executionPage } from "./pages/execution.js";
 import { executionsPage } from "./pages/executions.js";
@@ -24,6 +26,17 @@ document.getElementById("theme").addEventListener("click", () => {
   const next = document.documentElement.dataset.theme === "dark" ? "light" : "dark";
   localStorage.setItem("kitaru-theme", next);
   applyTheme(next);
+});
+
+function applyTimeZone() {
+  document.getElementById("time-zone").textContent = timePreference.utc ? "Times: UTC" : "Times: local";
+}
+applyTimeZone();
+document.getElementById("time-zone").addEventListener("click", () => {
+  timePreference.utc = !timePreference.utc;
+  localStorage.setItem("kitaru-time", timePreference.utc ? "utc" : "local");
+  applyTimeZone();
+  route();
 });
 
 document.getElementById("sign-out").addEventListener("click", async () => {
@@ -50,7 +63,10 @@ function signInPage(root) {
     try {
       Object.assign(session, await api("/ui/session", { method: "POST", body: { token: input.value } }));
       await start();
-      location.hash = "#/executions";
+      const target = whereTo();
+      // Signed in on the page asked for: the hash is already there and moves nothing.
+      if (location.hash === target) route();
+      else location.hash = target;
     } catch (e) {
       error.textContent = e.message;
     }
@@ -72,8 +88,11 @@ const pages = {
 
 async function route() {
   stop();
-  const [name, ...args] = (location.hash.replace(/^#\/?/, "") || "executions").split("/");
+  // "#/page/arg?key=value": the query keeps a page's filters in its address.
+  const [path, query = ""] = location.hash.replace(/^#\/?/, "").split("?");
+  const [name, ...args] = (path || "executions").split("/");
   const page = name === "signin" || session.scope === null ? "signin" : name;
+  if (page === "signin" && name !== "signin") rememberWhereTo();  // a deep link, kept
   for (const a of document.querySelectorAll("#nav a")) {
     const current = a.dataset.page === page || (page === "execution" && a.dataset.page === "executions");
     if (current) a.setAttribute("aria-current", "page");
@@ -86,7 +105,7 @@ async function route() {
   const render = pages[page] || executionsPage;
   clear(view, h("p", { class: "muted" }, "Loading…"));
   try {
-    stop = (await render(view, args.map(decodeURIComponent))) || (() => {});
+    stop = (await render(view, args.map(decodeURIComponent), new URLSearchParams(query))) || (() => {});
   } catch (e) {
     clear(view, h("p", { class: "error", role: "alert" }, e.message));
     stop = () => {};
@@ -96,10 +115,11 @@ async function route() {
 
 async function refreshInboxCount() {
   try {
-    const waits = await api("waits");
+    // The count alone: the badge never fetches the list of waits.
+    const { pending } = await api("waits/count");
     const badge = document.getElementById("inbox-count");
-    badge.hidden = waits.length === 0;
-    badge.textContent = String(waits.length);
+    badge.hidden = pending === 0;
+    badge.textContent = String(pending);
   } catch (_) { /* signed out */ }
 }
 

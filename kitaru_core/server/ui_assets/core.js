@@ -69,12 +69,28 @@ export async function api(path, { method = "GET", body, raw = false } = {}) {
     try {
       detail = (await response.json()).detail || detail;
     } catch (_) { /* not JSON */ }
-    if (response.status === 401 && !path.startsWith("/ui/session")) location.hash = "#/signin";
+    if (response.status === 401 && !path.startsWith("/ui/session")) {
+      rememberWhereTo();
+      location.hash = "#/signin";
+    }
     throw new ApiError(response.status, detail);
   }
   if (raw) return response;
   const kind = response.headers.get("content-type") || "";
   return kind.includes("json") ? response.json() : response.text();
+}
+
+// The page a signed-out visitor asked for, opened once they have signed in.
+const AFTER_SIGN_IN = "kitaru-after-sign-in";
+
+export function rememberWhereTo() {
+  if (location.hash && !location.hash.startsWith("#/signin")) sessionStorage.setItem(AFTER_SIGN_IN, location.hash);
+}
+
+export function whereTo() {
+  const wanted = sessionStorage.getItem(AFTER_SIGN_IN);
+  sessionStorage.removeItem(AFTER_SIGN_IN);
+  return wanted || "#/executions";
 }
 
 export async function loadSession() {
@@ -132,12 +148,24 @@ export function toast(message, kind = "") {
 
 // -- formatting ----------------------------------------------------------------------
 
-export function when(seconds) {
+// Times are shown in this browser's zone, or in UTC (the header's switch), always
+// with the zone's name; ``zone`` names another (a schedule's own).
+export const timePreference = { utc: localStorage.getItem("kitaru-time") === "utc" };
+
+export function when(seconds, zone = null) {
   if (!seconds) return "-";
-  const d = new Date(seconds * 1000);
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
-    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  const options = {
+    year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZoneName: "short",
+  };
+  let format;
+  try {
+    format = new Intl.DateTimeFormat("en-CA", { ...options, timeZone: zone || (timePreference.utc ? "UTC" : undefined) });
+  } catch (_) { // a zone this browser does not know: its own, named
+    format = new Intl.DateTimeFormat("en-CA", options);
+  }
+  const p = Object.fromEntries(format.formatToParts(new Date(seconds * 1000)).map((x) => [x.type, x.value]));
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second} ${p.timeZoneName}`;
 }
 
 export function duration(seconds) {

@@ -87,24 +87,45 @@ function field(schema, root, name, required) {
   const allowed = choices(s, root);
   const id = `f-${name}-${Math.random().toString(36).slice(2, 8)}`;
   if (allowed) {
-    const select = h("select", { id, name },
-      !required || nullable ? h("option", { value: "" }, "—") : null,
+    // Nothing chosen until someone chooses: a required choice is never made for them.
+    const select = h("select", { id, name, required: required && !nullable },
+      h("option", { value: "" }, required && !nullable ? "— choose —" : "—"),
       allowed.map((a, i) => h("option", { value: String(i) }, typeof a === "string" ? a : JSON.stringify(a))));
     return {
       element: h("label", { for: id }, title, select),
-      read: () => (select.value === "" ? (nullable ? null : undefined) : allowed[Number(select.value)]),
+      control: select,
+      read: () => {
+        if (select.value !== "") return allowed[Number(select.value)];
+        if (nullable) return null;
+        if (required) throw new FieldError(name, `${name} is required: choose one`);
+        return undefined;
+      },
     };
   }
   if (s.type === "boolean") {
     const box = h("input", { id, type: "checkbox", name });
-    return { element: h("label", { class: "inline", for: id }, box, title), read: () => box.checked };
+    return { element: h("label", { class: "inline", for: id }, box, title), control: box, read: () => box.checked };
   }
   if (s.type === "integer" || s.type === "number") {
     const input = h("input", { id, name, type: "number", step: s.type === "integer" ? "1" : "any",
       min: s.minimum, max: s.maximum, inputmode: "decimal" });
     return {
       element: h("label", { for: id }, title, input),
-      read: () => (input.value === "" ? (nullable || !required ? null : undefined) : Number(input.value)),
+      control: input,
+      read: () => {
+        // A number the browser cannot read (1e400, "12abc") leaves the value empty:
+        // say what is wrong with it, not that it is missing.
+        if (input.validity.badInput) {
+          throw new FieldError(name, `${name} is not a number this form can send (too large, or not a number)`);
+        }
+        if (input.value === "") {
+          if (nullable || !required) return null;
+          throw new FieldError(name, `${name} is required`);
+        }
+        const number = Number(input.value);
+        if (!Number.isFinite(number)) throw new FieldError(name, `${name} must be a finite number`);
+        return number;
+      },
     };
   }
   if (s.type === "string") {
@@ -112,25 +133,35 @@ function field(schema, root, name, required) {
     const input = long ? h("textarea", { id, name }) : h("input", { id, name, type: "text" });
     return {
       element: h("label", { for: id }, title, input),
+      control: input,
       read: () => (input.value === "" && nullable ? null : input.value),
     };
   }
   if (s.type === "object" && s.properties) {
     const inner = objectFields(s, root);
-    return { element: h("fieldset", {}, h("legend", {}, title), inner.element), read: inner.read };
+    return { element: h("fieldset", {}, h("legend", {}, title), inner.element), read: inner.read, controls: inner.controls };
   }
   const area = h("textarea", { id, name, placeholder: "JSON" });
   return {
     element: h("label", { for: id }, `${title} (JSON)`, area),
+    control: area,
     read: () => {
       if (area.value.trim() === "") return nullable ? null : undefined;
       try {
         return JSON.parse(area.value);
       } catch (e) {
-        throw new Error(`${title}: not valid JSON (${e.message})`);
+        throw new FieldError(name, `${title}: not valid JSON (${e.message})`);
       }
     },
   };
+}
+
+// An error that belongs to one field (its name): the form marks that field.
+class FieldError extends Error {
+  constructor(name, message) {
+    super(message);
+    this.field = name;
+  }
 }
 
 function objectFields(s, root) {
@@ -138,6 +169,7 @@ function objectFields(s, root) {
   const parts = Object.entries(s.properties).map(([name, sub]) => [name, field(sub, root, name, required.has(name))]);
   return {
     element: h("div", { class: "row" }, parts.map(([, f]) => f.element)),
+    controls: parts.flatMap(([name, f]) => (f.controls || (f.control ? [[name, f.control]] : []))),
     read: () => {
       const value = {};
       for (const [name, f] of parts) {
@@ -151,11 +183,31 @@ function objectFields(s, root) {
 
 // The form for a wait. onSubmit(value) sends it and may throw (its message is shown).
 export function schemaForm(schema, onSubmit, { disabled = false } = {}) {
-  const errors = h("div", { class: "field-error", role: "alert" });
+  const errorsId = `errors-${Math.random().toString(36).slice(2, 8)}`;
+  const errors = h("div", { class: "field-error", role: "alert", id: errorsId });
   const form = h("form", { class: "wait-form", novalidate: true });
+  let controls = [];
+  // The fields a problem names are marked invalid and described by the message, and
+  // the first of them takes focus; a problem of the whole value focuses nothing.
+  const mark = (problems, fields) => {
+    errors.textContent = problems.join("; ");
+    let first = null;
+    for (const [name, control] of controls) {
+      const bad = fields.includes(name) || problems.some((p) => p.startsWith(`${name} `) || p.startsWith(`value.${name} `));
+      if (bad) {
+        control.setAttribute("aria-invalid", "true");
+        control.setAttribute("aria-describedby", errorsId);
+        first = first || control;
+      } else {
+        control.removeAttribute("aria-invalid");
+        control.removeAttribute("aria-describedby");
+      }
+    }
+    if (first) first.focus();
+  };
   const send = async (value) => {
     const problems = validate(schema, value);
-    errors.textContent = problems.join("; ");
+    mark(problems, []);
     if (problems.length) return;
     for (const b of form.querySelectorAll("button")) b.disabled = true;
     try {
@@ -175,17 +227,18 @@ export function schemaForm(schema, onSubmit, { disabled = false } = {}) {
     return form;
   }
   const main = root.type === "object" && root.properties ? objectFields(root, schema) : field(schema, schema, "value", true);
+  controls = main.controls || (main.control ? [["value", main.control]] : []);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     let value;
     try {
       value = main.read();
     } catch (e) {
-      errors.textContent = e.message;
+      mark([e.message], e.field ? [e.field] : []);
       return;
     }
     if (value === undefined) {
-      errors.textContent = "value is required";
+      mark(["value is required"], ["value"]);
       return;
     }
     send(value);

@@ -279,7 +279,8 @@ function artifactsPanel(artifacts) {
     : null;
   return h("section", { id: "artifacts" }, h("h2", {}, `Artifacts (${artifacts.length})`),
     h("div", { class: "scroll" }, h("table", {},
-      h("thead", {}, h("tr", {}, ["name", "role", "type", "stored as", "size", ""].map((c) => h("th", {}, c)))),
+      h("thead", {}, h("tr", {}, h("th", {}, "name"), h("th", {}, "role"), h("th", { class: "hide-narrow" }, "type"),
+        h("th", { class: "hide-narrow" }, "stored as"), h("th", {}, "size"), h("th", {}, ""))),
       body)),
     more,
     preview);

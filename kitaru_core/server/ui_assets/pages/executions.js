@@ -1,5 +1,6 @@
 // Executions: filters, a page of rows from the summary listing, cursor pagination,
-// and rows that follow the event stream.
+// and rows that follow the event stream. The filters and the page's cursor live in the
+// address (#/executions?status=failed&flow=x), so a view can be linked and reloaded.
 
 import { api, clear, debounce, duration, firstLoad, h, link, onEvent, statusBadge, usd, when } from "../core.js";
 
@@ -10,7 +11,9 @@ function shortId(id) {
 
 const STATUSES = ["queued", "running", "sleeping", "waiting", "completed", "failed", "cancelled"];
 
-export async function executionsPage(root) {
+const IN_ADDRESS = ["status", "flow", "stack", "since", "until", "q"];
+
+export async function executionsPage(root, _args = [], query = new URLSearchParams()) {
   const [flows, stacks] = await Promise.all([api("flows").catch(() => []), api("stacks").catch(() => [])]);
   const filters = {
     status: h("select", { id: "f-status" }, h("option", { value: "" }, "any"),
@@ -25,7 +28,10 @@ export async function executionsPage(root) {
   const body = h("tbody");
   const pager = h("div", { class: "row" });
   const summary = h("p", { class: "muted", "aria-live": "polite" });
-  const cursors = [null];
+  for (const key of IN_ADDRESS) {
+    if (query.get(key)) filters[key].value = query.get(key);
+  }
+  const cursors = [query.get("cursor")];
   let page = 0;
   let rows = [];
 
@@ -41,7 +47,18 @@ export async function executionsPage(root) {
     return p;
   };
 
+  function remember() {
+    const kept = new URLSearchParams();
+    for (const key of IN_ADDRESS) if (filters[key].value.trim()) kept.set(key, filters[key].value.trim());
+    if (cursors[page]) kept.set("cursor", cursors[page]);
+    const address = `#/executions${kept.toString() ? `?${kept}` : ""}`;
+    if (location.hash !== address && !(location.hash === "" && address === "#/executions")) {
+      history.replaceState(null, "", address);
+    }
+  }
+
   async function load() {
+    remember();
     const response = await api(`executions?${params()}`, { raw: true });
     rows = await response.json();
     cursors[page + 1] = response.headers.get("X-Next-Cursor");
@@ -49,7 +66,7 @@ export async function executionsPage(root) {
     if (!rows.length) body.append(h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No executions match.")));
     summary.textContent = `Page ${page + 1}: ${rows.length} execution${rows.length === 1 ? "" : "s"}`;
     clear(pager,
-      h("button", { type: "button", class: "ghost", disabled: page === 0, onclick: () => { page = 0; load(); } }, "First"),
+      h("button", { type: "button", class: "ghost", disabled: page === 0 && !cursors[0], onclick: () => { page = 0; cursors.length = 1; cursors[0] = null; load(); } }, "First"),
       h("button", { type: "button", class: "ghost", disabled: page === 0, onclick: () => { page -= 1; load(); } }, "Previous"),
       h("button", { type: "button", class: "ghost", disabled: !cursors[page + 1], onclick: () => { page += 1; load(); } }, "Next"));
   }
@@ -72,7 +89,7 @@ export async function executionsPage(root) {
       h("td", { class: "num hide-narrow" }, usd(e.cost_usd)));
   }
 
-  const reload = debounce(() => { page = 0; cursors.length = 1; load(); }, 250);
+  const reload = debounce(() => { page = 0; cursors.length = 1; cursors[0] = null; load(); }, 250);
   for (const input of Object.values(filters)) input.addEventListener("input", reload);
 
   clear(root,

@@ -1,5 +1,6 @@
 // Pending waits, each with its question, metadata and a form built from its schema;
-// after an answer, the execution is followed live to its next state.
+// after an answer, the execution is followed live to its next state. Waits come a page
+// at a time (oldest first), so thousands of them cost what fifty do.
 
 import { api, can, clear, debounce, firstLoad, h, link, onEvent, statusBadge, when } from "../core.js";
 import { schemaForm } from "../schema_form.js";
@@ -11,13 +12,27 @@ function show(followed, status, from = null) {
   clear(followed.status, statusBadge(status));
 }
 
+const PAGE = 50;
+
 export async function inboxPage(root) {
   const list = h("div", { id: "inbox" });
+  const more = h("div", { class: "row" });
+  const total = h("p", { class: "muted", id: "inbox-total", "aria-live": "polite" });
+  const flow = h("input", { id: "inbox-flow", type: "search", placeholder: "any", size: 14 });
+  let shown = PAGE; // how many the page shows: "Show more" adds a page
   const followed = new Map(); // exec_id -> the status element of its answered card
   const answered = new Set(); // "exec_id/wait" of the waits answered on this page
 
   async function load() {
-    const waits = await api("waits");
+    const params = new URLSearchParams({ limit: String(Math.min(shown, 500)) });
+    if (flow.value.trim()) params.set("flow", flow.value.trim());
+    const [response, count] = await Promise.all([api(`waits?${params}`, { raw: true }), api("waits/count")]);
+    const waits = await response.json();
+    total.textContent = `${count.pending} wait${count.pending === 1 ? "" : "s"} for an answer` +
+      (waits.length < count.pending ? `; the oldest ${waits.length} shown` : "");
+    clear(more, response.headers.get("X-Next-Cursor") && shown < 500
+      ? h("button", { type: "button", class: "ghost", onclick: () => { shown += PAGE; load(); } }, "Show more")
+      : null);
     // An answered execution's next question is a card of its own, shown as it comes.
     const cards = waits.filter((w) => !answered.has(`${w.exec_id}/${w.name}`)).map(card);
     clear(list, cards.length || followed.size ? null : h("p", { class: "muted" }, "Nothing waits for an answer."),
@@ -61,8 +76,12 @@ export async function inboxPage(root) {
     return box;
   }
 
-  clear(root, h("h1", {}, "Inbox"), h("p", { class: "muted" }, "Waits nobody has answered yet."), list);
   const reload = debounce(load, 250);
+  flow.addEventListener("input", reload);
+  clear(root, h("h1", {}, "Inbox"), h("p", { class: "muted" }, "Waits nobody has answered yet, oldest first."),
+    h("form", { class: "panel row", role: "search", onsubmit: (ev) => { ev.preventDefault(); reload(); } },
+      h("label", { for: "inbox-flow" }, "Flow", flow)),
+    total, list, more);
   const stop = onEvent((event) => {  // from before the first load: nothing is missed
     const f = followed.get(event.exec_id);
     if (f && event.kind === "status") show(f, event.status);

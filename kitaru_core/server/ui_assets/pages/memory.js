@@ -14,11 +14,12 @@ export async function memoryPage(root, [scopeType, scope, ...keyParts]) {
   const chosen = scopeType && scope ? { scope_type: scopeType, scope } : scopes[0];
   const key = keyParts.length ? keyParts.join("/") : null;
 
-  const scopeButtons = h("div", { class: "list-buttons", role: "list" }, scopes.map((s) => h("button", {
-    type: "button", role: "listitem",
-    "aria-pressed": String(!!chosen && s.scope_type === chosen.scope_type && s.scope === chosen.scope),
-    onclick: () => { location.hash = `#/memory/${encodeURIComponent(s.scope_type)}/${encodeURIComponent(s.scope)}`; },
-  }, `${s.scope_type}: ${s.scope}`)));
+  // Links in a list, the chosen one marked current (a button is not a list item).
+  const scopeButtons = h("ul", { class: "list-buttons" }, scopes.map((s) => h("li", {}, h("a", {
+    class: "button ghost",
+    href: `#/memory/${encodeURIComponent(s.scope_type)}/${encodeURIComponent(s.scope)}`,
+    "aria-current": !!chosen && s.scope_type === chosen.scope_type && s.scope === chosen.scope ? "true" : null,
+  }, `${s.scope_type}: ${s.scope}`))));
   clear(root, h("h1", {}, "Memory"),
     scopes.length ? h("div", { class: "sidebar" }, h("nav", { "aria-label": "Memory scopes" }, scopeButtons), h("div", {}, keysBox, historyBox, writeBox))
       : h("p", { class: "muted" }, "No memory has been written yet."));
@@ -27,7 +28,8 @@ export async function memoryPage(root, [scopeType, scope, ...keyParts]) {
   const entries = await api(path(chosen.scope_type, chosen.scope));
   clear(keysBox, h("h2", {}, `${chosen.scope_type}: ${chosen.scope}`),
     h("div", { class: "scroll" }, h("table", {},
-      h("thead", {}, h("tr", {}, ["key", "version", "value", "written", ""].map((c) => h("th", {}, c)))),
+      h("thead", {}, h("tr", {}, h("th", {}, "key"), h("th", {}, "version"), h("th", {}, "value"),
+        h("th", { class: "hide-narrow" }, "written"), h("th", {}, ""))),
       h("tbody", {}, entries.map((e) => h("tr", { "data-key": e.key },
         h("td", { class: "mono" }, e.key),
         h("td", { class: "num" }, e.version),
@@ -72,6 +74,12 @@ function writeForm(chosen) {
     h("button", { type: "submit" }, "Write"), error);
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    error.textContent = "";
+    if (!key.value.trim()) {
+      error.textContent = "a key is required: the name the value is kept under";
+      key.focus();
+      return;
+    }
     let parsed;
     try {
       parsed = JSON.parse(value.value);
@@ -82,7 +90,10 @@ function writeForm(chosen) {
     try {
       const written = await api(`${path(chosen.scope_type, chosen.scope)}/${key.value.trim()}`, { method: "PUT", body: { value: parsed } });
       toast(`${written.key} version ${written.version}`);
-      location.hash = `#/memory/${encodeURIComponent(chosen.scope_type)}/${encodeURIComponent(chosen.scope)}/${written.key}`;
+      const target = `#/memory/${encodeURIComponent(chosen.scope_type)}/${encodeURIComponent(chosen.scope)}/${written.key}`;
+      // The same page again shows the new version: a hash that did not change moves nothing.
+      if (location.hash === target) window.dispatchEvent(new HashChangeEvent("hashchange"));
+      else location.hash = target;
     } catch (e) {
       error.textContent = e.message;
     }

@@ -19,7 +19,8 @@ export async function schedulesPage(root) {
       h("tbody", {}, schedules.map((s) => h("tr", { "data-schedule": s.name },
         h("td", {}, s.name), h("td", {}, s.flow_name), h("td", { class: "mono" }, s.cron), h("td", {}, s.timezone),
         h("td", {}, s.paused ? h("span", { class: "badge s-cancelled" }, "paused") : h("span", { class: "badge s-completed" }, "active")),
-        h("td", {}, h("ul", {}, s.next_firings.map((t) => h("li", {}, when(t))))),
+        // In the schedule's own zone: "0 9 * * 1 Europe/Berlin" fires at 09:00 there.
+        h("td", {}, h("ul", {}, s.next_firings.map((t) => h("li", {}, when(t, s.timezone))))),
         h("td", { class: "mono" }, s.last_exec_id ? h("a", { href: `#/execution/${encodeURIComponent(s.last_exec_id)}` }, s.last_exec_id) : "-"),
         h("td", {}, can("admin") ? h("button", { type: "button", class: "ghost", onclick: steer(s.name, s.paused ? "resume" : "pause") },
           s.paused ? "Resume" : "Pause") : null))))))
