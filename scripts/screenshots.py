@@ -109,6 +109,13 @@ def main() -> None:
                         page.wait_for_selector(ready)
                         page.mouse.move(0, 0)
                         page.screenshot(path=str(OUT / f"{name}-{theme}.png"))
+                    # The step debugger, open on the research step and its LLM call.
+                    page.goto(f"{server.url}/#/execution/{done}")
+                    page.click("#timeline .bar[data-step='research']")
+                    page.wait_for_selector("#step-panel .llm-response pre")
+                    page.locator("#step-panel").scroll_into_view_if_needed()
+                    page.mouse.move(0, 0)
+                    page.screenshot(path=str(OUT / f"step-panel-{theme}.png"))
                     page.close()
                 browser.close()
         finally:

@@ -590,3 +590,45 @@ def test_every_page_renders_at_desktop_and_phone_width_in_both_themes(
     tab.page.focus(".brand")
     tab.page.keyboard.press("Shift+Tab")
     assert tab.page.evaluate("document.activeElement.textContent") == "Skip to content"
+
+
+AXE = (Path(__file__).parent / "vendor" / "axe.min.js").read_text(encoding="utf-8")
+"""axe-core 4.14.1 (MPL-2.0, Deque Systems), vendored: the tests need no network."""
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_no_page_has_a_serious_or_critical_accessibility_violation(
+    ui: Any, served: Served, theme: str
+) -> None:
+    exec_id = _start(served, "review", {"topic": "accessible"}, key=f"ui-axe-{theme}")
+    failed = _start(served, "breaks", {"text": "axe"})
+    tab = ui("admin")
+    tab.page.evaluate(f"localStorage.setItem('kitaru-theme', '{theme}')")
+    tab.page.reload()
+    pages = {
+        "#/executions": "#executions tbody tr",
+        "#/inbox": "#inbox article",
+        f"#/execution/{exec_id}": "#timeline",
+        f"#/execution/{failed}": "#timeline",
+        f"#/compare/{exec_id}/{failed}": "#diff-table",
+        "#/memory": "#view h1",
+        "#/stacks": "section[data-stack]",
+        "#/schedules": "#view h1",
+    }
+    found = {}
+    for hash_, ready in pages.items():
+        tab.go(hash_, ready)
+        if hash_.startswith("#/execution/"):  # with the step debugger open
+            tab.page.click("#timeline .bar")
+            tab.page.wait_for_selector("#step-panel:not([hidden]) #step-title")
+        # Evaluated, not a <script>: the page's Content-Security-Policy stays as it is.
+        tab.page.evaluate(AXE)
+        violations = tab.page.evaluate(
+            """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+                .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+                .map((v) => `${v.id}: ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`)"""
+        )
+        if violations:
+            found[hash_] = violations
+    assert found == {}, json.dumps(found, indent=1)
+
