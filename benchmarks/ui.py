@@ -1,6 +1,7 @@
 """The web UI's figures, in Debian's chromium: the executions page's first page with
-100,000 executions in the store, and an execution page with 2,000 journal entries,
-each from the navigation to the rendered rows or bars.
+100,000 executions in the store, the same filtered by flow and status, the inbox with
+2,000 pending waits, and an execution page with 2,000 journal entries, each from the
+navigation to the rendered rows, cards or bars.
 
     python benchmarks/ui.py [--executions N] [--steps N] [--rounds N]
 
@@ -45,6 +46,9 @@ MEASURE = """async ([hash, selector, count]) => {
 }"""
 
 
+WAITS = 2000
+
+
 def fill_store(home: str, executions: int, steps: int) -> str:
     """``executions`` executions written straight into the store (as many runs would
     leave them), and one real execution of ``steps`` checkpoints; returns its id."""
@@ -52,7 +56,7 @@ def fill_store(home: str, executions: int, steps: int) -> str:
     import bench_flows
 
     from kitaru_core.store.metadata_store import get_store
-    from kitaru_core.store.records import ExecutionRecord
+    from kitaru_core.store.records import ExecutionRecord, WaitRecord
 
     big = bench_flows.timed_steps.run(steps).exec_id
     store = get_store()
@@ -72,8 +76,24 @@ def fill_store(home: str, executions: int, steps: int) -> str:
         ).params()
         for i in range(executions)
     ]
+    waiting = [r["id"] for r in rows if r["status"] == "waiting"][:WAITS]
+    waits = [
+        WaitRecord(
+            exec_id=exec_id,
+            name="approve",
+            position=0,
+            status="pending",
+            question=f"Approve {exec_id[:8]}?",
+            schema={"type": "boolean"},
+            schema_name="bool",
+            metadata={"amount": i},
+            created_at=now - 3600 + i,
+        ).params()
+        for i, exec_id in enumerate(waiting)
+    ]
     with store.db.transaction() as db:
         db.executemany(ExecutionRecord.INSERT, rows)
+        db.executemany(WaitRecord.INSERT, waits)
     return big
 
 
@@ -103,6 +123,21 @@ def main() -> None:
                     page.evaluate(MEASURE, ["#/executions", "#executions tbody tr[data-exec]", 50])
                     for _ in range(args.rounds)
                 ]
+                filtered = [
+                    page.evaluate(
+                        MEASURE,
+                        [
+                            "#/executions?flow=flow_3&status=failed",
+                            "#executions tbody tr[data-exec]",
+                            50,
+                        ],
+                    )
+                    for _ in range(args.rounds)
+                ]
+                inbox = [
+                    page.evaluate(MEASURE, ["#/inbox", "#inbox article", 50])
+                    for _ in range(args.rounds)
+                ]
                 journal = [
                     page.evaluate(MEASURE, [f"#/execution/{big}", "#timeline .bar", args.steps])
                     for _ in range(args.rounds)
@@ -114,6 +149,14 @@ def main() -> None:
     print(
         f"  executions page, first page of 50: median {statistics.median(listing):.0f} ms "
         "(target < 300 ms)"
+    )
+    print(
+        f"  the same filtered by flow and status: median {statistics.median(filtered):.0f} ms "
+        "(target < 300 ms)"
+    )
+    print(
+        f"  inbox with {WAITS:,} pending waits, first page of 50: median "
+        f"{statistics.median(inbox):.0f} ms (target < 500 ms)"
     )
     print(
         f"  execution page with {args.steps:,} journal entries: median "
