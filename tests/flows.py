@@ -7,6 +7,7 @@ so tests can see which bodies ran, and how often, across processes.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -240,3 +241,18 @@ def chatty() -> str:
     os.write(1, b"written to fd 1\n")
     subprocess.run(["echo", "echoed by a child"], check=True)
     return answer
+
+
+@checkpoint
+def say(word: str, i: int) -> str:
+    print(f"saying {word} {i}")
+    time.sleep(0.01)
+    return word
+
+
+@flow
+def talkative(word: str) -> int:
+    """Prints from its steps and logs from its body (its log keeps both)."""
+    said = [say(word, i) for i in range(3)]
+    logging.getLogger("talkative").warning("%s was said %d times", word, len(said))
+    return len(said)

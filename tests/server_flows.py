@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Literal
 
@@ -38,6 +39,8 @@ def opaque() -> Opaque:
 
 @checkpoint
 def brittle(text: str) -> str:
+    print(f"trying {text}")
+    logging.getLogger("server_flows").warning("%s is not going to work", text)
     raise ValueError(f"no {text}")
 
 

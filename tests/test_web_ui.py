@@ -449,6 +449,12 @@ def test_the_step_debugger_shows_why_a_step_failed_and_cancel_asks_first(
     assert "ValueError: no luck" in tab.page.inner_text("#step-error")
     assert "Traceback" in tab.page.inner_text("#step-error")
     assert "raise ValueError" in tab.page.inner_text("#step-error pre")
+    # What the flow printed and logged is in its log, the log record with its zone.
+    log = tab.page.inner_text("#log")
+    assert "trying luck" in log
+    assert re.search(
+        r"\d\d:\d\d:\d\d[+-]\d{4} WARNING server_flows: luck is not going to work", log
+    )
     # The same step from the table, by its row.
     tab.page.click("#steps summary")
     tab.page.click("#steps tr[data-position='0']")
@@ -631,4 +637,3 @@ def test_no_page_has_a_serious_or_critical_accessibility_violation(
         if violations:
             found[hash_] = violations
     assert found == {}, json.dumps(found, indent=1)
-

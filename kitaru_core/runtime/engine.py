@@ -23,7 +23,7 @@ from kitaru_core.errors import (
 )
 from kitaru_core.events import ExecutionEnded, ExecutionStarted
 from kitaru_core.loaded_plugins import get_plugins
-from kitaru_core.runtime import lease, trust
+from kitaru_core.runtime import lease, printed, trust
 from kitaru_core.runtime.code_archive import archive_for, ships
 from kitaru_core.runtime.code_version import code_version_of
 from kitaru_core.runtime.context import (
@@ -284,7 +284,9 @@ def run_execution(
         ) as current_span:
             if (reference := span_id_of(current_span)) is not None:
                 store.merge_execution_options(exec_id, {"trace": reference})
-            suspended_on, final = _run_body(flow, ctx, args, kwargs, owner)
+            # What the body prints and logs is kept in this run's output too.
+            with printed.kept(store, exec_id, record.runs + 1):
+                suspended_on, final = _run_body(flow, ctx, args, kwargs, owner)
             _mark_span(current_span, final)
     except BaseException as exc:
         if heartbeat is None:  # failed before the body ran

@@ -11,6 +11,7 @@ import signal
 import sys
 
 from kitaru_core.errors import KitaruError, KitaruStateError
+from kitaru_core.runtime import printed
 from kitaru_core.runtime.context import STOP_REQUESTED
 from kitaru_core.runtime.engine import run_execution
 from kitaru_core.runtime.output import SHIP_OUTPUT_VARIABLE, shipped_output
@@ -35,6 +36,9 @@ def main(argv: list[str]) -> int:
         print("usage: python -m kitaru_core.runtime.runner EXEC_ID", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _stop_at_next_step)
+    # This process's whole output is kept: shipped from its descriptors, or written to
+    # the log file by the local orchestrator. Not once more per print.
+    printed.kept_elsewhere = True
     exec_id = argv[0]
     try:
         store = get_store()

@@ -51,8 +51,20 @@ export async function executionPage(root, [execId]) {
   const stop = onEvent((event) => {
     if (event.exec_id === (execution ? execution.exec_id : execId)) later();
   });
-  await firstLoad(refresh, stop);
-  return stop;
+  // While it runs, its log is read again every two seconds: what a flow prints comes
+  // with no event of its own.
+  const following = setInterval(async () => {
+    if (!execution || execution.status !== "running") return;
+    const logs = await api(`executions/${encodeURIComponent(execution.exec_id)}/logs`).catch(() => null);
+    const box = document.getElementById("log");
+    if (logs !== null && box) box.textContent = tail(logs, 200) || "(empty)";
+  }, 2000);
+  const stopAll = () => {
+    clearInterval(following);
+    stop();
+  };
+  await firstLoad(refresh, stopAll);
+  return stopAll;
 }
 
 function tail(text, lines) {
