@@ -115,6 +115,8 @@ class Execution:
     started_by: str | None = None
     """The token whose request to ``kitaru serve`` recorded it; None when a process
     with the database's own credentials did."""
+    run_starts: list[float] = field(default_factory=list)
+    """When each of its runs began (runs recorded before this was kept are missing)."""
     _record: ExecutionRecord | None = field(default=None, repr=False, compare=False)
     _result: Any = field(default=_MISSING, repr=False, compare=False)
 
@@ -193,6 +195,7 @@ class ExecutionsClient:
             code_version=record.code_version,
             code_archive=record.code_archive,
             started_by=record.started_by,
+            run_starts=list(record.options.get("run_starts", ())),
             _record=record,
         )
 

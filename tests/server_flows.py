@@ -61,6 +61,20 @@ def fan_out(n: int) -> list[str]:
     return [echo.run(f"child {i}").wait() for i in range(n)]
 
 
+@checkpoint
+def first_time_fails(marker: str) -> str:
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise RuntimeError("the first run fails here")
+    return "it works now"
+
+
+@flow
+def flaky(marker: str) -> str:
+    """Fails on its first run, completes when retried."""
+    return shout("before") + " " + first_time_fails(marker)
+
+
 @flow
 def interview(name: str) -> dict[str, object]:
     """Two questions, one after the other."""

@@ -199,7 +199,7 @@ def test_bad_arguments_and_unknown_names_are_clear(served: Served) -> None:
         assert "'times'" in body["detail"]
         body = _problem(admin.post(f"{API}/flows/nope/executions", json={"args": {}}), 404)
         assert (
-            "served: approval, breaks, echo, fan_out, files, interview, rate, review"
+            "served: approval, breaks, echo, fan_out, files, flaky, interview, rate, review"
             in body["detail"]
         )
         _problem(admin.get(f"{API}/executions/no-such-execution"), 404)
@@ -447,6 +447,19 @@ def test_listings_and_the_ui_are_gzipped_for_clients_that_ask(served: Served) ->
             assert int(zipped.headers["content-length"]) < len(plain.content) / 2
 
 
+def test_the_ui_assets_are_kept_a_year_under_an_address_that_changes_with_them(
+    served: Served,
+) -> None:
+    page = httpx.get(served.url + "/")
+    assert page.headers["cache-control"] == "no-cache"
+    (script,) = re.findall(r'src="(/ui/assets/[0-9a-f]{12}/app\.js)"', page.text)
+    (style,) = re.findall(r'href="(/ui/assets/[0-9a-f]{12}/style\.css)"', page.text)
+    for path in (script, style, script.replace("app.js", "pages/execution.js")):
+        kept = httpx.get(served.url + path)
+        assert kept.status_code == 200, path
+        assert kept.headers["cache-control"] == "public, max-age=31536000, immutable"
+
+
 def test_metrics_are_prometheus_text(served: Served) -> None:
     with served.client("run") as runner:
         runner.post(f"{API}/flows/echo/executions?wait=30", json={"args": {"text": "m"}})
@@ -527,6 +540,7 @@ def test_without_auth_on_loopback_no_token_is_needed(tmp_path: Path) -> None:
                 "echo",
                 "fan_out",
                 "files",
+                "flaky",
                 "interview",
                 "rate",
             ]

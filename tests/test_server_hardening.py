@@ -91,7 +91,7 @@ def test_replay_retry_and_resume_of_an_unserved_flow_are_refused(served: Served)
             assert answer.status_code == 409, answer.text
             detail = answer.json()["detail"]
             assert (
-                "which this server does not serve (served: approval, breaks, echo, fan_out, files, interview, rate"
+                "which this server does not serve (served: approval, breaks, echo, fan_out, files, flaky, interview, rate"
                 in detail
             )
     assert count_executions(served) == before

@@ -124,6 +124,11 @@ def test_approving_the_review_in_the_inbox_completes_it_on_screen(ui: Any, serve
     tab = ui("input")
     card = tab.go("#/inbox", f"article[data-exec='{exec_id}']")
     assert "Approve draft?" in card.inner_text()
+    # What is being approved: the draft, the step before the wait.
+    card.query_selector("details.before summary").click()
+    tab.page.wait_for_selector(f"article[data-exec='{exec_id}'] details.before pre")
+    approved = card.query_selector("details.before").inner_text()
+    assert "draft" in approved and "a fact" in approved
     tab.page.evaluate("window.__same_page = true")
     card.query_selector("button:has-text('Approve')").click()
     tab.page.wait_for_selector(f"article[data-exec='{exec_id}'] .badge.s-completed")
@@ -388,6 +393,65 @@ def test_the_executions_page_filters_pages_and_follows_new_runs(ui: Any, served:
     assert tab.page.input_value("#f-q") == "ui-echo-2"
     assert tab.page.input_value("#f-status") == "completed"
     assert len(tab.page.query_selector_all("#executions tbody tr[data-exec]")) == 1
+
+
+def test_a_retried_execution_shows_its_failed_attempt_and_where_the_retry_began(
+    ui: Any, served: Served, tmp_path: Path
+) -> None:
+    exec_id = _start(served, "flaky", {"marker": str(tmp_path / "ran-once")})
+    with served.client("run") as runner:
+        assert wait_for_status(runner, exec_id, ("failed",))
+        assert runner.post(f"{API}/executions/{exec_id}/retry").status_code == 200
+        wait_for_status(runner, exec_id, ("completed",))
+    tab = ui("read")
+    tab.go(f"#/execution/{exec_id}", "#timeline .run-start")
+    assert tab.page.inner_text("#timeline .run-start") == "run 2"
+    # The failed attempt of run 1 is on the timeline beside the attempt that completed.
+    tab.page.click("#timeline .bar.failed[data-earlier='1']")
+    tab.page.wait_for_selector("#step-earlier")
+    assert "RuntimeError: the first run fails here" in tab.page.inner_text("#step-error")
+    completed = tab.page.query_selector_all(
+        "#timeline .bar[data-step='first_time_fails']:not(.failed)"
+    )
+    assert len(completed) == 1
+    header = tab.page.inner_text("#view .row .muted")
+    assert "(run 2; " in header and "since the first start" in header
+
+
+def test_search_totals_compare_two_and_cancel_many_from_the_list(ui: Any, served: Served) -> None:
+    for i in range(2):
+        _start(served, "interview", {"name": f"Grace{i}"}, key=f"ui-bulk-{i}")
+    tab = ui("run")
+    # Free text finds a wait's question; the flow filter takes any part of a name.
+    tab.page.fill("#f-q", "old is grace")
+    tab.page.wait_for_function(
+        "() => document.querySelector('#view p.muted[aria-live]').textContent"
+        ".startsWith('2 executions match')"
+    )
+    shown = {r.get_attribute("data-exec") for r in tab.page.query_selector_all("tr[data-exec]")}
+    assert shown == {"ui-bulk-0", "ui-bulk-1"}
+    tab.page.fill("#f-q", "")
+    tab.page.fill("#f-flow", "tervie")
+    tab.page.wait_for_selector("#executions tr[data-exec='ui-bulk-0']")
+    assert all(
+        "interview" in r.inner_text()
+        for r in tab.page.query_selector_all("#executions tbody tr[data-exec]")
+    )
+    started = tab.page.get_attribute("#executions tr[data-exec='ui-bulk-0'] time", "title")
+    assert started and re.search(r"\d\d:\d\d:\d\d \S+$", started)  # absolute on hover
+    for i in range(2):
+        tab.page.check(f"#executions tr[data-exec='ui-bulk-{i}'] input[type=checkbox]")
+    tab.page.once("dialog", lambda dialog: dialog.accept())
+    tab.page.click("#selection button:has-text('Cancel selected (2)')")
+    tab.page.wait_for_function(
+        "() => [...document.querySelectorAll('#executions tr[data-exec^=\"ui-bulk-\"]')]"
+        ".every((r) => r.textContent.includes('cancelled'))"
+    )
+    for i in range(2):
+        tab.page.check(f"#executions tr[data-exec='ui-bulk-{i}'] input[type=checkbox]")
+    tab.page.click("#compare-selected")
+    tab.page.wait_for_selector("#diff-table")
+    assert "ui-bulk-" in tab.page.evaluate("location.hash")
 
 
 def test_text_from_users_and_models_is_shown_as_text(ui: Any, served: Served) -> None:

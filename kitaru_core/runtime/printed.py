@@ -96,12 +96,23 @@ class _Tee:
 
     def write(self, text: str) -> int:
         run = _running.get()
-        if run is not None and text:
+        if run is not None and text and not _logging_writes():
             _kept.add(run, text)
         return self._inner.write(text)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+
+def _logging_writes() -> bool:
+    """Whether this write comes from a logging handler (Kitaru's own log lines, or a
+    record a handler prints): records are kept by ``_RunLogs``, once, in one form."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_globals.get("__name__") == "logging":
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
 
 
 class _RunLogs(logging.Handler):

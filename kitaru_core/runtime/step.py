@@ -119,7 +119,18 @@ class Step:
         llm_calls: Iterable[LLMCallRecord] = (),
     ) -> None:
         """Commit ``entry`` with the artifact records and LLM calls it refers to,
-        replacing a failed entry an earlier run left here."""
+        replacing a failed entry an earlier run left here (whose failure the new entry
+        keeps in its metadata, ``failed_before``: the journal shows every attempt)."""
+        found = self.found[0] if self.found is not None else None
+        if found is not None and found.status == "failed":
+            earlier = {
+                "started_at": found.started_at,
+                "ended_at": found.ended_at,
+                "attempts": found.attempts,
+                "error": found.error,
+            }
+            failed_before = [*found.metadata.get("failed_before", ()), earlier]
+            entry.metadata = {**entry.metadata, "failed_before": failed_before}
         self.ctx.store.record_entry(
             entry,
             list(artifacts),

@@ -293,23 +293,30 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
         stack: str | None = Query(None, description="summary view: only this stack's"),
         since: float | None = Query(None, description="summary view: created at or after"),
         until: float | None = Query(None, description="summary view: created before"),
-        q: str | None = Query(None, description="summary view: ids starting with this"),
+        q: str | None = Query(
+            None,
+            description="summary view: ids starting with this, and flows or wait "
+            "questions holding it (any case)",
+        ),
+        flow_contains: str | None = Query(None, description="summary view: flows holding this"),
         parent: str | None = Query(None, description="only the child flows of this execution"),
         code_version: str | None = Query(None, description="only executions of this code"),
         _: str = scoped("read"),
     ) -> list[dict[str, Any]]:
         """Executions, newest first; the next page's cursor is in X-Next-Cursor."""
         if view == "summary":
-            page, following = service.summaries(
+            page, following, total = service.summaries(
                 status=status,
                 flow=flow,
                 stack=stack,
                 since=since,
                 until=until,
-                id_prefix=q,
+                search=q,
+                flow_contains=flow_contains,
                 limit=limit,
                 cursor=cursor,
             )
+            response.headers["X-Total-Count"] = str(total)
         else:
             page, following = service.list_executions(
                 status=status,

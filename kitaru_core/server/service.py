@@ -178,9 +178,11 @@ class Service:
         id_prefix: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
+        flow_contains: str | None = None,
+        search: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None, int]:
         """A page of executions as one row each (steps, LLM tokens and cost), in one
-        query; and the cursor of the next page."""
+        query; the cursor of the next page, and how many match in all."""
         if status is not None and status not in STATUSES:
             raise KitaruUsageError(f"{status!r} is not a status; use one of {', '.join(STATUSES)}")
         rows = self.store.execution_summaries(
@@ -192,6 +194,18 @@ class Service:
             id_prefix=id_prefix,
             after=decode_cursor(cursor) if cursor else None,
             limit=limit + 1,
+            flow_contains=flow_contains,
+            search=search,
+        )
+        total = self.store.count_summaries(
+            flow=flow,
+            status=status,
+            stack=stack,
+            created_after=since,
+            created_before=until,
+            id_prefix=id_prefix,
+            flow_contains=flow_contains,
+            search=search,
         )
         page = rows[:limit]
         last = page[-1] if page else None
@@ -200,7 +214,7 @@ class Service:
             if last is not None and len(rows) > limit
             else None
         )
-        return jsonable(page), following
+        return jsonable(page), following, total
 
     def execution(self, exec_id: str, *, with_result: bool = True) -> dict[str, Any]:
         return self._shape(exec_id, with_result=with_result)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
@@ -38,6 +38,36 @@ _PAGE_HEADERS = {
 }
 
 
+def _assets_version() -> str:
+    """A digest of every asset: the address they are served under, so a browser keeps
+    them for a year and still loads the new ones the moment any of them changes."""
+    digest = hashlib.sha256()
+    for path in sorted(ASSETS.rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(ASSETS)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+ASSETS_VERSION = _assets_version()
+_VERSIONED = f"/ui/assets/{ASSETS_VERSION}"
+
+
+class _ImmutableAssets(StaticFiles):
+    """The assets under their versioned address: their content never changes there."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        return response
+
+
+class _RevalidatedAssets(StaticFiles):
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
 def csrf_token(token: str) -> str:
     return hmac.new(token.encode(), b"kitaru-ui-csrf", hashlib.sha256).hexdigest()
 
@@ -49,9 +79,15 @@ class SignIn(BaseModel):
 def ui_router(state: Any, checker: TokenChecker) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
+    # The page names its assets by their versioned address; ES modules import each
+    # other by relative paths, so they resolve under it too.
+    index = (
+        (ASSETS / "index.html").read_text(encoding="utf-8").replace("/ui/assets/", _VERSIONED + "/")
+    )
+
     @router.get("/")
-    def page() -> FileResponse:
-        return FileResponse(ASSETS / "index.html", headers=_PAGE_HEADERS)
+    def page() -> HTMLResponse:
+        return HTMLResponse(index, headers=_PAGE_HEADERS)
 
     def _session(token: str | None) -> dict[str, Any]:
         if not state.auth:
@@ -95,5 +131,11 @@ def ui_router(state: Any, checker: TokenChecker) -> APIRouter:
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
         return response
 
-    router.routes.append(Mount("/ui/assets", app=StaticFiles(directory=ASSETS), name="ui-assets"))
+    router.routes.append(
+        Mount(_VERSIONED, app=_ImmutableAssets(directory=ASSETS), name="ui-assets-versioned")
+    )
+    # Unversioned too (a page loaded before a deploy), checked again on every use.
+    router.routes.append(
+        Mount("/ui/assets", app=_RevalidatedAssets(directory=ASSETS), name="ui-assets")
+    )
     return router

@@ -264,12 +264,17 @@ class MetadataStore:
         id_prefix: str | None = None,
         after: tuple[float, str] | None = None,
         limit: int = 50,
+        flow_contains: str | None = None,
+        search: str | None = None,
     ) -> list[dict[str, Any]]:
         """A page of executions as a list shows them, in one query: the execution's own
-        columns with its step count, LLM tokens and cost (each from an index)."""
+        columns with its step count, LLM tokens and cost (each from an index).
+        ``flow_contains``: flows whose name holds it; ``search``: executions whose id
+        starts with it, whose flow's name or a wait's question holds it (any case)."""
         where, params = _execution_filters(
             self.db, flow, status, stack, created_after, created_before, id_prefix, after
         )
+        where, params = _text_filters(self.db, where, params, flow_contains, search)
         rows = self.db.fetchall(
             "SELECT id, flow_name, status, stack, created_at, started_at, ended_at, "
             "original_exec_id, parent_exec_id, "
@@ -297,6 +302,26 @@ class MetadataStore:
             "cost_usd",
         ]
         return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def count_summaries(
+        self,
+        *,
+        flow: str | None = None,
+        status: str | None = None,
+        stack: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        id_prefix: str | None = None,
+        flow_contains: str | None = None,
+        search: str | None = None,
+    ) -> int:
+        """How many executions the listing's filters match (every page together)."""
+        where, params = _execution_filters(
+            self.db, flow, status, stack, created_after, created_before, id_prefix, None
+        )
+        where, params = _text_filters(self.db, where, params, flow_contains, search)
+        row = self.db.fetchone(f"SELECT COUNT(*) FROM executions e{where}", params)
+        return int(row[0]) if row else 0
 
     # -- leases: one process runs an execution at a time --------------------------------
 
@@ -863,6 +888,33 @@ def _execution_filters(
         where.append("(created_at < :after_at OR (created_at = :after_at AND id < :after_id))")
         params["after_at"], params["after_id"] = after
     return (" WHERE " + " AND ".join(where) if where else ""), params
+
+
+def _text_filters(
+    db: Database,
+    where: str,
+    params: dict[str, Any],
+    flow_contains: str | None,
+    search: str | None,
+) -> tuple[str, dict[str, Any]]:
+    """``where`` and ``params`` with the listing's text filters added."""
+    conditions = [where[len(" WHERE ") :]] if where else []
+
+    def holding(text: str) -> str:
+        escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return f"%{escaped}%"
+
+    if flow_contains:
+        conditions.append("LOWER(flow_name) LIKE :flow_holds ESCAPE '\\'")
+        params["flow_holds"] = holding(flow_contains)
+    if search:
+        by_id, matched = db.prefix_match("id", "search_id", search)
+        conditions.append(
+            f"({by_id} OR LOWER(flow_name) LIKE :search_text ESCAPE '\\' OR id IN (SELECT "
+            "exec_id FROM waits WHERE LOWER(question) LIKE :search_text ESCAPE '\\'))"
+        )
+        params.update(matched, search_text=holding(search))
+    return (" WHERE " + " AND ".join(conditions) if conditions else ""), params
 
 
 def _refuse_lost_database(settings: Settings) -> None:

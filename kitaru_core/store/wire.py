@@ -62,6 +62,7 @@ CALLS: dict[str, str] = {
     "list_executions": _READ,
     "oldest_ids": _READ,
     "execution_summaries": _READ,
+    "count_summaries": _READ,
     "children": _READ,
     "unfinished_flows": _READ,
     "unfinished_code_versions": _READ,

@@ -168,6 +168,31 @@ export function when(seconds, zone = null) {
   return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second} ${p.timeZoneName}`;
 }
 
+// "5 min ago", with the absolute time (and its zone) on hover.
+export function ago(seconds) {
+  if (!seconds) return h("span", {}, "-");
+  const past = Date.now() / 1000 - seconds;
+  const steps = [[60, "s", 1], [3600, "min", 60], [86400, "h", 3600], [Infinity, "d", 86400]];
+  const [, unit, size] = steps.find(([limit]) => Math.abs(past) < limit);
+  const n = Math.max(0, Math.round(past / size));
+  return h("time", { datetime: new Date(seconds * 1000).toISOString(), title: when(seconds) },
+    past < 0 ? "in the future" : `${n} ${unit} ago`);
+}
+
+export function copyButton(text, label = "Copy") {
+  return h("button", {
+    type: "button", class: "ghost copy-id", title: `copy ${text}`,
+    onclick: async (ev) => {
+      try {
+        await navigator.clipboard.writeText(text);
+        ev.target.textContent = "Copied";
+      } catch (_) {
+        ev.target.textContent = "Copy failed";
+      }
+    },
+  }, label);
+}
+
 export function duration(seconds) {
   if (seconds === null || seconds === undefined || Number.isNaN(seconds)) return "-";
   if (seconds < 1) return `${(seconds * 1000).toFixed(seconds < 0.01 ? 2 : 1)} ms`;

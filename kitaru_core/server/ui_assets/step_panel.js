@@ -31,7 +31,7 @@ export function stepPanel() {
   let shown = null;
 
   function show(execution, step) {
-    shown = step.position;
+    shown = step.earlier ? null : step.position;
     panel.hidden = false;
     const calls = execution.llm_calls.filter((c) => c.position === step.position);
     const childId = `${execution.exec_id}.${step.position}`;
@@ -41,6 +41,8 @@ export function stepPanel() {
         statusBadge(step.status),
         h("span", { class: "muted" }, step.kind),
         h("button", { type: "button", class: "ghost", "aria-label": "close the step", onclick: () => close() }, "Close")),
+      step.earlier ? h("p", { class: "muted", id: "step-earlier" },
+        "An earlier run's attempt at this step, which failed; a later run ran it again.") : null,
       h("dl", { class: "kv", id: "step-facts" },
         h("dt", {}, "attempts"), h("dd", {}, String(step.attempts)),
         h("dt", {}, "duration"), h("dd", {}, duration(step.ended_at - step.started_at)),

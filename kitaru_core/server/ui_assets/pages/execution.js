@@ -4,7 +4,7 @@
 // execution's events.
 
 import {
-  API, api, can, clear, debounce, duration, firstLoad, h, link, onEvent, pretty, short, statusBadge, toast, usd, when,
+  API, api, can, clear, copyButton, debounce, duration, firstLoad, h, link, onEvent, pretty, short, statusBadge, toast, usd, when,
 } from "../core.js";
 import { schemaForm } from "../schema_form.js";
 import { opensStep, stepLabel, stepPanel } from "../step_panel.js";
@@ -73,7 +73,11 @@ function tail(text, lines) {
 }
 
 function header(e) {
-  const took = e.ended_at && e.started_at ? e.ended_at - e.started_at : null;
+  // A run took from its own start: a retried execution's first start was long before.
+  const lastStart = e.run_starts.length ? e.run_starts[e.run_starts.length - 1] : e.started_at;
+  const took = e.ended_at && lastStart ? e.ended_at - lastStart : null;
+  const overall = e.runs > 1 && e.ended_at && e.started_at
+    ? ` (run ${e.runs}; ${duration(e.ended_at - e.started_at)} since the first start)` : "";
   const act = (action, label, cls = "ghost", confirmFirst = null) => h("button", {
     type: "button", class: cls, "data-action": action,
     onclick: async (ev) => {
@@ -91,10 +95,11 @@ function header(e) {
   const unfinished = ["queued", "running", "sleeping", "waiting"].includes(e.status);
   return h("section", { class: "panel" },
     h("h1", {}, "Execution ", h("span", { class: "mono" }, e.exec_id)),
+    h("div", { class: "row" }, copyButton(e.exec_id, "Copy id")),
     h("div", { class: "row" },
       h("span", { id: "status" }, statusBadge(e.status)),
       h("span", {}, "flow ", h("strong", {}, e.flow_name)),
-      h("span", { class: "muted" }, `stack ${e.stack} · runs ${e.runs} · created ${when(e.created_at)} · took ${duration(took)}`),
+      h("span", { class: "muted" }, `stack ${e.stack} · runs ${e.runs} · created ${when(e.created_at)} · took ${duration(took)}${overall}`),
       e.code_version ? h("span", { class: "muted", id: "code-version", title: e.code_archive ? `source archive ${e.code_archive}` : "" },
         "code ", h("span", { class: "mono" }, e.code_version)) : null,
       e.started_by ? h("span", { class: "muted", id: "started-by" }, "started by ", h("span", { class: "mono" }, e.started_by)) : null),
@@ -141,10 +146,17 @@ function waitPanel(e) {
 // Steps as bars on a time axis; steps that overlap (parallel submits) go side by side
 // in lanes; steps this execution took from its source's journal are hatched.
 function timeline(e, open) {
-  const steps = e.checkpoints.filter((c) => c.started_at && c.ended_at);
+  // Each step, and the failed attempts of earlier runs it replaced (kept in its
+  // metadata), which are drawn failed and open the step they led to.
+  const steps = e.checkpoints.filter((c) => c.started_at && c.ended_at).flatMap((c) => [
+    ...((c.metadata || {}).failed_before || []).map((f, i) => ({
+      ...c, ...f, status: "failed", earlier: i + 1, attempts: f.attempts, error: f.error, artifact_id: null,
+    })),
+    c,
+  ]);
   if (!steps.length) return h("p", { class: "muted" }, "No steps yet.");
   const t0 = Math.min(...steps.map((s) => s.started_at));
-  const t1 = Math.max(...steps.map((s) => s.ended_at));
+  const t1 = Math.max(...steps.map((s) => s.ended_at), ...e.run_starts);
   const span = Math.max(t1 - t0, 1e-6);
   const lanes = [];
   const byLane = [];
@@ -159,6 +171,7 @@ function timeline(e, open) {
     const left = ((s.started_at - t0) / span) * 100;
     const width = Math.max(((s.ended_at - s.started_at) / span) * 100, 0.15);
     const notes = [
+      s.earlier ? "an earlier run's failed attempt" : null,
       fromJournal(s) ? "answered from the journal" : null,
       (s.metadata || {}).override ? "overridden" : null,
     ].filter(Boolean).join(", ");
@@ -173,6 +186,7 @@ function timeline(e, open) {
       "aria-label": about,
       "data-step": s.name,
       "data-position": String(s.position),
+      "data-earlier": s.earlier ? String(s.earlier) : null,
     }, h("span", { class: "label" }, label)), () => open(s));
   })));
   return h("div", {},
@@ -180,7 +194,11 @@ function timeline(e, open) {
       h("span", { style: { "--sw": "var(--c-failed)" } }, "failed"),
       e.original_exec_id ? h("span", { style: { "--sw": "var(--muted)" } }, "hatched: answered from the journal") : null),
     h("div", { class: "timeline", id: "timeline", "aria-label": `${steps.length} steps over ${duration(span)}` },
-      rows),
+      rows,
+      // A line where each later run began.
+      e.run_starts.slice(1).filter((at) => at >= t0).map((at, i) => h("div", {
+        class: "run-start", style: { left: `${((at - t0) / span) * 100}%` }, title: `run ${i + 2} began ${when(at)}`,
+      }, h("span", {}, `run ${i + 2}`)))),
     h("div", { class: "axis" }, h("span", {}, "0"), h("span", {}, duration(span / 2)), h("span", {}, duration(span))));
 }
 

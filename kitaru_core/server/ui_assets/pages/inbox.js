@@ -4,6 +4,7 @@
 
 import { api, can, clear, debounce, firstLoad, h, link, onEvent, statusBadge, when } from "../core.js";
 import { schemaForm } from "../schema_form.js";
+import { jsonView } from "../step_panel.js";
 
 // Show a followed execution's status; ``from``: only if it still shows one of these.
 function show(followed, status, from = null) {
@@ -13,6 +14,32 @@ function show(followed, status, from = null) {
 }
 
 const PAGE = 50;
+
+// What the wait follows: the output of the execution's last step before it, read when
+// opened (a page of fifty cards fetches nothing it does not show).
+function before(wait) {
+  const body = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+  const box = h("details", { class: "before" }, h("summary", {}, "What is being approved: the step before"), body);
+  box.addEventListener("toggle", async () => {
+    if (!box.open || box.dataset.loaded) return;
+    box.dataset.loaded = "1";
+    try {
+      const execution = await api(`executions/${encodeURIComponent(wait.exec_id)}`);
+      const earlier = execution.checkpoints
+        .filter((c) => c.position < wait.position && c.status === "completed" && c.artifact_id);
+      const last = earlier[earlier.length - 1];
+      if (!last) {
+        clear(body, h("p", { class: "muted" }, "No step came before this wait."));
+        return;
+      }
+      const value = await api(`artifacts/${encodeURIComponent(last.artifact_id)}`);
+      clear(body, h("p", { class: "muted" }, `#${last.position} ${last.name}`), jsonView(value));
+    } catch (err) {
+      clear(body, h("p", { class: "error" }, err.message));
+    }
+  });
+  return box;
+}
 
 export async function inboxPage(root) {
   const list = h("div", { id: "inbox" });
@@ -71,6 +98,7 @@ export async function inboxPage(root) {
         ` · wait ${wait.name} · expects ${wait.schema_name} · since ${when(wait.created_at)}`,
         wait.expires_at ? ` · until ${when(wait.expires_at)}` : ""),
       meta.length ? h("dl", { class: "kv" }, meta.map(([k, v]) => [h("dt", {}, k), h("dd", {}, typeof v === "string" ? v : JSON.stringify(v))])) : null,
+      before(wait),
       h("p", {}, "Status: ", status),
       form);
     return box;
