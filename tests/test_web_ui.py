@@ -513,6 +513,7 @@ def test_the_step_debugger_shows_why_a_step_failed_and_cancel_asks_first(
     assert "ValueError: no luck" in tab.page.inner_text("#step-error")
     assert "Traceback" in tab.page.inner_text("#step-error")
     assert "raise ValueError" in tab.page.inner_text("#step-error pre")
+    assert tab.page.inner_text("#step-inputs") == "Inputs\ntext\n'luck'"
     # What the flow printed and logged is in its log, the log record with its zone.
     log = tab.page.inner_text("#log")
     assert "trying luck" in log

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import reprlib
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import Future
@@ -146,7 +147,7 @@ class Checkpoint(Generic[P, R]):
                     output = self.func(*args, **kwargs)
                     break
                 except Exception as exc:
-                    self._attempt_failed(step, frame, attempt, exc)
+                    self._attempt_failed(step, frame, attempt, exc, args, kwargs)
                     if self.retry_delay:
                         time.sleep(self.retry_delay)
                 finally:
@@ -168,7 +169,7 @@ class Checkpoint(Generic[P, R]):
                     output = await self.func(*args, **kwargs)  # type: ignore[misc]
                     break
                 except Exception as exc:
-                    self._attempt_failed(step, frame, attempt, exc)
+                    self._attempt_failed(step, frame, attempt, exc, args, kwargs)
                     if self.retry_delay:
                         await asyncio.sleep(self.retry_delay)
                 finally:
@@ -201,12 +202,18 @@ class Checkpoint(Generic[P, R]):
         return asyncio.run(self._arun(step, args, kwargs))
 
     def _attempt_failed(
-        self, step: Step, frame: CheckpointFrame, attempt: int, exc: Exception
+        self,
+        step: Step,
+        frame: CheckpointFrame,
+        attempt: int,
+        exc: Exception,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> None:
         """Record the last failure and re-raise it, or log the attempt to retry."""
         retries = step.ctx.default_retries if self.retries is None else self.retries
         if attempt > retries:
-            self._failed(step, frame, attempt, exc)
+            self._failed(step, frame, attempt, exc, args, kwargs)
             raise exc
         log_event(
             step.ctx.exec_id,
@@ -243,7 +250,20 @@ class Checkpoint(Generic[P, R]):
         set_attributes(current, **{"kitaru.attempts": attempt})
         return output
 
-    def _failed(self, step: Step, frame: CheckpointFrame, attempts: int, exc: Exception) -> None:
+    def _failed(
+        self,
+        step: Step,
+        frame: CheckpointFrame,
+        attempts: int,
+        exc: Exception,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        if args or kwargs:
+            # What it was called with, beside why it failed (the step debugger shows
+            # it): a bounded preview, and only for failures, so a completed step pays
+            # nothing for it.
+            frame.metadata["inputs"] = input_preview(self.func, args, kwargs or {})
         step.fail(exc, attempts=attempts, metadata=frame.metadata)
         log_event(
             step.ctx.exec_id,
@@ -281,3 +301,23 @@ def checkpoint(
         return Checkpoint(f, name=name, retries=retries, retry_delay=retry_delay, type=type)
 
     return wrap(func) if func is not None else wrap
+
+
+_PREVIEW = reprlib.Repr()
+_PREVIEW.maxstring = 200
+_PREVIEW.maxother = 200
+_PREVIEW.maxlist = _PREVIEW.maxtuple = _PREVIEW.maxdict = _PREVIEW.maxset = 10
+_PREVIEW.maxlevel = 3
+
+
+def input_preview(
+    func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, str]:
+    """Each argument by its parameter's name, as a short text (``reprlib``: bounded
+    whatever the value's size)."""
+    try:
+        bound = inspect.signature(func).bind_partial(*args, **kwargs).arguments
+    except (TypeError, ValueError):
+        bound = {**{f"arg{i}": a for i, a in enumerate(args)}, **kwargs}
+    return {name: _PREVIEW.repr(value) for name, value in bound.items()}
+

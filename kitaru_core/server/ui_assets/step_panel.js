@@ -35,6 +35,7 @@ export function stepPanel() {
     panel.hidden = false;
     const calls = execution.llm_calls.filter((c) => c.position === step.position);
     const childId = `${execution.exec_id}.${step.position}`;
+    const { inputs: _inputs, failed_before: _earlier, ...rest } = step.metadata || {};
     clear(panel,
       h("div", { class: "row" },
         h("h2", { id: "step-title" }, `#${step.position} ${step.name}`),
@@ -49,7 +50,8 @@ export function stepPanel() {
         h("dt", {}, "started"), h("dd", {}, when(step.started_at)),
         h("dt", {}, "ended"), h("dd", {}, when(step.ended_at)),
         step.kind === "flow" ? [h("dt", {}, "child"), h("dd", {}, link(`#/execution/${encodeURIComponent(childId)}`, childId))] : null),
-      Object.keys(step.metadata || {}).length ? [h("h3", {}, "Metadata"), jsonView(step.metadata, "step-metadata")] : null,
+      inputsView(step),
+      Object.keys(rest).length ? [h("h3", {}, "Metadata"), jsonView(rest, "step-metadata")] : null,
       step.error ? errorView(step.error) : null,
       outputView(step),
       calls.length ? calls.map(llmView) : null);
@@ -70,6 +72,17 @@ export function stepPanel() {
   }
 
   return { panel, show, close, refresh };
+}
+
+// What a step was called with: a tool call's arguments, or a failed checkpoint's
+// (kept for failures only: a completed step's output is what it answered).
+function inputsView(step) {
+  const inputs = (step.metadata || {}).inputs || (step.metadata || {}).tool_args;
+  if (!inputs || typeof inputs !== "object") return null;
+  return h("div", { id: "step-inputs" }, h("h3", {}, "Inputs"),
+    h("dl", { class: "kv" }, Object.entries(inputs).map(([name, value]) => [
+      h("dt", {}, name), h("dd", { class: "mono" }, typeof value === "string" ? value : JSON.stringify(value)),
+    ])));
 }
 
 function errorView(error) {
