@@ -187,7 +187,7 @@ for i in range({n}):
                              status="waiting", stack="local", created_at=time.time())
     store.create_execution(record, [])
     store.waits.create_pending(exec_id=record.id, name="ok", position=0, question=f"Seeded {{i}}?",
-                               schema={{"type": "boolean"}}, schema_name="bool", metadata={{}})
+                               schema={{"type": "boolean"}}, schema_name="bool", metadata={{"amount": i}})
 """
 
 
@@ -213,6 +213,10 @@ def test_the_inbox_shows_a_page_of_many_waits_and_the_badge_counts_without_the_l
         tab.page.wait_for_function(
             "() => document.querySelectorAll('#inbox article').length === 100"
         )
+        tab.page.fill("#inbox-metadata", "amount=7")  # by what the wait is about
+        tab.page.wait_for_function("() => document.querySelectorAll('#inbox article').length === 1")
+        assert tab.page.inner_text("#inbox article h2") == "Seeded 7?"
+        tab.page.fill("#inbox-metadata", "")
         tab.page.fill("#inbox-flow", "rate")  # a flow with no waits: none shown
         tab.page.wait_for_selector("#inbox-total:has-text('the oldest 0 shown')")
         # Elsewhere, a new wait moves the badge; only the count is fetched for it.

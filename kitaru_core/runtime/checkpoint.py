@@ -320,4 +320,3 @@ def input_preview(
     except (TypeError, ValueError):
         bound = {**{f"arg{i}": a for i, a in enumerate(args)}, **kwargs}
     return {name: _PREVIEW.repr(value) for name, value in bound.items()}
-

@@ -387,13 +387,18 @@ def create_app(state: ServerState, *, lifespan_extra: Any = None) -> FastAPI:
         cursor: str | None = Query(None, description="X-Next-Cursor of the previous page"),
         flow: str | None = Query(None, description="only waits of this flow's executions"),
         name: str | None = Query(None, description="only waits of this name"),
+        metadata: str | None = Query(
+            None, description="KEY=VALUE: only waits whose metadata holds it (as text)"
+        ),
         _: str = scoped("read"),
     ) -> list[dict[str, Any]]:
         """Waits nobody has answered yet, oldest first, with their questions and JSON
         schemas; with ``limit``, a page (``X-Next-Cursor`` gives the next)."""
-        if limit is None and cursor is None and flow is None and name is None:
+        if limit is None and cursor is None and flow is None and name is None and not metadata:
             return service.pending_waits(exec_id)
-        page, following = service.waits_page(limit=limit or 50, cursor=cursor, flow=flow, name=name)
+        page, following = service.waits_page(
+            limit=limit or 50, cursor=cursor, flow=flow, name=name, metadata=metadata
+        )
         if following:
             response.headers["X-Next-Cursor"] = following
         return page

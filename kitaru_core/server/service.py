@@ -247,7 +247,13 @@ class Service:
         return [wait_json(w) for w in self.executions.pending_waits(exec_id)]
 
     def waits_page(
-        self, *, limit: int, cursor: str | None, flow: str | None, name: str | None
+        self,
+        *,
+        limit: int,
+        cursor: str | None,
+        flow: str | None,
+        name: str | None,
+        metadata: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """A page of pending waits, oldest first, and the cursor of the next page."""
         after = None
@@ -259,7 +265,17 @@ class Service:
                 raise KitaruUsageError(
                     f"cursor {cursor!r} is not valid: pass the X-Next-Cursor of the previous page"
                 ) from None
-        found = self.store.waits.pending_page(limit=limit, after=after, flow=flow, name=name)
+        held = None
+        if metadata is not None:
+            key, sep, value = metadata.partition("=")
+            if not sep or not key:
+                raise KitaruUsageError(
+                    f"metadata filter {metadata!r} must be KEY=VALUE, such as customer=acme"
+                )
+            held = (key, value)
+        found = self.store.waits.pending_page(
+            limit=limit, after=after, flow=flow, name=name, metadata=held
+        )
         following = None
         if len(found) == limit:
             last = found[-1]

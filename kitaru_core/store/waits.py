@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from typing import Any
 
@@ -83,10 +84,12 @@ class WaitStore:
         after: tuple[float, str, str] | None = None,
         flow: str | None = None,
         name: str | None = None,
+        metadata: tuple[str, str] | None = None,
     ) -> list[WaitRecord]:
         """Pending waits oldest first, ``limit`` of them after ``after`` (the created
         time, execution id and name of the last one shown); ``flow``: of that flow's
-        executions, ``name``: waits of that name."""
+        executions, ``name``: waits of that name, ``metadata``: (key, value) whose
+        metadata holds that key with that value (compared as text)."""
         sql = _SELECT_W + " WHERE w.status = 'pending'"
         params: dict[str, Any] = {}
         if flow is not None:
@@ -95,6 +98,15 @@ class WaitStore:
         if name is not None:
             sql += " AND w.name = :name"
             params["name"] = name
+        if metadata is not None:
+            if self.db.dialect == "postgresql":
+                field = "(CAST(w.metadata AS jsonb) ->> :meta_key)"
+                params["meta_key"] = metadata[0]
+            else:  # SQLite: a JSON path, the key quoted inside it
+                field = "CAST(json_extract(w.metadata, :meta_path) AS TEXT)"
+                params["meta_path"] = "$." + json.dumps(metadata[0])
+            sql += f" AND {field} = :meta_value"
+            params["meta_value"] = metadata[1]
         if after is not None:
             sql += (
                 " AND (w.created_at > :at OR (w.created_at = :at AND (w.exec_id > :id OR "

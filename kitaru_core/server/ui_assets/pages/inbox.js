@@ -46,6 +46,8 @@ export async function inboxPage(root) {
   const more = h("div", { class: "row" });
   const total = h("p", { class: "muted", id: "inbox-total", "aria-live": "polite" });
   const flow = h("input", { id: "inbox-flow", type: "search", placeholder: "any", size: 14 });
+  const waitName = h("input", { id: "inbox-name", type: "search", placeholder: "any", size: 12 });
+  const held = h("input", { id: "inbox-metadata", type: "search", placeholder: "key=value", size: 16 });
   let shown = PAGE; // how many the page shows: "Show more" adds a page
   const followed = new Map(); // exec_id -> the status element of its answered card
   const answered = new Set(); // "exec_id/wait" of the waits answered on this page
@@ -53,6 +55,8 @@ export async function inboxPage(root) {
   async function load() {
     const params = new URLSearchParams({ limit: String(Math.min(shown, 500)) });
     if (flow.value.trim()) params.set("flow", flow.value.trim());
+    if (waitName.value.trim()) params.set("name", waitName.value.trim());
+    if (held.value.trim().includes("=")) params.set("metadata", held.value.trim());
     const [response, count] = await Promise.all([api(`waits?${params}`, { raw: true }), api("waits/count")]);
     const waits = await response.json();
     total.textContent = `${count.pending} wait${count.pending === 1 ? "" : "s"} for an answer` +
@@ -105,10 +109,12 @@ export async function inboxPage(root) {
   }
 
   const reload = debounce(load, 250);
-  flow.addEventListener("input", reload);
+  for (const input of [flow, waitName, held]) input.addEventListener("input", reload);
   clear(root, h("h1", {}, "Inbox"), h("p", { class: "muted" }, "Waits nobody has answered yet, oldest first."),
     h("form", { class: "panel row", role: "search", onsubmit: (ev) => { ev.preventDefault(); reload(); } },
-      h("label", { for: "inbox-flow" }, "Flow", flow)),
+      h("label", { for: "inbox-flow" }, "Flow", flow),
+      h("label", { for: "inbox-name" }, "Wait", waitName),
+      h("label", { for: "inbox-metadata" }, "Metadata", held)),
     total, list, more);
   const stop = onEvent((event) => {  // from before the first load: nothing is missed
     const f = followed.get(event.exec_id);
