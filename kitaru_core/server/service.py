@@ -279,8 +279,8 @@ class Service:
         following = None
         if len(found) == limit:
             last = found[-1]
-            key = json.dumps([last.created_at, last.exec_id, last.name]).encode()
-            following = base64.urlsafe_b64encode(key).decode()
+            position = json.dumps([last.created_at, last.exec_id, last.name]).encode()
+            following = base64.urlsafe_b64encode(position).decode()
         return [wait_json(w) for w in found], following
 
     def give_input(self, exec_id: str, wait: str | None, value: Any) -> dict[str, Any]:
