@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from kitaru_core.errors import KitaruNotFoundError, KitaruStateError, KitaruUsageError
 from kitaru_core.runtime import trust
+from kitaru_core.runtime.checkpoint import INPUTS
 from kitaru_core.runtime.dispatch import HandOff, continue_stopped, run_in_background
 from kitaru_core.runtime.flow import FlowHandle, load_result, start_replay
 from kitaru_core.runtime.inputs import abort_wait, give_input
@@ -75,10 +76,19 @@ class CheckpointInfo:
     artifact_id: str | None
     error: dict[str, Any] | None
     metadata: dict[str, Any]
+    inputs: dict[str, str] | None = None
+    """What a checkpoint was called with, each argument as a short text."""
 
     @property
     def duration(self) -> float:
         return self.ended_at - self.started_at
+
+
+def _without_inputs(metadata: dict[str, Any]) -> dict[str, Any]:
+    """A step's own metadata, without the arguments the runtime kept beside it."""
+    if INPUTS not in metadata:
+        return metadata
+    return {k: v for k, v in metadata.items() if k != INPUTS}
 
 
 @dataclass
@@ -174,7 +184,8 @@ class ExecutionsClient:
                     ended_at=e.ended_at,
                     artifact_id=e.output_artifact_id,
                     error=e.error,
-                    metadata=e.metadata,
+                    metadata=_without_inputs(e.metadata),
+                    inputs=e.metadata.get(INPUTS),
                 )
                 for e in journal.values()
             ],

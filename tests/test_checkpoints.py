@@ -267,6 +267,7 @@ def test_save_load_and_log(v: Any) -> None:
     execution = KitaruClient().executions.get(handle.exec_id)
     assert execution.metadata == {"stage": "reporting"}
     assert execution.checkpoints[0].metadata == {"model": "none", "words": 3}
+    assert execution.checkpoints[0].inputs == {"title": "'Q3'"}  # what it was called with
     [saved] = KitaruClient().artifacts.list(handle.exec_id, name="draft")
     assert (saved.role, saved.artifact_type, saved.tags) == ("saved", "data", ["draft"])
     assert v.reader.run(handle.exec_id).wait() == {"title": "Q3", "words": 3}

@@ -489,6 +489,7 @@ def test_the_step_debugger_opens_from_the_keyboard_for_a_checkpoint_and_its_llm_
     tab.page.wait_for_selector("#step-panel #step-output-value")
     assert tab.page.inner_text("#step-title") == "#1 research"
     assert json.loads(tab.page.inner_text("#step-output-value")) == ["a fact"]
+    assert tab.page.inner_text("#step-inputs") == "Inputs\ntopic\n'debuggers'"
     llm = tab.page.inner_text("#step-panel .llm-call")
     assert "LLM call: fast" in llm and "tokens" in llm and "cost" in llm
     tab.page.wait_for_selector("#step-panel .llm-prompt pre")

@@ -67,6 +67,8 @@ class Checkpoint(Generic[P, R]):
         self.retry_delay = retry_delay
         self.type = type or "output"
         self.is_async = inspect.iscoroutinefunction(func)
+        self._parameters: list[str] | None = None
+        """The body's parameter names in order, read on first use."""
         functools.update_wrapper(self, func)
 
     def __repr__(self) -> str:
@@ -142,12 +144,14 @@ class Checkpoint(Generic[P, R]):
             while True:
                 attempt += 1
                 frame = CheckpointFrame(self.name, step.position)
+                if args or kwargs:
+                    frame.metadata[INPUTS] = self._preview(args, kwargs)
                 token = current_checkpoint.set(frame)
                 try:
                     output = self.func(*args, **kwargs)
                     break
                 except Exception as exc:
-                    self._attempt_failed(step, frame, attempt, exc, args, kwargs)
+                    self._attempt_failed(step, frame, attempt, exc)
                     if self.retry_delay:
                         time.sleep(self.retry_delay)
                 finally:
@@ -164,12 +168,14 @@ class Checkpoint(Generic[P, R]):
             while True:
                 attempt += 1
                 frame = CheckpointFrame(self.name, step.position, on_loop=True)
+                if args or kwargs:
+                    frame.metadata[INPUTS] = self._preview(args, kwargs)
                 token = current_checkpoint.set(frame)
                 try:
                     output = await self.func(*args, **kwargs)  # type: ignore[misc]
                     break
                 except Exception as exc:
-                    self._attempt_failed(step, frame, attempt, exc, args, kwargs)
+                    self._attempt_failed(step, frame, attempt, exc)
                     if self.retry_delay:
                         await asyncio.sleep(self.retry_delay)
                 finally:
@@ -207,13 +213,11 @@ class Checkpoint(Generic[P, R]):
         frame: CheckpointFrame,
         attempt: int,
         exc: Exception,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
     ) -> None:
         """Record the last failure and re-raise it, or log the attempt to retry."""
         retries = step.ctx.default_retries if self.retries is None else self.retries
         if attempt > retries:
-            self._failed(step, frame, attempt, exc, args, kwargs)
+            self._failed(step, frame, attempt, exc)
             raise exc
         log_event(
             step.ctx.exec_id,
@@ -250,20 +254,30 @@ class Checkpoint(Generic[P, R]):
         set_attributes(current, **{"kitaru.attempts": attempt})
         return output
 
+    def _preview(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, str]:
+        """What the body was called with, each argument by its parameter's name as a
+        short text: the step debugger shows it beside the output."""
+        if self._parameters is None:
+            try:
+                self._parameters = list(inspect.signature(self.func).parameters)
+            except (TypeError, ValueError):
+                self._parameters = []
+        names = self._parameters
+        shown = {
+            names[i] if i < len(names) else f"arg{i}": preview(value)
+            for i, value in enumerate(args)
+        }
+        for name, value in kwargs.items():
+            shown[name] = preview(value)
+        return shown
+
     def _failed(
         self,
         step: Step,
         frame: CheckpointFrame,
         attempts: int,
         exc: Exception,
-        args: tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
     ) -> None:
-        if args or kwargs:
-            # What it was called with, beside why it failed (the step debugger shows
-            # it): a bounded preview, and only for failures, so a completed step pays
-            # nothing for it.
-            frame.metadata["inputs"] = input_preview(self.func, args, kwargs or {})
         step.fail(exc, attempts=attempts, metadata=frame.metadata)
         log_event(
             step.ctx.exec_id,
@@ -303,20 +317,19 @@ def checkpoint(
     return wrap(func) if func is not None else wrap
 
 
+INPUTS = "inputs"
+"""Where a checkpoint's journal entry keeps what it was called with (``preview``)."""
 _PREVIEW = reprlib.Repr()
 _PREVIEW.maxstring = 200
 _PREVIEW.maxother = 200
 _PREVIEW.maxlist = _PREVIEW.maxtuple = _PREVIEW.maxdict = _PREVIEW.maxset = 10
 _PREVIEW.maxlevel = 3
+_PLAIN = (int, float, bool, type(None))
 
 
-def input_preview(
-    func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> dict[str, str]:
-    """Each argument by its parameter's name, as a short text (``reprlib``: bounded
-    whatever the value's size)."""
-    try:
-        bound = inspect.signature(func).bind_partial(*args, **kwargs).arguments
-    except (TypeError, ValueError):
-        bound = {**{f"arg{i}": a for i, a in enumerate(args)}, **kwargs}
-    return {name: _PREVIEW.repr(value) for name, value in bound.items()}
+def preview(value: Any) -> str:
+    """A value as a short text, bounded whatever its size (``reprlib``); a number or a
+    short string, the common case, at the cost of a ``repr``."""
+    if type(value) in _PLAIN or (type(value) is str and len(value) <= 200):
+        return repr(value)
+    return _PREVIEW.repr(value)

@@ -35,7 +35,7 @@ export function stepPanel() {
     panel.hidden = false;
     const calls = execution.llm_calls.filter((c) => c.position === step.position);
     const childId = `${execution.exec_id}.${step.position}`;
-    const { inputs: _inputs, failed_before: _earlier, ...rest } = step.metadata || {};
+    const { failed_before: _earlier, ...rest } = step.metadata || {};
     clear(panel,
       h("div", { class: "row" },
         h("h2", { id: "step-title" }, `#${step.position} ${step.name}`),
@@ -77,7 +77,7 @@ export function stepPanel() {
 // What a step was called with: a tool call's arguments, or a failed checkpoint's
 // (kept for failures only: a completed step's output is what it answered).
 function inputsView(step) {
-  const inputs = (step.metadata || {}).inputs || (step.metadata || {}).tool_args;
+  const inputs = step.inputs || (step.metadata || {}).tool_args;
   if (!inputs || typeof inputs !== "object") return null;
   return h("div", { id: "step-inputs" }, h("h3", {}, "Inputs"),
     h("dl", { class: "kv" }, Object.entries(inputs).map(([name, value]) => [
