@@ -13,12 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 from run import env_with  # noqa: E402
+from server import Server  # noqa: E402
 
 TARGET_MS = 1.0
 RECORD = """
@@ -41,12 +40,6 @@ plain = time.perf_counter() - started
 recorded = b.timed_steps.run(n).wait()
 print(json.dumps({"record": (recorded - plain) / n}))
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _pg_schema(url: str) -> tuple[str, str]:
@@ -68,50 +61,12 @@ def _drop(url: str, schema: str) -> None:
 @contextmanager
 def served(home: str, database_url: str | None) -> Iterator[dict[str, str]]:
     """A ``kitaru serve`` with its own home; the environment of a machine logged in."""
-    env = env_with(home, **({"KITARU_DATABASE_URL": database_url} if database_url else {}))
-    made = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kitaru",
-            "tokens",
-            "create",
-            "bench",
-            "--scope",
-            "run",
-            "-o",
-            "json",
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "kitaru", "serve", "--port", str(port), "--no-worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    env = {"KITARU_DATABASE_URL": database_url} if database_url else {}
+    server = Server(home, None, "--no-worker", **env)
     try:
-        import httpx
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("kitaru serve did not start")
-            time.sleep(0.1)
-        yield {"KITARU_SERVER_URL": url, "KITARU_TOKEN": json.loads(made.stdout)["token"]}
+        yield {"KITARU_SERVER_URL": server.url, "KITARU_TOKEN": server.token}
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
 
 
 def per_checkpoint_ms(rounds: int, n: int, **extra: str) -> float:

@@ -41,8 +41,11 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, home: str, flows: list[str] | None = None) -> None:
-        self.env = env_with(home)
+    """A ``kitaru serve`` with its own home (``env``: more of its environment, such as
+    ``KITARU_DATABASE_URL``) and an admin token."""
+
+    def __init__(self, home: str, flows: list[str] | None = None, *args: str, **env: str) -> None:
+        self.env = env_with(home, **env)
         made = subprocess.run(
             [sys.executable, "-m", "kitaru", "tokens", "create", "bench", "--scope", "admin"],
             env=self.env,
@@ -64,6 +67,7 @@ class Server:
                 "--log-level",
                 "warning",
                 *(a for f in flows or [str(HERE / "bench_flows.py")] for a in ("--flows", f)),
+                *args,
             ],
             env=self.env,
             cwd=HERE,

@@ -17,7 +17,7 @@ from kitaru_core.runtime.logs import EVENTS_RUN, log_path
 from kitaru_core.runtime.memory import MemoryEntry, MemoryScope
 from kitaru_core.settings import load_settings
 from kitaru_core.stack_registry import get_stack
-from kitaru_core.store.metadata_store import MetadataStore, get_store
+from kitaru_core.store.metadata_store import RUN_STARTS, MetadataStore, get_store
 from kitaru_core.store.records import (
     STATUSES,
     TERMINAL_STATUSES,
@@ -206,7 +206,7 @@ class ExecutionsClient:
             code_version=record.code_version,
             code_archive=record.code_archive,
             started_by=record.started_by,
-            run_starts=list(record.options.get("run_starts", ())),
+            run_starts=list(record.options.get(RUN_STARTS, ())),
             _record=record,
         )
 

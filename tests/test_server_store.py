@@ -6,6 +6,7 @@ server has its own home and database (PostgreSQL in the PostgreSQL run)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -96,6 +97,22 @@ class Laptop:
             text=True,
             cwd=self.script.parent,
         )
+
+    @contextlib.contextmanager
+    def worker(self) -> Iterator[None]:
+        """``kitaru worker`` on this machine, logged in as it is, while the block runs."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kitaru", "worker"],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=self.script.parent,
+        )
+        try:
+            yield
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
 
     def executions(self) -> list[dict[str, object]]:
         listed = self.kitaru("executions", "list", "-o", "json")
@@ -210,21 +227,9 @@ def test_a_wait_is_answered_and_a_timer_woken_through_the_server(
     assert napped.returncode == 0, napped.stderr
     sleeping = next(e for e in laptop.executions() if e["flow_name"] == "naps")
     assert sleeping["status"] == "sleeping"
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "kitaru", "worker"],
-        env=laptop.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=laptop.script.parent,
-    )
-    try:
-        with served.client("read") as http:
-            done = wait_for_status(http, str(sleeping["exec_id"]), ("completed",))
-        assert done["result"] == "rested"
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=30)
+    with laptop.worker(), served.client("read") as http:
+        done = wait_for_status(http, str(sleeping["exec_id"]), ("completed",))
+    assert done["result"] == "rested"
 
 
 def test_memory_and_child_flows_through_the_server(
@@ -300,19 +305,7 @@ def test_a_worker_logged_in_recovers_a_killed_run_of_its_machine(
     ran.wait()
     exec_id = str(next(e for e in laptop.executions() if e["status"] == "running")["exec_id"])
     # A worker of this machine (its key signed the run) with a URL and a token only.
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "kitaru", "worker"],
-        env=laptop.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=laptop.script.parent,
-    )
-    try:
-        with served.client("read") as http:
-            done = wait_for_status(http, exec_id, ("completed",))
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=30)
+    with laptop.worker(), served.client("read") as http:
+        done = wait_for_status(http, exec_id, ("completed",))
     assert done["result"] == [10, 100_000]
     assert marks.read_text().split() == ["first", "second"]

@@ -141,38 +141,22 @@ def test_waits_are_created_and_answered_once(store: Any) -> None:
 def test_memory_compare_and_set(store: Any) -> None:
     key = "k" + uuid.uuid4().hex[:8]
 
-    def value() -> ArtifactRecord:  # each version its own artifact row
-        return _inline(None, b'"one"', position=None)  # type: ignore[arg-type]
-
-    first = store.memory.write(
-        scope_type="namespace",
-        scope="contract",
-        key=key,
-        value=value(),
-        exec_id=None,
-        stack="local",
-    )
-    assert first.version == 1
-    with pytest.raises(KitaruStateError, match="someone else wrote it first"):
-        store.memory.write(
+    def write(expected_version: int | None = None) -> Any:  # each version its own artifact
+        value = _inline(None, b'"one"', position=None)  # type: ignore[arg-type]
+        return store.memory.write(
             scope_type="namespace",
             scope="contract",
             key=key,
-            value=value(),
+            value=value,
             exec_id=None,
             stack="local",
-            expected_version=0,
+            expected_version=expected_version,
         )
-    second = store.memory.write(
-        scope_type="namespace",
-        scope="contract",
-        key=key,
-        value=value(),
-        exec_id=None,
-        stack="local",
-        expected_version=1,
-    )
-    assert second.version == 2
+
+    assert write().version == 1
+    with pytest.raises(KitaruStateError, match="someone else wrote it first"):
+        write(expected_version=0)
+    assert write(expected_version=1).version == 2
     assert [m.version for m in store.memory.history("namespace", "contract", key)] == [2, 1]
     found, artifact = store.memory.get_with_value("namespace", "contract", key)
     assert found.version == 2 and artifact.inline == b'"one"'

@@ -60,10 +60,6 @@ class Created(NamedTuple):
     flow and inputs (an idempotent start): it is not started again."""
 
 
-RUN_STARTS = "run_starts"
-"""Where an execution's options keep the time each of its runs began."""
-
-
 def create_execution(
     flow: FlowDefinition[Any, Any],
     args: tuple[Any, ...],
@@ -244,9 +240,6 @@ def run_execution(
         flow = trust.trusted_flow(record, stack)
         args, kwargs = load_inputs(store, stack.artifacts, record, flow.signature)
         store.mark_started(exec_id, owner)
-        # When each run began: the UI draws a line there, and says how long each took.
-        run_starts = [*record.options.get(RUN_STARTS, ()), time.time()]
-        store.merge_execution_options(exec_id, {RUN_STARTS: run_starts})
         observers = get_plugins().observers
         observers.execution_started(
             ExecutionStarted(

@@ -175,7 +175,6 @@ class Service:
         stack: str | None = None,
         since: float | None = None,
         until: float | None = None,
-        id_prefix: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
         flow_contains: str | None = None,
@@ -185,28 +184,17 @@ class Service:
         query; the cursor of the next page, and how many match in all."""
         if status is not None and status not in STATUSES:
             raise KitaruUsageError(f"{status!r} is not a status; use one of {', '.join(STATUSES)}")
-        rows = self.store.execution_summaries(
-            flow=flow,
-            status=status,
-            stack=stack,
-            created_after=since,
-            created_before=until,
-            id_prefix=id_prefix,
-            after=decode_cursor(cursor) if cursor else None,
-            limit=limit + 1,
-            flow_contains=flow_contains,
-            search=search,
-        )
-        total = self.store.count_summaries(
-            flow=flow,
-            status=status,
-            stack=stack,
-            created_after=since,
-            created_before=until,
-            id_prefix=id_prefix,
-            flow_contains=flow_contains,
-            search=search,
-        )
+        filters = {
+            "flow": flow,
+            "status": status,
+            "stack": stack,
+            "created_after": since,
+            "created_before": until,
+            "flow_contains": flow_contains,
+            "search": search,
+        }
+        after = decode_cursor(cursor) if cursor else None
+        rows = self.store.execution_summaries(after=after, limit=limit + 1, **filters)
         page = rows[:limit]
         last = page[-1] if page else None
         following = (
@@ -214,7 +202,7 @@ class Service:
             if last is not None and len(rows) > limit
             else None
         )
-        return jsonable(page), following, total
+        return jsonable(page), following, self.store.count_summaries(**filters)
 
     def execution(self, exec_id: str, *, with_result: bool = True) -> dict[str, Any]:
         return self._shape(exec_id, with_result=with_result)

@@ -175,6 +175,18 @@ def refusal(status: int, data: bytes, what: str) -> KitaruError:
     return KitaruBackendError(f"the Kitaru server could not do {what} ({status}): {detail}")
 
 
+def _remote(owner: Any, store: HttpMetadataStore, call: str, method: str) -> Any:
+    """``owner.method`` as a store call on the server (kept on ``owner`` once made)."""
+    if call not in wire.CALLS:
+        raise AttributeError(f"store.{call} is not available through the Kitaru server")
+
+    def remote(*args: Any, **kwargs: Any) -> Any:
+        return store.call(call, args, kwargs)
+
+    setattr(owner, method, remote)
+    return remote
+
+
 class _Part:
     """``store.waits``, ``store.memory``, ...: their calls, made on the server."""
 
@@ -183,15 +195,7 @@ class _Part:
         self._name = name
 
     def __getattr__(self, method: str) -> Any:
-        call = f"{self._name}.{method}"
-        if call not in wire.CALLS:
-            raise AttributeError(f"store.{call} is not available through the Kitaru server")
-
-        def remote(*args: Any, **kwargs: Any) -> Any:
-            return self._store.call(call, args, kwargs)
-
-        setattr(self, method, remote)
-        return remote
+        return _remote(self, self._store, f"{self._name}.{method}", method)
 
 
 class _Queues(_Part):
@@ -254,11 +258,4 @@ class HttpMetadataStore:
         return wire.loads(data)["result"]
 
     def __getattr__(self, method: str) -> Any:
-        if method not in wire.CALLS:
-            raise AttributeError(f"store.{method} is not available through the Kitaru server")
-
-        def remote(*args: Any, **kwargs: Any) -> Any:
-            return self.call(method, args, kwargs)
-
-        setattr(self, method, remote)
-        return remote
+        return _remote(self, self, method, method)

@@ -67,6 +67,8 @@ _INSERT_RESULT = ArtifactRecord.INSERT + " ON CONFLICT DO NOTHING"
 RUNNER_PATIENCE = 60.0
 """Seconds a run waits for a lost database before its write fails: a restart or a
 failover takes a few."""
+RUN_STARTS = "run_starts"
+"""Where an execution's options keep the time each of its runs began."""
 UNFINISHED_SQL = ", ".join(f"'{s}'" for s in UNFINISHED_STATUSES)
 
 
@@ -254,27 +256,12 @@ class MetadataStore:
         return [r[0] for r in self.db.fetchall(sql, params)]
 
     def execution_summaries(
-        self,
-        *,
-        flow: str | None = None,
-        status: str | None = None,
-        stack: str | None = None,
-        created_after: float | None = None,
-        created_before: float | None = None,
-        id_prefix: str | None = None,
-        after: tuple[float, str] | None = None,
-        limit: int = 50,
-        flow_contains: str | None = None,
-        search: str | None = None,
+        self, *, after: tuple[float, str] | None = None, limit: int = 50, **filters: Any
     ) -> list[dict[str, Any]]:
         """A page of executions as a list shows them, in one query: the execution's own
         columns with its step count, LLM tokens and cost (each from an index).
-        ``flow_contains``: flows whose name holds it; ``search``: executions whose id
-        starts with it, whose flow's name or a wait's question holds it (any case)."""
-        where, params = _execution_filters(
-            self.db, flow, status, stack, created_after, created_before, id_prefix, after
-        )
-        where, params = _text_filters(self.db, where, params, flow_contains, search)
+        ``filters``: those of :func:`_listing_filters`."""
+        where, params = _listing_filters(self.db, after, **filters)
         rows = self.db.fetchall(
             "SELECT id, flow_name, status, stack, created_at, started_at, ended_at, "
             "original_exec_id, parent_exec_id, "
@@ -303,23 +290,9 @@ class MetadataStore:
         ]
         return [dict(zip(names, row, strict=True)) for row in rows]
 
-    def count_summaries(
-        self,
-        *,
-        flow: str | None = None,
-        status: str | None = None,
-        stack: str | None = None,
-        created_after: float | None = None,
-        created_before: float | None = None,
-        id_prefix: str | None = None,
-        flow_contains: str | None = None,
-        search: str | None = None,
-    ) -> int:
+    def count_summaries(self, **filters: Any) -> int:
         """How many executions the listing's filters match (every page together)."""
-        where, params = _execution_filters(
-            self.db, flow, status, stack, created_after, created_before, id_prefix, None
-        )
-        where, params = _text_filters(self.db, where, params, flow_contains, search)
+        where, params = _listing_filters(self.db, None, **filters)
         row = self.db.fetchone(f"SELECT COUNT(*) FROM executions e{where}", params)
         return int(row[0]) if row else 0
 
@@ -356,13 +329,25 @@ class MetadataStore:
         )
 
     def mark_started(self, exec_id: str, owner: str) -> None:
+        """A run of the execution begins now: counted, and its start kept among the
+        options' ``run_starts`` (the UI marks where each run began), in one transaction."""
         now = time.time()
-        self.db.execute(
-            "UPDATE executions SET status = 'running', runs = runs + 1, ended_at = NULL, "
-            "error = NULL, wake_at = NULL, started_at = COALESCE(started_at, :now) "
-            "WHERE id = :id AND lease_owner = :owner",
-            {"id": exec_id, "owner": owner, "now": now},
-        )
+        with self.db.transaction() as db:
+            db.lock(f"executions.options:{exec_id}")  # as _merge_json takes it
+            row = db.fetchone("SELECT options FROM executions WHERE id = :id", {"id": exec_id})
+            options = json.loads(row[0]) if row and row[0] else {}
+            options[RUN_STARTS] = [*options.get(RUN_STARTS, ()), now]
+            db.execute(
+                "UPDATE executions SET status = 'running', runs = runs + 1, ended_at = NULL, "
+                "error = NULL, wake_at = NULL, started_at = COALESCE(started_at, :now), "
+                "options = :options WHERE id = :id AND lease_owner = :owner",
+                {
+                    "id": exec_id,
+                    "owner": owner,
+                    "now": now,
+                    "options": json.dumps(options, default=str),
+                },
+            )
 
     def finish(
         self,
@@ -890,14 +875,25 @@ def _execution_filters(
     return (" WHERE " + " AND ".join(where) if where else ""), params
 
 
-def _text_filters(
+def _listing_filters(
     db: Database,
-    where: str,
-    params: dict[str, Any],
-    flow_contains: str | None,
-    search: str | None,
+    after: tuple[float, str] | None,
+    *,
+    flow: str | None = None,
+    status: str | None = None,
+    stack: str | None = None,
+    created_after: float | None = None,
+    created_before: float | None = None,
+    flow_contains: str | None = None,
+    search: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """``where`` and ``params`` with the listing's text filters added."""
+    """The WHERE clause and parameters of the web UI's listing: ``_execution_filters``
+    and its text filters. ``flow_contains``: flows whose name holds it; ``search``:
+    executions whose id starts with it, or whose flow's name or a wait's question
+    holds it (any case)."""
+    where, params = _execution_filters(
+        db, flow, status, stack, created_after, created_before, None, after
+    )
     conditions = [where[len(" WHERE ") :]] if where else []
 
     def holding(text: str) -> str:

@@ -179,9 +179,10 @@ export function ago(seconds) {
     past < 0 ? "in the future" : `${n} ${unit} ago`);
 }
 
-export function copyButton(text, label = "Copy") {
+// A button that copies ``text``; ``what`` names it for screen readers and on hover.
+export function copyButton(text, label = "Copy", what = text) {
   return h("button", {
-    type: "button", class: "ghost copy-id", title: `copy ${text}`,
+    type: "button", class: "ghost copy", title: `copy ${what}`, "aria-label": `${label}: ${what}`,
     onclick: async (ev) => {
       try {
         await navigator.clipboard.writeText(text);

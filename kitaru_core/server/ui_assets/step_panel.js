@@ -4,7 +4,7 @@
 // LLM step the calls it made: model, tokens, cost, latency, prompt and response. A
 // `flow` step links to the child execution it started.
 
-import { api, clear, duration, h, link, pretty, statusBadge, usd, when } from "./core.js";
+import { api, clear, copyButton, duration, h, link, pretty, statusBadge, usd, when } from "./core.js";
 
 export function stepLabel(step, steps) {
   // Steps of one name (a loop, parallel calls) are told apart by their position.
@@ -129,17 +129,7 @@ function llmView(call) {
 // A value as indented JSON, collapsible when long, with a button that copies it.
 export function jsonView(value, id) {
   const text = typeof value === "string" ? value : pretty(value);
-  const copy = h("button", {
-    type: "button", class: "ghost copy", "aria-label": "copy the value",
-    onclick: async (ev) => {
-      try {
-        await navigator.clipboard.writeText(text);
-        ev.target.textContent = "Copied";
-      } catch (_) {
-        ev.target.textContent = "Copy failed";
-      }
-    },
-  }, "Copy");
+  const copy = copyButton(text, "Copy", "the value");
   const pre = h("pre", { class: "json", id }, text);
   const long = text.split("\n").length > 20;
   return h("div", { class: "json-view" }, copy,
