@@ -205,7 +205,7 @@ def bench(session: nox.Session) -> None:
     # Retention at scale: prune and gc, their time and peak memory.
     session.run("python", "benchmarks/retention.py")
     # The PydanticAI adapter's cost per model request.
-    session.run("python", "benchmarks/agent_adapters.py")
+    session.run("python", "benchmarks/agents.py")
     # What `code: archive` adds to a start when the source tree did not change.
     session.run("python", "benchmarks/code_archive.py")
     # A deploy amid a thousand waiting executions: the dry-run check, then all resumed.

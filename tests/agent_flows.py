@@ -507,3 +507,20 @@ priced_turn = KitaruAgent(
 @flow
 async def priced_whole_turn() -> str:
     return str((await priced_turn.run("go")).output)
+
+
+priced_calls = KitaruAgent(
+    Agent(priced_model(), name="priced", tools=[topic_tool("priced", "search")])
+)
+unpriced = KitaruAgent(
+    Agent(FunctionModel(lambda m, i: ModelResponse(parts=[TextPart("free")])), name="free")
+)
+
+
+@flow(max_cost_usd=0.001)
+async def priced_then_unpriced() -> str:
+    """Each request priced on its own: two known ones, then two a price list lacks."""
+    first = (await priced_calls.run("go")).output
+    second = (await unpriced.run("go")).output
+    third = (await unpriced.run("again")).output
+    return f"{first} {second} {third}"

@@ -483,6 +483,15 @@ def test_a_whole_turn_is_one_llm_call_priced_as_the_sum_of_its_requests() -> Non
     assert call.cost_usd == pytest.approx(2 * one)
 
 
+def test_each_request_is_priced_and_an_unknown_price_stays_unknown() -> None:
+    handle = agent_flows.priced_then_unpriced.run()
+    assert handle.wait() == "priced free free"
+    calls = KitaruClient().executions.get(handle.exec_id).llm_calls
+    one = 1000 * 0.15 / 1e6 + 100 * 0.6 / 1e6  # gpt-4o-mini's price per token
+    assert [c.cost_usd for c in calls] == [pytest.approx(one), pytest.approx(one), None, None]
+    assert [c.model for c in calls][2:] == ["function:<lambda>:"] * 2
+
+
 def test_run_sync_in_a_sync_flow_resumes_its_parallel_tool_calls(tmp_path: Path) -> None:
     effects = tmp_path / "effects.txt"
     exec_id = _start_killed(

@@ -93,10 +93,20 @@ def _load_response(stored: bytes) -> ModelResponse:
     return _responses().validate_json(stored)
 
 
+_UNPRICED: set[tuple[str | None, str | None, str | None]] = set()
+"""Models genai-prices has no price for (provider, its URL, model): asked once each."""
+
+
 def _cost_of(response: ModelResponse) -> float | None:
+    model = (response.provider_name, response.provider_url, response.model_name)
+    if model in _UNPRICED:
+        return None
     try:
         return float(response.cost().total_price)
-    except Exception:  # a model without a known price (a test model, a private one)
+    except LookupError:  # a model without a known price (a test model, a private one)
+        _UNPRICED.add(model)
+        return None
+    except Exception:  # no model name, or usage the provider did not report
         return None
 
 

@@ -7,7 +7,7 @@ own ``DBOSAgent`` on SQLite is measured the same way beside them.
 Plain and durable runs alternate in one process, a batch of each at a time, so the
 machine's drift between hours falls on both alike.
 
-    python benchmarks/agent_adapters.py [--requests N] [--rounds N]
+    python benchmarks/agents.py [--requests N] [--rounds N]
 
 Run by ``nox -s bench``. Target: at most 0.3 ms added per model request.
 """
