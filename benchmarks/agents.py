@@ -105,6 +105,13 @@ DBOS.destroy()
 """
 
 
+def _measured_env(home: str) -> dict[str, str]:
+    # Without this folder on the path: this file's name would hide the SDK's ``agents``.
+    env = env_with(home)
+    env.pop("PYTHONPATH")
+    return env
+
+
 def _rounds(script: str, args: argparse.Namespace, extra: list[str]) -> list[dict]:
     results = []
     for _ in range(args.rounds):
@@ -119,7 +126,7 @@ def _rounds(script: str, args: argparse.Namespace, extra: list[str]) -> list[dic
                     *extra,
                     *([str(Path(home) / "dbos.sqlite")] if script is DBOS else []),
                 ],
-                env=env_with(home),
+                env=_measured_env(home),
                 capture_output=True,
                 text=True,
             )
