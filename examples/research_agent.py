@@ -8,8 +8,8 @@ drafts, and asks a person before it answers, within a budget.
 Each model request and each tool call is a checkpoint: kill the process at any point
 and `kitaru executions resume EXEC_ID` repeats none that completed. With
 OPENAI_API_KEY set it uses `openai:gpt-4o-mini`; without, PydanticAI's FunctionModel
-plays the model offline. The flow's budget (`max_llm_calls`, `max_cost_usd`) counts
-the agent's model requests; over it, the next request raises
+plays that model offline (and is priced as it). The flow's budget (`max_llm_calls`,
+`max_cost_usd`) counts the agent's model requests; over it, the next request raises
 KitaruBudgetExceededError in the flow.
 """
 
@@ -41,7 +41,11 @@ def offline_model(messages: list[ModelMessage], info: AgentInfo) -> ModelRespons
     return ModelResponse(parts=[TextPart(f"Durable execution records each step. ({results[1]})")])
 
 
-model = "openai:gpt-4o-mini" if os.environ.get("OPENAI_API_KEY") else FunctionModel(offline_model)
+model = (
+    "openai:gpt-4o-mini"
+    if os.environ.get("OPENAI_API_KEY")
+    else FunctionModel(offline_model, model_name="gpt-4o-mini")
+)
 agent = Agent(model, name="researcher", instructions="Research, then answer in two sentences.")
 
 

@@ -517,10 +517,20 @@ unpriced = KitaruAgent(
 )
 
 
-@flow(max_cost_usd=0.001)
+@flow
 async def priced_then_unpriced() -> str:
     """Each request priced on its own: two known ones, then two a price list lacks."""
     first = (await priced_calls.run("go")).output
     second = (await unpriced.run("go")).output
     third = (await unpriced.run("again")).output
     return f"{first} {second} {third}"
+
+
+@flow(max_cost_usd=0.001)
+async def unpriced_under_a_cost_limit() -> str:
+    """A known model's requests count against the limit; an unknown one's could not."""
+    first = (await priced_calls.run("go")).output
+    try:
+        return str((await unpriced.run("go")).output)
+    except kitaru.KitaruUsageError as exc:
+        return f"{first}; refused: {exc}"

@@ -18,6 +18,7 @@ from agents import Agent, function_tool, handoff, set_tracing_disabled
 from agents.mcp import MCPServerStdio
 from agents.testing import ScriptedModel
 from agents.testing.model import ModelCall, ModelStep, assistant_message, function_call
+from agents.usage import Usage
 
 import kitaru
 from kitaru import flow
@@ -37,7 +38,14 @@ def _outputs(call: ModelCall) -> list[str]:
     ]
 
 
-def scripted(name: str, tools: tuple[str, ...], *, hand_to: str | None = None) -> ScriptedModel:
+def scripted(
+    name: str,
+    tools: tuple[str, ...],
+    *,
+    hand_to: str | None = None,
+    plays: type[ScriptedModel] = ScriptedModel,
+    usage: Usage | None = None,
+) -> ScriptedModel:
     def respond(call: ModelCall) -> Any:
         done = _outputs(call)
         step_effect(f"{name}.model_request#{1 if not done else 2}")
@@ -49,7 +57,7 @@ def scripted(name: str, tools: tuple[str, ...], *, hand_to: str | None = None) -
             return [function_call(t, {key: name}, call_id=f"{name}-{t}") for t in tools]
         return [assistant_message(f"{name}: {' + '.join(sorted(done))}")]
 
-    return ScriptedModel([ModelStep.respond(respond) for _ in range(20)])
+    return plays([ModelStep.respond(respond) for _ in range(20)], default_usage=usage)
 
 
 def topic_tool(agent: str, tool: str) -> Any:
@@ -146,6 +154,25 @@ async def capped_scout(topic: str) -> str:
         )
     except kitaru.KitaruBudgetExceededError as exc:
         return f"stopped after {exc.calls} model call(s)"
+
+
+class PlaysGpt4oMini(ScriptedModel):
+    """A scripted model named as the model it plays, so it is priced as that one."""
+
+    model = "gpt-4o-mini"
+
+
+@flow(max_cost_usd=0.001)
+async def priced_scout(topic: str) -> str:
+    """Two priced calls count against the limit; then an unpriced model is refused."""
+    used = Usage(requests=1, input_tokens=1000, output_tokens=100)
+    model = scripted("priced", ("search",), plays=PlaysGpt4oMini, usage=used)
+    priced = Agent(name="priced", model=model, tools=[topic_tool("priced", "search")])
+    first = (await KitaruRunner.run(priced, topic)).final_output
+    try:
+        return str((await KitaruRunner.run(make("free", ("search",)), topic)).final_output)
+    except kitaru.KitaruUsageError as exc:
+        return f"{first}; refused: {exc}"
 
 
 @flow

@@ -174,6 +174,17 @@ def test_a_budget_stops_the_runs_model_calls() -> None:
     assert handle.wait() == "stopped after 1 model call(s)"
 
 
+def test_calls_are_priced_and_an_unpriced_model_is_refused_under_a_cost_limit() -> None:
+    handle = openai_agent_flows.priced_scout.run("t")
+    answer = handle.wait()
+    assert answer.startswith("priced: search(priced); refused: step 'free.model_request'")
+    assert "'ScriptedModel' has no price" in answer
+    calls = KitaruClient().executions.get(handle.exec_id).llm_calls
+    one = 1000 * 0.15 / 1e6 + 100 * 0.6 / 1e6  # gpt-4o-mini's price per token
+    assert [c.model for c in calls] == ["gpt-4o-mini"] * 2  # nothing sent after
+    assert [c.cost_usd for c in calls] == [pytest.approx(one)] * 2
+
+
 def test_run_sync_in_a_sync_flow(tmp_path: Path) -> None:
     effects = tmp_path / "effects.txt"
     _exec_id, before = _killed_then_resumed(

@@ -492,6 +492,16 @@ def test_each_request_is_priced_and_an_unknown_price_stays_unknown() -> None:
     assert [c.model for c in calls][2:] == ["function:<lambda>:"] * 2
 
 
+def test_under_a_cost_limit_a_model_with_no_known_price_is_refused_before_it_runs() -> None:
+    handle = agent_flows.unpriced_under_a_cost_limit.run()
+    answer = handle.wait()
+    assert answer.startswith("priced; refused: step 'free.model_request' was not run")
+    assert "'function:<lambda>:' has no price" in answer
+    assert "max_llm_calls" in answer  # how to go on
+    calls = KitaruClient().executions.get(handle.exec_id).llm_calls
+    assert [c.model for c in calls] == ["gpt-4o-mini", "gpt-4o-mini"]  # nothing sent after
+
+
 def test_run_sync_in_a_sync_flow_resumes_its_parallel_tool_calls(tmp_path: Path) -> None:
     effects = tmp_path / "effects.txt"
     exec_id = _start_killed(

@@ -18,6 +18,9 @@ by a handoff, given as an agent or by ``handoff(...)``, is durable too. A resume
 that completed from the journal; a streamed call that completed replays its recorded
 events to the caller. ``KitaruRunner.run``, ``run_sync`` and ``run_streamed`` take
 ``Runner``'s arguments; outside a flow they are ``Runner``'s. No server is needed.
+Each model call's cost is recorded from genai-prices' price list (the one PydanticAI
+uses) when it prices the model's name; under a flow's ``max_cost_usd``, a call to a
+model it does not price is refused before it is sent.
 ``pip install "kitaru[openai-agents]"``.
 """
 
@@ -36,6 +39,7 @@ from agents.usage import Usage
 from pydantic import TypeAdapter
 from typing_extensions import TypedDict  # (pydantic needs this one before Python 3.12)
 
+from kitaru.adapters._prices import cost_usd, knows_price, unpriced_refusal
 from kitaru_core.runtime.agent_steps import ModelUsage, OpenStep, StepSpec, flow_body, run_step
 from kitaru_core.runtime.engine import run_coroutine
 
@@ -95,11 +99,15 @@ def _load_events(stored: bytes | list[Any]) -> list[Any]:
     return _EVENTS.validate_json(stored)
 
 
+def _priced(model: str, input_tokens: int | None, output_tokens: int | None) -> ModelUsage:
+    return ModelUsage(
+        model, input_tokens, output_tokens, cost_usd(model, input_tokens, output_tokens)
+    )
+
+
 def _model_usage(model_name: str) -> Any:
     def usage(response: ModelResponse) -> ModelUsage:
-        return ModelUsage(
-            model_name, response.usage.input_tokens, response.usage.output_tokens, None
-        )
+        return _priced(model_name, response.usage.input_tokens, response.usage.output_tokens)
 
     return usage
 
@@ -108,11 +116,8 @@ def _stream_usage(model_name: str) -> Any:
     def usage(events: list[Any]) -> ModelUsage:
         final = next((e for e in reversed(events) if e.type == "response.completed"), None)
         used = getattr(getattr(final, "response", None), "usage", None)
-        return ModelUsage(
-            model_name,
-            getattr(used, "input_tokens", None),
-            getattr(used, "output_tokens", None),
-            None,
+        return _priced(
+            model_name, getattr(used, "input_tokens", None), getattr(used, "output_tokens", None)
         )
 
     return usage
@@ -136,6 +141,7 @@ class KitaruModel(Model):
             decode=_load_response,
             retries=0,  # the SDK retries the call itself; a run's retry is the flow's
             usage=_model_usage(self.model_name),
+            price_refusal=self._price_refusal,
         )
         return await run_step(ctx, spec, lambda: self.wrapped.get_response(*args, **kwargs))
 
@@ -151,6 +157,7 @@ class KitaruModel(Model):
             decode=_load_events,
             retries=0,
             usage=_stream_usage(self.model_name),
+            price_refusal=self._price_refusal,
         )
         call = OpenStep(ctx, spec)
         if call.replayed:  # the recorded events, as they arrived
@@ -164,6 +171,9 @@ class KitaruModel(Model):
                 events.append(event)
                 yield event
         await call.completed(events)
+
+    def _price_refusal(self) -> str | None:
+        return None if knows_price(self.model_name) else unpriced_refusal(self.model_name)
 
     def get_retry_advice(self, request: Any) -> Any:
         return self.wrapped.get_retry_advice(request)

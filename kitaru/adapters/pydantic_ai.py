@@ -49,6 +49,7 @@ from pydantic_ai.toolsets import (
 )
 from pydantic_ai.toolsets.wrapper import WrapperToolset
 
+from kitaru.adapters._prices import knows_price, unpriced_refusal
 from kitaru_core.errors import KitaruUsageError
 from kitaru_core.runtime.agent_steps import (
     ControlFlow,
@@ -136,7 +137,14 @@ class KitaruModel(WrapperModel):
             decode=_load_response,
             retries=0,  # the model's own client retries; a run's retry is the flow's
             usage=_usage_of(self.wrapped),
+            price_refusal=self._price_refusal,
         )
+
+    def _price_refusal(self) -> str | None:
+        model = self.wrapped
+        if knows_price(model.model_name, model.system, model.base_url):
+            return None
+        return unpriced_refusal(model.model_name)
 
     async def request(
         self,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from kitaru_core.artifacts import new_id
+from kitaru_core.errors import KitaruUsageError
 from kitaru_core.runtime.context import (
     CheckpointFrame,
     ExecutionContext,
@@ -76,6 +77,10 @@ class StepSpec(Generic[T]):
     usage: Callable[[T], ModelUsage] | None = None
     """For a model request: its usage, recorded as one of the execution's LLM calls;
     the flow's budget is checked before it runs."""
+    price_refusal: Callable[[], str | None] | None = None
+    """For a model request: why it must be refused under the flow's ``max_cost_usd``
+    (its model has no known price: it would count as free, and the budget could never
+    stop the flow), or None. Asked only when the flow sets ``max_cost_usd``."""
     control_flow: ControlFlow[Any] = field(default_factory=ControlFlow)
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -139,6 +144,10 @@ class OpenStep(Generic[T]):
         ctx.check_cancelled()
         if spec.usage is not None:
             check_budget(ctx)  # the flow's max_cost_usd and max_llm_calls count it
+            if spec.price_refusal is not None and (ctx.budget or {}).get("max_cost_usd"):
+                refusal = spec.price_refusal()
+                if refusal is not None:
+                    raise KitaruUsageError(f"step {spec.name!r} was not run: {refusal}")
 
     def begin(self, *, inside: bool = True) -> None:
         """An attempt starts: code run now is inside the step (tasks it makes take no
