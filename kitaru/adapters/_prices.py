@@ -3,7 +3,8 @@ PydanticAI prices its responses with), for the adapters' LLM call records and th
 flow's ``max_cost_usd``.
 
 genai-prices takes about 0.3 s to import and 0.1 ms to price a request, so it is imported
-at the first request priced, and a model it has no price for is looked up only once.
+at the first request priced, and whether it prices a model is looked up once per model
+(a model it does not price used to cost each request a raised and caught LookupError).
 """
 
 from __future__ import annotations

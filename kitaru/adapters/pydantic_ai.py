@@ -94,20 +94,13 @@ def _load_response(stored: bytes) -> ModelResponse:
     return _responses().validate_json(stored)
 
 
-_UNPRICED: set[tuple[str | None, str | None, str | None]] = set()
-"""Models genai-prices has no price for (provider, its URL, model): asked once each."""
-
-
 def _cost_of(response: ModelResponse) -> float | None:
-    model = (response.provider_name, response.provider_url, response.model_name)
-    if model in _UNPRICED:
-        return None
+    name = response.model_name
+    if not name or not knows_price(name, response.provider_name, response.provider_url):
+        return None  # a model without a known price (a test model, a private one)
     try:
         return float(response.cost().total_price)
-    except LookupError:  # a model without a known price (a test model, a private one)
-        _UNPRICED.add(model)
-        return None
-    except Exception:  # no model name, or usage the provider did not report
+    except Exception:  # usage the provider did not report
         return None
 
 
