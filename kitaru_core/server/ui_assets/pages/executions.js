@@ -56,7 +56,10 @@ export async function executionsPage(root, _args = [], query = new URLSearchPara
     for (const key of IN_ADDRESS) if (filters[key].value.trim()) kept.set(key, filters[key].value.trim());
     if (cursors[page]) kept.set("cursor", cursors[page]);
     const address = `#/executions${kept.toString() ? `?${kept}` : ""}`;
-    if (location.hash !== address && !(location.hash === "" && address === "#/executions")) {
+    // A reload that finishes after the user has gone to another page (a comparison, an
+    // execution) must not write the list's address over theirs.
+    const here = ["", "executions"].includes(location.hash.replace(/^#\/?/, "").split("?")[0]);
+    if (here && location.hash !== address && !(location.hash === "" && address === "#/executions")) {
       history.replaceState(null, "", address);
     }
   }
