@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,25 @@ def test_small_outputs_live_in_the_metadata_store_and_large_ones_in_the_artifact
     assert large_ref.uri.startswith("file://") and large_ref.size > 4096
     assert Path(large_ref.uri.removeprefix("file://")).read_bytes().startswith(b"[0,1,2,")
     assert (small_ref.load(), len(large_ref.load())) == ([0, 1, 2], 5000)
+
+
+@flow
+def three_steps() -> int:
+    return sum(len(produce(n)) for n in (1, 2, 3))
+
+
+def test_artifact_ids_follow_the_order_they_were_made_and_execution_ids_stay_random() -> None:
+    # An artifact's id starts with the time it was made (a UUIDv7), so a step's new row
+    # lands beside the last in the index; an execution's id is random, so a few of its
+    # first characters name it in the CLI.
+    first, second = (three_steps.run().exec_id for _ in range(2))
+    assert uuid.UUID(first).version == uuid.UUID(second).version == 4
+    assert first[:6] != second[:6]
+    refs = [ref for e in (first, second) for ref in KitaruClient().artifacts.list(e)]
+    assert len({ref.id for ref in refs}) == len(refs) >= 8
+    assert all(uuid.UUID(ref.id).version == 7 for ref in refs)
+    in_order_made = [ref.id for ref in sorted(refs, key=lambda ref: ref.created_at)]
+    assert [i[:12] for i in in_order_made] == sorted(i[:12] for i in in_order_made)
 
 
 def test_corrupted_inline_bytes_are_an_error_too() -> None:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from kitaru_core.artifacts import new_id
+from kitaru_core.artifacts import new_row_id
 from kitaru_core.errors import KitaruUsageError
 from kitaru_core.runtime.context import (
     CheckpointFrame,
@@ -221,7 +221,7 @@ def _llm_call(step: Step, spec: StepSpec[T], value: T, latency: float) -> LLMCal
         return None
     usage = spec.usage(value)
     return LLMCallRecord(
-        id=new_id(),
+        id=new_row_id(),
         exec_id=step.ctx.exec_id,
         position=step.position,
         checkpoint=step.name,

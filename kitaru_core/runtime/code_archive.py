@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kitaru_core.artifacts import new_id
+from kitaru_core.artifacts import new_row_id
 from kitaru_core.errors import KitaruBackendError, KitaruUsageError
 from kitaru_core.runtime.code_version import package_root, tree_digest
 from kitaru_core.runtime.flow_ref import FlowDefinition, is_script, registry, resolve_flow
@@ -265,7 +265,7 @@ def archive_for(
         stack.artifacts.put_blob(key, data, "the code archive")
     _stored.add(place)
     record = ArtifactRecord(
-        id=new_id(),
+        id=new_row_id(),
         exec_id=exec_id,
         name=ROLE,
         role=ROLE,

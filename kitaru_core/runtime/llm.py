@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kitaru_core.artifacts import new_id
+from kitaru_core.artifacts import new_row_id
 from kitaru_core.components.llm_gateway import LLMRequest, LLMResponse
 from kitaru_core.errors import (
     KitaruBudgetExceededError,
@@ -470,7 +470,7 @@ def _finish(
             artifact_type="response",
         )
     call = LLMCallRecord(
-        id=new_id(),
+        id=new_row_id(),
         exec_id=pending.exec_id,
         position=pending.position,
         checkpoint=pending.checkpoint,
