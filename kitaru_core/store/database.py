@@ -218,12 +218,16 @@ class Database:
         model request commits through here, and the layers ``transaction`` goes through
         for a connection that may be lost (PostgreSQL's) cost a tenth of the commit.
         A SQLite connection is a local file: it is never lost."""
+        cursor = conn.cursor()  # one for the whole batch: each made costs as a statement
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            counts = [conn.execute(sql, params).rowcount for sql, params in statements]
+            cursor.execute("BEGIN IMMEDIATE")
+            counts = []
+            for sql, params in statements:
+                cursor.execute(sql, params)
+                counts.append(cursor.rowcount)
             if check is not None:
                 check(counts)
-            conn.execute("COMMIT")
+            cursor.execute("COMMIT")
         except BaseException as exc:
             self._connections.rollback(conn)
             if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
@@ -396,6 +400,18 @@ class _SQLiteConnections(_Connections):
             owned.conn.close()
 
 
+_this_process = os.getpid()
+"""This process's id, kept here: ``os.getpid`` is a system call, and every commit asks."""
+
+
+def _forked() -> None:
+    global _this_process
+    _this_process = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 class _WalCheckpointer:
     """Copies the WAL back into the database file in a thread of its own while this
     process writes. SQLite would do it in the commit that takes the WAL past 1000
@@ -412,8 +428,8 @@ class _WalCheckpointer:
         self._pid = 0  # the process the thread runs in (a forked child starts its own)
 
     def nudge(self) -> None:
-        if self._pid != os.getpid() and not self._halt.is_set():
-            self._pid = os.getpid()
+        if self._pid != _this_process and not self._halt.is_set():
+            self._pid = _this_process
             self._thread = threading.Thread(
                 target=self._run, name="kitaru-wal-checkpoint", daemon=True
             )
