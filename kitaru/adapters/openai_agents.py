@@ -130,12 +130,7 @@ class KitaruModel(Model):
         self.wrapped = wrapped
         self.step_name = f"{agent_name}.model_request" if agent_name else "model_request"
         self.model_name = str(getattr(wrapped, "model", None) or type(wrapped).__name__)
-
-    async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
-        ctx = flow_body()
-        if ctx is None:
-            return await self.wrapped.get_response(*args, **kwargs)
-        spec = StepSpec(
+        self._call: StepSpec[ModelResponse] = StepSpec(
             self.step_name,
             encode=_dump_response,
             decode=_load_response,
@@ -143,15 +138,7 @@ class KitaruModel(Model):
             usage=_model_usage(self.model_name),
             price_refusal=self._price_refusal,
         )
-        return await run_step(ctx, spec, lambda: self.wrapped.get_response(*args, **kwargs))
-
-    async def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        ctx = flow_body()
-        if ctx is None:
-            async for event in self.wrapped.stream_response(*args, **kwargs):
-                yield event
-            return
-        spec: StepSpec[list[Any]] = StepSpec(
+        self._stream: StepSpec[list[Any]] = StepSpec(
             self.step_name,
             encode=_EVENTS.dump_json,
             decode=_load_events,
@@ -159,7 +146,20 @@ class KitaruModel(Model):
             usage=_stream_usage(self.model_name),
             price_refusal=self._price_refusal,
         )
-        call = OpenStep(ctx, spec)
+
+    async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
+        ctx = flow_body()
+        if ctx is None:
+            return await self.wrapped.get_response(*args, **kwargs)
+        return await run_step(ctx, self._call, lambda: self.wrapped.get_response(*args, **kwargs))
+
+    async def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        ctx = flow_body()
+        if ctx is None:
+            async for event in self.wrapped.stream_response(*args, **kwargs):
+                yield event
+            return
+        call = OpenStep(ctx, self._stream)
         if call.replayed:  # the recorded events, as they arrived
             for event in call.value:
                 yield event

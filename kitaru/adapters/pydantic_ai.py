@@ -122,9 +122,7 @@ class KitaruModel(WrapperModel):
     def __init__(self, wrapped: Model | str, agent_name: str | None) -> None:
         super().__init__(wrapped)  # a model's name is made a model
         self.step_name = _step_name(agent_name, MODEL_REQUEST)
-
-    def _spec(self) -> StepSpec[ModelResponse]:
-        return StepSpec(
+        self._spec: StepSpec[ModelResponse] = StepSpec(
             self.step_name,
             encode=_dump_response,
             decode=_load_response,
@@ -150,7 +148,7 @@ class KitaruModel(WrapperModel):
             return await self.wrapped.request(messages, model_settings, model_request_parameters)
         return await run_step(
             ctx,
-            self._spec(),
+            self._spec,
             lambda: self.wrapped.request(messages, model_settings, model_request_parameters),
         )
 
@@ -169,7 +167,7 @@ class KitaruModel(WrapperModel):
             ) as stream:
                 yield stream
             return
-        call = OpenStep(ctx, self._spec())
+        call = OpenStep(ctx, self._spec)
         if call.replayed:  # streamed again from the recorded response, part by part
             yield CompletedStreamedResponse(
                 call.value, model_request_parameters=model_request_parameters, replay_events=True

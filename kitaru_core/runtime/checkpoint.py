@@ -140,12 +140,13 @@ class Checkpoint(Generic[P, R]):
         """Run the body (with its retries), then record its output as the step's."""
         step.started_at = time.time()  # a submitted step may have queued since its call
         with span(f"kitaru.checkpoint {self.name}", {"kitaru.position": step.position}) as current:
+            inputs = self._preview(args, kwargs) if args or kwargs else None
             attempt = 0
             while True:
                 attempt += 1
                 frame = CheckpointFrame(self.name, step.position)
-                if args or kwargs:
-                    frame.metadata[INPUTS] = self._preview(args, kwargs)
+                if inputs is not None:
+                    frame.metadata[INPUTS] = inputs
                 token = current_checkpoint.set(frame)
                 try:
                     output = self.func(*args, **kwargs)
@@ -164,12 +165,13 @@ class Checkpoint(Generic[P, R]):
 
         step.started_at = time.time()
         with span(f"kitaru.checkpoint {self.name}", {"kitaru.position": step.position}) as current:
+            inputs = self._preview(args, kwargs) if args or kwargs else None
             attempt = 0
             while True:
                 attempt += 1
                 frame = CheckpointFrame(self.name, step.position, on_loop=True)
-                if args or kwargs:
-                    frame.metadata[INPUTS] = self._preview(args, kwargs)
+                if inputs is not None:
+                    frame.metadata[INPUTS] = inputs
                 token = current_checkpoint.set(frame)
                 try:
                     output = await self.func(*args, **kwargs)  # type: ignore[misc]
