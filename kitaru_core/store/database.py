@@ -218,7 +218,7 @@ class Database:
         model request commits through here, and the layers ``transaction`` goes through
         for a connection that may be lost (PostgreSQL's) cost a tenth of the commit.
         A SQLite connection is a local file: it is never lost."""
-        cursor = conn.cursor()  # one for the whole batch: each made costs as a statement
+        cursor = conn.cursor()  # one for the batch: Connection.execute makes one each time
         try:
             cursor.execute("BEGIN IMMEDIATE")
             counts = []
@@ -441,7 +441,7 @@ class _WalCheckpointer:
         """No checkpoint after this returns: the file may be gone or replaced next."""
         self._halt.set()
         self._wake.set()
-        if self._thread is not None and self._pid == os.getpid():
+        if self._thread is not None and self._pid == _this_process:
             self._thread.join(10)
 
     def _run(self) -> None:
