@@ -297,3 +297,47 @@ def test_concurrent_metadata_merges_lose_no_key() -> None:
         thread.join()
     metadata = KitaruClient().executions.get(handle.exec_id).metadata
     assert len([k for k in metadata if k[0] == "t"]) == 160
+
+
+CLOSE_UNDER_READERS = """
+import threading, time
+from kitaru_core.store.metadata_store import get_store, reset_store_cache
+
+errors = []
+for _ in range(60):
+    store = get_store()
+    stop = threading.Event()
+
+    def read():
+        while not stop.is_set():
+            try:
+                store.list_executions()
+            except Exception as exc:
+                errors.append(str(exc))
+                return
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    time.sleep(0.003)
+    reset_store_cache()  # what a server shutting down, or a test's teardown, does
+    stop.set()
+    for reader in readers:
+        reader.join(10)
+print(len(errors), "|".join(sorted(set(errors))))
+"""
+
+
+def test_closing_the_store_while_other_threads_read_it_does_not_crash_the_process() -> None:
+    # In a child process: the crash it guards against (CPython's sqlite3 closing a
+    # connection under a running statement) would take the test's own process down.
+    done = subprocess.run(
+        [sys.executable, "-c", CLOSE_UNDER_READERS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    count, _, messages = done.stdout.strip().partition(" ")
+    # A thread that read after the close was told so, by a message naming it.
+    assert int(count) == 0 or all("closed" in m for m in messages.split("|")), messages

@@ -28,7 +28,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from kitaru_core.errors import KitaruBackendError, KitaruDatabaseUnavailable
 from kitaru_core.private_files import private_dir, tighten
@@ -322,12 +322,18 @@ class _Connections:
 
 
 class _SQLiteConnections(_Connections):
-    """One connection per thread, opened on the thread's first statement and closed when
-    the thread ends (or with the database)."""
+    """One connection per thread, opened on the thread's first statement and closed by
+    that thread: when it ends, or at its first statement after the database closed.
+
+    Never by another thread while the owner may be inside a statement: CPython's
+    ``sqlite3`` frees what a running statement still uses, and the interpreter crashes
+    (a server shutting down under a request, a store closed under a lease heartbeat).
+    """
 
     def __init__(self, path: Path, durability: Durability) -> None:
         self.path = path
         self.durability = durability
+        self._closed = False
         self._local = threading.local()
         self._open: weakref.WeakSet[_Owned] = weakref.WeakSet()
         self._checkpointer: _WalCheckpointer | None = None
@@ -352,10 +358,22 @@ class _SQLiteConnections(_Connections):
     def current(self) -> sqlite3.Connection:
         """This thread's connection."""
         owned = getattr(self._local, "owned", None)
+        if self._closed:
+            self._retire(owned)
         if owned is None:
             owned = self._local.owned = _Owned(self._connect())
             self._open.add(owned)
         return owned.conn
+
+    def _retire(self, owned: _Owned | None) -> NoReturn:
+        """This thread's statement after ``close``: its own connection closes here."""
+        if owned is not None:
+            owned.conn.close()
+            self._local.owned = None
+        raise KitaruBackendError(
+            f"the SQLite metadata store at {self.path} was closed; open the store again "
+            "(kitaru_core.store.metadata_store.get_store) instead of keeping a closed one"
+        )
 
     def _connect(self) -> sqlite3.Connection:
         path = self.path
@@ -394,10 +412,14 @@ class _SQLiteConnections(_Connections):
             super().rollback(conn)
 
     def close(self) -> None:
+        self._closed = True
         if self._checkpointer is not None:
             self._checkpointer.stop()
+        me = threading.current_thread()
         for owned in list(self._open):
-            owned.conn.close()
+            # Another live thread's connection is left to that thread (see the class).
+            if owned.thread is me or not owned.thread.is_alive():
+                owned.conn.close()
 
 
 _this_process = os.getpid()
@@ -462,10 +484,11 @@ class _WalCheckpointer:
 class _Owned:
     """A thread's SQLite connection, closed when the thread's locals are dropped."""
 
-    __slots__ = ("__weakref__", "conn")
+    __slots__ = ("__weakref__", "conn", "thread")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.thread = threading.current_thread()
 
     def __del__(self) -> None:
         self.conn.close()
