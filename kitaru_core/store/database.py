@@ -25,7 +25,6 @@ import select
 import sqlite3
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -335,7 +334,6 @@ class _SQLiteConnections(_Connections):
         self.durability = durability
         self._closed = False
         self._local = threading.local()
-        self._open: weakref.WeakSet[_Owned] = weakref.WeakSet()
         self._checkpointer: _WalCheckpointer | None = None
         with self.connection() as conn:  # open now: a bad path fails here, in one message
             _use_wal(conn)
@@ -344,7 +342,8 @@ class _SQLiteConnections(_Connections):
         # Only now: a database Kitaru refuses to open (not its schema, not current) must
         # not be written to by a thread of its own.
         self._checkpointer = _WalCheckpointer(self._connect)
-        for owned in list(self._open):  # this thread's, made before: it checkpoints no more
+        owned = getattr(self._local, "owned", None)  # made before: it checkpoints no more
+        if owned is not None:
             owned.conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_CHECKPOINT_PAGES}")
 
     def committed(self) -> None:
@@ -362,7 +361,6 @@ class _SQLiteConnections(_Connections):
             self._retire(owned)
         if owned is None:
             owned = self._local.owned = _Owned(self._connect())
-            self._open.add(owned)
         return owned.conn
 
     def _retire(self, owned: _Owned | None) -> NoReturn:
@@ -372,7 +370,7 @@ class _SQLiteConnections(_Connections):
             self._local.owned = None
         raise KitaruBackendError(
             f"the SQLite metadata store at {self.path} was closed; open the store again "
-            "(kitaru_core.store.metadata_store.get_store) instead of keeping a closed one"
+            "instead of keeping a closed one"
         )
 
     def _connect(self) -> sqlite3.Connection:
@@ -415,11 +413,10 @@ class _SQLiteConnections(_Connections):
         self._closed = True
         if self._checkpointer is not None:
             self._checkpointer.stop()
-        me = threading.current_thread()
-        for owned in list(self._open):
-            # Another live thread's connection is left to that thread (see the class).
-            if owned.thread is me or not owned.thread.is_alive():
-                owned.conn.close()
+        # Only this thread's: every other thread closes its own (see the class).
+        owned = getattr(self._local, "owned", None)
+        if owned is not None:
+            owned.conn.close()
 
 
 _this_process = os.getpid()
@@ -484,11 +481,10 @@ class _WalCheckpointer:
 class _Owned:
     """A thread's SQLite connection, closed when the thread's locals are dropped."""
 
-    __slots__ = ("__weakref__", "conn", "thread")
+    __slots__ = ("conn",)
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self.thread = threading.current_thread()
 
     def __del__(self) -> None:
         self.conn.close()
