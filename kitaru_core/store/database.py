@@ -356,18 +356,16 @@ class _SQLiteConnections(_Connections):
 
     def current(self) -> sqlite3.Connection:
         """This thread's connection."""
-        owned = getattr(self._local, "owned", None)
         if self._closed:
-            self._retire(owned)
+            self._retire()
+        owned = getattr(self._local, "owned", None)
         if owned is None:
             owned = self._local.owned = _Owned(self._connect())
         return owned.conn
 
-    def _retire(self, owned: _Owned | None) -> NoReturn:
+    def _retire(self) -> NoReturn:
         """This thread's statement after ``close``: its own connection closes here."""
-        if owned is not None:
-            owned.conn.close()
-            self._local.owned = None
+        self._close_own()
         raise KitaruBackendError(
             f"the SQLite metadata store at {self.path} was closed; open the store again "
             "instead of keeping a closed one"
@@ -413,10 +411,13 @@ class _SQLiteConnections(_Connections):
         self._closed = True
         if self._checkpointer is not None:
             self._checkpointer.stop()
-        # Only this thread's: every other thread closes its own (see the class).
+        self._close_own()  # every other thread closes its own (see the class)
+
+    def _close_own(self) -> None:
         owned = getattr(self._local, "owned", None)
         if owned is not None:
             owned.conn.close()
+            self._local.owned = None
 
 
 _this_process = os.getpid()
